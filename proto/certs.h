@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* certs: AMD certificate parsing, chain verification against pinned ARKs, and the VCEK/VLEK
+ * AMD extensions (facts §7). Pure: no I/O, time is a parameter. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "report.h"
+#include "tcb.h"
+
+/* Parse one certificate given as DER or PEM (detected). -EBADMSG if neither. */
+int certs_parse(const uint8_t *buf, size_t len, X509 **ret);
+/* Parse every PEM certificate in buf in order (e.g. KDS cert_chain: ASK then ARK).
+ * -EBADMSG if none or if any block is malformed. *ret is a new stack the caller frees with
+ * sk_X509_pop_free(s, X509_free). At most 8 certificates. */
+int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) **ret);
+/* DER encoding of x into a malloc'd buffer. */
+int certs_to_der(X509 *x, uint8_t **ret_buf, size_t *ret_len);
+
+/* If ark is one of the three pinned AMD ARKs (SHA-256 of its DER), returns 0 and the
+ * product; -ENOENT otherwise. */
+int certs_ark_pinned(X509 *ark, enum snp_product *ret_product);
+/* SHA-256 of the DER encoding. */
+int certs_fingerprint_sha256(X509 *x, uint8_t out[32]);
+
+/* The AMD extensions of a VCEK or VLEK (OID arc 1.3.6.1.4.1.3704.1, facts §7.2). */
+struct certs_amd_ext {
+	bool has_struct_version;
+	long struct_version;
+	char product_name[64]; /* "Milan-B0", "Genoa", "Turin"; "" if absent */
+	bool has_bl, has_tee, has_snp, has_ucode, has_fmc;
+	uint8_t bl, tee, snp, ucode, fmc;
+	uint8_t spl[4]; /* spl_4..spl_7 when present */
+	uint8_t spl_present; /* bit i: spl_(4+i) present */
+	uint8_t hwid[64];
+	size_t hwid_len; /* 0 if absent (VLEK) */
+	char csp_id[256]; /* VLEK only; "" if absent */
+};
+
+int certs_amd_ext_parse(X509 *cert, struct certs_amd_ext *ret);
+/* The product a productName extension names ("Milan-B0" -> Milan). -ENOENT if unknown. */
+int certs_product_from_name(const char *product_name, enum snp_product *ret);
+/* The reported TCB the extensions encode, in the layout of the product. */
+int certs_amd_ext_tcb(const struct certs_amd_ext *e, enum snp_product p, uint64_t *ret);
+
+enum certs_leaf_kind {
+	CERTS_LEAF_VCEK,
+	CERTS_LEAF_VLEK,
+};
+
+struct certs_verify_opts {
+	X509 *extra_ark; /* borrowed; trusted in addition to the pinned ARKs, or NULL. Callers
+			    must only set this on an explicit request (e.g. the sim backend). */
+	time_t now;      /* 0: validity periods are not checked */
+};
+
+/* Verifies ARK self-signature, ASK/ASVK by ARK, and (if leaf) leaf by ASK, all RSA-PSS
+ * SHA-384 with salt 48; serial 0 accepted. The ARK must be pinned or equal extra_ark
+ * (-EPERM otherwise). A leaf whose productName names another product than the root, or an
+ * ASK not issued by the ARK, gives -EXDEV; a bad signature -EKEYREJECTED; validity
+ * -EKEYEXPIRED. Returns the product of the chain. */
+int certs_verify_chain(X509 *leaf, X509 *ask, X509 *ark, const struct certs_verify_opts *opts,
+		       enum snp_product *ret_product);
+
+/* Checks a VCEK's extensions against a report: TCB parts equal the report's REPORTED_TCB,
+ * hwID equals the chip id (64 bytes, or the first 8 for Turin); for a VLEK (signing key 1)
+ * only the TCB. -ENOKEY on mismatch. */
+int certs_check_report(X509 *leaf, const struct report *r, enum snp_product p);
+/* Same check against raw values (the daemon's platform status). chip_id may be NULL to skip. */
+int certs_check_platform(X509 *leaf, enum snp_product p, uint64_t reported_tcb,
+			 const uint8_t *chip_id, size_t chip_id_len);
+
+/* Full offline verification of a report: signature with the leaf's key, leaf vs. report,
+ * and (if ask and ark) the chain. Returns the first failure's distinct error. */
+int certs_verify_report(const uint8_t *report, size_t len, X509 *leaf, X509 *ask, X509 *ark,
+			const struct certs_verify_opts *opts);

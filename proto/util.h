@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* util: small shared helpers for the pure core (byte order, cleanup, hex). No I/O, no clock. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _pure_ __attribute__((pure))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define DIV_ROUND_UP(n, d) (((n) + (d)-1) / (d))
+
+/* Hand a pointer/fd over to a new owner; the old variable no longer frees it. */
+#define TAKE_PTR(p) __extension__({ __typeof__(p) _p_ = (p); (p) = NULL; _p_; })
+#define TAKE_FD(fd) __extension__({ int _fd_ = (fd); (fd) = -1; _fd_; })
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+static inline void freep(void *p)
+{
+	free(*(void **)p);
+}
+
+static inline uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static inline uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | ((uint64_t)get_le32(p + 4) << 32);
+}
+
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline bool mem_is_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* Lower-case hex of n bytes into out (2n+1 bytes incl. NUL). */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+/* Decode exactly 2*n hex digits (either case) from s into out; -EINVAL on anything else. */
+int hex_decode(const char *s, size_t slen, uint8_t *out, size_t n);
+/* Decode a hex string of unknown length into out (at most max bytes); writes *ret_len. */
+int hex_decode_any(const char *s, uint8_t *out, size_t max, size_t *ret_len);
+
+/* Human text for the negative-errno values the core uses with a project-specific meaning
+ * (see the table in util.c); falls back to strerror() wording for the rest. Never NULL. */
+const char *snp_strerror(int r);
