@@ -82,3 +82,33 @@ int hex_decode_any(const char *s, uint8_t *out, size_t max, size_t *ret_len);
 /* Human text for the negative-errno values the core uses with a project-specific meaning
  * (see the table in util.c); falls back to strerror() wording for the rest. Never NULL. */
 const char *snp_strerror(int r);
+
+/* A growable string for building text without stdio (pure code). On allocation failure the
+ * buffer is marked failed and further appends are ignored; check strbuf_failed(). */
+struct strbuf {
+	char *buf; /* owned, NUL-terminated when non-NULL */
+	size_t len;
+	size_t cap;
+	bool failed;
+};
+
+void strbuf_append(struct strbuf *sb, const char *s);
+void strbuf_appendf(struct strbuf *sb, const char *fmt, ...) _printf_(2, 3);
+static inline bool strbuf_failed(const struct strbuf *sb)
+{
+	return sb->failed;
+}
+/* Hands the string to the caller (NULL on failure) and resets sb. */
+char *strbuf_steal(struct strbuf *sb);
+void strbuf_done(struct strbuf *sb);
+
+/* Durations: "250us", "50ms", "20s", "2min", "1h"; a bare number means seconds. Result in
+ * microseconds; -EINVAL on syntax, -ERANGE on overflow. */
+int parse_duration_usec(const char *s, uint64_t *ret);
+/* Formats usec as the shortest exact unit ("50ms", "20s"); returns buf. */
+const char *format_duration_usec(uint64_t usec, char *buf, size_t size);
+/* Decimal with up to 3 fraction digits ("2", "0.5", "12.125") into thousandths. */
+int parse_milli(const char *s, uint64_t *ret);
+const char *format_milli(uint64_t milli, char *buf, size_t size);
+int parse_bool(const char *s, bool *ret);
+int parse_u64(const char *s, uint64_t *ret); /* decimal or 0x-hex, whole string */
