@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* state: the simulated platform's persistent state (chip secret, chip id, product, firmware
+ * version, TCBs, config, VLEK) in a directory shared by the simulator processes. Atomic writes,
+ * a checksum that turns corruption into an error (never a silent reset), an flock around
+ * read-modify-write, and a cheap change check. Does not log: callers print sim_state_strerror. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "sevuapi.h"
+#include "tcb.h"
+
+#define SIM_STATE_FILE "state"
+#define SIM_STATE_LOCK_FILE "state.lock"
+
+struct sim_state_data {
+	uint64_t generation; /* +1 on every write */
+	enum snp_product product;
+	uint8_t secret[SIM_SECRET_LEN];
+	uint8_t chip_id[SIM_CHIP_ID_LEN]; /* Turin: only bytes 0..7 non-zero */
+	uint8_t fw_major, fw_minor, fw_build;
+	uint8_t committed_major, committed_minor, committed_build;
+	uint64_t current_tcb;
+	uint64_t reported_tcb;
+	uint64_t committed_tcb;
+	uint32_t config_flags; /* SNP_CONFIG_F_MASK_CHIP_ID / _KEY */
+	bool vlek_loaded;
+	uint8_t vlek_hashstick[SIM_HASHSTICK_SIZE];
+};
+
+struct sim_state;
+
+/* Opens the state in dir. dir is created (mode 0700) if missing; its parent must exist.
+ * If the state file is missing it is created for create_product (random secret and chip
+ * id, that product's default firmware and TCB), or -ENOENT if create_product is
+ * SNP_PRODUCT_UNKNOWN. An existing state for another product than a known create_product
+ * gives -EEXIST. A corrupt state gives -EUCLEAN (checksum) / -EBADMSG (malformed) /
+ * -EPROTONOSUPPORT (newer format) and the file is left untouched. */
+int sim_state_open(const char *dir, enum snp_product create_product, struct sim_state **ret);
+struct sim_state *sim_state_free(struct sim_state *s);
+static inline void sim_state_freep(struct sim_state **s)
+{
+	sim_state_free(*s);
+}
+
+/* The current state: re-reads the file only if it changed since the last read (stat of the
+ * file: inode, size, mtime, ctime — every write is a rename, so it gets a new inode).
+ * Thread-safe. Errors as for sim_state_open (a state corrupted later is reported, the
+ * cached copy is not used). */
+int sim_state_read(struct sim_state *s, struct sim_state_data *ret);
+
+/* Read-modify-write under the lock (a thread mutex and an exclusive flock on the lock file,
+ * so concurrent writers in any process never lose an update). fn gets the freshly read state:
+ * it returns < 0 to abort (returned as is), 0 to write the modified state (generation is
+ * bumped), > 0 to leave the file unchanged. On success returns fn's result. */
+typedef int (*sim_state_update_fn)(struct sim_state_data *d, void *userdata);
+int sim_state_update(struct sim_state *s, sim_state_update_fn fn, void *userdata);
+
+const char *sim_state_path(const struct sim_state *s);
+
+/* Text for the errors above, in the state's words ("state file is corrupt: checksum ..."). */
+const char *sim_state_strerror(int r);
+
+/* Serialise / parse the file format (exposed for tests and tools). parse: -EUCLEAN,
+ * -EBADMSG, -EPROTONOSUPPORT as above; writes *ret only on success. serialise returns the
+ * length written or -ENOSPC. */
+int sim_state_format(const struct sim_state_data *d, char *buf, size_t size);
+int sim_state_parse(const char *buf, size_t len, struct sim_state_data *ret);
