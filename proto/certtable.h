@@ -31,16 +31,34 @@ struct certtable_entry {
 	uint32_t length;
 };
 
+/* The first entry whose GUID is kind's; NULL if none (or kind is CERTTABLE_UNKNOWN). */
+const struct certtable_entry *certtable_find(const struct certtable_entry *entries, size_t n,
+					     enum certtable_kind kind);
+
 /* Builds N entries + zero terminator + the certificates packed back to back (first at
  * 24*(N+1)). *ret_buf is malloc'd. -E2BIG if the table would exceed CERTTABLE_MAX_SIZE,
- * -EINVAL for a null GUID, an empty certificate or more than CERTTABLE_MAX_ENTRIES. */
+ * -EINVAL for a null GUID, a duplicate GUID, an empty certificate or more than
+ * CERTTABLE_MAX_ENTRIES, -ENOMEM. n = 0 gives the empty table (24 zero bytes). */
 int certtable_build(const struct certtable_entry *entries, size_t n, uint8_t **ret_buf,
 		    size_t *ret_len);
-/* Parses with full bounds checks: terminator required, every entry's data inside the buffer
- * and after the header, no overlaps, no duplicate GUIDs, at most max entries. Entry data
- * pointers point into buf. -EBADMSG / -EMSGSIZE / -E2BIG on hostile input. An empty table
- * (just the terminator) is valid with *ret_n = 0. */
+/* Parses with full bounds checks. Entry data pointers point into buf. An empty table (just the
+ * terminator) is valid with *ret_n = 0; bytes after the terminator that no entry covers
+ * (padding to a page, gaps) are allowed. entries and *ret_n are written only on success.
+ * Each kind of hostile input has its own code:
+ *   -EMSGSIZE   len < 24: no room even for the terminator
+ *   -EFBIG      len > CERTTABLE_MAX_SIZE (16 KiB)
+ *   -EBADMSG    no all-zero terminator inside buf, or an entry with a null GUID that is not
+ *               all zero
+ *   -E2BIG      more than CERTTABLE_MAX_ENTRIES entries before the terminator
+ *   -ENOSPC     more entries than max (the caller's array)
+ *   -ENODATA    an entry with length 0
+ *   -EOVERFLOW  offset + length does not fit in 32 bits
+ *   -EFAULT     an entry's data starts inside the table header (before 24*(N+1))
+ *   -ERANGE     an entry's data ends beyond len
+ *   -ENOTUNIQ   two entries with the same GUID
+ *   -EADDRINUSE two entries' data overlap
+ * Checks run in that order, so an input with several faults reports the first listed. */
 int certtable_parse(const uint8_t *buf, size_t len, struct certtable_entry *entries, size_t max,
 		    size_t *ret_n);
-/* Pages a guest buffer needs to hold len bytes (ceil(len / 4096)). */
+/* Pages a guest buffer needs to hold len bytes (ceil(len / 4096)); 0 for 0. */
 size_t certtable_npages(size_t len);
