@@ -66,7 +66,7 @@ static const struct conf_key conf_keys[] = {
 	  "guest requests admitted to the PSP at once"),
 	K("scheduler", "max_queue_wait", T_DURATION, max_queue_wait_usec, "50ms", 1000, 90000,
 	  "longest a request waits for a PSP slot before BUSY (the kernel waits 100 ms)"),
-	K("scheduler", "busy_budget", T_DURATION, busy_budget_usec, "20s", 2000000, 59999999,
+	K("scheduler", "busy_budget", T_DURATION, busy_budget_usec, "20s", 2000000, 3600000000ull,
 	  "longest a VM is answered BUSY continuously (must be < 60 s)"),
 	K("quota", "rate", T_MILLI, quota_rate_milli, "2", 1, 1000000000ull,
 	  "default per-VM requests per second (fractions allowed)"),

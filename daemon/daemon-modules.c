@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* daemon-modules: start order. Each module is added here as it is written. */
+#include "daemon-modules.h"
+
+#include <stddef.h>
+
+const struct manager_module *const daemon_modules[] = {
+	NULL,
+};

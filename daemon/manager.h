@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* manager: the root of the daemon's object tree. Owns the libev loop, the configuration,
+ * signals, sd_notify/watchdog, and every module (firmware backend, netlink transport,
+ * broker, certificate store, control socket, metrics). */
+#pragma once
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+struct manager;
+
+/* A module plugged into the manager: created in order, torn down in reverse. reload is called
+ * after a successful configuration reload with the old configuration for comparison. */
+struct manager_module {
+	const char *name;
+	int (*start)(struct manager *m);
+	void (*stop)(struct manager *m);
+	int (*reload)(struct manager *m, const struct conf *old);
+	/* Called on SIGTERM: return true when the module has drained (no request in flight). */
+	bool (*drained)(struct manager *m);
+};
+
+struct manager {
+	struct ev_loop *loop; /* owned */
+	struct conf conf;     /* owned; replaced atomically on reload */
+	char *config_path;    /* owned */
+	bool config_required;
+
+	ev_signal sig_hup;
+	ev_signal sig_term;
+	ev_signal sig_int;
+	ev_timer watchdog;
+	ev_timer drain_timer;
+	unsigned drain_polls;
+	uint64_t watchdog_usec;
+	bool ready;
+	bool stopping;
+	int exit_code;
+	uint64_t reloads;
+	uint64_t reload_failures;
+
+	const struct manager_module *const *modules; /* borrowed, NULL-terminated */
+	size_t n_started;
+
+	void *fw;      /* struct fw *, owned (fw.h) */
+	void *broker;  /* struct broker *, owned */
+	void *nlsock;  /* struct nlsock *, owned */
+	void *store;   /* struct store *, owned */
+	void *ctl;     /* struct ctl *, owned */
+	void *metrics; /* struct metrics *, owned */
+};
+
+int manager_new(const char *config_path, bool required, const struct conf *conf,
+		const struct manager_module *const *modules, struct manager **ret);
+void manager_free(struct manager *m);
+/* Runs the loop until SIGTERM/SIGINT has drained; returns the exit code. */
+int manager_run(struct manager *m);
+/* Re-reads the configuration; a bad file leaves the running one in place. */
+int manager_reload(struct manager *m);
+/* Status line for sd_notify STATUS= and snpctl status. */
+void manager_notify_status(struct manager *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* CLOCK_MONOTONIC in usec (the one clock the daemon uses for policy). */
+uint64_t manager_now_usec(void);
