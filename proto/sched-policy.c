@@ -1,2 +1,993 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* sched-policy: admission policy (design §4, §5). Owns per-VM buckets, queues and sequence
+ * state; never reads a clock, does no I/O and allocates only on VM add. */
 #include "sched-policy.h"
+
+#include "msg.h"
+#include "util.h"
+
+/* Tokens are kept in nano-requests: with the rate in milli-requests per second, one usec adds
+ * exactly rate_milli nano-requests, so refills never lose fractions however often they run. */
+#define TOKEN_UNIT 1000000000ll
+#define HASH_MIN_BUCKETS 64u
+#define NVMPCK (MSG_VMPCK_MAX + 1)
+
+struct sched_link {
+	struct sched_link *prev, *next;
+};
+
+struct sched_seq {
+	uint64_t expected; /* next seqno the firmware should accept */
+	uint64_t last;     /* seqno of the last request seen */
+	bool known;        /* expected/last are meaningful */
+	bool last_open;    /* last was not consumed: a re-send of it is normal */
+};
+
+struct sched_vm {
+	uint64_t id;
+	struct sched_vm *hnext; /* hash chain */
+	struct sched_link qlink; /* urgent list, or the DRR list given by `round` */
+	struct sched_link tlink; /* queued requests in arrival (= deadline) order */
+
+	struct sched_quota own_quota;
+	bool custom_quota;
+	int64_t tokens; /* nano-requests; negative is debt */
+	uint64_t refilled_at;
+
+	uint64_t deficit; /* DRR credit, in requests, valid for `round` */
+	uint64_t round;
+
+	/* The one request the VM may have: queued or in flight, never both. */
+	bool queued, urgent, inflight;
+	uint64_t req_id, queued_at;
+	bool req_tracked; /* req_seqno/req_vmpck valid for sequence tracking */
+	uint8_t req_vmpck;
+	uint64_t req_seqno;
+
+	bool in_streak;
+	uint64_t streak_start;
+
+	struct sched_seq seq[NVMPCK];
+
+	uint64_t n_requests, n_admitted, n_forced, n_done, max_streak;
+	uint64_t n_busy[_SCHED_BUSY_MAX];
+	uint64_t n_anom[_SCHED_ANOM_MAX];
+};
+
+struct sched {
+	struct sched_config cfg;
+	sched_emit_fn emit;
+	void *userdata;
+
+	struct sched_vm **buckets; /* owned */
+	size_t nbuckets, nvms;
+
+	struct sched_link urgent;  /* VMs near their BUSY budget, FIFO */
+	struct sched_link current; /* DRR: VMs served in this round (vm->round == round) */
+	struct sched_link next;    /* DRR: VMs waiting for the next round (round + 1) */
+	struct sched_link bytime;  /* every queued request, oldest first */
+	uint64_t round;
+	unsigned nqueued, ninflight;
+
+	bool paused;
+	uint64_t now; /* latest time seen: time never runs backwards here */
+	bool dump_requested;
+	uint64_t dump_at;
+	uint64_t busy_no_vm;
+};
+
+/* --- lists --- */
+
+static void link_init(struct sched_link *l)
+{
+	l->prev = l->next = l;
+}
+
+static bool link_empty(const struct sched_link *head)
+{
+	return head->next == head;
+}
+
+static void link_append(struct sched_link *head, struct sched_link *l)
+{
+	l->prev = head->prev;
+	l->next = head;
+	head->prev->next = l;
+	head->prev = l;
+}
+
+static void link_remove(struct sched_link *l)
+{
+	l->prev->next = l->next;
+	l->next->prev = l->prev;
+	link_init(l);
+}
+
+/* Moves every element of from to the tail of to. */
+static void link_splice(struct sched_link *to, struct sched_link *from)
+{
+	if (link_empty(from))
+		return;
+	from->next->prev = to->prev;
+	to->prev->next = from->next;
+	from->prev->next = to;
+	to->prev = from->prev;
+	link_init(from);
+}
+
+/* --- config --- */
+
+void sched_config_defaults(struct sched_config *c)
+{
+	*c = (struct sched_config){
+		.psp_concurrency = SCHED_DEFAULT_PSP_CONCURRENCY,
+		.busy_budget_usec = SCHED_DEFAULT_BUSY_BUDGET_USEC,
+		.max_queue_wait_usec = SCHED_DEFAULT_MAX_QUEUE_WAIT_USEC,
+		.retry_interval_usec = SCHED_DEFAULT_RETRY_INTERVAL_USEC,
+		.quota = { .rate_milli = SCHED_DEFAULT_RATE_MILLI,
+			   .burst = SCHED_DEFAULT_BURST,
+			   .weight = SCHED_DEFAULT_WEIGHT },
+	};
+}
+
+static int refuse(const char **reason, const char *msg)
+{
+	if (reason)
+		*reason = msg;
+	return -EINVAL;
+}
+
+int sched_quota_check(const struct sched_config *c, const struct sched_quota *q,
+		      const char **reason)
+{
+	if (!c || !q)
+		return refuse(reason, "missing quota");
+	if (q->rate_milli == 0)
+		return refuse(reason, "quota rate must be positive");
+	if (q->rate_milli > SCHED_RATE_MILLI_MAX)
+		return refuse(reason, "quota rate above 1000000 requests per second");
+	if (q->burst == 0)
+		return refuse(reason, "quota burst must be at least 1");
+	if (q->burst > SCHED_BURST_MAX)
+		return refuse(reason, "quota burst above 1000000");
+	if (q->weight == 0 || q->weight > SCHED_WEIGHT_MAX)
+		return refuse(reason, "weight must be between 1 and 1000");
+	/* rate * busy_budget >= 1 request; rate <= 1e9 and budget < 6e7 usec: no overflow. */
+	if (c->busy_budget_usec < SCHED_GUEST_BUSY_LIMIT_USEC &&
+	    q->rate_milli * c->busy_budget_usec < 1000 * SCHED_USEC_PER_SEC)
+		return refuse(reason, "quota allows less than one request per busy_budget; "
+				      "guests would lose their keys");
+	return 0;
+}
+
+int sched_config_check(const struct sched_config *c, const char **reason)
+{
+	if (!c)
+		return refuse(reason, "missing config");
+	if (c->psp_concurrency == 0)
+		return refuse(reason, "psp_concurrency must be at least 1");
+	if (c->psp_concurrency > SCHED_SLOTS_MAX)
+		return refuse(reason, "psp_concurrency above 64");
+	if (c->busy_budget_usec == 0)
+		return refuse(reason, "busy_budget must be positive");
+	if (c->busy_budget_usec >= SCHED_GUEST_BUSY_LIMIT_USEC)
+		return refuse(reason, "busy_budget must be below 60 s (the guest wipes its key)");
+	if (c->max_queue_wait_usec == 0)
+		return refuse(reason, "max_queue_wait must be positive");
+	if (c->max_queue_wait_usec >= SCHED_QUEUE_WAIT_LIMIT_USEC)
+		return refuse(reason, "max_queue_wait must be below the kernel's 100 ms");
+	if (c->retry_interval_usec == 0)
+		return refuse(reason, "retry_interval must be positive");
+	if (c->retry_interval_usec >= c->busy_budget_usec ||
+	    c->busy_budget_usec - c->retry_interval_usec <= c->max_queue_wait_usec)
+		return refuse(reason, "busy_budget must exceed retry_interval + max_queue_wait");
+	return sched_quota_check(c, &c->quota, reason);
+}
+
+const char *sched_busy_reason_name(enum sched_busy_reason r)
+{
+	static const char *const names[_SCHED_BUSY_MAX] = {
+		[SCHED_BUSY_NONE] = "none",	    [SCHED_BUSY_INFLIGHT] = "in-flight",
+		[SCHED_BUSY_QUOTA] = "quota",	    [SCHED_BUSY_OVERLOAD] = "overload",
+		[SCHED_BUSY_NO_VM] = "no-vm",	    [SCHED_BUSY_PAUSED] = "paused",
+		[SCHED_BUSY_REMOVED] = "removed",
+	};
+	return (unsigned)r < _SCHED_BUSY_MAX ? names[r] : "unknown";
+}
+
+const char *sched_anomaly_name(enum sched_anomaly a)
+{
+	static const char *const names[_SCHED_ANOM_MAX] = {
+		[SCHED_ANOM_REPLAY] = "replay",
+		[SCHED_ANOM_GAP] = "gap",
+		[SCHED_ANOM_TYPE] = "unknown-type",
+		[SCHED_ANOM_VMPCK] = "bad-vmpck",
+	};
+	return (unsigned)a < _SCHED_ANOM_MAX ? names[a] : "unknown";
+}
+
+/* --- hash table (chained, power-of-two buckets, grown at load 1) --- */
+
+static uint64_t mix64(uint64_t x)
+{
+	/* splitmix64 finaliser */
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x;
+}
+
+static size_t bucket_of(const struct sched *s, uint64_t id, size_t nbuckets)
+{
+	return (size_t)(mix64(id ^ s->cfg.hash_seed) & (nbuckets - 1));
+}
+
+static struct sched_vm *vm_find(const struct sched *s, uint64_t id)
+{
+	for (struct sched_vm *v = s->buckets[bucket_of(s, id, s->nbuckets)]; v; v = v->hnext)
+		if (v->id == id)
+			return v;
+	return NULL;
+}
+
+static void hash_grow(struct sched *s)
+{
+	size_t nb = s->nbuckets * 2;
+	struct sched_vm **b;
+
+	if (nb < s->nbuckets)
+		return;
+	b = calloc(nb, sizeof(*b));
+	if (!b)
+		return; /* keep the old table: slower, still correct */
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct sched_vm *v = s->buckets[i], *n;
+		for (; v; v = n) {
+			size_t k = bucket_of(s, v->id, nb);
+			n = v->hnext;
+			v->hnext = b[k];
+			b[k] = v;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = nb;
+}
+
+static void hash_unlink(struct sched *s, struct sched_vm *vm)
+{
+	struct sched_vm **p = &s->buckets[bucket_of(s, vm->id, s->nbuckets)];
+
+	for (; *p; p = &(*p)->hnext)
+		if (*p == vm) {
+			*p = vm->hnext;
+			return;
+		}
+}
+
+/* --- token bucket --- */
+
+static const struct sched_quota *vm_quota(const struct sched *s, const struct sched_vm *vm)
+{
+	return vm->custom_quota ? &vm->own_quota : &s->cfg.quota;
+}
+
+static void bucket_refill(const struct sched_quota *q, int64_t *tokens, uint64_t *at,
+			  uint64_t now)
+{
+	int64_t cap = (int64_t)q->burst * TOKEN_UNIT;
+	uint64_t elapsed = now > *at ? now - *at : 0;
+
+	*at = MAX(*at, now);
+	if (*tokens >= cap || elapsed == 0)
+		return;
+	/* Time to fill up; bounded (cap + debt <= ~2e15) so the product below cannot overflow. */
+	uint64_t deficit = (uint64_t)(cap - *tokens);
+	uint64_t need = DIV_ROUND_UP(deficit, q->rate_milli);
+	if (elapsed >= need)
+		*tokens = cap;
+	else
+		*tokens += (int64_t)(elapsed * q->rate_milli);
+}
+
+static void vm_refill(const struct sched *s, struct sched_vm *vm, uint64_t now)
+{
+	bucket_refill(vm_quota(s, vm), &vm->tokens, &vm->refilled_at, now);
+}
+
+static void vm_take_token(const struct sched *s, struct sched_vm *vm)
+{
+	/* Debt is bounded to one bucket's worth: older debt is forgiven. */
+	int64_t floor = -(int64_t)vm_quota(s, vm)->burst * TOKEN_UNIT;
+
+	vm->tokens = MAX(vm->tokens - TOKEN_UNIT, floor);
+}
+
+/* --- events and accounting --- */
+
+static void emit(struct sched *s, enum sched_event_type type, const struct sched_vm *vm,
+		 uint64_t req_id, enum sched_busy_reason reason, bool forced, uint64_t waited)
+{
+	struct sched_event ev = {
+		.type = type,
+		.reason = reason,
+		.forced = forced,
+		.vm_id = vm ? vm->id : 0,
+		.req_id = req_id,
+		.waited_usec = waited,
+	};
+	if (s->emit)
+		s->emit(s->userdata, &ev);
+}
+
+/* A BUSY answer for vm at now: counts it and extends the VM's BUSY streak. */
+static void vm_note_busy(struct sched_vm *vm, enum sched_busy_reason reason, uint64_t now)
+{
+	vm->n_busy[reason]++;
+	if (!vm->in_streak) {
+		vm->in_streak = true;
+		vm->streak_start = now;
+	}
+	vm->max_streak = MAX(vm->max_streak, now - vm->streak_start);
+}
+
+/* Rule 4 with a margin: if the next answer were BUSY, the guest's retry (after
+ * retry_interval, plus a queue wait) could land past busy_budget. */
+static bool vm_urgent(const struct sched *s, const struct sched_vm *vm, uint64_t now)
+{
+	uint64_t margin = s->cfg.retry_interval_usec + s->cfg.max_queue_wait_usec;
+
+	return vm->in_streak && now - vm->streak_start + margin >= s->cfg.busy_budget_usec;
+}
+
+static void vm_admit(struct sched *s, struct sched_vm *vm, bool forced)
+{
+	vm_take_token(s, vm);
+	vm->inflight = true;
+	vm->in_streak = false;
+	vm->n_admitted++;
+	if (forced)
+		vm->n_forced++;
+	s->ninflight++;
+}
+
+static void vm_enqueue(struct sched *s, struct sched_vm *vm, uint64_t req_id, bool urgent,
+		       uint64_t now)
+{
+	vm->queued = true;
+	vm->urgent = urgent;
+	vm->req_id = req_id;
+	vm->queued_at = now;
+	link_append(&s->bytime, &vm->tlink);
+	s->nqueued++;
+	if (urgent) {
+		link_append(&s->urgent, &vm->qlink);
+		return;
+	}
+	/* DRR with depth-1 queues: credit left from this round keeps the VM in this round, so a
+	 * weight-w VM is served w times per round even though it leaves the list after each. */
+	if (vm->round == s->round && vm->deficit >= 1) {
+		link_append(&s->current, &vm->qlink);
+		return;
+	}
+	if (vm->round != s->round + 1 || vm->deficit < 1) {
+		vm->round = s->round + 1;
+		vm->deficit = vm_quota(s, vm)->weight;
+	}
+	link_append(&s->next, &vm->qlink);
+}
+
+static void vm_dequeue(struct sched *s, struct sched_vm *vm)
+{
+	link_remove(&vm->qlink);
+	link_remove(&vm->tlink);
+	vm->queued = false;
+	s->nqueued--;
+}
+
+/* Urgent requests first, then deficit round robin. */
+static struct sched_vm *pick_next(struct sched *s)
+{
+	if (!link_empty(&s->urgent))
+		return container_of(s->urgent.next, struct sched_vm, qlink);
+	if (link_empty(&s->current)) {
+		if (link_empty(&s->next))
+			return NULL;
+		link_splice(&s->current, &s->next);
+		s->round++;
+	}
+	return container_of(s->current.next, struct sched_vm, qlink);
+}
+
+/* Work conservation: fills free slots from the queues. */
+static int dispatch(struct sched *s, uint64_t now)
+{
+	int n = 0;
+
+	while (!s->paused && s->ninflight < s->cfg.psp_concurrency) {
+		struct sched_vm *vm = pick_next(s);
+		bool forced;
+
+		if (!vm)
+			break;
+		forced = vm->urgent;
+		if (!forced && vm->deficit > 0)
+			vm->deficit--;
+		vm_dequeue(s, vm);
+		vm_refill(s, vm, now);
+		vm_admit(s, vm, forced);
+		emit(s, SCHED_EV_ADMIT, vm, vm->req_id, SCHED_BUSY_NONE, forced, now - vm->queued_at);
+		n++;
+	}
+	return n;
+}
+
+/* Refuses every queued request whose wait reached max_queue_wait. */
+static int expire(struct sched *s, uint64_t now)
+{
+	int n = 0;
+
+	while (!link_empty(&s->bytime)) {
+		struct sched_vm *vm = container_of(s->bytime.next, struct sched_vm, tlink);
+		enum sched_busy_reason reason = s->paused ? SCHED_BUSY_PAUSED : SCHED_BUSY_OVERLOAD;
+
+		if (now - vm->queued_at < s->cfg.max_queue_wait_usec)
+			break;
+		vm_dequeue(s, vm);
+		vm_note_busy(vm, reason, now);
+		emit(s, SCHED_EV_BUSY, vm, vm->req_id, reason, false, now - vm->queued_at);
+		n++;
+	}
+	return n;
+}
+
+/* Time never runs backwards inside sched: a stale `now` is treated as the latest seen. */
+static uint64_t clock_in(struct sched *s, uint64_t now)
+{
+	s->now = MAX(s->now, now);
+	return s->now;
+}
+
+static void slot_freed(struct sched *s, uint64_t now)
+{
+	dispatch(s, now);
+	if (s->paused && s->ninflight == 0)
+		emit(s, SCHED_EV_DRAINED, NULL, 0, SCHED_BUSY_NONE, false, 0);
+}
+
+/* --- lifecycle --- */
+
+int sched_new(const struct sched_config *c, sched_emit_fn emit_fn, void *userdata,
+	      struct sched **ret)
+{
+	struct sched *s;
+
+	if (!ret || sched_config_check(c, NULL) < 0)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->buckets = calloc(HASH_MIN_BUCKETS, sizeof(*s->buckets));
+	if (!s->buckets) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->nbuckets = HASH_MIN_BUCKETS;
+	s->cfg = *c;
+	s->emit = emit_fn;
+	s->userdata = userdata;
+	link_init(&s->urgent);
+	link_init(&s->current);
+	link_init(&s->next);
+	link_init(&s->bytime);
+	*ret = s;
+	return 0;
+}
+
+void sched_free(struct sched *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct sched_vm *v = s->buckets[i], *n;
+		for (; v; v = n) {
+			n = v->hnext;
+			free(v);
+		}
+	}
+	free(s->buckets);
+	free(s);
+}
+
+int sched_vm_add(struct sched *s, uint64_t vm_id, uint64_t now)
+{
+	struct sched_vm *vm;
+	size_t k;
+
+	if (!s)
+		return -EINVAL;
+	now = clock_in(s, now);
+	if (vm_find(s, vm_id))
+		return -EEXIST;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->id = vm_id;
+	link_init(&vm->qlink);
+	link_init(&vm->tlink);
+	vm->tokens = (int64_t)s->cfg.quota.burst * TOKEN_UNIT;
+	vm->refilled_at = now;
+	if (s->nvms >= s->nbuckets)
+		hash_grow(s);
+	k = bucket_of(s, vm_id, s->nbuckets);
+	vm->hnext = s->buckets[k];
+	s->buckets[k] = vm;
+	s->nvms++;
+	return 0;
+}
+
+int sched_vm_remove(struct sched *s, uint64_t vm_id, uint64_t now)
+{
+	struct sched_vm *vm;
+	bool had_slot;
+
+	if (!s)
+		return -EINVAL;
+	now = clock_in(s, now);
+	expire(s, now);
+	vm = vm_find(s, vm_id);
+	if (!vm)
+		return -ENOENT;
+	hash_unlink(s, vm);
+	s->nvms--;
+	if (vm->queued) {
+		vm_dequeue(s, vm);
+		emit(s, SCHED_EV_BUSY, vm, vm->req_id, SCHED_BUSY_REMOVED, false,
+		     now - vm->queued_at);
+	}
+	had_slot = vm->inflight;
+	if (had_slot)
+		s->ninflight--;
+	free(vm);
+	if (had_slot)
+		slot_freed(s, now);
+	return 0;
+}
+
+int sched_vm_restore_inflight(struct sched *s, uint64_t vm_id, uint64_t req_id, uint64_t now)
+{
+	struct sched_vm *vm;
+
+	if (!s)
+		return -EINVAL;
+	now = clock_in(s, now);
+	vm = vm_find(s, vm_id);
+	if (!vm)
+		return -ENOENT;
+	if (vm->inflight || vm->queued)
+		return -EBUSY;
+	vm->req_id = req_id;
+	vm->req_tracked = false;
+	vm->inflight = true;
+	vm->in_streak = false;
+	s->ninflight++;
+	return 0;
+}
+
+/* --- sequence tracking (rule 5) --- */
+
+static bool type_is_request(uint8_t type)
+{
+	return type >= MSG_CPUID_REQ && type <= MSG_TSC_INFO_REQ && (type & 1);
+}
+
+static unsigned seq_classify(struct sched_vm *vm, const struct sched_msg *m)
+{
+	unsigned anom = 0;
+	struct sched_seq *q;
+
+	vm->req_tracked = false;
+	if (!m)
+		return 0;
+	if (!type_is_request(m->type))
+		anom |= 1u << SCHED_ANOM_TYPE;
+	if (m->vmpck > MSG_VMPCK_MAX)
+		return anom | 1u << SCHED_ANOM_VMPCK;
+
+	q = &vm->seq[m->vmpck];
+	vm->req_tracked = true;
+	vm->req_vmpck = m->vmpck;
+	vm->req_seqno = m->seqno;
+	if (m->seqno == 0) {
+		anom |= 1u << SCHED_ANOM_REPLAY; /* never valid (facts §2.3) */
+	} else if (!q->known) {
+		/* First sight (or after a restart): nothing to compare against yet. */
+		q->known = true;
+		q->expected = m->seqno;
+	} else if (m->seqno == q->last && q->last_open) {
+		/* re-send after BUSY / INVALID_LEN / a failed attempt: normal */
+	} else if (m->seqno < q->expected || (m->seqno == q->last && !q->last_open)) {
+		anom |= 1u << SCHED_ANOM_REPLAY;
+	} else if (m->seqno > q->expected) {
+		anom |= 1u << SCHED_ANOM_GAP;
+	}
+	if (m->seqno != 0) {
+		q->last = m->seqno;
+		q->last_open = true;
+	}
+	return anom;
+}
+
+static void seq_done(struct sched_vm *vm, enum sched_outcome outcome)
+{
+	struct sched_seq *q;
+
+	if (!vm->req_tracked || vm->req_seqno == 0)
+		return;
+	q = &vm->seq[vm->req_vmpck];
+	if (outcome == SCHED_OUTCOME_SUCCESS && vm->req_seqno <= UINT64_MAX - 2) {
+		/* The firmware consumed request and response numbers (facts §2.3). */
+		q->known = true;
+		q->expected = vm->req_seqno + 2;
+		q->last = vm->req_seqno;
+		q->last_open = false;
+	}
+	/* Otherwise the firmware did not advance: the same seqno stays valid. */
+}
+
+/* --- requests --- */
+
+int sched_request(struct sched *s, uint64_t vm_id, uint64_t req_id, const struct sched_msg *msg,
+		  uint64_t now, struct sched_decision *ret)
+{
+	struct sched_decision d = { .verdict = SCHED_BUSY };
+	struct sched_vm *vm;
+	bool urgent;
+
+	if (!s || !ret)
+		return -EINVAL;
+	now = clock_in(s, now);
+	expire(s, now);
+
+	vm = vm_find(s, vm_id);
+	if (!vm) {
+		s->busy_no_vm++;
+		d.reason = SCHED_BUSY_NO_VM;
+		if (!s->dump_requested || now - s->dump_at >= SCHED_DUMP_INTERVAL_USEC) {
+			d.need_dump = true;
+			s->dump_requested = true;
+			s->dump_at = now;
+		}
+		*ret = d;
+		return 0;
+	}
+
+	vm->n_requests++;
+	if (vm->queued || vm->inflight) {
+		/* The tracked request belongs to the admitted/queued one: classify without
+		 * disturbing it. */
+		bool tracked = vm->req_tracked;
+		uint8_t vmpck = vm->req_vmpck;
+		uint64_t seqno = vm->req_seqno;
+
+		d.anomalies = seq_classify(vm, msg);
+		vm->req_tracked = tracked;
+		vm->req_vmpck = vmpck;
+		vm->req_seqno = seqno;
+		d.reason = SCHED_BUSY_INFLIGHT;
+		goto busy;
+	}
+	d.anomalies = seq_classify(vm, msg);
+	if (s->paused) {
+		d.reason = SCHED_BUSY_PAUSED;
+		goto busy;
+	}
+	vm_refill(s, vm, now);
+	urgent = vm_urgent(s, vm, now);
+	if (vm->tokens < TOKEN_UNIT && !urgent) {
+		d.reason = SCHED_BUSY_QUOTA;
+		goto busy;
+	}
+	d.forced = urgent;
+	if (s->ninflight < s->cfg.psp_concurrency && s->nqueued == 0) {
+		vm->req_id = req_id;
+		vm_admit(s, vm, urgent);
+		d.verdict = SCHED_ADMIT;
+	} else {
+		vm_enqueue(s, vm, req_id, urgent, now);
+		d.verdict = SCHED_QUEUED;
+		dispatch(s, now);
+	}
+	goto out;
+
+busy:
+	vm_note_busy(vm, d.reason, now);
+out:
+	for (unsigned i = 0; i < _SCHED_ANOM_MAX; i++)
+		if (d.anomalies & (1u << i))
+			vm->n_anom[i]++;
+	*ret = d;
+	return 0;
+}
+
+int sched_done(struct sched *s, uint64_t vm_id, uint64_t req_id, uint64_t now,
+	       enum sched_outcome outcome)
+{
+	struct sched_vm *vm;
+
+	if (!s)
+		return -EINVAL;
+	now = clock_in(s, now);
+	expire(s, now);
+	vm = vm_find(s, vm_id);
+	if (!vm)
+		return -ENOENT;
+	if (vm->inflight && vm->req_id == req_id) {
+		vm->inflight = false;
+		vm->n_done++;
+		seq_done(vm, outcome);
+		s->ninflight--;
+		slot_freed(s, now);
+		return 0;
+	}
+	if (vm->queued && vm->req_id == req_id) {
+		/* The kernel stopped waiting and answered BUSY itself. */
+		vm_dequeue(s, vm);
+		vm_note_busy(vm, SCHED_BUSY_OVERLOAD, now);
+		dispatch(s, now);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int sched_tick(struct sched *s, uint64_t now)
+{
+	int n;
+
+	if (!s)
+		return -EINVAL;
+	now = clock_in(s, now);
+	n = expire(s, now);
+	return n + dispatch(s, now);
+}
+
+int sched_next_deadline(const struct sched *s, uint64_t *ret_usec)
+{
+	const struct sched_vm *vm;
+
+	if (!s || !ret_usec)
+		return -EINVAL;
+	if (link_empty(&s->bytime))
+		return -ENOENT;
+	vm = container_of(s->bytime.next, struct sched_vm, tlink);
+	*ret_usec = vm->queued_at + s->cfg.max_queue_wait_usec;
+	return 0;
+}
+
+int sched_pause(struct sched *s, uint64_t now)
+{
+	if (!s)
+		return -EINVAL;
+	now = clock_in(s, now);
+	expire(s, now);
+	s->paused = true;
+	return (int)s->ninflight;
+}
+
+int sched_resume(struct sched *s, uint64_t now)
+{
+	if (!s)
+		return -EINVAL;
+	now = clock_in(s, now);
+	s->paused = false;
+	return expire(s, now) + dispatch(s, now);
+}
+
+bool sched_paused(const struct sched *s)
+{
+	return s && s->paused;
+}
+
+unsigned sched_inflight(const struct sched *s)
+{
+	return s ? s->ninflight : 0;
+}
+
+unsigned sched_queued(const struct sched *s)
+{
+	return s ? s->nqueued : 0;
+}
+
+size_t sched_vm_count(const struct sched *s)
+{
+	return s ? s->nvms : 0;
+}
+
+uint64_t sched_busy_no_vm(const struct sched *s)
+{
+	return s ? s->busy_no_vm : 0;
+}
+
+/* --- quotas --- */
+
+static void vm_apply_quota(struct sched *s, struct sched_vm *vm, const struct sched_quota *q,
+			   uint64_t now)
+{
+	int64_t cap;
+
+	vm_refill(s, vm, now); /* at the old rate up to now */
+	if (q) {
+		vm->own_quota = *q;
+		vm->custom_quota = true;
+	} else {
+		vm->custom_quota = false;
+	}
+	q = vm_quota(s, vm);
+	cap = (int64_t)q->burst * TOKEN_UNIT;
+	vm->tokens = MIN(vm->tokens, cap);
+	vm->tokens = MAX(vm->tokens, -cap);
+	vm->deficit = MIN(vm->deficit, (uint64_t)q->weight);
+}
+
+int sched_vm_set_quota(struct sched *s, uint64_t vm_id, const struct sched_quota *q, uint64_t now,
+		       const char **reason)
+{
+	struct sched_vm *vm;
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	if (q) {
+		r = sched_quota_check(&s->cfg, q, reason);
+		if (r < 0)
+			return r;
+	}
+	now = clock_in(s, now);
+	vm = vm_find(s, vm_id);
+	if (!vm)
+		return -ENOENT;
+	vm_apply_quota(s, vm, q, now);
+	return 0;
+}
+
+int sched_set_default_quota(struct sched *s, const struct sched_quota *q, uint64_t now,
+			    const char **reason)
+{
+	int r;
+
+	if (!s)
+		return -EINVAL;
+	r = sched_quota_check(&s->cfg, q, reason);
+	if (r < 0)
+		return r;
+	now = clock_in(s, now);
+	/* Refill everyone at the old default first; admin action, O(n) is fine. */
+	for (size_t i = 0; i < s->nbuckets; i++)
+		for (struct sched_vm *v = s->buckets[i]; v; v = v->hnext)
+			if (!v->custom_quota)
+				vm_refill(s, v, now);
+	s->cfg.quota = *q;
+	for (size_t i = 0; i < s->nbuckets; i++)
+		for (struct sched_vm *v = s->buckets[i]; v; v = v->hnext)
+			if (!v->custom_quota)
+				vm_apply_quota(s, v, NULL, now);
+	return 0;
+}
+
+/* --- introspection --- */
+
+static void vm_fill_stats(const struct sched *s, const struct sched_vm *vm, uint64_t now,
+			  struct sched_vm_stats *st)
+{
+	int64_t tokens = vm->tokens;
+	uint64_t at = vm->refilled_at;
+
+	now = MAX(now, s->now);
+	bucket_refill(vm_quota(s, vm), &tokens, &at, now);
+	*st = (struct sched_vm_stats){
+		.vm_id = vm->id,
+		.requests = vm->n_requests,
+		.admitted = vm->n_admitted,
+		.forced = vm->n_forced,
+		.done = vm->n_done,
+		.busy_streak_usec = vm->in_streak ? now - vm->streak_start : 0,
+		.max_busy_streak_usec = vm->max_streak,
+		.tokens_milli = tokens / (TOKEN_UNIT / 1000),
+		.quota = *vm_quota(s, vm),
+		.custom_quota = vm->custom_quota,
+		.inflight = vm->inflight,
+		.queued = vm->queued,
+	};
+	memcpy(st->busy, vm->n_busy, sizeof(st->busy));
+	memcpy(st->anomalies, vm->n_anom, sizeof(st->anomalies));
+}
+
+int sched_vm_stats(const struct sched *s, uint64_t vm_id, uint64_t now,
+		   struct sched_vm_stats *ret)
+{
+	const struct sched_vm *vm;
+
+	if (!s || !ret)
+		return -EINVAL;
+	vm = vm_find(s, vm_id);
+	if (!vm)
+		return -ENOENT;
+	vm_fill_stats(s, vm, now, ret);
+	return 0;
+}
+
+size_t sched_vm_foreach(const struct sched *s, uint64_t now,
+			void (*fn)(void *userdata, const struct sched_vm_stats *st), void *userdata)
+{
+	size_t n = 0;
+
+	if (!s || !fn)
+		return 0;
+	for (size_t i = 0; i < s->nbuckets; i++)
+		for (const struct sched_vm *v = s->buckets[i]; v; v = v->hnext) {
+			struct sched_vm_stats st;
+			vm_fill_stats(s, v, now, &st);
+			fn(userdata, &st);
+			n++;
+		}
+	return n;
+}
+
+static bool list_ok(const struct sched *s, const struct sched_link *head, int kind,
+		    unsigned *count)
+{
+	for (const struct sched_link *l = head->next; l != head; l = l->next) {
+		const struct sched_vm *vm = container_of(l, struct sched_vm, qlink);
+
+		if (l->next->prev != l || !vm->queued || vm->inflight || vm_find(s, vm->id) != vm)
+			return false;
+		if (kind == 0 && !vm->urgent)
+			return false;
+		if (kind == 1 && (vm->urgent || vm->round != s->round))
+			return false;
+		if (kind == 2 && (vm->urgent || vm->round != s->round + 1))
+			return false;
+		if (++*count > s->nvms)
+			return false;
+	}
+	return true;
+}
+
+int sched_selfcheck(const struct sched *s)
+{
+	unsigned inq = 0, bytime = 0, inflight = 0, queued = 0;
+	size_t nvms = 0;
+	uint64_t prev = 0;
+
+	if (!s)
+		return -EINVAL;
+	if (!list_ok(s, &s->urgent, 0, &inq) || !list_ok(s, &s->current, 1, &inq) ||
+	    !list_ok(s, &s->next, 2, &inq))
+		return -EUCLEAN;
+	for (const struct sched_link *l = s->bytime.next; l != &s->bytime; l = l->next) {
+		const struct sched_vm *vm = container_of(l, struct sched_vm, tlink);
+		if (!vm->queued || vm->queued_at < prev || ++bytime > s->nvms)
+			return -EUCLEAN;
+		prev = vm->queued_at;
+	}
+	for (size_t i = 0; i < s->nbuckets; i++)
+		for (const struct sched_vm *v = s->buckets[i]; v; v = v->hnext) {
+			if (bucket_of(s, v->id, s->nbuckets) != i || ++nvms > s->nvms)
+				return -EUCLEAN;
+			if (v->inflight && v->queued)
+				return -EUCLEAN;
+			inflight += v->inflight;
+			queued += v->queued;
+			if (v->tokens > (int64_t)vm_quota(s, v)->burst * TOKEN_UNIT)
+				return -EUCLEAN;
+		}
+	if (nvms != s->nvms || inq != s->nqueued || bytime != s->nqueued ||
+	    queued != s->nqueued || inflight != s->ninflight)
+		return -EUCLEAN;
+	/* Work conservation: nothing waits while a slot is free, unless paused. */
+	if (!s->paused && s->ninflight < s->cfg.psp_concurrency && s->nqueued > 0)
+		return -EUCLEAN;
+	return 0;
+}
