@@ -192,7 +192,7 @@ struct sched_vm_stats {
 	uint64_t done;
 	uint64_t busy[_SCHED_BUSY_MAX];
 	uint64_t anomalies[_SCHED_ANOM_MAX];
-	uint64_t busy_streak_usec;     /* current continuous BUSY time (0: not in a streak) */
+	uint64_t busy_streak_usec;     /* current continuous BUSY span; 0 if none */
 	uint64_t max_busy_streak_usec; /* longest streak seen at a BUSY answer */
 	int64_t tokens_milli;          /* bucket level (negative: debt) at `now` */
 	struct sched_quota quota;      /* effective quota */
