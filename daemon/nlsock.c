@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* nlsock: netlink socket, REGISTER/VM_DUMP handshake, batched receive, sender checks.
+ * Every received byte is validated by proto/nl.c before anyone looks at it. */
+#include "nlsock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <linux/genetlink.h>
+
+#include "log.h"
+#include "util.h"
+
+#define NLSOCK_RCVBUF (8 * 1024 * 1024)
+#define NLSOCK_SNDBUF (4 * 1024 * 1024)
+#define NLSOCK_BATCH 32
+#define NLSOCK_DGRAM_MAX 32768
+#define NLSOCK_RETRY_SEC 1.0
+
+struct nlsock {
+	struct ev_loop *loop; /* borrowed */
+	const struct nlsock_handler *h;
+	void *userdata;
+	enum conf_transport transport;
+	uint32_t peer_port; /* 0 = kernel */
+	uint16_t family;
+	int fd;
+	uint32_t seq;
+	uint32_t register_seq;
+	bool registered;
+	bool register_pending;
+	ev_io io;
+	ev_timer retry;
+	struct nlsock_stats stats;
+	uint8_t (*rx)[NLSOCK_DGRAM_MAX]; /* owned: NLSOCK_BATCH buffers */
+	uint8_t tx[SNPA_MSG_MAX] __attribute__((aligned(4)));
+};
+
+static int resolve_genl_family(uint16_t *ret)
+{
+	uint8_t buf[8192] __attribute__((aligned(4)));
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	struct genlmsghdr *g;
+	struct nlattr *a;
+	uint32_t seq = 1;
+	int r = -ENOENT;
+	ssize_t n;
+
+	nl = mnl_socket_open(NETLINK_GENERIC);
+	if (!nl)
+		return -errno;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		r = -errno;
+		goto out;
+	}
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = GENL_ID_CTRL;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->cmd = CTRL_CMD_GETFAMILY;
+	g->version = 1;
+	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, SNPA_GENL_NAME);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		r = -errno;
+		goto out;
+	}
+	while ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
+		for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, (int)n);
+		     nlh = mnl_nlmsg_next(nlh, (int *)&n)) {
+			if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != 0)
+				continue;
+			if (nlh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+				if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+					goto out;
+				if (e->error < 0) {
+					r = e->error;
+					goto out;
+				}
+				goto out; /* ACK after the answer */
+			}
+			if (nlh->nlmsg_type != GENL_ID_CTRL)
+				continue;
+			mnl_attr_for_each(a, nlh, sizeof(*g)) {
+				if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID &&
+				    mnl_attr_validate(a, MNL_TYPE_U16) == 0) {
+					*ret = mnl_attr_get_u16(a);
+					r = 0;
+				}
+			}
+		}
+		if (r == 0)
+			break;
+	}
+out:
+	mnl_socket_close(nl);
+	return r;
+}
+
+static int open_socket(struct nlsock *s)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	int proto = s->transport == CONF_TRANSPORT_GENL ? NETLINK_GENERIC : NETLINK_USERSOCK;
+	int fd, v, r;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, proto);
+	if (fd < 0)
+		return -errno;
+	v = NLSOCK_RCVBUF;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+	v = NLSOCK_SNDBUF;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	v = 1;
+	(void)setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &v, sizeof(v));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int send_raw(struct nlsock *s, const void *buf, size_t len)
+{
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = s->peer_port };
+	ssize_t n;
+
+	do
+		n = sendto(s->fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to));
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		s->stats.tx_errors++;
+		return -errno;
+	}
+	s->stats.tx_msgs++;
+	return 0;
+}
+
+static void lose_role(struct nlsock *s, int reason)
+{
+	bool was = s->registered;
+
+	s->registered = false;
+	s->register_pending = false;
+	if (!ev_is_active(&s->retry)) {
+		ev_timer_set(&s->retry, NLSOCK_RETRY_SEC, NLSOCK_RETRY_SEC);
+		ev_timer_start(s->loop, &s->retry);
+	}
+	if (was && s->h->on_unregistered)
+		s->h->on_unregistered(s->userdata, reason);
+}
+
+static int build_and_send(struct nlsock *s, const struct snpa_msg *m, uint16_t flags,
+			  uint32_t *ret_seq)
+{
+	uint32_t seq = ++s->seq;
+	int len, r;
+
+	len = nl_build(s->tx, sizeof(s->tx), s->family, flags, seq, 0, m);
+	if (len < 0) {
+		s->stats.tx_errors++;
+		return log_error_errno(len, "Cannot encode %s", nl_cmd_name(m->cmd));
+	}
+	r = send_raw(s, s->tx, (size_t)len);
+	if (r == -ECONNREFUSED || r == -ENOENT) {
+		log_warning("The %s peer is gone; waiting for it to return",
+			    nlsock_transport_name(s));
+		lose_role(s, r);
+		return r;
+	}
+	if (r < 0)
+		return log_warning_errno(r, "Failed to send %s", nl_cmd_name(m->cmd));
+	if (ret_seq)
+		*ret_seq = seq;
+	return 0;
+}
+
+static void send_register(struct nlsock *s)
+{
+	struct snpa_msg m = {
+		.cmd = SNPA_CMD_REGISTER,
+		.present = (1u << SNPA_A_ABI_VERSION) | (1u << SNPA_A_FEATURES),
+		.abi_version = SNPA_ABI_VERSION,
+		.features = SNPA_F_CERT_TABLE,
+	};
+
+	if (s->transport == CONF_TRANSPORT_GENL && s->family == 0) {
+		uint16_t fam = 0;
+		int r = resolve_genl_family(&fam);
+		if (r < 0) {
+			if (s->stats.register_attempts++ == 0)
+				log_warning_errno(r,
+						  "Generic netlink family '%s' not available (KVM without the broker interface?); retrying",
+						  SNPA_GENL_NAME);
+			return;
+		}
+		s->family = fam;
+	}
+	s->stats.register_attempts++;
+	if (build_and_send(s, &m, NLM_F_REQUEST | NLM_F_ACK, &s->register_seq) == 0)
+		s->register_pending = true;
+}
+
+static void send_dump(struct nlsock *s)
+{
+	struct snpa_msg m = { .cmd = SNPA_CMD_VM_DUMP };
+
+	(void)build_and_send(s, &m, NLM_F_REQUEST, NULL);
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct nlsock *s = container_of(w, struct nlsock, retry);
+
+	(void)loop;
+	(void)revents;
+	if (s->registered) {
+		ev_timer_stop(s->loop, w);
+		return;
+	}
+	send_register(s);
+}
+
+/* Best effort for a message nl_parse refused: if it is a GUEST_REQ whose REQ_ID can be read,
+ * the vCPU is waiting on it, so answer BUSY (always safe for the guest) instead of letting it
+ * wait for the kernel's timeout. */
+static void answer_malformed(struct nlsock *s, const struct nlmsghdr *nlh)
+{
+	const struct genlmsghdr *g;
+	const struct nlattr *a;
+	uint64_t req_id = 0;
+	int found = 0;
+
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*g)))
+		return;
+	g = mnl_nlmsg_get_payload(nlh);
+	if (g->cmd != SNPA_CMD_GUEST_REQ)
+		return;
+	mnl_attr_for_each(a, nlh, sizeof(*g)) {
+		if (!mnl_attr_ok(a, (int)((const char *)mnl_nlmsg_get_payload_tail(nlh) -
+					  (const char *)a)))
+			break;
+		if (mnl_attr_get_type(a) == SNPA_A_REQ_ID &&
+		    mnl_attr_get_payload_len(a) == sizeof(uint64_t)) {
+			req_id = mnl_attr_get_u64(a);
+			found++;
+		}
+	}
+	if (found != 1 || !s->registered)
+		return;
+	struct snpa_msg v = {
+		.cmd = SNPA_CMD_VERDICT,
+		.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT) | (1u << SNPA_A_EXITINFO2),
+		.req_id = req_id,
+		.verdict = SNPA_VERDICT_ANSWER,
+		.exitinfo2 = 0x0000000200000000ull,
+	};
+	if (build_and_send(s, &v, NLM_F_REQUEST, NULL) == 0)
+		s->stats.malformed_answered++;
+}
+
+static void handle_one(struct nlsock *s, const struct nlmsghdr *nlh, size_t len)
+{
+	struct snpa_msg m;
+	const char *why = NULL;
+	uint32_t seq;
+	int cls, err, r;
+
+	cls = nl_msg_class(nlh, len, s->family);
+	if (cls < 0) {
+		s->stats.malformed++;
+		return;
+	}
+	switch (cls) {
+	case NL_MSG_ACK:
+		r = nl_parse_ack(nlh, len, &seq, &err);
+		if (r < 0) {
+			s->stats.malformed++;
+			return;
+		}
+		if (s->register_pending && seq == s->register_seq) {
+			s->register_pending = false;
+			if (err == 0) {
+				s->registered = true;
+				s->stats.registrations++;
+				ev_timer_stop(s->loop, &s->retry);
+				log_info("Registered as the SNP attestation broker (%s)",
+					 nlsock_transport_name(s));
+				send_dump(s);
+				if (s->h->on_registered)
+					s->h->on_registered(s->userdata);
+			} else {
+				log_warning_errno(err, "Broker registration refused%s",
+						  err == -EBUSY ? " (another broker is registered)"
+								: "");
+			}
+		} else if (err < 0) {
+			log_debug("The kernel refused message seq %u: %s", seq, strerror(-err));
+		}
+		return;
+	case NL_MSG_OVERRUN:
+		s->stats.enobufs++;
+		if (s->registered) {
+			send_dump(s);
+			if (s->h->on_resync)
+				s->h->on_resync(s->userdata);
+		}
+		return;
+	case NL_MSG_SNPA:
+		break;
+	default:
+		return;
+	}
+	r = nl_parse_reason(nlh, len, s->family, &m, &why);
+	if (r < 0) {
+		s->stats.malformed++;
+		log_debug("Dropped malformed %s message: %s", SNPA_GENL_NAME, why ? why : "?");
+		answer_malformed(s, nlh);
+		return;
+	}
+	s->stats.rx_msgs++;
+	if (s->h->on_message)
+		s->h->on_message(s->userdata, &m);
+}
+
+static void handle_datagram(struct nlsock *s, uint8_t *buf, size_t len)
+{
+	while (len >= sizeof(struct nlmsghdr)) {
+		struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
+		size_t msg_len = nlh->nlmsg_len, step;
+
+		if (msg_len < sizeof(*nlh) || msg_len > len) {
+			s->stats.malformed++;
+			return;
+		}
+		handle_one(s, nlh, msg_len);
+		step = NLMSG_ALIGN(msg_len);
+		if (step >= len)
+			return;
+		buf += step;
+		len -= step;
+	}
+	if (len > 0)
+		s->stats.malformed++;
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct nlsock *s = container_of(w, struct nlsock, io);
+	struct mmsghdr msgs[NLSOCK_BATCH];
+	struct iovec iov[NLSOCK_BATCH];
+	struct sockaddr_nl from[NLSOCK_BATCH];
+	int n;
+
+	(void)loop;
+	(void)revents;
+	for (int round = 0; round < 8; round++) {
+		for (int i = 0; i < NLSOCK_BATCH; i++) {
+			iov[i] = (struct iovec){ .iov_base = s->rx[i], .iov_len = NLSOCK_DGRAM_MAX };
+			msgs[i] = (struct mmsghdr){ .msg_hdr = {
+							    .msg_name = &from[i],
+							    .msg_namelen = sizeof(from[i]),
+							    .msg_iov = &iov[i],
+							    .msg_iovlen = 1,
+						    } };
+		}
+		n = recvmmsg(s->fd, msgs, NLSOCK_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ENOBUFS) {
+				/* The kernel dropped messages for us: resynchronise. */
+				s->stats.enobufs++;
+				log_warning("Netlink receive buffer overrun; resynchronising with VM_DUMP");
+				if (s->registered) {
+					send_dump(s);
+					if (s->h->on_resync)
+						s->h->on_resync(s->userdata);
+				}
+				continue;
+			}
+			if (errno != EAGAIN)
+				log_warning_errno(-errno, "Netlink receive failed");
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			if (msgs[i].msg_hdr.msg_namelen != sizeof(struct sockaddr_nl) ||
+			    from[i].nl_pid != s->peer_port ||
+			    (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+				s->stats.foreign_sender += from[i].nl_pid != s->peer_port;
+				s->stats.malformed += (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+				continue;
+			}
+			handle_datagram(s, s->rx[i], msgs[i].msg_len);
+		}
+		if (n < NLSOCK_BATCH)
+			return;
+	}
+}
+
+int nlsock_new(struct ev_loop *loop, const struct conf *c, const struct nlsock_handler *h,
+	       void *userdata, struct nlsock **ret)
+{
+	struct nlsock *s;
+	int fd;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->rx = calloc(NLSOCK_BATCH, sizeof(*s->rx));
+	if (!s->rx) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->loop = loop;
+	s->h = h;
+	s->userdata = userdata;
+	s->transport = c->transport;
+	if (c->transport == CONF_TRANSPORT_USERSOCK) {
+		s->peer_port = c->usersock_port;
+		s->family = SNPA_USERSOCK_FAMILY;
+	}
+	fd = open_socket(s);
+	if (fd < 0) {
+		free(s->rx);
+		free(s);
+		return log_error_errno(fd, "Cannot open the netlink socket");
+	}
+	s->fd = fd;
+	ev_io_init(&s->io, on_readable, fd, EV_READ);
+	ev_timer_init(&s->retry, on_retry, 0., NLSOCK_RETRY_SEC);
+	*ret = s;
+	return 0;
+}
+
+void nlsock_free(struct nlsock *s)
+{
+	if (!s)
+		return;
+	ev_io_stop(s->loop, &s->io);
+	ev_timer_stop(s->loop, &s->retry);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->rx);
+	free(s);
+}
+
+int nlsock_start(struct nlsock *s)
+{
+	ev_io_start(s->loop, &s->io);
+	send_register(s);
+	ev_timer_set(&s->retry, NLSOCK_RETRY_SEC, NLSOCK_RETRY_SEC);
+	ev_timer_start(s->loop, &s->retry);
+	return 0;
+}
+
+int nlsock_send(struct nlsock *s, const struct snpa_msg *m)
+{
+	if (!s->registered)
+		return -ENOTCONN;
+	return build_and_send(s, m, NLM_F_REQUEST, NULL);
+}
+
+bool nlsock_registered(const struct nlsock *s)
+{
+	return s->registered;
+}
+
+const struct nlsock_stats *nlsock_get_stats(const struct nlsock *s)
+{
+	return &s->stats;
+}
+
+const char *nlsock_transport_name(const struct nlsock *s)
+{
+	return s->transport == CONF_TRANSPORT_GENL ? "generic netlink" : "netlink usersock";
+}
