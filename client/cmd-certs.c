@@ -91,6 +91,23 @@ static int load_cert_der(const char *path, enum certtable_kind kind, struct der_
 	return certs_to_der(x, &ret->data, &ret->len);
 }
 
+/* The KDS cert_chain file: exactly two certificates, the ASK (or ASVK) then the ARK. */
+static int load_chain_der(const char *path, struct der_blob *ret_ask, struct der_blob *ret_ark)
+{
+	_cleanup_(snpctl_x509_stack_freep) STACK_OF(X509) *chain = NULL;
+	int r;
+
+	r = snpctl_load_chain(path, &chain);
+	if (r < 0)
+		return r;
+	if (sk_X509_num(chain) != 2)
+		return -EBADMSG;
+	r = certs_to_der(sk_X509_value(chain, 0), &ret_ask->data, &ret_ask->len);
+	if (r < 0)
+		return r;
+	return certs_to_der(sk_X509_value(chain, 1), &ret_ark->data, &ret_ark->len);
+}
+
 int snpctl_certs_build(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -99,6 +116,7 @@ int snpctl_certs_build(int argc, char **argv)
 		{ "vcek", required_argument, NULL, 'V' },
 		{ "vlek", required_argument, NULL, 'L' },
 		{ "crl", required_argument, NULL, 'C' },
+		{ "chain", required_argument, NULL, 'c' },
 		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -110,7 +128,7 @@ int snpctl_certs_build(int argc, char **argv)
 		{ CERTTABLE_VCEK, "--vcek" }, { CERTTABLE_VLEK, "--vlek" }, { CERTTABLE_ASK, "--ask" },
 		{ CERTTABLE_ARK, "--ark" },   { CERTTABLE_CRL, "--crl" },
 	};
-	const char *paths[ELEMENTSOF(order)] = { 0 }, *out = NULL;
+	const char *paths[ELEMENTSOF(order)] = { 0 }, *out = NULL, *chain = NULL;
 	struct der_blob blobs[ELEMENTSOF(order)] = { 0 };
 	struct certtable_entry entries[ELEMENTSOF(order)];
 	_cleanup_(freep) uint8_t *table = NULL;
@@ -140,6 +158,9 @@ int snpctl_certs_build(int argc, char **argv)
 		case 'o':
 			out = optarg;
 			continue;
+		case 'c':
+			chain = optarg;
+			continue;
 		case ':':
 			return snpctl_usage_error(argv[0], "option '%s' needs a value",
 						  argv[optind - 1]);
@@ -154,15 +175,26 @@ int snpctl_certs_build(int argc, char **argv)
 		return snpctl_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
 	if (!out)
 		return snpctl_usage_error(argv[0], "-o TABLE is required");
-	if (!paths[3] || !paths[2])
-		return snpctl_usage_error(argv[0], "--ark and --ask are required");
+	if (chain && (paths[2] || paths[3]))
+		return snpctl_usage_error(argv[0], "--chain replaces --ask and --ark");
+	if (!chain && (!paths[3] || !paths[2]))
+		return snpctl_usage_error(argv[0], "--ark and --ask (or --chain) are required");
 	if (!paths[0] && !paths[1])
 		return snpctl_usage_error(argv[0], "--vcek or --vlek is required");
 
+	if (chain) {
+		r = load_chain_der(chain, &blobs[2], &blobs[3]);
+		if (r < 0) {
+			snpctl_fail(r, "load --chain", "%s: expected the ASK then the ARK", chain);
+			goto out;
+		}
+	}
 	for (size_t i = 0; i < ELEMENTSOF(order); i++) {
-		if (!paths[i])
+		if (!paths[i] && !blobs[i].data)
 			continue;
-		if (order[i].kind == CERTTABLE_CRL)
+		if (blobs[i].data)
+			r = 0; /* from --chain */
+		else if (order[i].kind == CERTTABLE_CRL)
 			r = load_crl_der(paths[i], &blobs[i]);
 		else
 			r = load_cert_der(paths[i], order[i].kind, &blobs[i]);

@@ -60,9 +60,9 @@ int snpctl_read_file(const char *path, size_t max, uint8_t **ret_buf, size_t *re
 		return -errno;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return -EINVAL;
-	/* Read up to max + 1 bytes regardless of st_size: the file may change under us. */
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	/* Read up to max + 1 bytes whatever st_size says: pipes have none and files change. */
 	buf = malloc(max + 1);
 	if (!buf)
 		return -ENOMEM;

@@ -70,7 +70,8 @@ const struct snpctl_command snpctl_commands[] = {
 	{
 		"certs", "build", snpctl_certs_build,
 		"write a GHCB certificate table from certificate files",
-		"Usage: snpctl certs build --ark F --ask F (--vcek F | --vlek F)... [--crl F] -o TABLE\n"
+		"Usage: snpctl certs build (--ark F --ask F | --chain PEM) (--vcek F | --vlek F)...\n"
+		"                          [--crl F] -o TABLE\n"
 		"\n"
 		"Builds the certificate table served with extended guest requests: one 24-byte entry\n"
 		"(GUID, offset, length) per item, a zero terminator, then the items back to back.\n"
@@ -78,6 +79,7 @@ const struct snpctl_command snpctl_commands[] = {
 		"not exceed 16 KiB (the Linux guest's limit). TABLE is written atomically.\n"
 		"\n"
 		"  --ark F, --ask F  the root and the intermediate (ASK, or ASVK for a VLEK)\n"
+		"  --chain PEM       instead of --ask and --ark: the KDS cert_chain (ASK then ARK)\n"
 		"  --vcek F          the VCEK (at least one of --vcek and --vlek)\n"
 		"  --vlek F          the VLEK\n"
 		"  --crl F           the KDS CRL (DER or PEM)\n"
