@@ -18,18 +18,49 @@
 #define SNPA_USERSOCK_FAMILY 0x5350u
 #define SNPA_USERSOCK_KERNEL_PORT 0x534e5031u
 
-/* The kernel answers the guest BUSY if no verdict arrives within this time. */
+/* The kernel answers the guest BUSY if no verdict arrives within this many milliseconds. */
 #define SNPA_VERDICT_TIMEOUT_MS 100
 
+/* Largest certificate table a VERDICT may carry: the Linux guest's limit (facts §1.5). */
+#define SNPA_CERT_TABLE_MAX 16384u
+/* Largest page count an INVALID_LEN answer may ask for (SNPA_CERT_TABLE_MAX in 4 KiB pages). */
+#define SNPA_NPAGES_MAX 4u
+
+/*
+ * Commands. "Required" attributes are enforced by nl_parse and nl_build; "optional" ones
+ * are allowed; any other known attribute in a command is rejected. Unknown attribute ids
+ * (above SNPA_A_MAX) are skipped, so later ABI versions can add attributes.
+ *
+ * REGISTER    daemon -> kernel. Required: ABI_VERSION, FEATURES. Sent with NLM_F_ACK; the
+ *             kernel answers NLMSG_ERROR with 0 (the daemon is the broker) or -EBUSY
+ *             (another broker holds the role); see nl_parse_ack.
+ * VM_ADD      kernel -> daemon. Required: VM_ID, VMM_PID, ASID, POLICY. Optional: DUMP (this
+ *             VM_ADD is part of a VM_DUMP replay), INFLIGHT_REQ (only with DUMP: a request
+ *             admitted with ALLOW whose GUEST_DONE has not been sent yet).
+ * VM_REMOVE   kernel -> daemon. Required: VM_ID.
+ * VM_DUMP     daemon -> kernel with no attributes: replay every live VM as VM_ADD + DUMP.
+ *             kernel -> daemon as the end of the replay, with optional VM_COUNT.
+ * GUEST_REQ   kernel -> daemon. Required: REQ_ID, VM_ID, EXIT_CODE, MSG_SEQNO, MSG_TYPE,
+ *             MSG_VERSION, MSG_VMPCK, MSG_SIZE; DATA_NPAGES present iff EXIT_CODE is
+ *             SVM_VMGEXIT_EXT_GUEST_REQUEST. MSG_TYPE and MSG_VMPCK are the guest's plaintext
+ *             and are not range-checked here (the daemon counts anomalies, design §4.5).
+ * VERDICT     daemon -> kernel. Required: REQ_ID, VERDICT.
+ *             ALLOW: optional CERT_TABLE (1..16 KiB), optional EXITINFO2 which must be 0.
+ *             ANSWER: EXITINFO2 required and either EXITINFO2_BUSY or EXITINFO2_INVALID_LEN
+ *             (the only answers a guest may see from the host, design §4.1); NPAGES
+ *             (1..SNPA_NPAGES_MAX) present iff INVALID_LEN; no CERT_TABLE.
+ * GUEST_DONE  kernel -> daemon. Required: REQ_ID, VM_ID, OUTCOME. FW_STATUS and FW_TIME_NS
+ *             present iff OUTCOME is FIRMWARE.
+ */
 enum snpa_cmd {
 	SNPA_CMD_UNSPEC = 0,
 	SNPA_CMD_REGISTER,   /* daemon -> kernel: ABI_VERSION, FEATURES; answered by NLMSG_ERROR */
 	SNPA_CMD_VM_ADD,     /* kernel -> daemon: VM_ID, VMM_PID, ASID, POLICY [, DUMP, INFLIGHT_REQ] */
 	SNPA_CMD_VM_REMOVE,  /* kernel -> daemon: VM_ID */
 	SNPA_CMD_VM_DUMP,    /* daemon -> kernel: (none); kernel -> daemon: end of replay, VM_COUNT */
-	SNPA_CMD_GUEST_REQ,  /* kernel -> daemon: see struct snpa_guest_req */
-	SNPA_CMD_VERDICT,    /* daemon -> kernel: REQ_ID, VERDICT, EXITINFO2 [, CERT_TABLE | NPAGES] */
-	SNPA_CMD_GUEST_DONE, /* kernel -> daemon: REQ_ID, VM_ID, OUTCOME, FW_STATUS, FW_TIME_NS */
+	SNPA_CMD_GUEST_REQ,  /* kernel -> daemon: REQ_ID, VM_ID, EXIT_CODE, MSG_* [, DATA_NPAGES] */
+	SNPA_CMD_VERDICT,    /* daemon -> kernel: REQ_ID, VERDICT [, EXITINFO2, CERT_TABLE | NPAGES] */
+	SNPA_CMD_GUEST_DONE, /* kernel -> daemon: REQ_ID, VM_ID, OUTCOME [, FW_STATUS, FW_TIME_NS] */
 	__SNPA_CMD_MAX,
 };
 #define SNPA_CMD_MAX (__SNPA_CMD_MAX - 1)
@@ -80,6 +111,17 @@ enum snpa_outcome {
 #define SVM_VMGEXIT_GUEST_REQUEST 0x80000011u
 #define SVM_VMGEXIT_EXT_GUEST_REQUEST 0x80000012u
 
+/* Wire encoding of each attribute (host byte order, as netlink is). */
+enum nl_attr_kind {
+	NL_KIND_NONE = 0, /* not an attribute of this ABI version */
+	NL_KIND_U8,
+	NL_KIND_U16,
+	NL_KIND_U32,
+	NL_KIND_U64,
+	NL_KIND_FLAG,   /* zero-length payload */
+	NL_KIND_BINARY, /* 1..SNPA_CERT_TABLE_MAX bytes */
+};
+
 /* One decoded message. `present` has bit (1 << SNPA_A_x) set for every attribute seen. */
 struct snpa_msg {
 	uint8_t cmd;
@@ -109,6 +151,11 @@ struct snpa_msg {
 	uint64_t fw_time_ns;
 	uint64_t inflight_req;
 	uint32_t vm_count;
+	/* From the nlmsghdr: filled by nl_parse, ignored by nl_build (which takes them as
+	 * arguments). */
+	uint16_t nlmsg_flags;
+	uint32_t nlmsg_seq;
+	uint32_t nlmsg_pid;
 };
 
 static inline bool snpa_has(const struct snpa_msg *m, enum snpa_attr a)
@@ -121,16 +168,62 @@ static inline bool snpa_has(const struct snpa_msg *m, enum snpa_attr a)
  * family, truncated headers, genl version != 1, unknown cmd, wrong attribute length,
  * duplicated attribute, missing required attribute for cmd, inconsistent values (e.g. a
  * plain GUEST_REQ with DATA_NPAGES, CERT_TABLE over 16 KiB). Unknown attribute ids are
- * skipped. -EMSGSIZE if len does not hold the message. */
+ * skipped. -EMSGSIZE if len does not hold the message. -EINVAL if buf is not 4-byte aligned
+ * (netlink headers are read in place). Bytes after nlmsg_len (a further message of the
+ * same datagram) are not looked at. ret->cert_table points into buf. */
 int nl_parse(const void *buf, size_t len, uint16_t family, struct snpa_msg *ret);
 
+/* nl_parse, and on failure (only) *ret_reason, if non-NULL, gets a static text naming the
+ * rule the message broke ("duplicate attribute", ...), for logs and counters. */
+int nl_parse_reason(const void *buf, size_t len, uint16_t family, struct snpa_msg *ret,
+		    const char **ret_reason);
+
+/* Checks m against the rules above (allowed/required attributes, values). 0 or -EINVAL;
+ * on failure *ret_reason (if non-NULL) names the rule. */
+int nl_validate(const struct snpa_msg *m, const char **ret_reason);
+
 /* Builds m (attributes taken from m->present) into buf as one netlink message with the
- * given nlmsg_type=family, flags, seq and portid. Returns the message length or -ENOSPC. */
+ * given nlmsg_type=family, flags, seq and portid. buf must be 4-byte aligned. Returns the
+ * message length, -EINVAL if m breaks the rules (nl_validate), or -ENOSPC. */
 int nl_build(void *buf, size_t size, uint16_t family, uint16_t flags, uint32_t seq,
 	     uint32_t portid, const struct snpa_msg *m);
 
-/* Bitmask of attributes required for cmd (sent by the appropriate side). */
+/* Bitmask of attributes required for cmd (sent by the appropriate side); 0 for an unknown
+ * cmd. Conditional requirements (DATA_NPAGES, EXITINFO2, NPAGES, FW_*) are not included. */
 uint32_t nl_required_attrs(uint8_t cmd);
+/* Bitmask of attributes a cmd may carry (required | optional); 0 for an unknown cmd. */
+uint32_t nl_allowed_attrs(uint8_t cmd);
+/* "REGISTER", ...; "UNKNOWN" for anything else. */
 const char *nl_cmd_name(uint8_t cmd);
+/* "VM_ID", ...; "UNKNOWN" for anything else. */
+const char *nl_attr_name(uint16_t attr);
+/* Wire encoding of attr; NL_KIND_NONE for ids this version does not know. */
+enum nl_attr_kind nl_attr_kind(uint16_t attr);
+
+/* Netlink control messages (nlmsg_type below NLMSG_MIN_TYPE) that share the socket. */
+enum nl_msg_class {
+	NL_MSG_SNPA = 0, /* nlmsg_type == family: an snp_attest message for nl_parse */
+	NL_MSG_NOOP,     /* NLMSG_NOOP: ignore */
+	NL_MSG_ACK,      /* NLMSG_ERROR: an ACK or error for a request (nl_parse_ack) */
+	NL_MSG_DONE,     /* NLMSG_DONE: end of a multipart answer */
+	NL_MSG_OVERRUN,  /* NLMSG_OVERRUN: data lost; resynchronise (e.g. VM_DUMP) */
+	NL_MSG_OTHER,    /* another type: not ours; skip it */
+};
+
+/* Classifies the message at buf: -EINVAL (misaligned), -EMSGSIZE (len does not hold
+ * the header or nlmsg_len), -EBADMSG (nlmsg_len below the header size), else a class. */
+int nl_msg_class(const void *buf, size_t len, uint16_t family);
+
+/* Parses an NLMSG_ERROR message: *ret_seq = the nlmsg_seq it answers, *ret_err = 0 for an
+ * ACK or the negative errno the peer reported (e.g. -EBUSY for REGISTER). -EBADMSG if it
+ * is not a well-formed NLMSG_ERROR (wrong type, truncated, error outside -4095..0),
+ * -EMSGSIZE / -EINVAL as for nl_parse. */
+int nl_parse_ack(const void *buf, size_t len, uint32_t *ret_seq, int *ret_err);
+
+/* Builds the NLMSG_ERROR answer (err = 0 for an ACK, or a negative errno) for the request
+ * header req, as the kernel does with NLM_F_CAPPED: the request header is echoed, not its
+ * payload. buf must be 4-byte aligned. Returns the length, -EINVAL or -ENOSPC. */
+int nl_build_ack(void *buf, size_t size, const struct nlmsghdr *req, int err);
+
 /* Largest message this ABI produces (a VERDICT with a 16 KiB table plus headers). */
 #define SNPA_MSG_MAX 20480
