@@ -13,11 +13,13 @@
 #include "report.h"
 #include "tcb.h"
 
-/* Parse one certificate given as DER or PEM (detected). -EBADMSG if neither. */
+/* Parse one certificate given as DER or PEM (detected). -EBADMSG if neither, for trailing bytes
+ * after the DER, a second PEM block, or more than 64 KiB of input. */
 int certs_parse(const uint8_t *buf, size_t len, X509 **ret);
 /* Parse every PEM certificate in buf in order (e.g. KDS cert_chain: ASK then ARK).
- * -EBADMSG if none or if any block is malformed. *ret is a new stack the caller frees with
- * sk_X509_pop_free(s, X509_free). At most 8 certificates. */
+ * -EBADMSG if none, if any block is malformed or is not a CERTIFICATE, or if anything but
+ * whitespace lies between blocks. *ret is a new stack the caller frees with
+ * sk_X509_pop_free(s, X509_free). At most 8 certificates and 64 KiB (-EMSGSIZE beyond). */
 int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) **ret);
 /* DER encoding of x into a malloc'd buffer. */
 int certs_to_der(X509 *x, uint8_t **ret_buf, size_t *ret_len);
@@ -42,10 +44,15 @@ struct certs_amd_ext {
 	char csp_id[256]; /* VLEK only; "" if absent */
 };
 
+/* Absent extensions are reported as absent (an ASK has none). -EBADMSG for a value that is not
+ * the expected DER type, an SPL outside 0..255, a hwID not 8 or 64 bytes, a duplicate, or a
+ * certificate with both hwID and csp_id. Unknown OIDs under the arc are ignored. */
 int certs_amd_ext_parse(X509 *cert, struct certs_amd_ext *ret);
 /* The product a productName extension names ("Milan-B0" -> Milan). -ENOENT if unknown. */
 int certs_product_from_name(const char *product_name, enum snp_product *ret);
-/* The reported TCB the extensions encode, in the layout of the product. */
+/* The reported TCB the extensions encode, in the layout of the product (spl_4..7 become the
+ * reserved bytes 2..5; on Turin spl_5..7 become bytes 4..6). -EBADMSG if a component the layout
+ * needs is missing (fmcSPL on Turin) or one it cannot hold is present; -EINVAL for UNKNOWN. */
 int certs_amd_ext_tcb(const struct certs_amd_ext *e, enum snp_product p, uint64_t *ret);
 
 enum certs_leaf_kind {
@@ -63,19 +70,29 @@ struct certs_verify_opts {
  * SHA-384 with salt 48; serial 0 accepted. The ARK must be pinned or equal extra_ark
  * (-EPERM otherwise). A leaf whose productName names another product than the root, or an
  * ASK not issued by the ARK, gives -EXDEV; a bad signature -EKEYREJECTED; validity
- * -EKEYEXPIRED. Returns the product of the chain. */
+ * -EKEYEXPIRED. Returns the product of the chain.
+ * The scheme is checked from the certificate's algorithm fields before verifying: any other
+ * algorithm (PKCS#1 v1.5, PSS with another hash, MGF1 hash, salt or trailer) or an issuer key
+ * that is not RSA of at least 2048 bits gives -EKEYREJECTED. An ARK or ASK without CA:TRUE
+ * gives -EBADMSG. The product of an extra_ark comes from its CN ("ARK-Milan", as AMD's) or
+ * else from the leaf's productName; -EXDEV if neither names one. */
 int certs_verify_chain(X509 *leaf, X509 *ask, X509 *ark, const struct certs_verify_opts *opts,
 		       enum snp_product *ret_product);
 
 /* Checks a VCEK's extensions against a report: TCB parts equal the report's REPORTED_TCB,
  * hwID equals the chip id (64 bytes, or the first 8 for Turin); for a VLEK (signing key 1)
- * only the TCB. -ENOKEY on mismatch. */
+ * only the TCB. -ENOKEY on mismatch, also for a productName of another product, a VLEK given
+ * for a VCEK-signed report (or the reverse) and an unsigned report. */
 int certs_check_report(X509 *leaf, const struct report *r, enum snp_product p);
-/* Same check against raw values (the daemon's platform status). chip_id may be NULL to skip. */
+/* Same check against raw values (the daemon's platform status). chip_id may be NULL to skip;
+ * it is ignored for a VLEK (csp_id, no hwID). */
 int certs_check_platform(X509 *leaf, enum snp_product p, uint64_t reported_tcb,
 			 const uint8_t *chip_id, size_t chip_id_len);
 
 /* Full offline verification of a report: signature with the leaf's key, leaf vs. report,
- * and (if ask and ark) the chain. Returns the first failure's distinct error. */
+ * and (if ask and ark) the chain. Returns the first failure's distinct error: report_parse's
+ * and report_verify_signature's errors, then -ENOKEY, then certs_verify_chain's. The product
+ * is the leaf's productName (a v3+ report naming another product gives -ENOKEY). ask and ark
+ * must be both given or both NULL (-EINVAL). */
 int certs_verify_report(const uint8_t *report, size_t len, X509 *leaf, X509 *ask, X509 *ark,
 			const struct certs_verify_opts *opts);
