@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # snpctl offline commands against the real AMD samples in $SNP_TESTDATA. Prints TAP.
-# Usage: test-snpctl.sh SNPCTL
+# Usage: test-snpctl.sh SNPCTL [MKFIXTURE]; with MKFIXTURE (tests/client/mkfixture.c) also the
+# simulated, non-AMD chain that --ark exists for, and simulated Milan and Turin reports.
 set -u
 
 SNPCTL=${1:?usage: test-snpctl.sh SNPCTL}
 # meson passes a path relative to the build directory; the tests cd into the data directory
 SNPCTL=$(realpath -- "$SNPCTL") || exit 1
 [ -x "$SNPCTL" ] || { echo "Bail out! $SNPCTL is not executable"; exit 1; }
+MKFIXTURE=${2:+$(realpath -- "$2")}
 D=${SNP_TESTDATA:?SNP_TESTDATA not set}/amd
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
@@ -314,6 +316,58 @@ expect 2 "kds-url: vcek without hwid" kds-url --product Milan --tcb db1800000000
 expect 2 "kds-url: hwid with chain" kds-url --product Milan --kind chain --hwid "$HW64"
 expect 2 "kds-url: base not http(s)" kds-url --product Milan --kind chain --base file:///etc
 expect 2 "kds-url: missing product" kds-url --kind chain
+
+# --- simulated platform: a non-AMD root supplied with --ark ------------------------------------
+if [ -n "$MKFIXTURE" ]; then
+	for p in milan turin; do
+		F="$W/sim-$p"
+		mkdir -p "$F"
+		if ! "$MKFIXTURE" "$F" $p 2>"$W/err"; then
+			nok "$p fixture"
+			continue
+		fi
+		ok "$p fixture"
+		expect_fail "sim $p: chain without --ark is refused" chain \
+			"chain does not reach a trusted AMD root" \
+			report verify "$F/report.bin" --vcek "$F/vcek.der" --chain "$F/chain.pem"
+		expect_ok "sim $p: verifies with --ark" report verify "$F/report.bin" --vcek "$F/vcek.der" \
+			--chain "$F/chain.pem" --ark "$F/ark.der"
+		head -n1 "$W/out" | grep -q '^OK (trusted root: supplied --ark, not an AMD root)' \
+			&& ok "sim $p: OK line says the root is not AMD's" \
+			|| nok "sim $p: OK line says the root is not AMD's"
+		expect_ok "sim $p: cert verify with --ark" cert verify --chain "$F/chain.pem" \
+			--vcek "$F/vcek.der" --ark "$F/ark.der"
+		grep -q 'not an AMD root' "$W/out" && ok "sim $p: cert verify names the root" \
+			|| nok "sim $p: cert verify names the root"
+		expect_fail "sim $p: AMD's ARK as --ark does not bless the simulated chain" chain "" \
+			report verify "$F/report.bin" --vcek "$F/vcek.der" --chain "$F/chain.pem" \
+			--ark "$W/milan-c2.pem"
+		flip "$F/report.bin" $((0x50)) "$W/sim-tampered.bin"
+		expect_fail "sim $p: tampered report still refused with --ark" signature "$SIG" \
+			report verify "$W/sim-tampered.bin" --vcek "$F/vcek.der" --chain "$F/chain.pem" \
+			--ark "$F/ark.der"
+		expect 0 "sim $p: certs build with the simulated CRL" certs build --chain "$F/chain.pem" \
+			--vcek "$F/vcek.der" --crl "$F/crl.der" -o "$F/table.bin"
+		run certs show --json "$F/table.bin"
+		jq_eq "sim $p: table kinds" '[.entries[].kind]' '["VCEK","ASK","ARK","CRL"]'
+		jq_eq "sim $p: CRL stored verbatim (DER)" '.entries[3].sha256' "\"$(sha "$F/crl.der")\""
+	done
+	F="$W/sim-turin"
+	expect 0 "sim turin: report show --json" report show --json "$F/report.bin"
+	jq_eq "turin v5 report" '[.version,.product,.tcb_layout]' '[5,"Turin","turin"]'
+	jq_eq "turin TCB with fmc" \
+		'[.reported_tcb.fmc,.reported_tcb.bootloader,.reported_tcb.tee,.reported_tcb.snp,.reported_tcb.microcode]' \
+		'[1,1,1,4,81]'
+	jq_eq "turin mitigation vectors" '[.launch_mit_vector,.current_mit_vector]' \
+		'["0x000000000000003f","0x000000000000003f"]'
+	jq_eq "turin cpuid" '[.cpuid_fam_id,.cpuid_mod_id]' '[26,2]'
+	HW8=$(jq -r '.chip_id[0:16]' "$W/out")
+	run kds-url --product Turin --hwid "$(jq -r .chip_id "$W/out")" --tcb "$(jq -r .reported_tcb.raw "$W/out")"
+	check "turin: kds-url from report show output" test "$(cat "$W/out")" = \
+		"https://kdsintf.amd.com/vcek/v1/Turin/$HW8?fmcSPL=01&blSPL=01&teeSPL=01&snpSPL=04&ucodeSPL=81"
+else
+	echo "# no MKFIXTURE given: simulated-root tests skipped"
+fi
 
 # --- usage errors and help -----------------------------------------------------------------------
 expect 2 "no arguments" 
