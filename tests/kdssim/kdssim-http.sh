@@ -58,7 +58,7 @@ header() { # header FILE NAME: value of a response header
 	grep -i "^$2:" "$1.h" | head -n1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//'
 }
 
-echo "1..28"
+echo "1..31"
 
 if start plain; then ok "server starts and writes its port file"; else
 	not_ok "server starts and writes its port file"
@@ -177,5 +177,18 @@ s6=$(get $C "$WORK/f6")
 check "after the counted faults the chain is served intact; delay was logged" \
 	bash -c "test '$s6' = 200 && cmp '$WORK/f6' '$WORK/chain.pem' &&
 		 grep -q 'status=429 bytes=0 fault=429,delay=300ms' '$WORK/faulty.log'"
+
+# SIGTERM ends the server cleanly (under ASan this also catches leaks).
+kill -TERM "${PIDS[-1]}"
+wait "${PIDS[-1]}"
+check "server exits 0 on SIGTERM" test $? = 0
+unset 'PIDS[-1]'
+
+# --- TLS ---
+if start tls --tls; then ok "TLS server starts"; else not_ok "TLS server starts"; fi
+CA=$STATE/kds/tls/ca.pem
+check "HTTPS with the generated test CA serves the same chain" \
+	bash -c "curl -sf --cacert '$CA' -o '$WORK/tls.pem' https://localhost:$PORT/vcek/v1/Milan/cert_chain &&
+		 cmp '$WORK/tls.pem' '$WORK/chain.pem' && grep -q 'CA: $CA' '$WORK/tls.err'"
 
 exit $failed
