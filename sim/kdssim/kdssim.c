@@ -33,6 +33,7 @@
 #include "util.h"
 
 #define MAX_STAT_PATHS 1024
+#define MAX_BODIES 1024 /* every TCB is a distinct VCEK: bound what a client can make us keep */
 #define MAX_QUERY 1024
 #define CACHE_CONTROL "public, max-age=86400"
 
@@ -61,7 +62,8 @@ struct server {
 	enum snp_product product;
 	pthread_mutex_t lock;    /* guards everything below */
 	struct sim_fault_set faults;
-	struct body *bodies;     /* owned list */
+	struct body *bodies;     /* owned list, newest first */
+	size_t n_bodies;
 	struct stat_entry *stats; /* owned list */
 	size_t n_stat_paths;
 	uint64_t total;
@@ -315,6 +317,17 @@ static int get_body(struct server *s, const struct kds_request *q, struct body *
 	}
 	b->next = s->bodies;
 	s->bodies = b;
+	if (++s->n_bodies > MAX_BODIES) {
+		/* Drop the oldest; callers copy a body under the lock, so nobody still uses it. */
+		struct body **pp = &s->bodies;
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		free((*pp)->key);
+		free((*pp)->data);
+		free(*pp);
+		*pp = NULL;
+		s->n_bodies--;
+	}
 	*ret = b;
 	return 0;
 }
@@ -376,12 +389,19 @@ static enum MHD_Result finish(struct server *s, struct MHD_Connection *c, const 
 			      size_t bytes, const struct sim_fault_decision *fd)
 {
 	enum MHD_Result ret;
-	char when[64], fault[128];
+	char when[64], fault[128], safe[256];
 	time_t now = time(NULL);
 	struct tm tm;
+	size_t i;
 
 	if (!resp)
 		return MHD_NO;
+	/* The path is client text after URL-decoding: keep the log one line per request and
+	 * the stats keys valid JSON strings. */
+	for (i = 0; url[i] && i < sizeof(safe) - 1; i++)
+		safe[i] = (unsigned char)url[i] < 0x21 || (unsigned char)url[i] >= 0x7f ? '?' : url[i];
+	safe[i] = '\0';
+	url = safe;
 	ret = MHD_queue_response(c, status, resp);
 	MHD_destroy_response(resp);
 	gmtime_r(&now, &tm);

@@ -58,7 +58,7 @@ header() { # header FILE NAME: value of a response header
 	grep -i "^$2:" "$1.h" | head -n1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//'
 }
 
-echo "1..31"
+echo "1..32"
 
 if start plain; then ok "server starts and writes its port file"; else
 	not_ok "server starts and writes its port file"
@@ -138,6 +138,11 @@ st=$(get /vcek/v1/Genoa/cert_chain "$WORK/x")
 s2=$(get /nothing "$WORK/x")
 s3=$(get /vcek/v1/Milan/cert_chain "$WORK/x" -X POST)
 check "other product 404, other path 404, POST 405" test "$st/$s2/$s3" = 404/404/405
+
+st=$(get "/vcek/v1/Milan/%0Afake%20line%ff" "$WORK/x")
+check "hostile path: 400, and the log stays one line per request" \
+	bash -c "test '$st' = 400 && ! grep -q '^fake' '$WORK/plain.log' &&
+		 grep -q 'path=/vcek/v1/Milan/?fake?line? status=400' '$WORK/plain.log'"
 
 # --- stats and log ---
 get /_sim/stats "$WORK/stats.json" >/dev/null
