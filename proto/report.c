@@ -46,7 +46,7 @@
 #define OFF_COMMITTED_MAJOR 0x1EE
 #define OFF_RSVD3 0x1EF
 #define OFF_LAUNCH_TCB 0x1F0
-#define OFF_LAUNCH_MIT 0x1F8 /* v5+ */
+#define OFF_LAUNCH_MIT 0x1F8  /* v5+ */
 #define OFF_CURRENT_MIT 0x200 /* v5+ */
 #define OFF_RSVD_TAIL_V5 0x208
 #define OFF_SIG_R 0x2A0
@@ -95,7 +95,7 @@ static bool sig_component_padding_zero(const uint8_t *c)
 
 int report_parse(const uint8_t *buf, size_t len, struct report *ret)
 {
-	struct report r = { 0 };
+	struct report r = {0};
 	uint32_t signer;
 
 	if (!buf || len != REPORT_SIZE)
@@ -186,7 +186,7 @@ int report_parse(const uint8_t *buf, size_t len, struct report *ret)
 
 int report_serialise(const struct report *r, uint8_t out[REPORT_SIZE])
 {
-	uint8_t b[REPORT_SIZE] = { 0 };
+	uint8_t b[REPORT_SIZE] = {0};
 	uint32_t signer;
 
 	if (!r || !out)
@@ -354,7 +354,7 @@ int report_sign(uint8_t buf[REPORT_SIZE], EVP_PKEY *priv)
 	unsigned char der[160]; /* a P-384 DER ECDSA-Sig is at most 104 bytes */
 	const unsigned char *p = der;
 	const BIGNUM *r, *s;
-	uint8_t sigarea[REPORT_SIZE - OFF_SIG_R] = { 0 };
+	uint8_t sigarea[REPORT_SIZE - OFF_SIG_R] = {0};
 	size_t der_len = sizeof(der);
 
 	if (!buf)

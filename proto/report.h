@@ -52,8 +52,8 @@ struct report {
 	uint8_t current_build, current_minor, current_major;
 	uint8_t committed_build, committed_minor, committed_major;
 	uint64_t launch_tcb;
-	uint64_t launch_mit_vector;  /* v5+ */
-	uint64_t current_mit_vector; /* v5+ */
+	uint64_t launch_mit_vector;		 /* v5+ */
+	uint64_t current_mit_vector;		 /* v5+ */
 	uint8_t sig_r[REPORT_SIG_COMPONENT_LEN]; /* little-endian, as stored */
 	uint8_t sig_s[REPORT_SIG_COMPONENT_LEN];
 };

@@ -74,7 +74,7 @@ bool snp_product_has_fmc(enum snp_product p)
 void tcb_decode(uint64_t raw, enum snp_product p, struct tcb_version *ret)
 {
 	uint8_t b[8];
-	struct tcb_version t = { 0 };
+	struct tcb_version t = {0};
 
 	put_le64(b, raw);
 	if (snp_product_has_fmc(p)) {
@@ -204,11 +204,11 @@ static bool is_sep(char c)
 
 int tcb_parse(const char *s, enum snp_product p, uint64_t *ret)
 {
-	static const char *const keys[] = { "fmc", "bl", "tee", "snp", "ucode" };
+	static const char *const keys[] = {"fmc", "bl", "tee", "snp", "ucode"};
 	bool fmc_layout = snp_product_has_fmc(p);
-	bool seen[ELEMENTSOF(keys)] = { 0 };
-	uint8_t val[ELEMENTSOF(keys)] = { 0 };
-	struct tcb_version t = { 0 };
+	bool seen[ELEMENTSOF(keys)] = {0};
+	uint8_t val[ELEMENTSOF(keys)] = {0};
+	struct tcb_version t = {0};
 	const char *c;
 
 	if (!s)

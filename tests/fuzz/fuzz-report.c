@@ -59,9 +59,9 @@ static void fuzz_report_bytes(const uint8_t *buf, size_t len)
 
 static void fuzz_tcb(const uint8_t *data, size_t size)
 {
-	static const enum snp_product products[] = { SNP_PRODUCT_UNKNOWN, SNP_PRODUCT_MILAN,
-						     SNP_PRODUCT_GENOA, SNP_PRODUCT_TURIN };
-	uint8_t raw8[8] = { 0 };
+	static const enum snp_product products[] = {SNP_PRODUCT_UNKNOWN, SNP_PRODUCT_MILAN,
+						    SNP_PRODUCT_GENOA, SNP_PRODUCT_TURIN};
+	uint8_t raw8[8] = {0};
 	char text[80];
 	uint64_t raw;
 
@@ -86,7 +86,8 @@ static void fuzz_tcb(const uint8_t *data, size_t size)
 			/* named components survive format + parse */
 			tcb_format(parsed, products[i], buf, sizeof(buf));
 			check(tcb_parse(buf, products[i], &back) == 0, "reparse formatted tcb");
-			check(tcb_le(back, parsed, products[i]) && tcb_le(parsed, back, products[i]),
+			check(tcb_le(back, parsed, products[i]) &&
+				      tcb_le(parsed, back, products[i]),
 			      "formatted tcb equal");
 		}
 	}
@@ -99,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > REPORT_SIZE)
 		fuzz_report_bytes(data, REPORT_SIZE);
 	else if (size < REPORT_SIZE && size > 0) {
-		uint8_t padded[REPORT_SIZE] = { 0 };
+		uint8_t padded[REPORT_SIZE] = {0};
 
 		memcpy(padded, data, size);
 		fuzz_report_bytes(padded, REPORT_SIZE);

@@ -19,12 +19,12 @@ struct sample {
 };
 
 static const struct sample samples[] = {
-	{ "amd/milan/report-v2.bin", "amd/milan/report-v2.vcek.der", 2, REPORT_SIGNING_KEY_VCEK,
-	  0x7308000000000003ull, -ENOENT, 0 }, /* v2: Milan/Genoa indistinguishable */
-	{ "amd/milan/report-v3.bin", "amd/milan/report-v3.vcek.der", 3, REPORT_SIGNING_KEY_VCEK,
-	  0xdb18000000000004ull, 0, SNP_PRODUCT_MILAN },
-	{ "amd/milan/report-vlek.bin", "amd/milan/report-vlek.vlek.der", 3,
-	  REPORT_SIGNING_KEY_VLEK, 0xd918000000000004ull, 0, SNP_PRODUCT_MILAN },
+	{"amd/milan/report-v2.bin", "amd/milan/report-v2.vcek.der", 2, REPORT_SIGNING_KEY_VCEK,
+	 0x7308000000000003ull, -ENOENT, 0}, /* v2: Milan/Genoa indistinguishable */
+	{"amd/milan/report-v3.bin", "amd/milan/report-v3.vcek.der", 3, REPORT_SIGNING_KEY_VCEK,
+	 0xdb18000000000004ull, 0, SNP_PRODUCT_MILAN},
+	{"amd/milan/report-vlek.bin", "amd/milan/report-vlek.vlek.der", 3, REPORT_SIGNING_KEY_VLEK,
+	 0xd918000000000004ull, 0, SNP_PRODUCT_MILAN},
 };
 
 static uint8_t *load_report(const struct sample *s)
@@ -191,8 +191,8 @@ START_TEST(test_wrong_key_rejected)
 			EVP_PKEY *key = load_cert_key(samples[j].cert);
 			int r = report_verify_signature(buf, REPORT_SIZE, key);
 
-			ck_assert_msg(r == (i == j ? 0 : -EKEYREJECTED), "report %zu key %zu: %d", i,
-				      j, r);
+			ck_assert_msg(r == (i == j ? 0 : -EKEYREJECTED), "report %zu key %zu: %d",
+				      i, j, r);
 			EVP_PKEY_free(key);
 		}
 		free(buf);
@@ -208,26 +208,26 @@ static int expected_parse_xff(size_t off, uint32_t version)
 		size_t from, to; /* inclusive */
 		int ret;
 	} ranges[] = {
-		{ 0x000, 0x003, -EPROTONOSUPPORT }, /* VERSION */
-		{ 0x004, 0x009, 0 },		    /* GUEST_SVN, POLICY abi minor/major */
-		{ 0x00a, 0x00a, -EBADMSG },	    /* POLICY bit 17 cleared */
-		{ 0x00b, 0x00f, -EBADMSG },	    /* POLICY bits 26+ */
-		{ 0x010, 0x02f, 0 },		    /* FAMILY_ID, IMAGE_ID */
-		{ 0x030, 0x033, -EBADMSG },	    /* VMPL > 3 */
-		{ 0x034, 0x037, -EBADMSG },	    /* SIGNATURE_ALGO */
-		{ 0x038, 0x040, 0 },		    /* CURRENT_TCB, PLATFORM_INFO 7:0 */
-		{ 0x041, 0x047, -EBADMSG },	    /* PLATFORM_INFO 63:8 */
-		{ 0x048, 0x04f, -EBADMSG },	    /* signer info 31:5, reserved */
-		{ 0x050, 0x187, 0 },		    /* data, digests, ids, REPORTED_TCB */
-		{ 0x188, 0x18a, 1 },		    /* CPUID: only v3+ (1 = version rule) */
-		{ 0x18b, 0x19f, -EBADMSG },	    /* reserved */
-		{ 0x1a0, 0x1ea, 0 },		    /* CHIP_ID, COMMITTED_TCB, CURRENT_* */
-		{ 0x1eb, 0x1eb, -EBADMSG },
-		{ 0x1ec, 0x1ee, 0 },
-		{ 0x1ef, 0x1ef, -EBADMSG },
-		{ 0x1f0, 0x1f7, 0 },	   /* LAUNCH_TCB */
-		{ 0x1f8, 0x207, 5 },	   /* mit vectors: only v5+ */
-		{ 0x208, 0x29f, -EBADMSG }, /* reserved */
+		{0x000, 0x003, -EPROTONOSUPPORT}, /* VERSION */
+		{0x004, 0x009, 0},		  /* GUEST_SVN, POLICY abi minor/major */
+		{0x00a, 0x00a, -EBADMSG},	  /* POLICY bit 17 cleared */
+		{0x00b, 0x00f, -EBADMSG},	  /* POLICY bits 26+ */
+		{0x010, 0x02f, 0},		  /* FAMILY_ID, IMAGE_ID */
+		{0x030, 0x033, -EBADMSG},	  /* VMPL > 3 */
+		{0x034, 0x037, -EBADMSG},	  /* SIGNATURE_ALGO */
+		{0x038, 0x040, 0},		  /* CURRENT_TCB, PLATFORM_INFO 7:0 */
+		{0x041, 0x047, -EBADMSG},	  /* PLATFORM_INFO 63:8 */
+		{0x048, 0x04f, -EBADMSG},	  /* signer info 31:5, reserved */
+		{0x050, 0x187, 0},		  /* data, digests, ids, REPORTED_TCB */
+		{0x188, 0x18a, 1},		  /* CPUID: only v3+ (1 = version rule) */
+		{0x18b, 0x19f, -EBADMSG},	  /* reserved */
+		{0x1a0, 0x1ea, 0},		  /* CHIP_ID, COMMITTED_TCB, CURRENT_* */
+		{0x1eb, 0x1eb, -EBADMSG},
+		{0x1ec, 0x1ee, 0},
+		{0x1ef, 0x1ef, -EBADMSG},
+		{0x1f0, 0x1f7, 0},	  /* LAUNCH_TCB */
+		{0x1f8, 0x207, 5},	  /* mit vectors: only v5+ */
+		{0x208, 0x29f, -EBADMSG}, /* reserved */
 	};
 	for (size_t i = 0; i < ELEMENTSOF(ranges); i++)
 		if (off >= ranges[i].from && off <= ranges[i].to) {
@@ -246,7 +246,7 @@ START_TEST(test_every_signed_byte_corruption)
 	const struct sample *s = &samples[_i];
 	uint8_t *orig = load_report(s);
 	EVP_PKEY *key = load_cert_key(s->cert);
-	static const uint8_t masks[] = { 0xff, 0x01, 0x80 };
+	static const uint8_t masks[] = {0xff, 0x01, 0x80};
 
 	for (size_t m = 0; m < ELEMENTSOF(masks); m++)
 		for (size_t off = 0; off < REPORT_SIGNED_LEN; off++) {
@@ -271,8 +271,9 @@ START_TEST(test_every_signed_byte_corruption)
 			if (off >= 0x34 && off < 0x38)
 				ck_assert_msg(vr == -EBADMSG, "off 0x%zx: verify %d", off, vr);
 			else
-				ck_assert_msg(vr == -EKEYREJECTED, "%s off 0x%zx mask 0x%x: verify %d",
-					      s->report, off, masks[m], vr);
+				ck_assert_msg(vr == -EKEYREJECTED,
+					      "%s off 0x%zx mask 0x%x: verify %d", s->report, off,
+					      masks[m], vr);
 		}
 	EVP_PKEY_free(key);
 	free(orig);
@@ -311,7 +312,7 @@ START_TEST(test_hostile_signature_values)
 	EVP_PKEY *key = load_cert_key(samples[0].cert);
 	static const struct {
 		uint8_t r_fill, s_fill;
-	} cases[] = { { 0, 0 }, { 0, 1 }, { 1, 0 }, { 0xff, 0xff }, { 0xff, 1 } };
+	} cases[] = {{0, 0}, {0, 1}, {1, 0}, {0xff, 0xff}, {0xff, 1}};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		uint8_t buf[REPORT_SIZE];
@@ -331,7 +332,7 @@ END_TEST
 
 START_TEST(test_sizes)
 {
-	static const size_t lens[] = { 0, 1, 0x2a0, REPORT_SIZE - 1, REPORT_SIZE + 1, 4096 };
+	static const size_t lens[] = {0, 1, 0x2a0, REPORT_SIZE - 1, REPORT_SIZE + 1, 4096};
 	uint8_t *orig = load_report(&samples[1]);
 	EVP_PKEY *key = load_cert_key(samples[1].cert);
 	uint8_t *big = calloc(1, 4096);
@@ -359,9 +360,15 @@ START_TEST(test_versions)
 	static const struct {
 		uint32_t version;
 		int ret;
-	} cases[] = { { 0, -EPROTONOSUPPORT }, { 1, -EPROTONOSUPPORT }, { 2, 0 }, { 3, 0 },
-		      { 4, 0 }, { 5, 0 }, { 6, -EPROTONOSUPPORT }, { 0x100, -EPROTONOSUPPORT },
-		      { UINT32_MAX, -EPROTONOSUPPORT } };
+	} cases[] = {{0, -EPROTONOSUPPORT},
+		     {1, -EPROTONOSUPPORT},
+		     {2, 0},
+		     {3, 0},
+		     {4, 0},
+		     {5, 0},
+		     {6, -EPROTONOSUPPORT},
+		     {0x100, -EPROTONOSUPPORT},
+		     {UINT32_MAX, -EPROTONOSUPPORT}};
 	uint8_t *orig = load_report(&samples[1]); /* v3: CPUID set, mit area zero */
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -536,37 +543,50 @@ START_TEST(test_wrong_key_types)
 }
 END_TEST
 
+/* One way each to make a struct that report_parse could never have produced. */
+#define MUTATION(name, stmt)                                                                       \
+	static void name(struct report *r)                                                         \
+	{                                                                                          \
+		stmt;                                                                              \
+	}
+MUTATION(mut_version1, r->version = 1)
+MUTATION(mut_version6, r->version = 6)
+MUTATION(mut_policy17, r->policy &= ~(1ull << 17))
+MUTATION(mut_policy26, r->policy |= 1ull << 26)
+MUTATION(mut_vmpl4, r->vmpl = 4)
+MUTATION(mut_algo0, r->signature_algo = 0)
+MUTATION(mut_platform8, r->platform_info |= 0x100)
+MUTATION(mut_key3, r->signing_key = 3)
+MUTATION(mut_signer_mismatch, r->signer_info = 0x04) /* says VLEK, fields say VCEK */
+MUTATION(mut_r_pad, r->sig_r[48] = 1)
+MUTATION(mut_s_pad, r->sig_s[71] = 1)
+
 START_TEST(test_serialise_refuses)
 {
 	static const struct {
 		const char *what;
+		void (*mutate)(struct report *r);
 		int ret;
 	} cases[] = {
-		{ "version 1", -EPROTONOSUPPORT }, { "version 6", -EPROTONOSUPPORT },
-		{ "policy bit 17 clear", -EINVAL }, { "policy bit 26", -EINVAL },
-		{ "vmpl 4", -EINVAL },		   { "sig algo 0", -EINVAL },
-		{ "platform bit 8", -EINVAL },	   { "signing key 3", -EINVAL },
-		{ "signer_info mismatch", -EINVAL }, { "sig_r padding", -EINVAL },
-		{ "sig_s padding", -EINVAL },
+		{"version 1", mut_version1, -EPROTONOSUPPORT},
+		{"version 6", mut_version6, -EPROTONOSUPPORT},
+		{"policy bit 17 clear", mut_policy17, -EINVAL},
+		{"policy bit 26", mut_policy26, -EINVAL},
+		{"vmpl 4", mut_vmpl4, -EINVAL},
+		{"sig algo 0", mut_algo0, -EINVAL},
+		{"platform bit 8", mut_platform8, -EINVAL},
+		{"signing key 3", mut_key3, -EINVAL},
+		{"signer_info mismatch", mut_signer_mismatch, -EINVAL},
+		{"sig_r padding", mut_r_pad, -EINVAL},
+		{"sig_s padding", mut_s_pad, -EINVAL},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		uint8_t out[REPORT_SIZE];
 		struct report r;
 
 		turin_v5(&r);
-		switch (i) {
-		case 0: r.version = 1; break;
-		case 1: r.version = 6; break;
-		case 2: r.policy &= ~(1ull << 17); break;
-		case 3: r.policy |= 1ull << 26; break;
-		case 4: r.vmpl = 4; break;
-		case 5: r.signature_algo = 0; break;
-		case 6: r.platform_info |= 0x100; break;
-		case 7: r.signing_key = 3; break;
-		case 8: r.signer_info = 0x04; break; /* says VLEK, fields say VCEK */
-		case 9: r.sig_r[48] = 1; break;
-		case 10: r.sig_s[71] = 1; break;
-		}
+		ck_assert_int_eq(report_serialise(&r, out), 0); /* the base case is valid */
+		cases[i].mutate(&r);
 		memset(out, 0xcc, sizeof(out));
 		ck_assert_msg(report_serialise(&r, out) == cases[i].ret, "%s", cases[i].what);
 		ck_assert_msg(out[0] == 0xcc && out[REPORT_SIZE - 1] == 0xcc, "%s: out written",
@@ -607,13 +627,13 @@ START_TEST(test_signer_info)
 		bool author, mask;
 		uint8_t key;
 	} cases[] = {
-		{ 0x00, 0, false, false, 0 }, { 0x01, 0, true, false, 0 },
-		{ 0x02, 0, false, true, 0 },  { 0x04, 0, false, false, 1 },
-		{ 0x1f, 0, true, true, 7 },   { 0x1c, 0, false, false, 7 },
-		{ 0x08, -EBADMSG, 0, 0, 0 },  /* key 2 reserved */
-		{ 0x18, -EBADMSG, 0, 0, 0 },  /* key 6 reserved */
-		{ 0x20, -EBADMSG, 0, 0, 0 },  /* bit 5 MBZ */
-		{ 0x80000000, -EBADMSG, 0, 0, 0 },
+		{0x00, 0, false, false, 0},	 {0x01, 0, true, false, 0},
+		{0x02, 0, false, true, 0},	 {0x04, 0, false, false, 1},
+		{0x1f, 0, true, true, 7},	 {0x1c, 0, false, false, 7},
+		{0x08, -EBADMSG, 0, 0, 0}, /* key 2 reserved */
+		{0x18, -EBADMSG, 0, 0, 0}, /* key 6 reserved */
+		{0x20, -EBADMSG, 0, 0, 0}, /* bit 5 MBZ */
+		{0x80000000, -EBADMSG, 0, 0, 0},
 	};
 	uint8_t *orig = load_report(&samples[1]);
 
@@ -644,20 +664,20 @@ START_TEST(test_field_limits)
 		uint64_t value;
 		int ret;
 	} cases[] = {
-		{ 0x30, 4, 3, 0 },		  /* VMPL 3 is the highest */
-		{ 0x30, 4, 4, -EBADMSG },
-		{ 0x08, 8, 0x0000000003ffffffull, 0 }, /* every defined POLICY bit */
-		{ 0x08, 8, 0x0000000004020000ull, -EBADMSG }, /* bit 26 */
-		{ 0x08, 8, 0x8000000000020000ull, -EBADMSG },
-		{ 0x08, 8, 0x0000000000000000ull, -EBADMSG }, /* bit 17 must be 1 */
-		{ 0x40, 8, 0xff, 0 },		  /* PLATFORM_INFO 7:0, incl. bit 6 */
-		{ 0x40, 8, 0x65, 0 },		  /* the real Turin value */
-		{ 0x40, 8, 0x100, -EBADMSG },
-		{ 0x34, 4, 0, -EBADMSG },	  /* SIGNATURE_ALGO */
-		{ 0x34, 4, 2, -EBADMSG },
-		{ 0x4c, 4, 1, -EBADMSG },	  /* reserved after signer info */
-		{ 0x1f8, 8, 0x3f, -EBADMSG },	  /* mit vector in a v3 report */
-		{ 0x298, 8, 1ull << 63, -EBADMSG }, /* last reserved byte */
+		{0x30, 4, 3, 0}, /* VMPL 3 is the highest */
+		{0x30, 4, 4, -EBADMSG},
+		{0x08, 8, 0x0000000003ffffffull, 0},	    /* every defined POLICY bit */
+		{0x08, 8, 0x0000000004020000ull, -EBADMSG}, /* bit 26 */
+		{0x08, 8, 0x8000000000020000ull, -EBADMSG},
+		{0x08, 8, 0x0000000000000000ull, -EBADMSG}, /* bit 17 must be 1 */
+		{0x40, 8, 0xff, 0},			    /* PLATFORM_INFO 7:0, incl. bit 6 */
+		{0x40, 8, 0x65, 0},			    /* the real Turin value */
+		{0x40, 8, 0x100, -EBADMSG},
+		{0x34, 4, 0, -EBADMSG}, /* SIGNATURE_ALGO */
+		{0x34, 4, 2, -EBADMSG},
+		{0x4c, 4, 1, -EBADMSG},		  /* reserved after signer info */
+		{0x1f8, 8, 0x3f, -EBADMSG},	  /* mit vector in a v3 report */
+		{0x298, 8, 1ull << 63, -EBADMSG}, /* last reserved byte */
 	};
 	uint8_t *orig = load_report(&samples[1]);
 
@@ -691,15 +711,15 @@ START_TEST(test_product)
 		int ret;
 		enum snp_product p;
 	} cases[] = {
-		{ 3, 0x19, 0x01, NULL, 0, SNP_PRODUCT_MILAN },
-		{ 3, 0x19, 0x11, NULL, 0, SNP_PRODUCT_GENOA },
-		{ 5, 0x1a, 0x02, "12345678", 0, SNP_PRODUCT_TURIN },
-		{ 4, 0x19, 0xa1, NULL, 0, SNP_PRODUCT_GENOA },
-		{ 3, 0x1a, 0x50, NULL, -ENOENT, 0 },
-		{ 3, 0x00, 0x00, "", -ENOENT, 0 },
-		{ 2, 0, 0, "12345678", 0, SNP_PRODUCT_TURIN }, /* v2 heuristic */
-		{ 2, 0, 0, NULL, -ENOENT, 0 },		       /* Milan or Genoa: unknown */
-		{ 2, 0, 0, "", -ENOENT, 0 },		       /* masked chip id */
+		{3, 0x19, 0x01, NULL, 0, SNP_PRODUCT_MILAN},
+		{3, 0x19, 0x11, NULL, 0, SNP_PRODUCT_GENOA},
+		{5, 0x1a, 0x02, "12345678", 0, SNP_PRODUCT_TURIN},
+		{4, 0x19, 0xa1, NULL, 0, SNP_PRODUCT_GENOA},
+		{3, 0x1a, 0x50, NULL, -ENOENT, 0},
+		{3, 0x00, 0x00, "", -ENOENT, 0},
+		{2, 0, 0, "12345678", 0, SNP_PRODUCT_TURIN}, /* v2 heuristic */
+		{2, 0, 0, NULL, -ENOENT, 0},		     /* Milan or Genoa: unknown */
+		{2, 0, 0, "", -ENOENT, 0},		     /* masked chip id */
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		struct report r;
