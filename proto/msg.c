@@ -120,8 +120,8 @@ static void cipher_ctx_freep(EVP_CIPHER_CTX **p)
 	EVP_CIPHER_CTX_free(*p);
 }
 
-int msg_seal(const uint8_t key[MSG_KEY_LEN], const struct msg_hdr *h, const uint8_t *pt,
-	     size_t len, uint8_t *page, size_t page_size)
+int msg_seal(const uint8_t key[MSG_KEY_LEN], const struct msg_hdr *h, const uint8_t *pt, size_t len,
+	     uint8_t *page, size_t page_size)
 {
 	_cleanup_(cipher_ctx_freep) EVP_CIPHER_CTX *ctx = NULL;
 	uint8_t iv[MSG_IV_LEN], hdr[MSG_HDR_SIZE], tag[MSG_AUTHTAG_LEN], scratch[16];
@@ -195,8 +195,8 @@ int msg_open(const uint8_t key[MSG_KEY_LEN], const uint8_t *page, size_t len,
 	if (EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), key, iv, NULL) != 1 ||
 	    EVP_DecryptUpdate(ctx, NULL, &outl, page + MSG_AAD_OFFSET, MSG_AAD_LEN) != 1)
 		return -EIO;
-	if (h.sz > 0 && (EVP_DecryptUpdate(ctx, pt, &outl, page + MSG_HDR_SIZE, h.sz) != 1 ||
-			 outl != h.sz))
+	if (h.sz > 0 &&
+	    (EVP_DecryptUpdate(ctx, pt, &outl, page + MSG_HDR_SIZE, h.sz) != 1 || outl != h.sz))
 		goto fail;
 	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, MSG_AUTHTAG_LEN, tag) != 1)
 		goto fail;
@@ -296,7 +296,7 @@ static int msg_key_req_size(uint8_t version, size_t *ret)
 
 int msg_key_req_parse(const uint8_t *buf, size_t len, uint8_t version, struct msg_key_req *ret)
 {
-	struct msg_key_req k = { 0 };
+	struct msg_key_req k = {0};
 	size_t want;
 	int r;
 
@@ -314,7 +314,8 @@ int msg_key_req_parse(const uint8_t *buf, size_t len, uint8_t version, struct ms
 		k.launch_mit_vector = get_le64(buf + 0x20);
 	if ((k.root_key_select & ~MSG_KEY_ROOT_VMRK) || get_le32(buf + 0x04) != 0)
 		return -EBADMSG;
-	if (k.guest_field_select & ~(uint64_t)(version >= 2 ? MSG_KEY_FIELDS_V2 : MSG_KEY_FIELDS_V1))
+	if (k.guest_field_select &
+	    ~(uint64_t)(version >= 2 ? MSG_KEY_FIELDS_V2 : MSG_KEY_FIELDS_V1))
 		return -EBADMSG;
 	if (k.vmpl > 3)
 		return -EBADMSG;

@@ -92,8 +92,8 @@ int msg_hdr_check_response(const struct msg_hdr *req, const struct msg_hdr *rsp)
  * header + ciphertext into page (page_size >= MSG_HDR_SIZE + len, else -ENOSPC).
  * -EMSGSIZE if len > MSG_PAYLOAD_MAX, -EBADMSG if the header would not pass msg_hdr_check,
  * -EIO if the cipher fails. pt may be page + MSG_HDR_SIZE (in place). */
-int msg_seal(const uint8_t key[MSG_KEY_LEN], const struct msg_hdr *h, const uint8_t *pt,
-	     size_t len, uint8_t *page, size_t page_size);
+int msg_seal(const uint8_t key[MSG_KEY_LEN], const struct msg_hdr *h, const uint8_t *pt, size_t len,
+	     uint8_t *page, size_t page_size);
 /* Open: parses and checks the header (-EMSGSIZE if len cannot hold header + sz, -EBADMSG if
  * a field is invalid), decrypts sz bytes into pt (pt_size >= sz, else -ENOSPC) and verifies
  * the tag (-EBADMSG on any mismatch; pt is wiped then). Writes *ret_hdr and *ret_len only on
