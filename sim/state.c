@@ -33,6 +33,7 @@ struct sim_state {
 	pthread_mutex_t lock; /* guards the cache and serialises this process's writers */
 	bool cached;
 	struct stat cached_st;
+	int cached_fd; /* owned; keeps the cached file's inode alive so it cannot be reused */
 	struct sim_state_data data;
 };
 
@@ -281,7 +282,8 @@ int sim_state_parse(const char *buf, size_t len, struct sim_state_data *ret)
 	return 0;
 }
 
-static int read_state_file(const char *path, struct sim_state_data *ret, struct stat *ret_st)
+static int read_state_file(const char *path, struct sim_state_data *ret, struct stat *ret_st,
+			   int *ret_fd)
 {
 	char buf[STATE_MAX_SIZE + 1];
 	struct stat st;
@@ -315,12 +317,17 @@ static int read_state_file(const char *path, struct sim_state_data *ret, struct 
 		if (len == sizeof(buf))
 			break;
 	}
-	close(fd);
 	r = sim_state_parse(buf, len, ret);
 	OPENSSL_cleanse(buf, len);
-	if (r < 0)
+	if (r < 0) {
+		close(fd);
 		return r;
+	}
 	*ret_st = st;
+	if (ret_fd)
+		*ret_fd = fd;
+	else
+		close(fd);
 	return 0;
 }
 
@@ -402,6 +409,8 @@ struct sim_state *sim_state_free(struct sim_state *s)
 		return NULL;
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
+	if (s->cached_fd >= 0)
+		close(s->cached_fd);
 	pthread_mutex_destroy(&s->lock);
 	free(s->dir);
 	free(s->path);
@@ -431,7 +440,7 @@ int sim_state_open(const char *dir, enum snp_product create_product, struct sim_
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->lock_fd = -1;
+	s->lock_fd = s->cached_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	s->dir = strdup(dir);
 	if (!s->dir)
@@ -452,13 +461,13 @@ int sim_state_open(const char *dir, enum snp_product create_product, struct sim_
 	r = lock_file(s->lock_fd, LOCK_EX);
 	if (r < 0)
 		return r;
-	r = read_state_file(s->path, &d, &st);
+	r = read_state_file(s->path, &d, &st, &s->cached_fd);
 	if (r == -ENOENT && create_product != SNP_PRODUCT_UNKNOWN) {
 		r = create_state(create_product, &d);
 		if (r >= 0)
 			r = write_state_file(s, &d);
 		if (r >= 0)
-			r = read_state_file(s->path, &d, &st);
+			r = read_state_file(s->path, &d, &st, &s->cached_fd);
 	}
 	lock_file(s->lock_fd, LOCK_UN);
 	if (r < 0)
@@ -482,12 +491,14 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* Caller holds s->lock. */
+/* Caller holds s->lock. Every write is a rename of a new file and we hold the cached file
+ * open, so a different inode at the path means a new version; size and times also catch an
+ * edit in place. */
 static int refresh_locked(struct sim_state *s)
 {
 	struct sim_state_data d;
 	struct stat st;
-	int r;
+	int r, fd = -1;
 
 	if (stat(s->path, &st) < 0) {
 		s->cached = false;
@@ -495,11 +506,14 @@ static int refresh_locked(struct sim_state *s)
 	}
 	if (s->cached && same_file(&st, &s->cached_st))
 		return 0;
-	r = read_state_file(s->path, &d, &st);
+	r = read_state_file(s->path, &d, &st, &fd);
 	if (r < 0) {
 		s->cached = false;
 		return r;
 	}
+	if (s->cached_fd >= 0)
+		close(s->cached_fd);
+	s->cached_fd = fd;
 	s->data = d;
 	s->cached_st = st;
 	s->cached = true;
@@ -529,7 +543,7 @@ int sim_state_update(struct sim_state *s, sim_state_update_fn fn, void *userdata
 	r = lock_file(s->lock_fd, LOCK_EX);
 	if (r < 0)
 		goto out;
-	r = read_state_file(s->path, &d, &st);
+	r = read_state_file(s->path, &d, &st, NULL);
 	if (r < 0)
 		goto unlock;
 	k = fn(&d, userdata);

@@ -46,7 +46,8 @@ static inline void sim_state_freep(struct sim_state **s)
 }
 
 /* The current state: re-reads the file only if it changed since the last read (stat of the
- * file: inode, size, mtime, ctime — every write is a rename, so it gets a new inode).
+ * file: inode, size, mtime, ctime — every write is a rename of a new file and the cached one
+ * is held open, so its inode cannot be reused).
  * Thread-safe. Errors as for sim_state_open (a state corrupted later is reported, the
  * cached copy is not used). */
 int sim_state_read(struct sim_state *s, struct sim_state_data *ret);

@@ -33,13 +33,20 @@ static char *slurp(const char *path, size_t *len)
 	return (char *)test_read_file(path, len);
 }
 
+/* Replaces path by a new file (like every writer of the state does), so that a handle
+ * that cached the old version notices regardless of timestamp granularity. */
 static void spew(const char *path, const char *buf, size_t len)
 {
-	FILE *f = fopen(path, "wb");
+	char *tmpf = NULL;
+	FILE *f;
 
+	ck_assert(asprintf(&tmpf, "%s.new", path) > 0);
+	f = fopen(tmpf, "wb");
 	ck_assert(f);
 	ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
 	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(rename(tmpf, path), 0);
+	free(tmpf);
 }
 
 START_TEST(test_create_per_product)
