@@ -251,6 +251,19 @@ static int make_vcek(struct server *s, const struct kds_request *q, time_t now, 
 	r = sim_keys_public(priv, &pub);
 	if (r >= 0)
 		r = sim_ca_issue_vcek(s->ca, pub, q->hwid, q->hwid_len, q->tcb, now, &x);
+	if (r >= 0) {
+		/* Self-check with the project's own verifier before anything leaves the server. */
+		struct certs_verify_opts o = { .extra_ark = sim_ca_ark(s->ca), .now = now };
+		enum snp_product got;
+
+		r = certs_verify_chain(x, sim_ca_signer(s->ca, SIM_CA_VCEK), sim_ca_ark(s->ca), &o,
+				       &got);
+		if (r >= 0)
+			r = certs_check_platform(x, s->product, q->tcb, q->hwid, q->hwid_len);
+		if (r < 0)
+			fprintf(stderr, "snp-kdssim: issued VCEK fails self-check: %s\n",
+				snp_strerror(r));
+	}
 	if (r >= 0)
 		r = der_of_cert(x, ret, ret_len);
 	X509_free(x);
