@@ -34,7 +34,7 @@ struct sched_vm {
 	int64_t tokens; /* nano-requests; negative is debt */
 	uint64_t refilled_at;
 
-	uint64_t deficit; /* DRR credit, in requests, valid for `round` */
+	uint64_t deficit; /* DRR credit, in requests, valid for `round` (1 .. 2 * weight) */
 	uint64_t round;
 
 	/* The one request the VM may have: queued or in flight, never both. */
@@ -353,6 +353,35 @@ static void vm_admit(struct sched *s, struct sched_vm *vm, bool forced)
 	s->ninflight++;
 }
 
+/* Deficit round robin with depth-1 queues. A VM's credit is `deficit` services in round
+ * `round`; the queued VMs of the current round are served before those of the next. The credit
+ * survives while the request is in flight, so a weight-w VM that is always backlogged gets w
+ * services per round although it leaves the lists after each. Idle VMs do not bank credit. */
+/* Returns true if the VM carries credit over from the round just ended. */
+static bool drr_catch_up(struct sched *s, struct sched_vm *vm)
+{
+	uint64_t w = vm_quota(s, vm)->weight;
+	bool carry;
+
+	if (vm->round >= s->round)
+		return false;
+	/* A round can end while a backlogged VM's request is in flight (it is in no list then);
+	 * credit left from the round just ended carries over, at most one round's worth. */
+	carry = vm->round + 1 == s->round;
+	vm->deficit = carry ? MIN(vm->deficit, w) + w : w;
+	vm->round = s->round;
+	return carry;
+}
+
+static void drr_charge(struct sched *s, struct sched_vm *vm)
+{
+	drr_catch_up(s, vm);
+	if (--vm->deficit == 0) {
+		vm->round++;
+		vm->deficit = vm_quota(s, vm)->weight;
+	}
+}
+
 static void vm_enqueue(struct sched *s, struct sched_vm *vm, uint64_t req_id, bool urgent,
 		       uint64_t now)
 {
@@ -366,17 +395,11 @@ static void vm_enqueue(struct sched *s, struct sched_vm *vm, uint64_t req_id, bo
 		link_append(&s->urgent, &vm->qlink);
 		return;
 	}
-	/* DRR with depth-1 queues: credit left from this round keeps the VM in this round, so a
-	 * weight-w VM is served w times per round even though it leaves the list after each. */
-	if (vm->round == s->round && vm->deficit >= 1) {
-		link_append(&s->current, &vm->qlink);
-		return;
-	}
-	if (vm->round != s->round + 1 || vm->deficit < 1) {
-		vm->round = s->round + 1;
-		vm->deficit = vm_quota(s, vm)->weight;
-	}
-	link_append(&s->next, &vm->qlink);
+	if (drr_catch_up(s, vm))
+		/* It was owed service in the round that ended: it goes first in this one. */
+		link_append(s->current.next, &vm->qlink);
+	else
+		link_append(vm->round == s->round ? &s->current : &s->next, &vm->qlink);
 }
 
 static void vm_dequeue(struct sched *s, struct sched_vm *vm)
@@ -413,8 +436,8 @@ static int dispatch(struct sched *s, uint64_t now)
 		if (!vm)
 			break;
 		forced = vm->urgent;
-		if (!forced && vm->deficit > 0)
-			vm->deficit--;
+		if (!forced)
+			drr_charge(s, vm);
 		vm_dequeue(s, vm);
 		vm_refill(s, vm, now);
 		vm_admit(s, vm, forced);
@@ -519,6 +542,8 @@ int sched_vm_add(struct sched *s, uint64_t vm_id, uint64_t now)
 	link_init(&vm->tlink);
 	vm->tokens = (int64_t)s->cfg.quota.burst * TOKEN_UNIT;
 	vm->refilled_at = now;
+	vm->round = s->round;
+	vm->deficit = s->cfg.quota.weight;
 	if (s->nvms >= s->nbuckets)
 		hash_grow(s);
 	k = bucket_of(s, vm_id, s->nbuckets);
@@ -693,6 +718,11 @@ int sched_request(struct sched *s, uint64_t vm_id, uint64_t req_id, const struct
 	d.forced = urgent;
 	if (s->ninflight < s->cfg.psp_concurrency && s->nqueued == 0) {
 		vm->req_id = req_id;
+		/* Nothing is queued, so the round may move up to this VM's: keeps every VM's
+		 * round within {round, round + 1}. */
+		s->round = MAX(s->round, vm->round);
+		if (!urgent)
+			drr_charge(s, vm);
 		vm_admit(s, vm, urgent);
 		d.verdict = SCHED_ADMIT;
 	} else {
@@ -828,7 +858,7 @@ static void vm_apply_quota(struct sched *s, struct sched_vm *vm, const struct sc
 	cap = (int64_t)q->burst * TOKEN_UNIT;
 	vm->tokens = MIN(vm->tokens, cap);
 	vm->tokens = MAX(vm->tokens, -cap);
-	vm->deficit = MIN(vm->deficit, (uint64_t)q->weight);
+	vm->deficit = MAX(MIN(vm->deficit, 2 * (uint64_t)q->weight), 1u);
 }
 
 int sched_vm_set_quota(struct sched *s, uint64_t vm_id, const struct sched_quota *q, uint64_t now,
@@ -976,7 +1006,7 @@ int sched_selfcheck(const struct sched *s)
 		for (const struct sched_vm *v = s->buckets[i]; v; v = v->hnext) {
 			if (bucket_of(s, v->id, s->nbuckets) != i || ++nvms > s->nvms)
 				return -EUCLEAN;
-			if (v->inflight && v->queued)
+			if ((v->inflight && v->queued) || v->round > s->round + 1 || v->deficit == 0)
 				return -EUCLEAN;
 			inflight += v->inflight;
 			queued += v->queued;
