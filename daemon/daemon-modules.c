@@ -4,6 +4,9 @@
 
 #include <stddef.h>
 
+#include "broker.h"
+
 const struct manager_module *const daemon_modules[] = {
+	&broker_module,
 	NULL,
 };

@@ -34,6 +34,7 @@ struct nlsock {
 	uint32_t register_seq;
 	bool registered;
 	bool register_pending;
+	bool peer_missing_logged;
 	ev_io io;
 	ev_timer retry;
 	struct nlsock_stats stats;
@@ -172,8 +173,10 @@ static int build_and_send(struct nlsock *s, const struct snpa_msg *m, uint16_t f
 	}
 	r = send_raw(s, s->tx, (size_t)len);
 	if (r == -ECONNREFUSED || r == -ENOENT) {
-		log_warning("The %s peer is gone; waiting for it to return",
-			    nlsock_transport_name(s));
+		if (!s->peer_missing_logged)
+			log_warning("The %s peer is not there; retrying every %.0fs",
+				    nlsock_transport_name(s), NLSOCK_RETRY_SEC);
+		s->peer_missing_logged = true;
 		lose_role(s, r);
 		return r;
 	}
@@ -291,6 +294,7 @@ static void handle_one(struct nlsock *s, const struct nlmsghdr *nlh, size_t len)
 			s->register_pending = false;
 			if (err == 0) {
 				s->registered = true;
+				s->peer_missing_logged = false;
 				s->stats.registrations++;
 				ev_timer_stop(s->loop, &s->retry);
 				log_info("Registered as the SNP attestation broker (%s)",

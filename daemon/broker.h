@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* broker: the guest-request path. Owns the scheduler policy instance, the netlink transport,
+ * the platform view (firmware backend + worker) and the served chain; turns GUEST_REQ into
+ * exactly one VERDICT under the guest contract (design §4) and learns outcomes from
+ * GUEST_DONE. Everything runs on the loop thread. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "manager.h"
+#include "sched-policy.h"
+#include "store.h"
+
+struct broker;
+
+extern const struct manager_module broker_module;
+
+struct broker_vm_info {
+	uint64_t vm_id;
+	uint32_t vmm_pid;
+	uint32_t asid;
+	uint64_t policy;
+	uint64_t invalid_len;   /* INVALID_LEN answers */
+	uint64_t fw_errors;     /* GUEST_DONE with a non-zero firmware status */
+	uint64_t fw_ok;         /* GUEST_DONE with status 0 */
+	uint64_t expired;       /* the kernel gave up waiting for our verdict */
+	uint64_t fw_time_ns_total;
+	uint64_t req_report, req_key, req_other;
+	struct sched_vm_stats sched;
+};
+
+struct broker_stats {
+	uint64_t guest_reqs;
+	uint64_t verdicts_allow;
+	uint64_t verdicts_busy;
+	uint64_t verdicts_invalid_len;
+	uint64_t done;
+	uint64_t send_failures;
+	uint64_t stale_inflight_freed; /* in flight too long without GUEST_DONE */
+	uint64_t dumps_sent;
+	uint64_t vms_pruned;           /* removed because a VM_DUMP no longer listed them */
+	uint64_t busy_by_reason[_SCHED_BUSY_MAX];
+	uint64_t anomalies[_SCHED_ANOM_MAX];
+	uint64_t admission_wait_usec_total;
+};
+
+struct broker *broker_get(struct manager *m);
+const struct broker_stats *broker_get_stats(const struct broker *b);
+const struct store_chain *broker_chain(const struct broker *b); /* NULL: serving no chain */
+const struct store_platform *broker_platform(const struct broker *b);
+bool broker_registered(const struct broker *b);
+unsigned broker_inflight(const struct broker *b);
+unsigned broker_queued(const struct broker *b);
+size_t broker_vm_count(const struct broker *b);
+bool broker_paused(const struct broker *b);
+const char *broker_backend_name(const struct broker *b);
+bool broker_sim_root_trusted(const struct broker *b);
+/* -ENOENT for an unknown VM. */
+int broker_vm_info(const struct broker *b, uint64_t vm_id, struct broker_vm_info *ret);
+size_t broker_vm_foreach(const struct broker *b,
+			 void (*fn)(void *userdata, const struct broker_vm_info *info),
+			 void *userdata);
+/* Runtime quota for a VM (applied now if the VM is live and remembered for when it comes);
+ * q == NULL resets to the default. -EINVAL with *reason. */
+int broker_set_quota(struct broker *b, uint64_t vm_id, const struct sched_quota *q,
+		     const char **reason);
+/* The quota a VM gets (custom or default); false if it has no custom one. */
+bool broker_get_quota(const struct broker *b, uint64_t vm_id, struct sched_quota *ret);
+/* Iterates custom quotas (vm_id, quota). */
+size_t broker_quota_foreach(const struct broker *b,
+			    void (*fn)(void *userdata, uint64_t vm_id, const struct sched_quota *q),
+			    void *userdata);
+void broker_default_quota(const struct broker *b, struct sched_quota *ret);

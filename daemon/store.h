@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* store: the certificate chain the daemon serves and the GHCB table built from it. Every
+ * chain is verified (proto/certs.c) against the pinned AMD ARKs — or the simulator's ARK, only
+ * with the sim backend and trust_sim_ark — and checked against the platform's chip id and
+ * reported TCB before it is used. The table is immutable once built: a new chain means a new
+ * struct store_chain, swapped in by the caller. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "tcb.h"
+
+struct store_platform {
+	enum snp_product product;
+	uint8_t chip_id[64];
+	size_t chip_id_len;
+	uint64_t current_tcb;
+	uint64_t reported_tcb;
+	bool vlek_loaded;
+};
+
+struct store_chain {
+	X509 *leaf; /* owned: VCEK or VLEK */
+	X509 *ask;  /* owned: ASK or ASVK */
+	X509 *ark;  /* owned */
+	bool vlek;
+	bool sim_root;     /* verified against the simulator's ARK, not an AMD one */
+	uint64_t tcb;      /* reported TCB the leaf is for */
+	enum snp_product product;
+	time_t not_after;  /* earliest notAfter in the chain */
+	char source[256];  /* "dir:/etc/...", "cache", "kds", "import" */
+	uint8_t *table;    /* owned: GHCB certificate table (ARK, ASK, VCEK/VLEK) */
+	size_t table_len;
+	uint32_t table_pages;
+};
+
+void store_chain_free(struct store_chain *c);
+
+/* The extra trusted ARK for the sim backend: <sim_state_dir>/kds/ark-<product>.pem. NULL
+ * result (return 0) if not present. */
+int store_load_sim_ark(const char *sim_state_dir, enum snp_product p, X509 **ret);
+
+/* Builds a chain from certificates (ownership of leaf/ask/ark taken only on success): verifies
+ * it with extra_ark (may be NULL), checks it against the platform, builds the table.
+ * -EPERM/-EXDEV/-EKEYREJECTED/-ENOKEY/-EKEYEXPIRED as proto/certs.h; err gets one line. */
+int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
+		      const struct store_platform *pf, const char *source, time_t now,
+		      struct store_chain **ret, char *err, size_t err_size);
+
+/* Loads ark.pem + ask.pem (or cert_chain.pem: ASK then ARK) and vcek.der|vcek.pem (or
+ * vlek.der|vlek.pem) from dir, then store_chain_build. */
+int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_platform *pf,
+			 time_t now, struct store_chain **ret, char *err, size_t err_size);
