@@ -158,8 +158,9 @@ int snpctl_help_for(const char *full_name)
 			return SNPCTL_EXIT_OK;
 		}
 	}
-	print_overview(stdout);
-	return SNPCTL_EXIT_OK;
+	fprintf(stderr, "snpctl: help: unknown command '%s'\n\n", full_name);
+	print_overview(stderr);
+	return SNPCTL_EXIT_USAGE;
 }
 
 static bool is_help(const char *s)
@@ -199,6 +200,9 @@ int main(int argc, char **argv)
 			/* "snpctl help report verify" */
 			snprintf(name, sizeof(name), "%s%s%s", argv[2], argc > 3 ? " " : "",
 				 argc > 3 ? argv[3] : "");
+			for (size_t i = 0; argc == 3 && i < snpctl_n_commands; i++)
+				if (snpctl_commands[i].sub && strcmp(snpctl_commands[i].name, name) == 0)
+					return group_help(name, stdout);
 			return snpctl_help_for(name);
 		}
 		print_overview(stdout);

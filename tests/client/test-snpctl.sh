@@ -407,6 +407,9 @@ done
 expect 0 "report --help" report --help
 expect 0 "help report verify" help report verify
 grep -q '^Usage: snpctl report verify' "$W/out" && ok "help CMD shows the command" || nok "help CMD shows the command"
+expect 0 "help report (a group)" help report
+grep -q '^  report verify ' "$W/out" && ok "help GROUP lists its subcommands" || nok "help GROUP lists its subcommands"
+expect 2 "help for an unknown command" help frobnicate
 expect 0 "--version" --version
 
 echo "1..$n"
