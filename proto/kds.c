@@ -101,8 +101,9 @@ int kds_url(const struct kds_request *q, const char *base, char *buf, size_t siz
 		if (r == 0 && snp_product_has_fmc(q->product))
 			r = append(buf, size, &pos, "fmcSPL=%02u&", t.fmc);
 		if (r == 0)
-			r = append(buf, size, &pos, "blSPL=%02u&teeSPL=%02u&snpSPL=%02u&ucodeSPL=%02u",
-				   t.bootloader, t.tee, t.snp, t.microcode);
+			r = append(buf, size, &pos,
+				   "blSPL=%02u&teeSPL=%02u&snpSPL=%02u&ucodeSPL=%02u", t.bootloader,
+				   t.tee, t.snp, t.microcode);
 	}
 	if (r < 0)
 		buf[0] = '\0'; /* never hand out a truncated URL */
@@ -130,10 +131,10 @@ static int parse_spl(const char *s, size_t len, uint8_t *ret)
 /* The VCEK query: every SPL of the product exactly once (any order), nothing else. */
 static int parse_vcek_query(const char *qs, enum snp_product p, uint64_t *ret_tcb)
 {
-	static const char *const names[] = { "fmcSPL", "blSPL", "teeSPL", "snpSPL", "ucodeSPL" };
-	uint8_t vals[ELEMENTSOF(names)] = { 0 };
+	static const char *const names[] = {"fmcSPL", "blSPL", "teeSPL", "snpSPL", "ucodeSPL"};
+	uint8_t vals[ELEMENTSOF(names)] = {0};
 	unsigned seen = 0, need;
-	struct tcb_version t = { 0 };
+	struct tcb_version t = {0};
 	const char *s = qs;
 
 	need = snp_product_has_fmc(p) ? 0x1f : 0x1e;
@@ -172,7 +173,7 @@ static int parse_vcek_query(const char *qs, enum snp_product p, uint64_t *ret_tc
 
 int kds_parse_path(const char *path, struct kds_request *ret)
 {
-	struct kds_request q = { 0 };
+	struct kds_request q = {0};
 	const char *s, *slash, *qm;
 	bool vlek;
 	char pname[16];

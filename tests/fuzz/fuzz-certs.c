@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void exercise_one(X509 *x)
 {
-	static const uint8_t chip[64] = { 0x1e, 0x55, 0x0a, 0x8e };
+	static const uint8_t chip[64] = {0x1e, 0x55, 0x0a, 0x8e};
 	struct certs_amd_ext e;
 	enum snp_product p;
 	uint8_t fp[32], *der = NULL;
@@ -41,7 +41,7 @@ static void exercise_one(X509 *x)
 	/* Self-signed as a root: never trusted unless passed explicitly. */
 	if (certs_verify_chain(x, x, x, NULL, &p) == 0 && certs_ark_pinned(x, NULL) < 0)
 		__builtin_trap();
-	(void)certs_verify_chain(x, x, x, &(struct certs_verify_opts){ .extra_ark = x, .now = 1 },
+	(void)certs_verify_chain(x, x, x, &(struct certs_verify_opts){.extra_ark = x, .now = 1},
 				 &p);
 }
 
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (certs_parse_pem_chain(data, size, &sk) == 0) {
 		int n = sk_X509_num(sk);
-		struct certs_verify_opts opts = { .extra_ark = sk_X509_value(sk, n - 1) };
+		struct certs_verify_opts opts = {.extra_ark = sk_X509_value(sk, n - 1)};
 
 		if (n < 1 || n > 8)
 			__builtin_trap();

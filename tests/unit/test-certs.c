@@ -65,18 +65,18 @@ static const struct {
 	const char *chain;
 	enum snp_product product;
 } real_chains[] = {
-	{ "amd/milan/cert_chain.pem", SNP_PRODUCT_MILAN },
-	{ "amd/milan/vlek_cert_chain.pem", SNP_PRODUCT_MILAN },
-	{ "amd/genoa/cert_chain.pem", SNP_PRODUCT_GENOA },
-	{ "amd/genoa/vlek_cert_chain.pem", SNP_PRODUCT_GENOA },
-	{ "amd/turin/cert_chain.pem", SNP_PRODUCT_TURIN },
-	{ "amd/turin/vlek_cert_chain.pem", SNP_PRODUCT_TURIN },
+	{"amd/milan/cert_chain.pem", SNP_PRODUCT_MILAN},
+	{"amd/milan/vlek_cert_chain.pem", SNP_PRODUCT_MILAN},
+	{"amd/genoa/cert_chain.pem", SNP_PRODUCT_GENOA},
+	{"amd/genoa/vlek_cert_chain.pem", SNP_PRODUCT_GENOA},
+	{"amd/turin/cert_chain.pem", SNP_PRODUCT_TURIN},
+	{"amd/turin/vlek_cert_chain.pem", SNP_PRODUCT_TURIN},
 };
 
 START_TEST(test_real_chains)
 {
 	for (size_t i = 0; i < ELEMENTSOF(real_chains); i++) {
-		struct certs_verify_opts opts = { .now = NOW_2026 };
+		struct certs_verify_opts opts = {.now = NOW_2026};
 		enum snp_product p = SNP_PRODUCT_UNKNOWN, pinned;
 		X509 *ask, *ark;
 
@@ -108,12 +108,12 @@ START_TEST(test_ark_fingerprints)
 		const char *chain;
 		const char *sha256;
 	} cases[] = {
-		{ "amd/milan/cert_chain.pem",
-		  "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd" },
-		{ "amd/genoa/cert_chain.pem",
-		  "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1" },
-		{ "amd/turin/cert_chain.pem",
-		  "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a" },
+		{"amd/milan/cert_chain.pem",
+		 "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd"},
+		{"amd/genoa/cert_chain.pem",
+		 "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1"},
+		{"amd/turin/cert_chain.pem",
+		 "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a"},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		X509 *ask, *ark;
@@ -136,22 +136,22 @@ static const struct {
 	enum snp_product product;
 	time_t valid_at, expired_at; /* 0: none in range of the test */
 } real_leaves[] = {
-	{ "amd/milan/report-v3.vcek.der", "amd/milan/cert_chain.pem", SNP_PRODUCT_MILAN,
-	  NOW_2026_06, NOW_2025_06 },
-	{ "amd/milan/report-v2.vcek.der", "amd/milan/cert_chain.pem", SNP_PRODUCT_MILAN,
-	  NOW_2026_06, NOW_2060 },
-	{ "amd/milan/report-vlek.vlek.der", "amd/milan/vlek_cert_chain.pem", SNP_PRODUCT_MILAN,
-	  NOW_2025_06, NOW_2026_06 },
-	{ "amd/genoa/vcek.pem", "amd/genoa/cert_chain.pem", SNP_PRODUCT_GENOA, NOW_2026_06,
-	  NOW_2019 },
-	{ "amd/turin/vcek.der", "amd/turin/cert_chain.pem", SNP_PRODUCT_TURIN, NOW_2026_06,
-	  NOW_2060 },
+	{"amd/milan/report-v3.vcek.der", "amd/milan/cert_chain.pem", SNP_PRODUCT_MILAN, NOW_2026_06,
+	 NOW_2025_06},
+	{"amd/milan/report-v2.vcek.der", "amd/milan/cert_chain.pem", SNP_PRODUCT_MILAN, NOW_2026_06,
+	 NOW_2060},
+	{"amd/milan/report-vlek.vlek.der", "amd/milan/vlek_cert_chain.pem", SNP_PRODUCT_MILAN,
+	 NOW_2025_06, NOW_2026_06},
+	{"amd/genoa/vcek.pem", "amd/genoa/cert_chain.pem", SNP_PRODUCT_GENOA, NOW_2026_06,
+	 NOW_2019},
+	{"amd/turin/vcek.der", "amd/turin/cert_chain.pem", SNP_PRODUCT_TURIN, NOW_2026_06,
+	 NOW_2060},
 };
 
 START_TEST(test_real_leaves)
 {
 	for (size_t i = 0; i < ELEMENTSOF(real_leaves); i++) {
-		struct certs_verify_opts opts = { .now = real_leaves[i].valid_at };
+		struct certs_verify_opts opts = {.now = real_leaves[i].valid_at};
 		enum snp_product p = SNP_PRODUCT_UNKNOWN;
 		X509 *leaf = load_cert(real_leaves[i].leaf), *ask, *ark;
 
@@ -163,8 +163,8 @@ START_TEST(test_real_leaves)
 		ck_assert_int_eq(p, real_leaves[i].product);
 		/* The leaf's own validity period counts too. */
 		opts.now = real_leaves[i].expired_at;
-		ck_assert_msg(certs_verify_chain(leaf, ask, ark, &opts, NULL) == -EKEYEXPIRED, "%zu",
-			      i);
+		ck_assert_msg(certs_verify_chain(leaf, ask, ark, &opts, NULL) == -EKEYEXPIRED,
+			      "%zu", i);
 		X509_free(leaf);
 		X509_free(ask);
 		X509_free(ark);
@@ -239,7 +239,7 @@ enum sig_mode {
 	SIG_PSS48,
 	SIG_PSS32,
 	SIG_PKCS1,
-	SIG_PSS_SHA256,     /* PSS with SHA-256 digest and MGF1, salt 48 */
+	SIG_PSS_SHA256,	    /* PSS with SHA-256 digest and MGF1, salt 48 */
 	SIG_PSS_MGF_SHA256, /* SHA-384 digest, MGF1 with SHA-256, salt 48 */
 };
 
@@ -249,11 +249,13 @@ struct ext_spec {
 	size_t len;
 };
 
-#define EXT(o, ...)                                                                     \
-	{ "1.3.6.1.4.1.3704.1." o, (const uint8_t[]){ __VA_ARGS__ },                       \
-	  sizeof((const uint8_t[]){ __VA_ARGS__ }) }
+#define EXT(o, ...)                                                                                \
+	{                                                                                          \
+		"1.3.6.1.4.1.3704.1." o, (const uint8_t[]){__VA_ARGS__},                           \
+			sizeof((const uint8_t[]){__VA_ARGS__})                                     \
+	}
 
-static const uint8_t hwid64[64] = { 0xab, 0xcd, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, [63] = 0x42 };
+static const uint8_t hwid64[64] = {0xab, 0xcd, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, [63] = 0x42};
 
 /* Milan VCEK-like extensions: bl 3, tee 0, snp 8, ucode 0x73 -> TCB 0x7308000000000003. */
 static const struct ext_spec milan_exts[] = {
@@ -267,8 +269,8 @@ static const struct ext_spec milan_exts[] = {
 	EXT("3.7", 0x02, 0x01, 0x00),
 	EXT("3.3", 0x02, 0x01, 0x08),
 	EXT("3.8", 0x02, 0x01, 0x73),
-	{ "1.3.6.1.4.1.3704.1.4", hwid64, sizeof(hwid64) },
-	{ NULL, NULL, 0 },
+	{"1.3.6.1.4.1.3704.1.4", hwid64, sizeof(hwid64)},
+	{NULL, NULL, 0},
 };
 
 static void add_ext(X509 *x, const struct ext_spec *e)
@@ -306,10 +308,10 @@ static void sign_cert(X509 *x, EVP_PKEY *key, enum sig_mode mode)
 	if (mode != SIG_PKCS1) {
 		ck_assert(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0);
 		ck_assert(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, mode == SIG_PSS32 ? 32 : 48) > 0);
-		ck_assert(EVP_PKEY_CTX_set_rsa_mgf1_md(
-				  pctx, mode == SIG_PSS_MGF_SHA256 || mode == SIG_PSS_SHA256
-						? EVP_sha256()
-						: EVP_sha384()) > 0);
+		ck_assert(EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, mode == SIG_PSS_MGF_SHA256 ||
+									     mode == SIG_PSS_SHA256
+								     ? EVP_sha256()
+								     : EVP_sha384()) > 0);
 	}
 	ck_assert(X509_sign_ctx(x, mctx) > 0);
 	EVP_MD_CTX_free(mctx);
@@ -349,9 +351,10 @@ START_TEST(test_self_made_ark)
 {
 	X509 *ark = make_cert("ARK-Milan", "ARK-Milan", rsa_a, rsa_a, true, SIG_PSS48, NULL);
 	X509 *ask = make_cert("SEV-Milan", "ARK-Milan", rsa_b, rsa_a, true, SIG_PSS48, NULL);
-	X509 *leaf = make_cert("SEV-VCEK", "SEV-Milan", ec_leaf, rsa_b, false, SIG_PSS48, milan_exts);
+	X509 *leaf =
+		make_cert("SEV-VCEK", "SEV-Milan", ec_leaf, rsa_b, false, SIG_PSS48, milan_exts);
 	X509 *other = make_cert("ARK-Milan", "ARK-Milan", rsa_b, rsa_b, true, SIG_PSS48, NULL);
-	struct certs_verify_opts opts = { .now = NOW_2026 };
+	struct certs_verify_opts opts = {.now = NOW_2026};
 	enum snp_product p = SNP_PRODUCT_UNKNOWN;
 
 	/* Never trusted implicitly. */
@@ -376,11 +379,11 @@ START_TEST(test_self_made_ark)
 		EXT("3.2", 0x02, 0x01, 0x00),
 		EXT("3.3", 0x02, 0x01, 0x08),
 		EXT("3.8", 0x02, 0x01, 0x73),
-		{ "1.3.6.1.4.1.3704.1.4", hwid64, sizeof(hwid64) },
-		{ NULL, NULL, 0 },
+		{"1.3.6.1.4.1.3704.1.4", hwid64, sizeof(hwid64)},
+		{NULL, NULL, 0},
 	};
-	X509 *gleaf = make_cert("SEV-VCEK", "SEV-Milan", ec_leaf, rsa_b, false, SIG_PSS48,
-				genoa_exts);
+	X509 *gleaf =
+		make_cert("SEV-VCEK", "SEV-Milan", ec_leaf, rsa_b, false, SIG_PSS48, genoa_exts);
 	ck_assert_int_eq(certs_verify_chain(gleaf, ask, ark, &opts, &p), -EXDEV);
 	/* A real AMD chain stays valid with an extra ARK given. */
 	X509 *rask, *rark;
@@ -402,27 +405,29 @@ END_TEST
 /* Only RSASSA-PSS SHA-384 / MGF1-SHA-384 / salt 48 is accepted, at every level. */
 START_TEST(test_signature_scheme)
 {
-	static const enum sig_mode bad[] = { SIG_PSS32, SIG_PKCS1, SIG_PSS_SHA256,
-					     SIG_PSS_MGF_SHA256 };
+	static const enum sig_mode bad[] = {SIG_PSS32, SIG_PKCS1, SIG_PSS_SHA256,
+					    SIG_PSS_MGF_SHA256};
 	X509 *ark = make_cert("ARK-Genoa", "ARK-Genoa", rsa_a, rsa_a, true, SIG_PSS48, NULL);
 	X509 *ask = make_cert("SEV-Genoa", "ARK-Genoa", rsa_b, rsa_a, true, SIG_PSS48, NULL);
-	struct certs_verify_opts opts = { .extra_ark = ark };
+	struct certs_verify_opts opts = {.extra_ark = ark};
 
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		X509 *leaf = make_cert("SEV-VCEK", "SEV-Genoa", ec_leaf, rsa_b, false, bad[i],
 				       milan_exts);
 		X509 *bask = make_cert("SEV-Genoa", "ARK-Genoa", rsa_b, rsa_a, true, bad[i], NULL);
 		X509 *bark = make_cert("ARK-Genoa", "ARK-Genoa", rsa_a, rsa_a, true, bad[i], NULL);
-		struct certs_verify_opts bopts = { .extra_ark = bark };
+		struct certs_verify_opts bopts = {.extra_ark = bark};
 
 		ck_assert_msg(certs_verify_chain(NULL, bask, ark, &opts, NULL) == -EKEYREJECTED,
 			      "ask mode %zu", i);
 		ck_assert_msg(certs_verify_chain(NULL, ask, bark, &bopts, NULL) == -EKEYREJECTED,
 			      "ark mode %zu", i);
 		/* The leaf's productName (Milan) is checked first: use a Milan root instead. */
-		X509 *mark = make_cert("ARK-Milan", "ARK-Milan", rsa_a, rsa_a, true, SIG_PSS48, NULL);
-		X509 *mask = make_cert("SEV-Genoa", "ARK-Milan", rsa_b, rsa_a, true, SIG_PSS48, NULL);
-		struct certs_verify_opts mopts = { .extra_ark = mark };
+		X509 *mark =
+			make_cert("ARK-Milan", "ARK-Milan", rsa_a, rsa_a, true, SIG_PSS48, NULL);
+		X509 *mask =
+			make_cert("SEV-Genoa", "ARK-Milan", rsa_b, rsa_a, true, SIG_PSS48, NULL);
+		struct certs_verify_opts mopts = {.extra_ark = mark};
 		ck_assert_msg(certs_verify_chain(leaf, mask, mark, &mopts, NULL) == -EKEYREJECTED,
 			      "leaf mode %zu", i);
 		X509_free(mark);
@@ -453,16 +458,16 @@ START_TEST(test_real_extensions)
 		const char *csp_id;
 		uint64_t tcb;
 	} cases[] = {
-		{ "amd/milan/report-v3.vcek.der", SNP_PRODUCT_MILAN, 0, "Milan-B0", false, 0, 4, 0,
-		  0x18, 0xdb, 64, 0x4f, 0xa5, "", 0xdb18000000000004ull },
-		{ "amd/milan/report-v2.vcek.der", SNP_PRODUCT_MILAN, 0, "Milan-B0", false, 0, 3, 0,
-		  8, 0x73, 64, 0xc3, 0x4e, "", 0x7308000000000003ull },
-		{ "amd/milan/report-vlek.vlek.der", SNP_PRODUCT_MILAN, 0, "Milan", false, 0, 4, 0,
-		  0x18, 0xd9, 0, 0, 0, "CN=cc-us-east-2.amazonaws.com", 0xd918000000000004ull },
-		{ "amd/genoa/vcek.pem", SNP_PRODUCT_GENOA, 0, "Genoa", false, 0, 10, 0, 0x17, 0x54,
-		  64, 0x05, 0xd1, "", 0x541700000000000aull },
-		{ "amd/turin/vcek.der", SNP_PRODUCT_TURIN, 1, "Turin", true, 0, 0, 0, 0, 9, 8, 0x1e,
-		  0x4d, "", 0x0900000000000000ull },
+		{"amd/milan/report-v3.vcek.der", SNP_PRODUCT_MILAN, 0, "Milan-B0", false, 0, 4, 0,
+		 0x18, 0xdb, 64, 0x4f, 0xa5, "", 0xdb18000000000004ull},
+		{"amd/milan/report-v2.vcek.der", SNP_PRODUCT_MILAN, 0, "Milan-B0", false, 0, 3, 0,
+		 8, 0x73, 64, 0xc3, 0x4e, "", 0x7308000000000003ull},
+		{"amd/milan/report-vlek.vlek.der", SNP_PRODUCT_MILAN, 0, "Milan", false, 0, 4, 0,
+		 0x18, 0xd9, 0, 0, 0, "CN=cc-us-east-2.amazonaws.com", 0xd918000000000004ull},
+		{"amd/genoa/vcek.pem", SNP_PRODUCT_GENOA, 0, "Genoa", false, 0, 10, 0, 0x17, 0x54,
+		 64, 0x05, 0xd1, "", 0x541700000000000aull},
+		{"amd/turin/vcek.der", SNP_PRODUCT_TURIN, 1, "Turin", true, 0, 0, 0, 0, 9, 8, 0x1e,
+		 0x4d, "", 0x0900000000000000ull},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		X509 *x = load_cert(cases[i].file);
@@ -495,7 +500,7 @@ START_TEST(test_real_extensions)
 	}
 
 	/* The Turin hwID in full (8 bytes, facts §7.2). */
-	static const uint8_t turin_hwid[8] = { 0x1e, 0x55, 0x0a, 0x8e, 0xe5, 0xcf, 0x9f, 0x4d };
+	static const uint8_t turin_hwid[8] = {0x1e, 0x55, 0x0a, 0x8e, 0xe5, 0xcf, 0x9f, 0x4d};
 	X509 *t = load_cert("amd/turin/vcek.der");
 	struct certs_amd_ext e;
 	ck_assert_int_eq(certs_amd_ext_parse(t, &e), 0);
@@ -511,10 +516,14 @@ START_TEST(test_product_names)
 		int ret;
 		enum snp_product p;
 	} cases[] = {
-		{ "Milan-B0", 0, SNP_PRODUCT_MILAN }, { "Milan", 0, SNP_PRODUCT_MILAN },
-		{ "Genoa", 0, SNP_PRODUCT_GENOA },    { "Turin", 0, SNP_PRODUCT_TURIN },
-		{ "Venice", -ENOENT, 0 },             { "", -ENOENT, 0 },
-		{ "-B0", -ENOENT, 0 },                { "MilanMilanMilanMilan", -ENOENT, 0 },
+		{"Milan-B0", 0, SNP_PRODUCT_MILAN},
+		{"Milan", 0, SNP_PRODUCT_MILAN},
+		{"Genoa", 0, SNP_PRODUCT_GENOA},
+		{"Turin", 0, SNP_PRODUCT_TURIN},
+		{"Venice", -ENOENT, 0},
+		{"", -ENOENT, 0},
+		{"-B0", -ENOENT, 0},
+		{"MilanMilanMilanMilan", -ENOENT, 0},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		enum snp_product p = SNP_PRODUCT_UNKNOWN;
@@ -528,25 +537,25 @@ END_TEST
 /* Hostile extension values: each replaces or adds one extension of a valid Milan leaf. */
 START_TEST(test_hostile_extensions)
 {
-	static const uint8_t hwid10[10] = { 1 };
+	static const uint8_t hwid10[10] = {1};
 	const struct {
 		struct ext_spec ext;
 		bool add; /* add beside the original instead of replacing it */
 	} cases[] = {
-		{ EXT("3.1", 0x02, 0x02, 0x01, 0x00), false },            /* 256 */
-		{ EXT("3.1", 0x02, 0x01, 0xff), false },                  /* -1 */
-		{ EXT("3.1", 0x04, 0x01, 0x03), false },                  /* OCTET STRING */
-		{ EXT("3.1", 0x02, 0x01), false },                        /* truncated */
-		{ EXT("3.1", 0x02, 0x01, 0x03, 0x00), false },            /* trailing byte */
-		{ EXT("3.1", 0x02, 0x01, 0x03), true },                   /* duplicate */
-		{ EXT("3.8", 0x02, 0x01, 0x03, 0x00), false },            /* trailing byte */
-		{ EXT("2", 0x0c, 0x05, 'M', 'i', 'l', 'a', 'n'), false }, /* UTF8String */
-		{ EXT("2", 0x16, 0x03, 'M', 0x00, 'n'), false },          /* NUL inside */
-		{ EXT("2", 0x16, 0x00), false },                          /* empty */
-		{ EXT("5", 0x16, 0x04, 'C', 'N', '=', 'x'), true },       /* hwID and csp_id */
-		{ { "1.3.6.1.4.1.3704.1.4", hwid10, sizeof(hwid10) }, false },
-		{ { "1.3.6.1.4.1.3704.1.4", hwid10, 0 }, false },
-		{ EXT("1", 0x02, 0x01, 0x80), false },                    /* negative version */
+		{EXT("3.1", 0x02, 0x02, 0x01, 0x00), false},		/* 256 */
+		{EXT("3.1", 0x02, 0x01, 0xff), false},			/* -1 */
+		{EXT("3.1", 0x04, 0x01, 0x03), false},			/* OCTET STRING */
+		{EXT("3.1", 0x02, 0x01), false},			/* truncated */
+		{EXT("3.1", 0x02, 0x01, 0x03, 0x00), false},		/* trailing byte */
+		{EXT("3.1", 0x02, 0x01, 0x03), true},			/* duplicate */
+		{EXT("3.8", 0x02, 0x01, 0x03, 0x00), false},		/* trailing byte */
+		{EXT("2", 0x0c, 0x05, 'M', 'i', 'l', 'a', 'n'), false}, /* UTF8String */
+		{EXT("2", 0x16, 0x03, 'M', 0x00, 'n'), false},		/* NUL inside */
+		{EXT("2", 0x16, 0x00), false},				/* empty */
+		{EXT("5", 0x16, 0x04, 'C', 'N', '=', 'x'), true},	/* hwID and csp_id */
+		{{"1.3.6.1.4.1.3704.1.4", hwid10, sizeof(hwid10)}, false},
+		{{"1.3.6.1.4.1.3704.1.4", hwid10, 0}, false},
+		{EXT("1", 0x02, 0x01, 0x80), false}, /* negative version */
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		struct ext_spec exts[ELEMENTSOF(milan_exts) + 1];
@@ -559,7 +568,7 @@ START_TEST(test_hostile_extensions)
 			if (cases[i].add || strcmp(milan_exts[j].oid, cases[i].ext.oid) != 0)
 				exts[n++] = milan_exts[j];
 		exts[n++] = cases[i].ext;
-		exts[n] = (struct ext_spec){ NULL, NULL, 0 };
+		exts[n] = (struct ext_spec){NULL, NULL, 0};
 		x = make_cert("SEV-VCEK", "SEV-Milan", ec_leaf, rsa_b, false, SIG_PSS48, exts);
 		memset(&e, 0x5a, sizeof(e));
 		memset(&untouched, 0x5a, sizeof(untouched));
@@ -572,8 +581,14 @@ END_TEST
 
 START_TEST(test_ext_tcb_layouts)
 {
-	struct certs_amd_ext e = { .has_bl = true, .has_tee = true, .has_snp = true,
-				   .has_ucode = true, .bl = 3, .tee = 0, .snp = 8, .ucode = 0x73 };
+	struct certs_amd_ext e = {.has_bl = true,
+				  .has_tee = true,
+				  .has_snp = true,
+				  .has_ucode = true,
+				  .bl = 3,
+				  .tee = 0,
+				  .snp = 8,
+				  .ucode = 0x73};
 	uint64_t tcb = 0;
 
 	ck_assert_int_eq(certs_amd_ext_tcb(&e, SNP_PRODUCT_MILAN, &tcb), 0);
@@ -584,9 +599,16 @@ START_TEST(test_ext_tcb_layouts)
 	ck_assert(tcb == 0x7308000011000003ull);
 	/* Turin needs fmcSPL. */
 	ck_assert_int_eq(certs_amd_ext_tcb(&e, SNP_PRODUCT_TURIN, &tcb), -EBADMSG);
-	e = (struct certs_amd_ext){ .has_bl = true, .has_tee = true, .has_snp = true,
-				    .has_ucode = true, .has_fmc = true, .fmc = 1, .bl = 1,
-				    .tee = 1, .snp = 4, .ucode = 0x51 };
+	e = (struct certs_amd_ext){.has_bl = true,
+				   .has_tee = true,
+				   .has_snp = true,
+				   .has_ucode = true,
+				   .has_fmc = true,
+				   .fmc = 1,
+				   .bl = 1,
+				   .tee = 1,
+				   .snp = 4,
+				   .ucode = 0x51};
 	ck_assert_int_eq(certs_amd_ext_tcb(&e, SNP_PRODUCT_TURIN, &tcb), 0);
 	ck_assert(tcb == 0x5100000004010101ull);
 	/* ...and the legacy layouts refuse it. */
@@ -706,12 +728,12 @@ static const struct {
 	const char *chain;
 	time_t valid_at;
 } real_reports[] = {
-	{ "amd/milan/report-v3.bin", "amd/milan/report-v3.vcek.der", "amd/milan/cert_chain.pem",
-	  NOW_2026_06 },
-	{ "amd/milan/report-v2.bin", "amd/milan/report-v2.vcek.der", "amd/milan/cert_chain.pem",
-	  NOW_2026_06 },
-	{ "amd/milan/report-vlek.bin", "amd/milan/report-vlek.vlek.der",
-	  "amd/milan/vlek_cert_chain.pem", NOW_2025_06 },
+	{"amd/milan/report-v3.bin", "amd/milan/report-v3.vcek.der", "amd/milan/cert_chain.pem",
+	 NOW_2026_06},
+	{"amd/milan/report-v2.bin", "amd/milan/report-v2.vcek.der", "amd/milan/cert_chain.pem",
+	 NOW_2026_06},
+	{"amd/milan/report-vlek.bin", "amd/milan/report-vlek.vlek.der",
+	 "amd/milan/vlek_cert_chain.pem", NOW_2025_06},
 };
 
 START_TEST(test_check_report)
@@ -763,40 +785,49 @@ END_TEST
 
 START_TEST(test_check_platform)
 {
-	static const uint8_t turin_hwid[8] = { 0x1e, 0x55, 0x0a, 0x8e, 0xe5, 0xcf, 0x9f, 0x4d };
+	static const uint8_t turin_hwid[8] = {0x1e, 0x55, 0x0a, 0x8e, 0xe5, 0xcf, 0x9f, 0x4d};
 	X509 *turin = load_cert("amd/turin/vcek.der");
 	X509 *vlek = load_cert("amd/milan/report-vlek.vlek.der");
-	uint8_t chip[64] = { 0 };
+	uint8_t chip[64] = {0};
 
 	memcpy(chip, turin_hwid, 8);
 	ck_assert_int_eq(certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000000ull, chip,
-					      sizeof(chip)), 0);
+					      sizeof(chip)),
+			 0);
 	/* Only the first 8 bytes of the chip id count for Turin. */
 	chip[20] = 0xff;
 	ck_assert_int_eq(certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000000ull, chip,
-					      sizeof(chip)), 0);
-	ck_assert_int_eq(certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000000ull, chip,
-					      8), 0);
-	ck_assert_int_eq(certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000000ull, chip,
-					      7), -ENOKEY);
+					      sizeof(chip)),
+			 0);
+	ck_assert_int_eq(
+		certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000000ull, chip, 8), 0);
+	ck_assert_int_eq(
+		certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000000ull, chip, 7),
+		-ENOKEY);
 	chip[7] ^= 1;
 	ck_assert_int_eq(certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000000ull, chip,
-					      sizeof(chip)), -ENOKEY);
+					      sizeof(chip)),
+			 -ENOKEY);
 	/* No chip id given: TCB only. */
-	ck_assert_int_eq(certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000000ull, NULL,
-					      0), 0);
-	ck_assert_int_eq(certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0a00000000000000ull, NULL,
-					      0), -ENOKEY);
-	ck_assert_int_eq(certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000001ull, NULL,
-					      0), -ENOKEY);
+	ck_assert_int_eq(
+		certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000000ull, NULL, 0), 0);
+	ck_assert_int_eq(
+		certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0a00000000000000ull, NULL, 0),
+		-ENOKEY);
+	ck_assert_int_eq(
+		certs_check_platform(turin, SNP_PRODUCT_TURIN, 0x0900000000000001ull, NULL, 0),
+		-ENOKEY);
 	/* A Turin VCEK on a Milan platform. */
-	ck_assert_int_eq(certs_check_platform(turin, SNP_PRODUCT_MILAN, 0x0900000000000000ull, NULL,
-					      0), -ENOKEY);
+	ck_assert_int_eq(
+		certs_check_platform(turin, SNP_PRODUCT_MILAN, 0x0900000000000000ull, NULL, 0),
+		-ENOKEY);
 	/* VLEK: TCB only, the chip id is not in the certificate. */
 	ck_assert_int_eq(certs_check_platform(vlek, SNP_PRODUCT_MILAN, 0xd918000000000004ull, chip,
-					      sizeof(chip)), 0);
-	ck_assert_int_eq(certs_check_platform(vlek, SNP_PRODUCT_MILAN, 0xd918000000000003ull, NULL,
-					      0), -ENOKEY);
+					      sizeof(chip)),
+			 0);
+	ck_assert_int_eq(
+		certs_check_platform(vlek, SNP_PRODUCT_MILAN, 0xd918000000000003ull, NULL, 0),
+		-ENOKEY);
 	X509_free(turin);
 	X509_free(vlek);
 }
@@ -805,7 +836,7 @@ END_TEST
 START_TEST(test_verify_report)
 {
 	for (size_t i = 0; i < ELEMENTSOF(real_reports); i++) {
-		struct certs_verify_opts opts = { .now = real_reports[i].valid_at };
+		struct certs_verify_opts opts = {.now = real_reports[i].valid_at};
 		size_t len;
 		uint8_t *buf = test_read_data(real_reports[i].report, &len);
 		X509 *leaf = load_cert(real_reports[i].leaf), *ask, *ark;
@@ -816,12 +847,15 @@ START_TEST(test_verify_report)
 		ck_assert_int_eq(certs_verify_report(buf, len, leaf, ask, NULL, NULL), -EINVAL);
 		/* Expired chain at a late date. */
 		opts.now = NOW_2060;
-		ck_assert_int_eq(certs_verify_report(buf, len, leaf, ask, ark, &opts), -EKEYEXPIRED);
+		ck_assert_int_eq(certs_verify_report(buf, len, leaf, ask, ark, &opts),
+				 -EKEYEXPIRED);
 		/* A changed byte of REPORT_DATA breaks the signature. */
 		buf[0x50] ^= 1;
-		ck_assert_int_eq(certs_verify_report(buf, len, leaf, ask, ark, NULL), -EKEYREJECTED);
+		ck_assert_int_eq(certs_verify_report(buf, len, leaf, ask, ark, NULL),
+				 -EKEYREJECTED);
 		buf[0x50] ^= 1;
-		ck_assert_int_eq(certs_verify_report(buf, len - 1, leaf, ask, ark, NULL), -EMSGSIZE);
+		ck_assert_int_eq(certs_verify_report(buf, len - 1, leaf, ask, ark, NULL),
+				 -EMSGSIZE);
 		X509_free(leaf);
 		X509_free(ask);
 		X509_free(ark);

@@ -11,7 +11,7 @@ static const char turin_hwid_hex[] = "1e550a8ee5cf9f4d";
 
 static struct kds_request vcek_req(enum snp_product p, const char *hex, uint64_t tcb)
 {
-	struct kds_request q = { .kind = KDS_VCEK, .product = p, .tcb = tcb };
+	struct kds_request q = {.kind = KDS_VCEK, .product = p, .tcb = tcb};
 
 	ck_assert_int_eq(hex_decode_any(hex, q.hwid, sizeof(q.hwid), &q.hwid_len), 0);
 	return q;
@@ -25,48 +25,55 @@ static const struct {
 	const char *base; /* NULL: default */
 	const char *url;
 } url_cases[] = {
-	{ KDS_VCEK, SNP_PRODUCT_MILAN, milan_hwid_hex, 0x7308000000000003ull, NULL,
-	  "https://kdsintf.amd.com/vcek/v1/Milan/c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d"
-	  "18115d89ad473f8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e"
-	  "?blSPL=03&teeSPL=00&snpSPL=08&ucodeSPL=115" },
-	{ KDS_VCEK, SNP_PRODUCT_MILAN, milan_hwid_hex, 0xdb18000000000004ull, "http://127.0.0.1:8080",
-	  "http://127.0.0.1:8080/vcek/v1/Milan/c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d"
-	  "18115d89ad473f8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e"
-	  "?blSPL=04&teeSPL=00&snpSPL=24&ucodeSPL=219" },
-	{ KDS_VCEK, SNP_PRODUCT_GENOA, milan_hwid_hex, 0x541700000000000aull, NULL,
-	  "https://kdsintf.amd.com/vcek/v1/Genoa/c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d"
-	  "18115d89ad473f8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e"
-	  "?blSPL=10&teeSPL=00&snpSPL=23&ucodeSPL=84" },
+	{KDS_VCEK, SNP_PRODUCT_MILAN, milan_hwid_hex, 0x7308000000000003ull, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Milan/c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d"
+	 "18115d89ad473f8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e"
+	 "?blSPL=03&teeSPL=00&snpSPL=08&ucodeSPL=115"},
+	{KDS_VCEK, SNP_PRODUCT_MILAN, milan_hwid_hex, 0xdb18000000000004ull,
+	 "http://127.0.0.1:8080",
+	 "http://127.0.0.1:8080/vcek/v1/Milan/c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d"
+	 "18115d89ad473f8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e"
+	 "?blSPL=04&teeSPL=00&snpSPL=24&ucodeSPL=219"},
+	{KDS_VCEK, SNP_PRODUCT_GENOA, milan_hwid_hex, 0x541700000000000aull, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Genoa/c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d"
+	 "18115d89ad473f8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e"
+	 "?blSPL=10&teeSPL=00&snpSPL=23&ucodeSPL=84"},
 	/* Turin: TCB bytes 01 01 01 04 00 00 00 51 (facts §4.1); fmcSPL first, 16 hex hwid. */
-	{ KDS_VCEK, SNP_PRODUCT_TURIN, turin_hwid_hex, 0x5100000004010101ull, NULL,
-	  "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d"
-	  "?fmcSPL=01&blSPL=01&teeSPL=01&snpSPL=04&ucodeSPL=81" },
-	{ KDS_VCEK, SNP_PRODUCT_TURIN, turin_hwid_hex, 0x0900000000000000ull, NULL,
-	  "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d"
-	  "?fmcSPL=00&blSPL=00&teeSPL=00&snpSPL=00&ucodeSPL=09" },
-	{ KDS_VCEK_CHAIN, SNP_PRODUCT_MILAN, NULL, 0, NULL,
-	  "https://kdsintf.amd.com/vcek/v1/Milan/cert_chain" },
-	{ KDS_VCEK_CHAIN, SNP_PRODUCT_GENOA, NULL, 0, NULL,
-	  "https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain" },
-	{ KDS_VCEK_CHAIN, SNP_PRODUCT_TURIN, NULL, 0, NULL,
-	  "https://kdsintf.amd.com/vcek/v1/Turin/cert_chain" },
-	{ KDS_VCEK_CRL, SNP_PRODUCT_MILAN, NULL, 0, NULL, "https://kdsintf.amd.com/vcek/v1/Milan/crl" },
-	{ KDS_VCEK_CRL, SNP_PRODUCT_GENOA, NULL, 0, NULL, "https://kdsintf.amd.com/vcek/v1/Genoa/crl" },
-	{ KDS_VCEK_CRL, SNP_PRODUCT_TURIN, NULL, 0, NULL, "https://kdsintf.amd.com/vcek/v1/Turin/crl" },
-	{ KDS_VLEK_CHAIN, SNP_PRODUCT_MILAN, NULL, 0, NULL,
-	  "https://kdsintf.amd.com/vlek/v1/Milan/cert_chain" },
-	{ KDS_VLEK_CHAIN, SNP_PRODUCT_GENOA, NULL, 0, NULL,
-	  "https://kdsintf.amd.com/vlek/v1/Genoa/cert_chain" },
-	{ KDS_VLEK_CHAIN, SNP_PRODUCT_TURIN, NULL, 0, "http://mirror.example",
-	  "http://mirror.example/vlek/v1/Turin/cert_chain" },
-	{ KDS_VLEK_CRL, SNP_PRODUCT_MILAN, NULL, 0, NULL, "https://kdsintf.amd.com/vlek/v1/Milan/crl" },
-	{ KDS_VLEK_CRL, SNP_PRODUCT_GENOA, NULL, 0, NULL, "https://kdsintf.amd.com/vlek/v1/Genoa/crl" },
-	{ KDS_VLEK_CRL, SNP_PRODUCT_TURIN, NULL, 0, NULL, "https://kdsintf.amd.com/vlek/v1/Turin/crl" },
+	{KDS_VCEK, SNP_PRODUCT_TURIN, turin_hwid_hex, 0x5100000004010101ull, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d"
+	 "?fmcSPL=01&blSPL=01&teeSPL=01&snpSPL=04&ucodeSPL=81"},
+	{KDS_VCEK, SNP_PRODUCT_TURIN, turin_hwid_hex, 0x0900000000000000ull, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Turin/1e550a8ee5cf9f4d"
+	 "?fmcSPL=00&blSPL=00&teeSPL=00&snpSPL=00&ucodeSPL=09"},
+	{KDS_VCEK_CHAIN, SNP_PRODUCT_MILAN, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Milan/cert_chain"},
+	{KDS_VCEK_CHAIN, SNP_PRODUCT_GENOA, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain"},
+	{KDS_VCEK_CHAIN, SNP_PRODUCT_TURIN, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Turin/cert_chain"},
+	{KDS_VCEK_CRL, SNP_PRODUCT_MILAN, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Milan/crl"},
+	{KDS_VCEK_CRL, SNP_PRODUCT_GENOA, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Genoa/crl"},
+	{KDS_VCEK_CRL, SNP_PRODUCT_TURIN, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vcek/v1/Turin/crl"},
+	{KDS_VLEK_CHAIN, SNP_PRODUCT_MILAN, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vlek/v1/Milan/cert_chain"},
+	{KDS_VLEK_CHAIN, SNP_PRODUCT_GENOA, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vlek/v1/Genoa/cert_chain"},
+	{KDS_VLEK_CHAIN, SNP_PRODUCT_TURIN, NULL, 0, "http://mirror.example",
+	 "http://mirror.example/vlek/v1/Turin/cert_chain"},
+	{KDS_VLEK_CRL, SNP_PRODUCT_MILAN, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vlek/v1/Milan/crl"},
+	{KDS_VLEK_CRL, SNP_PRODUCT_GENOA, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vlek/v1/Genoa/crl"},
+	{KDS_VLEK_CRL, SNP_PRODUCT_TURIN, NULL, 0, NULL,
+	 "https://kdsintf.amd.com/vlek/v1/Turin/crl"},
 };
 
 static struct kds_request url_case_req(size_t i)
 {
-	struct kds_request q = { .kind = url_cases[i].kind, .product = url_cases[i].product };
+	struct kds_request q = {.kind = url_cases[i].kind, .product = url_cases[i].product};
 
 	if (url_cases[i].hwid)
 		q = vcek_req(url_cases[i].product, url_cases[i].hwid, url_cases[i].tcb);
@@ -112,7 +119,8 @@ START_TEST(test_parse_lenient_forms)
 {
 	/* Upper-case hwid (SNPHOST style), parameters in another order, SPLs without padding. */
 	static const char *const paths[] = {
-		"/vcek/v1/Turin/1E550A8EE5CF9F4D?fmcSPL=01&blSPL=01&teeSPL=01&snpSPL=04&ucodeSPL=81",
+		"/vcek/v1/Turin/"
+		"1E550A8EE5CF9F4D?fmcSPL=01&blSPL=01&teeSPL=01&snpSPL=04&ucodeSPL=81",
 		"/vcek/v1/Turin/1e550a8ee5cf9f4d?ucodeSPL=81&snpSPL=4&teeSPL=1&blSPL=1&fmcSPL=1",
 	};
 	for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
@@ -129,8 +137,9 @@ START_TEST(test_parse_lenient_forms)
 }
 END_TEST
 
-#define H64 "c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d18115d89ad473f" \
-	    "8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e"
+#define H64                                                                                        \
+	"c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d18115d89ad473f"                         \
+	"8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e"
 #define MQ "?blSPL=03&teeSPL=00&snpSPL=08&ucodeSPL=115"
 #define TQ "?fmcSPL=01&blSPL=01&teeSPL=01&snpSPL=04&ucodeSPL=81"
 
@@ -144,7 +153,7 @@ START_TEST(test_parse_hostile)
 		"/vcek/v1/Milan",
 		"/vcek/v1/Milan/",
 		"//vcek/v1/Milan/cert_chain",
-		"/vcek/v1/milan/cert_chain",       /* KDS spelling only */
+		"/vcek/v1/milan/cert_chain", /* KDS spelling only */
 		"/vcek/v1/MILAN/crl",
 		"/vcek/v1/Venice/cert_chain",
 		"/vcek/v1/unknown/cert_chain",
@@ -156,22 +165,24 @@ START_TEST(test_parse_hostile)
 		"/vcek/v1/Milan/../Genoa/cert_chain",
 		"/vcek/v1/Milan/cert%5Fchain",
 		"/vcek/v1/Milan/cert chain",
-		"/vlek/v1/Milan/" H64 MQ,          /* VLEK certs are not served on this path */
+		"/vlek/v1/Milan/" H64 MQ, /* VLEK certs are not served on this path */
 		"/vlek/v1/Milan/cert",
-		"/vcek/v1/Milan/" H64,             /* no query */
+		"/vcek/v1/Milan/" H64, /* no query */
 		"/vcek/v1/Milan/" H64 "?",
-		"/vcek/v1/Milan/" H64 "0" MQ,      /* 129 hex digits */
-		"/vcek/v1/Milan/" "c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d18115d89ad473f"
+		"/vcek/v1/Milan/" H64 "0" MQ, /* 129 hex digits */
+		"/vcek/v1/Milan/"
+		"c38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d18115d89ad473f"
 		"8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524" MQ, /* 127 */
-		"/vcek/v1/Milan/" "g38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d18115d89ad473f"
+		"/vcek/v1/Milan/"
+		"g38427a30d4c7af9d96f7a15b97269825a64cb76a2352ffd5d18115d89ad473f"
 		"8e8c0bcd9a5d9286612bad4aadfb4426205a3b9e4fea82301135a170e477524e" MQ,
-		"/vcek/v1/Milan/1e550a8ee5cf9f4d" MQ,   /* Turin-length hwid for Milan */
-		"/vcek/v1/Turin/" H64 TQ,               /* Milan-length hwid for Turin */
-		"/vcek/v1/Milan/" H64 "?blSPL=03&teeSPL=00&snpSPL=08",          /* no ucodeSPL */
-		"/vcek/v1/Milan/" H64 MQ "&blSPL=03",                           /* duplicate */
-		"/vcek/v1/Milan/" H64 MQ "&",                                   /* trailing & */
+		"/vcek/v1/Milan/1e550a8ee5cf9f4d" MQ, /* Turin-length hwid for Milan */
+		"/vcek/v1/Turin/" H64 TQ,	      /* Milan-length hwid for Turin */
+		"/vcek/v1/Milan/" H64 "?blSPL=03&teeSPL=00&snpSPL=08", /* no ucodeSPL */
+		"/vcek/v1/Milan/" H64 MQ "&blSPL=03",		       /* duplicate */
+		"/vcek/v1/Milan/" H64 MQ "&",			       /* trailing & */
 		"/vcek/v1/Milan/" H64 "?blSPL=03&&teeSPL=00&snpSPL=08&ucodeSPL=115",
-		"/vcek/v1/Milan/" H64 MQ "&fmcSPL=01",                          /* fmc on Milan */
+		"/vcek/v1/Milan/" H64 MQ "&fmcSPL=01", /* fmc on Milan */
 		"/vcek/v1/Milan/" H64 MQ "&foo=1",
 		"/vcek/v1/Milan/" H64 "?blSPL=256&teeSPL=00&snpSPL=08&ucodeSPL=115",
 		"/vcek/v1/Milan/" H64 "?blSPL=-1&teeSPL=00&snpSPL=08&ucodeSPL=115",
@@ -193,7 +204,7 @@ START_TEST(test_parse_hostile)
 		ck_assert_msg(kds_parse_path(paths[i], &q) == -EINVAL, "case %zu: %s", i, paths[i]);
 		ck_assert_msg(q.kind == (enum kds_kind)0x5a5a5a5a, "case %zu: ret written", i);
 	}
-	ck_assert_int_eq(kds_parse_path(NULL, &(struct kds_request){ 0 }), -EINVAL);
+	ck_assert_int_eq(kds_parse_path(NULL, &(struct kds_request){0}), -EINVAL);
 }
 END_TEST
 
@@ -215,8 +226,10 @@ END_TEST
 
 START_TEST(test_url_errors)
 {
-	struct kds_request milan = vcek_req(SNP_PRODUCT_MILAN, milan_hwid_hex, 0x7308000000000003ull);
-	struct kds_request turin = vcek_req(SNP_PRODUCT_TURIN, turin_hwid_hex, 0x5100000004010101ull);
+	struct kds_request milan =
+		vcek_req(SNP_PRODUCT_MILAN, milan_hwid_hex, 0x7308000000000003ull);
+	struct kds_request turin =
+		vcek_req(SNP_PRODUCT_TURIN, turin_hwid_hex, 0x5100000004010101ull);
 	struct kds_request q;
 	char buf[512], small[40];
 
@@ -244,7 +257,7 @@ START_TEST(test_url_errors)
 	memset(small, 'x', sizeof(small));
 	ck_assert_int_eq(kds_url(&milan, NULL, small, sizeof(small)), -ENOSPC);
 	ck_assert_str_eq(small, "");
-	q = (struct kds_request){ .kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_GENOA };
+	q = (struct kds_request){.kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_GENOA};
 	ck_assert_int_eq(kds_url(&q, NULL, small, 30), -ENOSPC);
 	ck_assert_int_eq(kds_url(&q, NULL, small, sizeof(small)), -ENOSPC);
 	/* Exactly large enough ("https://kdsintf.amd.com/vcek/v1/Genoa/cert_chain" + NUL). */
@@ -260,17 +273,19 @@ START_TEST(test_cache_key)
 		enum snp_product product;
 		const char *key;
 	} cases[] = {
-		{ KDS_VCEK_CHAIN, SNP_PRODUCT_MILAN, "Milan-cert_chain" },
-		{ KDS_VCEK_CRL, SNP_PRODUCT_GENOA, "Genoa-crl" },
-		{ KDS_VLEK_CHAIN, SNP_PRODUCT_TURIN, "Turin-vlek_cert_chain" },
-		{ KDS_VLEK_CRL, SNP_PRODUCT_MILAN, "Milan-vlek_crl" },
+		{KDS_VCEK_CHAIN, SNP_PRODUCT_MILAN, "Milan-cert_chain"},
+		{KDS_VCEK_CRL, SNP_PRODUCT_GENOA, "Genoa-crl"},
+		{KDS_VLEK_CHAIN, SNP_PRODUCT_TURIN, "Turin-vlek_cert_chain"},
+		{KDS_VLEK_CRL, SNP_PRODUCT_MILAN, "Milan-vlek_crl"},
 	};
-	struct kds_request turin = vcek_req(SNP_PRODUCT_TURIN, turin_hwid_hex, 0x5100000004010101ull);
-	struct kds_request milan = vcek_req(SNP_PRODUCT_MILAN, milan_hwid_hex, 0x7308000000000003ull);
+	struct kds_request turin =
+		vcek_req(SNP_PRODUCT_TURIN, turin_hwid_hex, 0x5100000004010101ull);
+	struct kds_request milan =
+		vcek_req(SNP_PRODUCT_MILAN, milan_hwid_hex, 0x7308000000000003ull);
 	char buf[256], small[20];
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-		struct kds_request q = { .kind = cases[i].kind, .product = cases[i].product };
+		struct kds_request q = {.kind = cases[i].kind, .product = cases[i].product};
 		ck_assert_int_eq(kds_cache_key(&q, buf, sizeof(buf)), 0);
 		ck_assert_str_eq(buf, cases[i].key);
 	}
