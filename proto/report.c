@@ -6,6 +6,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 
@@ -284,6 +285,13 @@ static void openssl_freep(unsigned char **p)
 	OPENSSL_free(*p);
 }
 
+/* Failures must not leave entries in the caller's OpenSSL error queue. */
+static int openssl_fail(int r)
+{
+	ERR_clear_error();
+	return r;
+}
+
 static bool key_is_p384(EVP_PKEY *k)
 {
 	char group[64];
@@ -314,7 +322,7 @@ int report_verify_signature(const uint8_t *buf, size_t len, EVP_PKEY *pub)
 	if (!buf || len != REPORT_SIZE)
 		return -EMSGSIZE;
 	if (!key_is_p384(pub))
-		return -EINVAL;
+		return openssl_fail(-EINVAL);
 	if (get_le32(buf + OFF_SIG_ALGO) != REPORT_SIG_ALGO_ECDSA_P384_SHA384)
 		return -EBADMSG;
 	/* A value wider than the curve order can never be a valid signature component. */
@@ -326,25 +334,25 @@ int report_verify_signature(const uint8_t *buf, size_t len, EVP_PKEY *pub)
 	s = le_component_to_bn(buf + OFF_SIG_S);
 	sig = ECDSA_SIG_new();
 	if (!r || !s || !sig)
-		return -ENOMEM;
+		return openssl_fail(-ENOMEM);
 	if (BN_is_zero(r) || BN_is_zero(s))
 		return -EKEYREJECTED;
 	if (ECDSA_SIG_set0(sig, r, s) != 1)
-		return -ENOMEM;
+		return openssl_fail(-ENOMEM);
 	r = s = NULL; /* now owned by sig */
 
 	der_len = i2d_ECDSA_SIG(sig, &der);
 	if (der_len <= 0)
-		return -ENOMEM;
+		return openssl_fail(-ENOMEM);
 
 	ctx = EVP_MD_CTX_new();
 	if (!ctx)
-		return -ENOMEM;
+		return openssl_fail(-ENOMEM);
 	if (EVP_DigestVerifyInit_ex(ctx, NULL, "SHA384", NULL, NULL, pub, NULL) != 1)
-		return -EINVAL;
+		return openssl_fail(-EINVAL);
 	v = EVP_DigestVerify(ctx, der, (size_t)der_len, buf, REPORT_SIGNED_LEN);
 	/* 0 is a wrong signature; < 0 means OpenSSL refused the input, equally not valid. */
-	return v == 1 ? 0 : -EKEYREJECTED;
+	return v == 1 ? 0 : openssl_fail(-EKEYREJECTED);
 }
 
 int report_sign(uint8_t buf[REPORT_SIZE], EVP_PKEY *priv)
@@ -358,28 +366,28 @@ int report_sign(uint8_t buf[REPORT_SIZE], EVP_PKEY *priv)
 	size_t der_len = sizeof(der);
 
 	if (!buf)
-		return -EINVAL;
+		return openssl_fail(-EINVAL);
 	if (!key_is_p384(priv))
-		return -EINVAL;
+		return openssl_fail(-EINVAL);
 	if (get_le32(buf + OFF_SIG_ALGO) != REPORT_SIG_ALGO_ECDSA_P384_SHA384)
 		return -EBADMSG;
 
 	ctx = EVP_MD_CTX_new();
 	if (!ctx)
-		return -ENOMEM;
+		return openssl_fail(-ENOMEM);
 	if (EVP_DigestSignInit_ex(ctx, NULL, "SHA384", NULL, NULL, priv, NULL) != 1)
-		return -EINVAL;
+		return openssl_fail(-EINVAL);
 	if (EVP_DigestSign(ctx, der, &der_len, buf, REPORT_SIGNED_LEN) != 1)
-		return -EIO;
+		return openssl_fail(-EIO);
 	sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
 	if (!sig)
-		return -EIO;
+		return openssl_fail(-EIO);
 	ECDSA_SIG_get0(sig, &r, &s);
 	if (BN_num_bytes(r) > P384_SCALAR_LEN || BN_num_bytes(s) > P384_SCALAR_LEN)
-		return -EIO;
+		return openssl_fail(-EIO);
 	if (BN_bn2lebinpad(r, sigarea, REPORT_SIG_COMPONENT_LEN) < 0 ||
 	    BN_bn2lebinpad(s, sigarea + (OFF_SIG_S - OFF_SIG_R), REPORT_SIG_COMPONENT_LEN) < 0)
-		return -EIO;
+		return openssl_fail(-EIO);
 	memcpy(buf + OFF_SIG_R, sigarea, sizeof(sigarea));
 	return 0;
 }

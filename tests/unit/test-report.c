@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test-report: ATTESTATION_REPORT codec and signatures on real AMD reports and synthetic ones. */
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -193,6 +194,7 @@ START_TEST(test_wrong_key_rejected)
 
 			ck_assert_msg(r == (i == j ? 0 : -EKEYREJECTED), "report %zu key %zu: %d",
 				      i, j, r);
+			ck_assert_uint_eq(ERR_peek_error(), 0); /* no stale OpenSSL errors left */
 			EVP_PKEY_free(key);
 		}
 		free(buf);
@@ -324,6 +326,7 @@ START_TEST(test_hostile_signature_values)
 		memset(buf + 0x2e8, cases[i].s_fill, 48);
 		memset(buf + 0x2e8 + 48, 0, 24);
 		ck_assert_int_eq(report_verify_signature(buf, REPORT_SIZE, key), -EKEYREJECTED);
+		ck_assert_uint_eq(ERR_peek_error(), 0); /* no stale OpenSSL errors left */
 	}
 	EVP_PKEY_free(key);
 	free(orig);
