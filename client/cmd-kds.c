@@ -84,15 +84,20 @@ int snpctl_kds_url(int argc, char **argv)
 		return snpctl_usage_error(argv[0], "unknown product '%s' (Milan, Genoa, Turin)",
 					  product_s);
 
-	if (strcmp(kind_s, "vcek") == 0)
+	if (strcmp(kind_s, "vcek") == 0) {
 		/* VLEK leaves need CSP credentials: --vlek means the VLEK chain. */
 		q.kind = vlek ? KDS_VLEK_CHAIN : KDS_VCEK;
-	else if (strcmp(kind_s, "chain") == 0)
+		if (vlek)
+			fprintf(stderr, "snpctl: kds-url: VLEK certificates are only issued to cloud "
+					"providers with KDS credentials; printing the VLEK cert_chain "
+					"URL\n");
+	} else if (strcmp(kind_s, "chain") == 0) {
 		q.kind = vlek ? KDS_VLEK_CHAIN : KDS_VCEK_CHAIN;
-	else if (strcmp(kind_s, "crl") == 0)
+	} else if (strcmp(kind_s, "crl") == 0) {
 		q.kind = vlek ? KDS_VLEK_CRL : KDS_VCEK_CRL;
-	else
+	} else {
 		return snpctl_usage_error(argv[0], "unknown --kind '%s' (vcek, chain, crl)", kind_s);
+	}
 
 	if (q.kind == KDS_VCEK) {
 		if (!hwid_s || !tcb_s)
