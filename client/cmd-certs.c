@@ -21,7 +21,7 @@ struct der_blob {
 static void der_blob_done(struct der_blob *b)
 {
 	free(b->data);
-	*b = (struct der_blob){ NULL, 0 };
+	*b = (struct der_blob){NULL, 0};
 }
 
 static void x509_crl_freep(X509_CRL **p)
@@ -111,25 +111,21 @@ static int load_chain_der(const char *path, struct der_blob *ret_ask, struct der
 int snpctl_certs_build(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{ "ark", required_argument, NULL, 'A' },
-		{ "ask", required_argument, NULL, 'S' },
-		{ "vcek", required_argument, NULL, 'V' },
-		{ "vlek", required_argument, NULL, 'L' },
-		{ "crl", required_argument, NULL, 'C' },
-		{ "chain", required_argument, NULL, 'c' },
-		{ "output", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
+		{"ark", required_argument, NULL, 'A'},	  {"ask", required_argument, NULL, 'S'},
+		{"vcek", required_argument, NULL, 'V'},	  {"vlek", required_argument, NULL, 'L'},
+		{"crl", required_argument, NULL, 'C'},	  {"chain", required_argument, NULL, 'c'},
+		{"output", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0},
 	};
 	/* Leaf first, then the issuers, then the CRL. */
 	static const struct {
 		enum certtable_kind kind;
 		const char *option;
 	} order[] = {
-		{ CERTTABLE_VCEK, "--vcek" }, { CERTTABLE_VLEK, "--vlek" }, { CERTTABLE_ASK, "--ask" },
-		{ CERTTABLE_ARK, "--ark" },   { CERTTABLE_CRL, "--crl" },
+		{CERTTABLE_VCEK, "--vcek"}, {CERTTABLE_VLEK, "--vlek"}, {CERTTABLE_ASK, "--ask"},
+		{CERTTABLE_ARK, "--ark"},   {CERTTABLE_CRL, "--crl"},
 	};
-	const char *paths[ELEMENTSOF(order)] = { 0 }, *out = NULL, *chain = NULL;
-	struct der_blob blobs[ELEMENTSOF(order)] = { 0 };
+	const char *paths[ELEMENTSOF(order)] = {0}, *out = NULL, *chain = NULL;
+	struct der_blob blobs[ELEMENTSOF(order)] = {0};
 	struct certtable_entry entries[ELEMENTSOF(order)];
 	_cleanup_(freep) uint8_t *table = NULL;
 	size_t n = 0, table_len;
@@ -204,8 +200,8 @@ int snpctl_certs_build(int argc, char **argv)
 			snpctl_fail(r, step, "%s", paths[i]);
 			goto out;
 		}
-		entries[n] = (struct certtable_entry){ .data = blobs[i].data,
-						       .length = (uint32_t)blobs[i].len };
+		entries[n] = (struct certtable_entry){.data = blobs[i].data,
+						      .length = (uint32_t)blobs[i].len};
 		memcpy(entries[n].guid, certtable_guid(order[i].kind), 16);
 		n++;
 	}
@@ -265,7 +261,8 @@ static json_t *entry_json(const struct certtable_entry *e)
 
 	if (kind != CERTTABLE_CRL && certs_parse(e->data, e->length, &x) == 0 &&
 	    certs_fingerprint_sha256(x, sha) == 0) {
-		json_object_set_new(o, "subject_cn", json_string(snpctl_subject_cn(x, cn, sizeof(cn))));
+		json_object_set_new(o, "subject_cn",
+				    json_string(snpctl_subject_cn(x, cn, sizeof(cn))));
 		json_object_set_new(o, "sha256", snpctl_json_hex(sha, sizeof(sha)));
 	} else {
 		unsigned int n = sizeof(sha);
@@ -281,8 +278,8 @@ static json_t *entry_json(const struct certtable_entry *e)
 int snpctl_certs_show(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
+		{"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
 	};
 	struct certtable_entry entries[CERTTABLE_MAX_ENTRIES];
 	_cleanup_(freep) uint8_t *buf = NULL;
@@ -331,8 +328,8 @@ int snpctl_certs_show(int argc, char **argv)
 		return SNPCTL_EXIT_OK;
 	}
 
-	printf("%s: %zu bytes (%zu pages), %zu entries\n", argv[optind], len,
-	       certtable_npages(len), n);
+	printf("%s: %zu bytes (%zu pages), %zu entries\n", argv[optind], len, certtable_npages(len),
+	       n);
 	json_array_foreach(list, i, e) {
 		printf("%-4s %s offset %lld length %lld\n",
 		       json_string_value(json_object_get(e, "kind")),

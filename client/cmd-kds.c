@@ -32,17 +32,17 @@ static int parse_hwid(const char *s, enum snp_product p, uint8_t out[64], size_t
 int snpctl_kds_url(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{ "product", required_argument, NULL, 'p' },
-		{ "hwid", required_argument, NULL, 'i' },
-		{ "tcb", required_argument, NULL, 't' },
-		{ "kind", required_argument, NULL, 'k' },
-		{ "vlek", no_argument, NULL, 'l' },
-		{ "base", required_argument, NULL, 'b' },
-		{ NULL, 0, NULL, 0 },
+		{"product", required_argument, NULL, 'p'},
+		{"hwid", required_argument, NULL, 'i'},
+		{"tcb", required_argument, NULL, 't'},
+		{"kind", required_argument, NULL, 'k'},
+		{"vlek", no_argument, NULL, 'l'},
+		{"base", required_argument, NULL, 'b'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *product_s = NULL, *hwid_s = NULL, *tcb_s = NULL, *kind_s = "vcek";
 	const char *base_s = KDS_DEFAULT_BASE;
-	struct kds_request q = { 0 };
+	struct kds_request q = {0};
 	char base[1024], url[KDS_URL_MAX];
 	bool vlek = false;
 	size_t blen;
@@ -88,23 +88,24 @@ int snpctl_kds_url(int argc, char **argv)
 		/* VLEK leaves need CSP credentials: --vlek means the VLEK chain. */
 		q.kind = vlek ? KDS_VLEK_CHAIN : KDS_VCEK;
 		if (vlek)
-			fprintf(stderr, "snpctl: kds-url: VLEK certificates are only issued to cloud "
-					"providers with KDS credentials; printing the VLEK cert_chain "
-					"URL\n");
+			fprintf(stderr,
+				"snpctl: kds-url: VLEK certificates are only issued to cloud "
+				"providers with KDS credentials; printing the VLEK cert_chain "
+				"URL\n");
 	} else if (strcmp(kind_s, "chain") == 0) {
 		q.kind = vlek ? KDS_VLEK_CHAIN : KDS_VCEK_CHAIN;
 	} else if (strcmp(kind_s, "crl") == 0) {
 		q.kind = vlek ? KDS_VLEK_CRL : KDS_VCEK_CRL;
 	} else {
-		return snpctl_usage_error(argv[0], "unknown --kind '%s' (vcek, chain, crl)", kind_s);
+		return snpctl_usage_error(argv[0], "unknown --kind '%s' (vcek, chain, crl)",
+					  kind_s);
 	}
 
 	if (q.kind == KDS_VCEK) {
 		if (!hwid_s || !tcb_s)
 			return snpctl_usage_error(argv[0], "a VCEK URL needs --hwid and --tcb");
 		if (parse_hwid(hwid_s, q.product, q.hwid, &q.hwid_len) < 0)
-			return snpctl_usage_error(argv[0],
-						  "--hwid must be %zu bytes of hex for %s",
+			return snpctl_usage_error(argv[0], "--hwid must be %zu bytes of hex for %s",
 						  snp_product_hwid_len(q.product),
 						  snp_product_name(q.product));
 		if (tcb_parse(tcb_s, q.product, &q.tcb) < 0)

@@ -38,18 +38,27 @@ struct bit_name {
 
 /* POLICY and PLATFORM_INFO bits (facts §4). */
 static const struct bit_name policy_bits[] = {
-	{ 16, "smt" },			  { 17, "reserved_must_be_one" },
-	{ 18, "migrate_ma" },		  { 19, "debug" },
-	{ 20, "single_socket" },	  { 21, "cxl_allow" },
-	{ 22, "mem_aes_256_xts" },	  { 23, "rapl_dis" },
-	{ 24, "ciphertext_hiding_dram" }, { 25, "page_swap_disable" },
+	{16, "smt"},
+	{17, "reserved_must_be_one"},
+	{18, "migrate_ma"},
+	{19, "debug"},
+	{20, "single_socket"},
+	{21, "cxl_allow"},
+	{22, "mem_aes_256_xts"},
+	{23, "rapl_dis"},
+	{24, "ciphertext_hiding_dram"},
+	{25, "page_swap_disable"},
 };
 
 static const struct bit_name platform_bits[] = {
-	{ 0, "smt_en" },	 { 1, "tsme_en" },
-	{ 2, "ecc_en" },	 { 3, "rapl_dis" },
-	{ 4, "ciphertext_hiding_dram_en" }, { 5, "alias_check_complete" },
-	{ 6, "reserved_bit6" }, { 7, "sev_tio_en" },
+	{0, "smt_en"},
+	{1, "tsme_en"},
+	{2, "ecc_en"},
+	{3, "rapl_dis"},
+	{4, "ciphertext_hiding_dram_en"},
+	{5, "alias_check_complete"},
+	{6, "reserved_bit6"},
+	{7, "sev_tio_en"},
 };
 
 static json_t *bits_json(uint64_t raw, const struct bit_name *bits, size_t n)
@@ -147,12 +156,13 @@ static json_t *report_json(const struct report *r, enum snp_product product, boo
 	json_object_set_new(o, "committed_tcb", tcb_json(r->committed_tcb, layout));
 	json_object_set_new(o, "current_version",
 			    version_json(r->current_major, r->current_minor, r->current_build));
-	json_object_set_new(o, "committed_version",
-			    version_json(r->committed_major, r->committed_minor,
-					 r->committed_build));
+	json_object_set_new(
+		o, "committed_version",
+		version_json(r->committed_major, r->committed_minor, r->committed_build));
 	json_object_set_new(o, "launch_tcb", tcb_json(r->launch_tcb, layout));
 	if (r->version >= 5) {
-		json_object_set_new(o, "launch_mit_vector", snpctl_json_u64hex(r->launch_mit_vector));
+		json_object_set_new(o, "launch_mit_vector",
+				    snpctl_json_u64hex(r->launch_mit_vector));
 		json_object_set_new(o, "current_mit_vector",
 				    snpctl_json_u64hex(r->current_mit_vector));
 	} else {
@@ -225,9 +235,9 @@ static void print_human(json_t *o)
 int snpctl_report_show(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "product", required_argument, NULL, 'p' },
-		{ NULL, 0, NULL, 0 },
+		{"json", no_argument, NULL, 'j'},
+		{"product", required_argument, NULL, 'p'},
+		{NULL, 0, NULL, 0},
 	};
 	_cleanup_(freep) uint8_t *buf = NULL;
 	enum snp_product product = SNP_PRODUCT_UNKNOWN;
@@ -340,20 +350,16 @@ static const char *root_note(X509 *ark)
 static int parse_verify_options(int argc, char **argv, bool need_report, struct verify_args *a)
 {
 	static const struct option options[] = {
-		{ "vcek", required_argument, NULL, 'v' },
-		{ "vlek", required_argument, NULL, 'v' },
-		{ "chain", required_argument, NULL, 'c' },
-		{ "ark", required_argument, NULL, 'a' },
-		{ "product", required_argument, NULL, 'p' },
-		{ "at", required_argument, NULL, 't' },
-		{ "no-time-check", no_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 },
+		{"vcek", required_argument, NULL, 'v'},	   {"vlek", required_argument, NULL, 'v'},
+		{"chain", required_argument, NULL, 'c'},   {"ark", required_argument, NULL, 'a'},
+		{"product", required_argument, NULL, 'p'}, {"at", required_argument, NULL, 't'},
+		{"no-time-check", no_argument, NULL, 'n'}, {NULL, 0, NULL, 0},
 	};
 	bool no_time = false, have_at = false;
 	enum snp_product p;
 	int c;
 
-	*a = (struct verify_args){ .now = time(NULL) };
+	*a = (struct verify_args){.now = time(NULL)};
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
 		switch (c) {
@@ -404,7 +410,8 @@ static int parse_verify_options(int argc, char **argv, bool need_report, struct 
 			return snpctl_usage_error(argv[0], "--vcek CERT is required");
 	} else {
 		if (argc - optind != 0)
-			return snpctl_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
+			return snpctl_usage_error(argv[0], "unexpected argument '%s'",
+						  argv[optind]);
 		if (!a->chain)
 			return snpctl_usage_error(argv[0], "--chain PEM is required");
 	}
@@ -454,8 +461,9 @@ int snpctl_report_verify(int argc, char **argv)
 	} else if (snpctl_leaf_product(leaf, &product) == 0) {
 		snprintf(product_src, sizeof(product_src), "certificate productName");
 	} else
-		return snpctl_fail(-ENOENT, "product",
-				   "neither the report nor the certificate names it; use --product");
+		return snpctl_fail(
+			-ENOENT, "product",
+			"neither the report nor the certificate names it; use --product");
 
 	/* Which key signed: the report says, the certificate must agree. */
 	ret = certs_amd_ext_parse(leaf, &ext);
@@ -493,7 +501,7 @@ int snpctl_report_verify(int argc, char **argv)
 		return SNPCTL_EXIT_OK;
 	}
 
-	opts = (struct certs_verify_opts){ .extra_ark = extra, .now = a.now };
+	opts = (struct certs_verify_opts){.extra_ark = extra, .now = a.now};
 	ret = certs_verify_chain(leaf, ask, ark, &opts, &chain_product);
 	if (ret < 0)
 		return snpctl_fail(ret, "chain", "%s", a.chain);
@@ -530,7 +538,7 @@ int snpctl_cert_verify(int argc, char **argv)
 			return snpctl_fail(ret, "load --vcek", "%s", a.leaf);
 	}
 
-	opts = (struct certs_verify_opts){ .extra_ark = extra, .now = a.now };
+	opts = (struct certs_verify_opts){.extra_ark = extra, .now = a.now};
 	ret = certs_verify_chain(leaf, ask, ark, &opts, &product);
 	if (ret < 0)
 		return snpctl_fail(ret, "chain", "%s%s%s", a.chain, a.leaf ? " with " : "",

@@ -153,11 +153,11 @@ static bool looks_like_pem(const uint8_t *buf, size_t len)
 	return memmem(buf, len, marker, sizeof(marker) - 1) != NULL;
 }
 
-int snpctl_load_chain(const char *path, STACK_OF(X509) **ret)
+int snpctl_load_chain(const char *path, STACK_OF(X509) * *ret)
 {
 	_cleanup_(freep) uint8_t *buf = NULL;
 	_cleanup_(snpctl_x509_freep) X509 *one = NULL;
-	STACK_OF(X509) *s;
+	STACK_OF(X509) * s;
 	size_t len;
 	int r;
 
@@ -259,7 +259,7 @@ int snpctl_json_print(json_t *obj)
 
 int snpctl_parse_time(const char *s, time_t *ret)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	unsigned long long v;
 	const char *end;
 	char *e;

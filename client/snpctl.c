@@ -8,6 +8,8 @@
 #include "config.h"
 #include "kds.h"
 
+/* The help texts are laid out as they print. */
+/* clang-format off */
 #define EXIT_CODES_HELP                                                                            \
 	"Exit status: 0 success; 1 verification or operation failed (the reason and the step are\n" \
 	"printed on stderr); 2 usage error.\n"
@@ -120,6 +122,8 @@ const struct snpctl_command snpctl_commands[] = {
 	},
 };
 
+/* clang-format on */
+
 const size_t snpctl_n_commands = ELEMENTSOF(snpctl_commands);
 
 static void command_full_name(const struct snpctl_command *c, char *buf, size_t size)
@@ -134,10 +138,11 @@ static void print_overview(FILE *f)
 {
 	char name[64];
 
-	fprintf(f, "Usage: snpctl COMMAND [ARGS...]\n"
-		   "       snpctl COMMAND --help\n"
-		   "\n"
-		   "SEV-SNP attestation tool (snp-attestd %s). Offline commands:\n\n",
+	fprintf(f,
+		"Usage: snpctl COMMAND [ARGS...]\n"
+		"       snpctl COMMAND --help\n"
+		"\n"
+		"SEV-SNP attestation tool (snp-attestd %s). Offline commands:\n\n",
 		PACKAGE_VERSION);
 	for (size_t i = 0; i < snpctl_n_commands; i++) {
 		command_full_name(&snpctl_commands[i], name, sizeof(name));
@@ -201,7 +206,8 @@ int main(int argc, char **argv)
 			snprintf(name, sizeof(name), "%s%s%s", argv[2], argc > 3 ? " " : "",
 				 argc > 3 ? argv[3] : "");
 			for (size_t i = 0; argc == 3 && i < snpctl_n_commands; i++)
-				if (snpctl_commands[i].sub && strcmp(snpctl_commands[i].name, name) == 0)
+				if (snpctl_commands[i].sub &&
+				    strcmp(snpctl_commands[i].name, name) == 0)
 					return group_help(name, stdout);
 			return snpctl_help_for(name);
 		}

@@ -28,8 +28,8 @@ struct snpctl_command {
 	const char *name;
 	const char *sub;
 	int (*run)(int argc, char **argv); /* argv[0] is "name sub"; returns an exit code */
-	const char *summary;               /* one line for the overview */
-	const char *help;                  /* full text for COMMAND --help */
+	const char *summary;		   /* one line for the overview */
+	const char *help;		   /* full text for COMMAND --help */
 };
 
 extern const struct snpctl_command snpctl_commands[];
@@ -57,7 +57,7 @@ int snpctl_write_file_atomic(const char *path, const uint8_t *buf, size_t len);
 /* Loads one certificate (DER or PEM) from a file. */
 int snpctl_load_cert(const char *path, X509 **ret);
 /* Loads every certificate of a PEM file (or a single DER certificate). */
-int snpctl_load_chain(const char *path, STACK_OF(X509) **ret);
+int snpctl_load_chain(const char *path, STACK_OF(X509) * *ret);
 
 /* --at TIME: seconds since the epoch or YYYY-MM-DD (UTC midnight). -EINVAL otherwise. */
 int snpctl_parse_time(const char *s, time_t *ret);
@@ -83,7 +83,7 @@ static inline void snpctl_x509_freep(X509 **p)
 	X509_free(*p);
 }
 
-static inline void snpctl_x509_stack_freep(STACK_OF(X509) **p)
+static inline void snpctl_x509_stack_freep(STACK_OF(X509) * *p)
 {
 	if (*p)
 		sk_X509_pop_free(*p, X509_free);

@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 	EVP_PKEY *key = NULL;
 	X509 *vcek = NULL;
 	X509_CRL *crl = NULL;
-	struct report rep = { 0 };
+	struct report rep = {0};
 	uint8_t buf[REPORT_SIZE], *crl_der = NULL;
 	char cadir[4096], *chain = NULL;
 	size_t chain_len, hwid_len;

@@ -67,18 +67,18 @@ START_TEST(test_parse_time)
 		int r;
 		time_t want;
 	} cases[] = {
-		{ "0", 0, 0 },
-		{ "1700000000", 0, 1700000000 },
-		{ "2025-06-01", 0, 1748736000 },
-		{ "2026-02-06", 0, 1770336000 },
-		{ "2025-13-01", -EINVAL, 0 },
-		{ "2025-06-01x", -EINVAL, 0 },
-		{ "yesterday", -EINVAL, 0 },
-		{ "", -EINVAL, 0 },
-		{ "-5", -EINVAL, 0 },
-		{ "12abc", -EINVAL, 0 },
-		{ " 12", -EINVAL, 0 },
-		{ "99999999999999999999999", -EINVAL, 0 },
+		{"0", 0, 0},
+		{"1700000000", 0, 1700000000},
+		{"2025-06-01", 0, 1748736000},
+		{"2026-02-06", 0, 1770336000},
+		{"2025-13-01", -EINVAL, 0},
+		{"2025-06-01x", -EINVAL, 0},
+		{"yesterday", -EINVAL, 0},
+		{"", -EINVAL, 0},
+		{"-5", -EINVAL, 0},
+		{"12abc", -EINVAL, 0},
+		{" 12", -EINVAL, 0},
+		{"99999999999999999999999", -EINVAL, 0},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -98,11 +98,8 @@ START_TEST(test_read_file_limits)
 		size_t size, max;
 		int r;
 	} cases[] = {
-		{ 0, 16, 0 },
-		{ 16, 16, 0 },
-		{ 17, 16, -EMSGSIZE },
-		{ 5000, 4096, -EMSGSIZE },
-		{ 5000, 8192, 0 },
+		{0, 16, 0},	 {16, 16, 0}, {17, 16, -EMSGSIZE}, {5000, 4096, -EMSGSIZE},
+		{5000, 8192, 0},
 	};
 	char path[512];
 
@@ -145,7 +142,7 @@ END_TEST
 
 START_TEST(test_write_file_atomic)
 {
-	static const char *const contents[] = { "first version", "", "a second, longer version" };
+	static const char *const contents[] = {"first version", "", "a second, longer version"};
 	char path[512], bad[512];
 	uint8_t *buf;
 	size_t len;
@@ -156,7 +153,8 @@ START_TEST(test_write_file_atomic)
 	for (size_t i = 0; i < ELEMENTSOF(contents); i++) {
 		size_t n = strlen(contents[i]);
 
-		ck_assert_int_eq(snpctl_write_file_atomic(path, (const uint8_t *)contents[i], n), 0);
+		ck_assert_int_eq(snpctl_write_file_atomic(path, (const uint8_t *)contents[i], n),
+				 0);
 		ck_assert_int_eq(snpctl_read_file(path, 1024, &buf, &len), 0);
 		ck_assert_uint_eq(len, n);
 		ck_assert(memcmp(buf, contents[i], n) == 0);
@@ -181,16 +179,16 @@ START_TEST(test_load_cert_and_chain)
 		const char *cn0, *cn1;
 		enum snp_product product; /* leaf product, UNKNOWN: not a leaf */
 	} cases[] = {
-		{ "amd/milan/cert_chain.pem", 2, "SEV-Milan", "ARK-Milan", SNP_PRODUCT_UNKNOWN },
-		{ "amd/genoa/vlek_cert_chain.pem", 2, "SEV-VLEK-Genoa", "ARK-Genoa",
-		  SNP_PRODUCT_UNKNOWN },
-		{ "amd/turin/cert_chain.pem", 2, "SEV-Turin", "ARK-Turin", SNP_PRODUCT_UNKNOWN },
-		{ "amd/milan/report-v3.vcek.der", 1, "SEV-VCEK", NULL, SNP_PRODUCT_MILAN },
-		{ "amd/genoa/vcek.pem", 1, "SEV-VCEK", NULL, SNP_PRODUCT_GENOA },
-		{ "amd/turin/vcek.der", 1, "SEV-VCEK", NULL, SNP_PRODUCT_TURIN },
-		{ "amd/milan/report-vlek.vlek.der", 1, "SEV-VLEK", NULL, SNP_PRODUCT_MILAN },
-		{ "amd/milan/report-v3.bin", -1, NULL, NULL, SNP_PRODUCT_UNKNOWN },
-		{ "README.md", -1, NULL, NULL, SNP_PRODUCT_UNKNOWN },
+		{"amd/milan/cert_chain.pem", 2, "SEV-Milan", "ARK-Milan", SNP_PRODUCT_UNKNOWN},
+		{"amd/genoa/vlek_cert_chain.pem", 2, "SEV-VLEK-Genoa", "ARK-Genoa",
+		 SNP_PRODUCT_UNKNOWN},
+		{"amd/turin/cert_chain.pem", 2, "SEV-Turin", "ARK-Turin", SNP_PRODUCT_UNKNOWN},
+		{"amd/milan/report-v3.vcek.der", 1, "SEV-VCEK", NULL, SNP_PRODUCT_MILAN},
+		{"amd/genoa/vcek.pem", 1, "SEV-VCEK", NULL, SNP_PRODUCT_GENOA},
+		{"amd/turin/vcek.der", 1, "SEV-VCEK", NULL, SNP_PRODUCT_TURIN},
+		{"amd/milan/report-vlek.vlek.der", 1, "SEV-VLEK", NULL, SNP_PRODUCT_MILAN},
+		{"amd/milan/report-v3.bin", -1, NULL, NULL, SNP_PRODUCT_UNKNOWN},
+		{"README.md", -1, NULL, NULL, SNP_PRODUCT_UNKNOWN},
 	};
 	char path[4096], cn[128];
 
@@ -236,18 +234,18 @@ START_TEST(test_check_validity)
 		time_t at;
 		int r;
 	} cases[] = {
-		{ 0, 0 },		    /* not checked */
-		{ 1770336000, 0 },	    /* 2026-02-06 */
-		{ 1770163200, -EKEYEXPIRED }, /* 2026-02-04 */
-		{ 2019686400, -EKEYEXPIRED }, /* 2034-01-01 */
+		{0, 0},			    /* not checked */
+		{1770336000, 0},	    /* 2026-02-06 */
+		{1770163200, -EKEYEXPIRED}, /* 2026-02-04 */
+		{2019686400, -EKEYEXPIRED}, /* 2034-01-01 */
 	};
 	char path[4096];
 	X509 *x = NULL;
 
-	ck_assert_int_eq(snpctl_load_cert(test_data_path("amd/milan/report-v3.vcek.der", path,
-							 sizeof(path)),
-					  &x),
-			 0);
+	ck_assert_int_eq(
+		snpctl_load_cert(test_data_path("amd/milan/report-v3.vcek.der", path, sizeof(path)),
+				 &x),
+		0);
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++)
 		ck_assert_msg(snpctl_check_validity(x, cases[i].at) == cases[i].r, "case %zu", i);
 	X509_free(x);
@@ -256,7 +254,7 @@ END_TEST
 
 START_TEST(test_json_hex)
 {
-	static const uint8_t bytes[] = { 0x00, 0x7f, 0x80, 0xff };
+	static const uint8_t bytes[] = {0x00, 0x7f, 0x80, 0xff};
 	json_t *s;
 
 	s = snpctl_json_hex(bytes, sizeof(bytes));
