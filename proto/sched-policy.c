@@ -18,14 +18,14 @@ struct sched_link {
 
 struct sched_seq {
 	uint64_t expected; /* next seqno the firmware should accept */
-	uint64_t last;     /* seqno of the last request seen */
-	bool known;        /* expected/last are meaningful */
-	bool last_open;    /* last was not consumed: a re-send of it is normal */
+	uint64_t last;	   /* seqno of the last request seen */
+	bool known;	   /* expected/last are meaningful */
+	bool last_open;	   /* last was not consumed: a re-send of it is normal */
 };
 
 struct sched_vm {
 	uint64_t id;
-	struct sched_vm *hnext; /* hash chain */
+	struct sched_vm *hnext;	 /* hash chain */
 	struct sched_link qlink; /* urgent list, or the DRR list given by `round` */
 	struct sched_link tlink; /* queued requests in arrival (= deadline) order */
 
@@ -64,7 +64,7 @@ struct sched {
 
 	struct sched_link urgent;  /* VMs near their BUSY budget, FIFO */
 	struct sched_link current; /* DRR: VMs served in this round (vm->round == round) */
-	struct sched_link next;    /* DRR: VMs waiting for the next round (round + 1) */
+	struct sched_link next;	   /* DRR: VMs waiting for the next round (round + 1) */
 	struct sched_link bytime;  /* every queued request, oldest first */
 	uint64_t round;
 	unsigned nqueued, ninflight;
@@ -124,9 +124,9 @@ void sched_config_defaults(struct sched_config *c)
 		.busy_budget_usec = SCHED_DEFAULT_BUSY_BUDGET_USEC,
 		.max_queue_wait_usec = SCHED_DEFAULT_MAX_QUEUE_WAIT_USEC,
 		.retry_interval_usec = SCHED_DEFAULT_RETRY_INTERVAL_USEC,
-		.quota = { .rate_milli = SCHED_DEFAULT_RATE_MILLI,
-			   .burst = SCHED_DEFAULT_BURST,
-			   .weight = SCHED_DEFAULT_WEIGHT },
+		.quota = {.rate_milli = SCHED_DEFAULT_RATE_MILLI,
+			  .burst = SCHED_DEFAULT_BURST,
+			  .weight = SCHED_DEFAULT_WEIGHT},
 	};
 }
 
@@ -187,9 +187,9 @@ int sched_config_check(const struct sched_config *c, const char **reason)
 const char *sched_busy_reason_name(enum sched_busy_reason r)
 {
 	static const char *const names[_SCHED_BUSY_MAX] = {
-		[SCHED_BUSY_NONE] = "none",	    [SCHED_BUSY_INFLIGHT] = "in-flight",
-		[SCHED_BUSY_QUOTA] = "quota",	    [SCHED_BUSY_OVERLOAD] = "overload",
-		[SCHED_BUSY_NO_VM] = "no-vm",	    [SCHED_BUSY_PAUSED] = "paused",
+		[SCHED_BUSY_NONE] = "none",	  [SCHED_BUSY_INFLIGHT] = "in-flight",
+		[SCHED_BUSY_QUOTA] = "quota",	  [SCHED_BUSY_OVERLOAD] = "overload",
+		[SCHED_BUSY_NO_VM] = "no-vm",	  [SCHED_BUSY_PAUSED] = "paused",
 		[SCHED_BUSY_REMOVED] = "removed",
 	};
 	return (unsigned)r < _SCHED_BUSY_MAX ? names[r] : "unknown";
@@ -274,8 +274,7 @@ static const struct sched_quota *vm_quota(const struct sched *s, const struct sc
 	return vm->custom_quota ? &vm->own_quota : &s->cfg.quota;
 }
 
-static void bucket_refill(const struct sched_quota *q, int64_t *tokens, uint64_t *at,
-			  uint64_t now)
+static void bucket_refill(const struct sched_quota *q, int64_t *tokens, uint64_t *at, uint64_t now)
 {
 	int64_t cap = (int64_t)q->burst * TOKEN_UNIT;
 	uint64_t elapsed = now > *at ? now - *at : 0;
@@ -441,7 +440,8 @@ static int dispatch(struct sched *s, uint64_t now)
 		vm_dequeue(s, vm);
 		vm_refill(s, vm, now);
 		vm_admit(s, vm, forced);
-		emit(s, SCHED_EV_ADMIT, vm, vm->req_id, SCHED_BUSY_NONE, forced, now - vm->queued_at);
+		emit(s, SCHED_EV_ADMIT, vm, vm->req_id, SCHED_BUSY_NONE, forced,
+		     now - vm->queued_at);
 		n++;
 	}
 	return n;
@@ -667,7 +667,7 @@ static void seq_done(struct sched_vm *vm, enum sched_outcome outcome)
 int sched_request(struct sched *s, uint64_t vm_id, uint64_t req_id, const struct sched_msg *msg,
 		  uint64_t now, struct sched_decision *ret)
 {
-	struct sched_decision d = { .verdict = SCHED_BUSY };
+	struct sched_decision d = {.verdict = SCHED_BUSY};
 	struct sched_vm *vm;
 	bool urgent;
 
@@ -934,8 +934,7 @@ static void vm_fill_stats(const struct sched *s, const struct sched_vm *vm, uint
 	memcpy(st->anomalies, vm->n_anom, sizeof(st->anomalies));
 }
 
-int sched_vm_stats(const struct sched *s, uint64_t vm_id, uint64_t now,
-		   struct sched_vm_stats *ret)
+int sched_vm_stats(const struct sched *s, uint64_t vm_id, uint64_t now, struct sched_vm_stats *ret)
 {
 	const struct sched_vm *vm;
 
@@ -965,8 +964,7 @@ size_t sched_vm_foreach(const struct sched *s, uint64_t now,
 	return n;
 }
 
-static bool list_ok(const struct sched *s, const struct sched_link *head, int kind,
-		    unsigned *count)
+static bool list_ok(const struct sched *s, const struct sched_link *head, int kind, unsigned *count)
 {
 	for (const struct sched_link *l = head->next; l != head; l = l->next) {
 		const struct sched_vm *vm = container_of(l, struct sched_vm, qlink);
@@ -1006,15 +1004,16 @@ int sched_selfcheck(const struct sched *s)
 		for (const struct sched_vm *v = s->buckets[i]; v; v = v->hnext) {
 			if (bucket_of(s, v->id, s->nbuckets) != i || ++nvms > s->nvms)
 				return -EUCLEAN;
-			if ((v->inflight && v->queued) || v->round > s->round + 1 || v->deficit == 0)
+			if ((v->inflight && v->queued) || v->round > s->round + 1 ||
+			    v->deficit == 0)
 				return -EUCLEAN;
 			inflight += v->inflight;
 			queued += v->queued;
 			if (v->tokens > (int64_t)vm_quota(s, v)->burst * TOKEN_UNIT)
 				return -EUCLEAN;
 		}
-	if (nvms != s->nvms || inq != s->nqueued || bytime != s->nqueued ||
-	    queued != s->nqueued || inflight != s->ninflight)
+	if (nvms != s->nvms || inq != s->nqueued || bytime != s->nqueued || queued != s->nqueued ||
+	    inflight != s->ninflight)
 		return -EUCLEAN;
 	/* Work conservation: nothing waits while a slot is free, unless paused. */
 	if (!s->paused && s->ninflight < s->cfg.psp_concurrency && s->nqueued > 0)

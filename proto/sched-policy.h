@@ -21,9 +21,10 @@
 
 /* Limits enforced by sched_config_check / sched_quota_check. */
 #define SCHED_SLOTS_MAX 64
-#define SCHED_GUEST_BUSY_LIMIT_USEC (60 * SCHED_USEC_PER_SEC) /* the guest wipes its key past it */
-#define SCHED_QUEUE_WAIT_LIMIT_USEC 100000ull /* kernel verdict timeout (nl.h) */
-#define SCHED_RATE_MILLI_MAX 1000000000ull    /* 1,000,000 requests per second */
+#define SCHED_GUEST_BUSY_LIMIT_USEC (60 * SCHED_USEC_PER_SEC) /* the guest wipes its key past it   \
+							       */
+#define SCHED_QUEUE_WAIT_LIMIT_USEC 100000ull		      /* kernel verdict timeout (nl.h) */
+#define SCHED_RATE_MILLI_MAX 1000000000ull		      /* 1,000,000 requests per second */
 #define SCHED_BURST_MAX 1000000u
 #define SCHED_WEIGHT_MAX 1000u
 /* need_dump is raised at most once per this interval, however many unknown-VM requests come. */
@@ -31,14 +32,14 @@
 
 struct sched_quota {
 	uint64_t rate_milli; /* token refill, in thousandths of a request per second (>= 1) */
-	uint32_t burst;      /* bucket size, requests (>= 1) */
+	uint32_t burst;	     /* bucket size, requests (>= 1) */
 	uint32_t weight;     /* deficit round robin weight (1..SCHED_WEIGHT_MAX) */
 };
 
 enum sched_verdict {
 	SCHED_ADMIT = 1, /* send ALLOW now */
-	SCHED_QUEUED,    /* decision comes later, as a SCHED_EV_ADMIT or SCHED_EV_BUSY event */
-	SCHED_BUSY,      /* answer the guest BUSY now */
+	SCHED_QUEUED,	 /* decision comes later, as a SCHED_EV_ADMIT or SCHED_EV_BUSY event */
+	SCHED_BUSY,	 /* answer the guest BUSY now */
 };
 
 enum sched_busy_reason {
@@ -56,7 +57,7 @@ enum sched_busy_reason {
  * the admission decision; the firmware is the judge. */
 enum sched_anomaly {
 	SCHED_ANOM_REPLAY = 0, /* seqno older than expected (or zero) */
-	SCHED_ANOM_GAP,        /* seqno beyond the expected next one */
+	SCHED_ANOM_GAP,	       /* seqno beyond the expected next one */
 	SCHED_ANOM_TYPE,       /* not a known request message type */
 	SCHED_ANOM_VMPCK,      /* VMPCK index above 3 (no sequence tracking possible) */
 	_SCHED_ANOM_MAX,
@@ -74,21 +75,21 @@ struct sched_msg {
 struct sched_decision {
 	enum sched_verdict verdict;
 	enum sched_busy_reason reason; /* SCHED_BUSY only */
-	bool need_dump;                /* unknown VM: ask the kernel for VM_DUMP */
-	bool forced;                   /* admitted/queued by the BUSY budget rule (over quota) */
-	unsigned anomalies;            /* bitmask of 1u << enum sched_anomaly */
+	bool need_dump;		       /* unknown VM: ask the kernel for VM_DUMP */
+	bool forced;		       /* admitted/queued by the BUSY budget rule (over quota) */
+	unsigned anomalies;	       /* bitmask of 1u << enum sched_anomaly */
 };
 
 /* How a request admitted earlier ended (GUEST_DONE). */
 enum sched_outcome {
 	SCHED_OUTCOME_SUCCESS = 1, /* firmware ran and returned status 0: seqno consumed (+2) */
-	SCHED_OUTCOME_FW_ERROR,    /* firmware returned an error status: seqno not consumed */
-	SCHED_OUTCOME_NOT_RUN,     /* the firmware never answered (kernel timeout, no status) */
+	SCHED_OUTCOME_FW_ERROR,	   /* firmware returned an error status: seqno not consumed */
+	SCHED_OUTCOME_NOT_RUN,	   /* the firmware never answered (kernel timeout, no status) */
 };
 
 enum sched_event_type {
 	SCHED_EV_ADMIT = 1, /* a queued request is admitted: send ALLOW */
-	SCHED_EV_BUSY,      /* a queued request is refused: answer BUSY (reason) */
+	SCHED_EV_BUSY,	    /* a queued request is refused: answer BUSY (reason) */
 	SCHED_EV_DRAINED,   /* paused and the last in-flight request is done (vm_id/req_id 0) */
 };
 
@@ -97,7 +98,7 @@ enum sched_event_type {
 struct sched_event {
 	enum sched_event_type type;
 	enum sched_busy_reason reason; /* SCHED_EV_BUSY only */
-	bool forced;                   /* SCHED_EV_ADMIT made by the BUSY budget rule */
+	bool forced;		       /* SCHED_EV_ADMIT made by the BUSY budget rule */
 	uint64_t vm_id;
 	uint64_t req_id;
 	uint64_t waited_usec; /* time spent queued */
@@ -112,7 +113,7 @@ struct sched_config {
 	uint64_t max_queue_wait_usec; /* a queued request is refused BUSY after this (< 100 ms) */
 	uint64_t retry_interval_usec; /* the guest's BUSY retry delay; margin for rule 4 */
 	struct sched_quota quota;     /* default per-VM quota */
-	uint64_t hash_seed;           /* mixes VM ids in the lookup table (any value) */
+	uint64_t hash_seed;	      /* mixes VM ids in the lookup table (any value) */
 };
 
 /* Fills c with the defaults above. */
@@ -130,8 +131,7 @@ struct sched;
 
 /* -EINVAL if the config does not pass sched_config_check, -ENOMEM. emit may be NULL (events
  * are then dropped: only for tests that do not need them). */
-int sched_new(const struct sched_config *c, sched_emit_fn emit, void *userdata,
-	      struct sched **ret);
+int sched_new(const struct sched_config *c, sched_emit_fn emit, void *userdata, struct sched **ret);
 /* Frees everything, NULL accepted. Queued requests are dropped without events. */
 void sched_free(struct sched *s);
 
@@ -194,19 +194,19 @@ struct sched_vm_stats {
 	uint64_t anomalies[_SCHED_ANOM_MAX];
 	uint64_t busy_streak_usec;     /* current continuous BUSY span; 0 if none */
 	uint64_t max_busy_streak_usec; /* longest streak seen at a BUSY answer */
-	int64_t tokens_milli;          /* bucket level (negative: debt) at `now` */
+	int64_t tokens_milli;	       /* bucket level (negative: debt) at `now` */
 	struct sched_quota quota;      /* effective quota */
-	bool custom_quota;             /* set with sched_vm_set_quota */
+	bool custom_quota;	       /* set with sched_vm_set_quota */
 	bool inflight, queued;
 };
 
 /* -ENOENT if unknown. now is used for the bucket level and the current streak (no state
  * change). */
-int sched_vm_stats(const struct sched *s, uint64_t vm_id, uint64_t now,
-		   struct sched_vm_stats *ret);
+int sched_vm_stats(const struct sched *s, uint64_t vm_id, uint64_t now, struct sched_vm_stats *ret);
 /* Calls fn for every VM (unspecified order); fn must not change s. Returns the count. */
 size_t sched_vm_foreach(const struct sched *s, uint64_t now,
-			void (*fn)(void *userdata, const struct sched_vm_stats *st), void *userdata);
+			void (*fn)(void *userdata, const struct sched_vm_stats *st),
+			void *userdata);
 
 /* Consistency check of the internal structures (lists, counters, hash table), O(n): for tests
  * and fuzzing. 0 or -EUCLEAN. */

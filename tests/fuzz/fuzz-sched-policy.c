@@ -22,10 +22,10 @@ struct model {
 	bool present[NVMS];
 };
 
-#define CHECK(x)                          \
-	do {                              \
-		if (!(x))                 \
-			__builtin_trap(); \
+#define CHECK(x)                                                                                   \
+	do {                                                                                       \
+		if (!(x))                                                                          \
+			__builtin_trap();                                                          \
 	} while (0)
 
 static void decide(struct model *m, uint64_t vm, uint64_t req, bool admit)
@@ -93,14 +93,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			m.infl[vm] = 0;
 			break;
 		case 2:
-			msg = (struct sched_msg){ .seqno = next(data, size, &pos),
-						  .type = next(data, size, &pos),
-						  .vmpck = next(data, size, &pos) % 6,
-						  .version = 1 };
+			msg = (struct sched_msg){.seqno = next(data, size, &pos),
+						 .type = next(data, size, &pos),
+						 .vmpck = next(data, size, &pos) % 6,
+						 .version = 1};
 			m.vm_of[nreq] = vm;
 			CHECK(sched_request(s, vm, nreq, op & 0x80 ? NULL : &msg, now, &d) == 0);
-			CHECK(m.present[vm] || (d.verdict == SCHED_BUSY &&
-						d.reason == SCHED_BUSY_NO_VM));
+			CHECK(m.present[vm] ||
+			      (d.verdict == SCHED_BUSY && d.reason == SCHED_BUSY_NO_VM));
 			if (d.verdict == SCHED_BUSY)
 				CHECK(d.reason != SCHED_BUSY_NONE);
 			if (d.verdict != SCHED_QUEUED)
@@ -111,8 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (m.infl[vm]) {
 				uint64_t id = m.infl[vm] - 1;
 				m.infl[vm] = 0;
-				r = sched_done(s, vm, id, now,
-					       1 + next(data, size, &pos) % 3);
+				r = sched_done(s, vm, id, now, 1 + next(data, size, &pos) % 3);
 				CHECK(r == 0);
 			} else {
 				CHECK(sched_done(s, vm, nreq + 7, now, SCHED_OUTCOME_SUCCESS) ==
@@ -123,8 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(sched_tick(s, now) >= 0);
 			break;
 		case 5:
-			now += 100ull * ((uint64_t)next(data, size, &pos) << 8 |
-					 next(data, size, &pos));
+			now += 100ull *
+			       ((uint64_t)next(data, size, &pos) << 8 | next(data, size, &pos));
 			break;
 		case 6:
 			CHECK(sched_pause(s, now) >= 0);
@@ -133,9 +132,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(sched_resume(s, now) >= 0);
 			break;
 		case 8:
-			q = (struct sched_quota){ .rate_milli = 10ull * next(data, size, &pos),
-						  .burst = next(data, size, &pos) % 16,
-						  .weight = next(data, size, &pos) % 8 };
+			q = (struct sched_quota){.rate_milli = 10ull * next(data, size, &pos),
+						 .burst = next(data, size, &pos) % 16,
+						 .weight = next(data, size, &pos) % 8};
 			r = sched_vm_set_quota(s, vm, op & 0x80 ? NULL : &q, now, NULL);
 			CHECK(r == 0 || r == -EINVAL || r == -ENOENT);
 			break;
@@ -158,7 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(restored || sched_inflight(s) <= c.psp_concurrency);
 	}
 
-	/* Every request still pending is decided once the pause ends and the queue wait runs out. */
+	/* Every request still pending is decided once the pause ends and the queue wait runs out.
+	 */
 	CHECK(sched_resume(s, now) >= 0);
 	CHECK(sched_tick(s, now + c.max_queue_wait_usec) >= 0);
 	CHECK(sched_queued(s) == 0);

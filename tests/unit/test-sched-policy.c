@@ -39,7 +39,7 @@ static struct sched_config generous(uint32_t slots)
 
 	sched_config_defaults(&c);
 	c.psp_concurrency = slots;
-	c.quota = (struct sched_quota){ .rate_milli = 1000000, .burst = 1000, .weight = 1 };
+	c.quota = (struct sched_quota){.rate_milli = 1000000, .burst = 1000, .weight = 1};
 	return c;
 }
 
@@ -65,26 +65,26 @@ START_TEST(test_config_check)
 		uint32_t burst, weight;
 		int ret;
 	} cases[] = {
-		{ "defaults", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, 0 },
-		{ "zero slots", 0, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL },
-		{ "65 slots", 65, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL },
-		{ "64 slots", 64, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, 0 },
-		{ "budget 60 s", 1, 60 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL },
-		{ "budget 59.9 s", 1, 59900 * MS, 50 * MS, 2 * SEC, 2000, 8, 1, 0 },
-		{ "budget 0", 1, 0, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL },
-		{ "budget below retry", 1, 2 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL },
-		{ "budget = retry + wait", 1, 2050 * MS, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL },
-		{ "wait 0", 1, 20 * SEC, 0, 2 * SEC, 2000, 8, 1, -EINVAL },
-		{ "wait 100 ms", 1, 20 * SEC, 100 * MS, 2 * SEC, 2000, 8, 1, -EINVAL },
-		{ "retry 0", 1, 20 * SEC, 50 * MS, 0, 2000, 8, 1, -EINVAL },
-		{ "rate 0", 1, 20 * SEC, 50 * MS, 2 * SEC, 0, 8, 1, -EINVAL },
-		{ "rate 1 per 20 s", 1, 20 * SEC, 50 * MS, 2 * SEC, 50, 1, 1, 0 },
-		{ "rate below 1 per budget", 1, 20 * SEC, 50 * MS, 2 * SEC, 49, 1, 1, -EINVAL },
-		{ "rate too high", 1, 20 * SEC, 50 * MS, 2 * SEC, 1000000001, 1, 1, -EINVAL },
-		{ "burst 0", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 0, 1, -EINVAL },
-		{ "burst too high", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 1000001, 1, -EINVAL },
-		{ "weight 0", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 0, -EINVAL },
-		{ "weight 1001", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1001, -EINVAL },
+		{"defaults", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, 0},
+		{"zero slots", 0, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL},
+		{"65 slots", 65, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL},
+		{"64 slots", 64, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, 0},
+		{"budget 60 s", 1, 60 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL},
+		{"budget 59.9 s", 1, 59900 * MS, 50 * MS, 2 * SEC, 2000, 8, 1, 0},
+		{"budget 0", 1, 0, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL},
+		{"budget below retry", 1, 2 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL},
+		{"budget = retry + wait", 1, 2050 * MS, 50 * MS, 2 * SEC, 2000, 8, 1, -EINVAL},
+		{"wait 0", 1, 20 * SEC, 0, 2 * SEC, 2000, 8, 1, -EINVAL},
+		{"wait 100 ms", 1, 20 * SEC, 100 * MS, 2 * SEC, 2000, 8, 1, -EINVAL},
+		{"retry 0", 1, 20 * SEC, 50 * MS, 0, 2000, 8, 1, -EINVAL},
+		{"rate 0", 1, 20 * SEC, 50 * MS, 2 * SEC, 0, 8, 1, -EINVAL},
+		{"rate 1 per 20 s", 1, 20 * SEC, 50 * MS, 2 * SEC, 50, 1, 1, 0},
+		{"rate below 1 per budget", 1, 20 * SEC, 50 * MS, 2 * SEC, 49, 1, 1, -EINVAL},
+		{"rate too high", 1, 20 * SEC, 50 * MS, 2 * SEC, 1000000001, 1, 1, -EINVAL},
+		{"burst 0", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 0, 1, -EINVAL},
+		{"burst too high", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 1000001, 1, -EINVAL},
+		{"weight 0", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 0, -EINVAL},
+		{"weight 1001", 1, 20 * SEC, 50 * MS, 2 * SEC, 2000, 8, 1001, -EINVAL},
 	};
 	struct sched_config def;
 
@@ -96,7 +96,7 @@ START_TEST(test_config_check)
 			.busy_budget_usec = cases[i].budget,
 			.max_queue_wait_usec = cases[i].wait,
 			.retry_interval_usec = cases[i].retry,
-			.quota = { cases[i].rate_milli, cases[i].burst, cases[i].weight },
+			.quota = {cases[i].rate_milli, cases[i].burst, cases[i].weight},
 		};
 		const char *why = NULL;
 		struct sched *s = NULL;
@@ -125,19 +125,21 @@ START_TEST(test_bucket_refill)
 		uint64_t at;
 		enum sched_verdict v;
 	} steps[] = {
-		{ 0, SCHED_ADMIT },	       { 1, SCHED_ADMIT },
-		{ 2, SCHED_BUSY },	       /* bucket empty */
-		{ 499999, SCHED_BUSY },	       /* 0.999998 tokens */
-		{ 500001, SCHED_ADMIT },       /* one token per 0.5 s */
-		{ 500002, SCHED_BUSY },	       { 10 * SEC, SCHED_ADMIT },
-		{ 10 * SEC + 1, SCHED_ADMIT }, /* refilled up to burst, not beyond */
-		{ 10 * SEC + 2, SCHED_BUSY },
+		{0, SCHED_ADMIT},
+		{1, SCHED_ADMIT},
+		{2, SCHED_BUSY},       /* bucket empty */
+		{499999, SCHED_BUSY},  /* 0.999998 tokens */
+		{500001, SCHED_ADMIT}, /* one token per 0.5 s */
+		{500002, SCHED_BUSY},
+		{10 * SEC, SCHED_ADMIT},
+		{10 * SEC + 1, SCHED_ADMIT}, /* refilled up to burst, not beyond */
+		{10 * SEC + 2, SCHED_BUSY},
 	};
 	struct sched_config c;
 	struct sched *s;
 
 	sched_config_defaults(&c);
-	c.quota = (struct sched_quota){ .rate_milli = 2000, .burst = 2, .weight = 1 };
+	c.quota = (struct sched_quota){.rate_milli = 2000, .burst = 2, .weight = 1};
 	s = new_sched(&c, NULL);
 	ck_assert_int_eq(sched_vm_add(s, 7, 0), 0);
 	for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
@@ -148,7 +150,8 @@ START_TEST(test_bucket_refill)
 		if (v == SCHED_BUSY)
 			ck_assert_int_eq(why, SCHED_BUSY_QUOTA);
 		else
-			ck_assert_int_eq(sched_done(s, 7, i, steps[i].at, SCHED_OUTCOME_SUCCESS), 0);
+			ck_assert_int_eq(sched_done(s, 7, i, steps[i].at, SCHED_OUTCOME_SUCCESS),
+					 0);
 	}
 	sched_free(s);
 }
@@ -165,7 +168,7 @@ START_TEST(test_bucket_debt_under_budget_rule)
 	bool in_streak = false, saw_debt = false;
 
 	sched_config_defaults(&c);
-	c.quota = (struct sched_quota){ .rate_milli = 50, .burst = 1, .weight = 1 };
+	c.quota = (struct sched_quota){.rate_milli = 50, .burst = 1, .weight = 1};
 	/* A conservative (longer) retry margin makes the rule fire 18 s after the last admission,
 	 * before the 20 s refill: the admission goes into debt. */
 	c.retry_interval_usec = 4 * SEC;
@@ -207,7 +210,7 @@ END_TEST
 
 START_TEST(test_one_inflight_and_queue_depth)
 {
-	struct recorder rec = { .n = 0 };
+	struct recorder rec = {.n = 0};
 	struct sched_config c = generous(1);
 	struct sched *s = new_sched(&c, &rec);
 	enum sched_busy_reason why;
@@ -245,15 +248,15 @@ START_TEST(test_drr_weights)
 		unsigned n;
 		uint32_t w[5];
 	} sets[] = {
-		{ 3, { 3, 1, 2 } }, { 4, { 2, 1, 1, 1 } }, { 5, { 1, 1, 1, 1, 1 } },
-		{ 2, { 1, 1 } },    { 5, { 4, 3, 1, 1, 1 } },
+		{3, {3, 1, 2}}, {4, {2, 1, 1, 1}},    {5, {1, 1, 1, 1, 1}},
+		{2, {1, 1}},	{5, {4, 3, 1, 1, 1}},
 	};
 
 	for (size_t k = 0; k < ELEMENTSOF(sets); k++) {
-		struct recorder rec = { .n = 0 };
+		struct recorder rec = {.n = 0};
 		struct sched_config c = generous(1);
 		struct sched *s = new_sched(&c, &rec);
-		uint64_t admitted[5] = { 0 }, next_id = 1, t = 0, inflight_vm = 0, inflight_req = 0;
+		uint64_t admitted[5] = {0}, next_id = 1, t = 0, inflight_vm = 0, inflight_req = 0;
 		unsigned total = 6000, wsum = 0;
 
 		for (uint64_t v = 0; v < sets[k].n; v++) {
@@ -279,9 +282,11 @@ START_TEST(test_drr_weights)
 			admitted[inflight_vm]++;
 			t += 1 * MS;
 			rec.n = 0;
-			ck_assert_int_eq(sched_done(s, inflight_vm, inflight_req, t,
-						    SCHED_OUTCOME_SUCCESS), 0);
-			ck_assert_uint_eq(rec.n, 1); /* work conserving: the next one goes at once */
+			ck_assert_int_eq(
+				sched_done(s, inflight_vm, inflight_req, t, SCHED_OUTCOME_SUCCESS),
+				0);
+			ck_assert_uint_eq(rec.n,
+					  1); /* work conserving: the next one goes at once */
 			ck_assert_int_eq(rec.ev[0].type, SCHED_EV_ADMIT);
 			inflight_vm = rec.ev[0].vm_id;
 			inflight_req = rec.ev[0].req_id;
@@ -337,7 +342,7 @@ START_TEST(test_flooder_held_to_quota)
 	/* VM 0 floods (a new request every ms it has none outstanding; quota 10/s, burst 5);
 	 * VMs 1..4 send one request every 500 ms at distinct phases. Service takes 10 ms, one
 	 * slot. */
-	struct flood f = { .inflight_vm = UINT64_MAX };
+	struct flood f = {.inflight_vm = UINT64_MAX};
 	struct sched_config c;
 	struct sched *s;
 	uint64_t id = 1;
@@ -345,7 +350,7 @@ START_TEST(test_flooder_held_to_quota)
 	const uint64_t dur = 20 * SEC;
 
 	sched_config_defaults(&c);
-	c.quota = (struct sched_quota){ .rate_milli = 10000, .burst = 5, .weight = 1 };
+	c.quota = (struct sched_quota){.rate_milli = 10000, .burst = 5, .weight = 1};
 	ck_assert_int_eq(sched_new(&c, flood_event, &f, &s), 0);
 	for (uint64_t v = 0; v < 5; v++)
 		ck_assert_int_eq(sched_vm_add(s, v, 0), 0);
@@ -354,8 +359,8 @@ START_TEST(test_flooder_held_to_quota)
 			uint64_t v = f.inflight_vm;
 			f.inflight_vm = UINT64_MAX;
 			f.pending[v] = false;
-			ck_assert_int_eq(sched_done(s, v, f.inflight_req, f.now,
-						    SCHED_OUTCOME_SUCCESS), 0);
+			ck_assert_int_eq(
+				sched_done(s, v, f.inflight_req, f.now, SCHED_OUTCOME_SUCCESS), 0);
 		}
 		for (uint64_t v = 0; v < 5; v++) {
 			bool due = v == 0 || (f.now % (500 * MS)) == v * 97 * MS;
@@ -370,7 +375,8 @@ START_TEST(test_flooder_held_to_quota)
 			if (d.verdict == SCHED_ADMIT) {
 				flood_admit(&f, v, id);
 			} else if (d.verdict == SCHED_BUSY) {
-				ck_assert_msg(v == 0, "quiet VM %" PRIu64 " refused (%d)", v, d.reason);
+				ck_assert_msg(v == 0, "quiet VM %" PRIu64 " refused (%d)", v,
+					      d.reason);
 				f.pending[v] = false;
 			}
 			id++;
@@ -394,7 +400,7 @@ END_TEST
 
 START_TEST(test_queue_expiry)
 {
-	struct recorder rec = { .n = 0 };
+	struct recorder rec = {.n = 0};
 	struct sched_config c = generous(1);
 	struct sched *s = new_sched(&c, &rec);
 	struct sched_vm_stats st;
@@ -437,8 +443,8 @@ END_TEST
 /* --- bounded BUSY under overload --- */
 
 struct simvm {
-	uint64_t next_at;  /* when the guest sends next */
-	uint64_t req;      /* outstanding request id, 0 if none */
+	uint64_t next_at; /* when the guest sends next */
+	uint64_t req;	  /* outstanding request id, 0 if none */
 	bool busy_streak;
 	uint64_t streak_start;
 	uint64_t max_streak;
@@ -469,8 +475,8 @@ static void ov_busy(struct overload *o, uint64_t v)
 		g->streak_start = o->now;
 	}
 	g->max_streak = MAX(g->max_streak, o->now - g->streak_start);
-	ck_assert_msg(o->now - g->streak_start <= o->busy_budget, "vm %" PRIu64 " BUSY for %" PRIu64,
-		      v, o->now - g->streak_start);
+	ck_assert_msg(o->now - g->streak_start <= o->busy_budget,
+		      "vm %" PRIu64 " BUSY for %" PRIu64, v, o->now - g->streak_start);
 	g->req = 0;
 	g->next_at = o->now + 2 * SEC; /* the Linux guest's retry delay */
 	o->busy++;
@@ -499,12 +505,12 @@ static void ov_event(void *userdata, const struct sched_event *ev)
 
 static void run_overload(uint32_t nvms, uint32_t rate_milli, uint64_t dur)
 {
-	struct overload o = { .inflight_vm = UINT64_MAX, .rng = 12345 };
+	struct overload o = {.inflight_vm = UINT64_MAX, .rng = 12345};
 	struct sched_config c;
 	uint64_t id = 1, max_streak = 0, forced = 0;
 
 	sched_config_defaults(&c);
-	c.quota = (struct sched_quota){ .rate_milli = rate_milli, .burst = 2, .weight = 1 };
+	c.quota = (struct sched_quota){.rate_milli = rate_milli, .burst = 2, .weight = 1};
 	o.busy_budget = c.busy_budget_usec;
 	ck_assert_int_eq(sched_new(&c, ov_event, &o, &o.s), 0);
 	o.vm = calloc(nvms, sizeof(*o.vm));
@@ -522,8 +528,9 @@ static void run_overload(uint32_t nvms, uint32_t rate_milli, uint64_t dur)
 			o.vm[v].req = 0;
 			/* Busy guests: the next request follows its answer within 0..100 ms. */
 			o.vm[v].next_at = o.now + rnd(&o.rng) % (100 * MS);
-			ck_assert_int_eq(sched_done(o.s, v, o.inflight_req, o.now,
-						    SCHED_OUTCOME_SUCCESS), 0);
+			ck_assert_int_eq(
+				sched_done(o.s, v, o.inflight_req, o.now, SCHED_OUTCOME_SUCCESS),
+				0);
 		}
 		for (uint64_t v = 0; v < nvms; v++) {
 			struct sched_decision d;
@@ -577,7 +584,7 @@ START_TEST(test_unknown_vm)
 	static const struct {
 		uint64_t at;
 		bool dump;
-	} steps[] = { { 0, true }, { 1, false }, { SEC - 1, false }, { SEC, true }, { SEC, false } };
+	} steps[] = {{0, true}, {1, false}, {SEC - 1, false}, {SEC, true}, {SEC, false}};
 	struct sched_config c = generous(1);
 	struct sched *s = new_sched(&c, NULL);
 
@@ -598,7 +605,7 @@ END_TEST
 
 START_TEST(test_pause_resume)
 {
-	struct recorder rec = { .n = 0 };
+	struct recorder rec = {.n = 0};
 	struct sched_config c = generous(2);
 	struct sched *s = new_sched(&c, &rec);
 	enum sched_busy_reason why;
@@ -640,7 +647,7 @@ END_TEST
 
 START_TEST(test_vm_remove)
 {
-	struct recorder rec = { .n = 0 };
+	struct recorder rec = {.n = 0};
 	struct sched_config c = generous(1);
 	struct sched *s = new_sched(&c, &rec);
 
@@ -701,8 +708,8 @@ START_TEST(test_set_quota)
 	struct sched_config c;
 	struct sched *s;
 	struct sched_vm_stats st;
-	struct sched_quota bad = { .rate_milli = 10, .burst = 1, .weight = 1 };
-	struct sched_quota one = { .rate_milli = 1000, .burst = 1, .weight = 2 };
+	struct sched_quota bad = {.rate_milli = 10, .burst = 1, .weight = 1};
+	struct sched_quota one = {.rate_milli = 1000, .burst = 1, .weight = 2};
 	const char *why = NULL;
 
 	sched_config_defaults(&c);
@@ -748,35 +755,38 @@ START_TEST(test_seq_anomalies)
 		enum step_end end;
 		unsigned anomalies;
 	} steps[] = {
-		{ 1, 5, 0, END_OK, 0 },                               /* first sight */
-		{ 3, 5, 0, END_OK, 0 },                               /* +2 after success */
-		{ 5, 5, 0, END_BUSY, 0 },                             /* answered BUSY */
-		{ 5, 5, 0, END_OK, 0 },                               /* re-send: normal */
-		{ 5, 5, 0, END_FW_ERR, 1u << SCHED_ANOM_REPLAY },     /* consumed: replay */
-		{ 3, 5, 0, END_FW_ERR, 1u << SCHED_ANOM_REPLAY },     /* older */
-		{ 9, 3, 0, END_FW_ERR, 1u << SCHED_ANOM_GAP },        /* expected 7 */
-		{ 7, 3, 0, END_OK, 0 },                               /* the firmware did not move */
-		{ 9, 17, 0, END_OK, 0 },                              /* TSC_INFO_REQ */
-		{ 11, 6, 0, END_OK, 1u << SCHED_ANOM_TYPE },          /* a response type */
-		{ 13, 0, 0, END_OK, 1u << SCHED_ANOM_TYPE },          /* INVALID */
-		{ 15, 19, 0, END_OK, 1u << SCHED_ANOM_TYPE },         /* beyond the table */
-		{ 1, 5, 4, END_OK, 1u << SCHED_ANOM_VMPCK },          /* VMPCK 4 */
-		{ 1, 5, 255, END_OK, 1u << SCHED_ANOM_VMPCK },
-		{ 1, 5, 1, END_OK, 0 },                               /* VMPCK 1: own counter */
-		{ 17, 5, 0, END_OK, 0 },                              /* VMPCK 0 unaffected */
-		{ 0, 5, 0, END_OK, 1u << SCHED_ANOM_REPLAY },         /* seqno 0 never valid */
-		{ 23, 8, 0, END_OK, (1u << SCHED_ANOM_GAP) | (1u << SCHED_ANOM_TYPE) }, /* exp. 19 */
+		{1, 5, 0, END_OK, 0},				/* first sight */
+		{3, 5, 0, END_OK, 0},				/* +2 after success */
+		{5, 5, 0, END_BUSY, 0},				/* answered BUSY */
+		{5, 5, 0, END_OK, 0},				/* re-send: normal */
+		{5, 5, 0, END_FW_ERR, 1u << SCHED_ANOM_REPLAY}, /* consumed: replay */
+		{3, 5, 0, END_FW_ERR, 1u << SCHED_ANOM_REPLAY}, /* older */
+		{9, 3, 0, END_FW_ERR, 1u << SCHED_ANOM_GAP},	/* expected 7 */
+		{7, 3, 0, END_OK, 0},				/* the firmware did not move */
+		{9, 17, 0, END_OK, 0},				/* TSC_INFO_REQ */
+		{11, 6, 0, END_OK, 1u << SCHED_ANOM_TYPE},	/* a response type */
+		{13, 0, 0, END_OK, 1u << SCHED_ANOM_TYPE},	/* INVALID */
+		{15, 19, 0, END_OK, 1u << SCHED_ANOM_TYPE},	/* beyond the table */
+		{1, 5, 4, END_OK, 1u << SCHED_ANOM_VMPCK},	/* VMPCK 4 */
+		{1, 5, 255, END_OK, 1u << SCHED_ANOM_VMPCK},
+		{1, 5, 1, END_OK, 0},			    /* VMPCK 1: own counter */
+		{17, 5, 0, END_OK, 0},			    /* VMPCK 0 unaffected */
+		{0, 5, 0, END_OK, 1u << SCHED_ANOM_REPLAY}, /* seqno 0 never valid */
+		{23, 8, 0, END_OK, (1u << SCHED_ANOM_GAP) | (1u << SCHED_ANOM_TYPE)}, /* exp. 19 */
 	};
 	struct sched_config c = generous(1);
 	struct sched *s = new_sched(&c, NULL);
-	uint64_t counts[_SCHED_ANOM_MAX] = { 0 };
+	uint64_t counts[_SCHED_ANOM_MAX] = {0};
 	struct sched_vm_stats st;
 
 	ck_assert_int_eq(sched_vm_add(s, 1, 0), 0);
 	ck_assert_int_eq(sched_vm_add(s, 2, 0), 0);
 	for (size_t i = 0; i < ELEMENTSOF(steps); i++) {
-		struct sched_msg m = { .seqno = steps[i].seqno, .type = steps[i].type,
-				       .version = 1, .vmpck = steps[i].vmpck, .size = 96 };
+		struct sched_msg m = {.seqno = steps[i].seqno,
+				      .type = steps[i].type,
+				      .version = 1,
+				      .vmpck = steps[i].vmpck,
+				      .size = 96};
 		struct sched_decision d;
 		uint64_t t = i * 10;
 
@@ -796,7 +806,8 @@ START_TEST(test_seq_anomalies)
 		ck_assert_int_eq(d.verdict, SCHED_ADMIT);
 		ck_assert_int_eq(sched_done(s, 1, i, t + 1,
 					    steps[i].end == END_OK ? SCHED_OUTCOME_SUCCESS
-								   : SCHED_OUTCOME_FW_ERROR), 0);
+								   : SCHED_OUTCOME_FW_ERROR),
+				 0);
 	}
 	ck_assert_int_eq(sched_vm_stats(s, 1, 1000, &st), 0);
 	for (unsigned k = 0; k < _SCHED_ANOM_MAX; k++) {
@@ -850,7 +861,7 @@ START_TEST(test_exactly_one_decision)
 		struct sched *s;
 		uint32_t x = seed * 2654435761u;
 		uint64_t t = 0, nreq = 0;
-		bool present[P_VMS] = { false };
+		bool present[P_VMS] = {false};
 
 		memset(&p, 0, sizeof(p));
 		c.quota.rate_milli = 3000;
@@ -864,7 +875,8 @@ START_TEST(test_exactly_one_decision)
 				ck_assert_int_eq(sched_vm_add(s, v, t), present[v] ? -EEXIST : 0);
 				present[v] = true;
 			} else if (op < 8) {
-				ck_assert_int_eq(sched_vm_remove(s, v, t), present[v] ? 0 : -ENOENT);
+				ck_assert_int_eq(sched_vm_remove(s, v, t),
+						 present[v] ? 0 : -ENOENT);
 				p.infl[v] = 0; /* forgotten */
 				present[v] = false;
 			} else if (op < 60) {
@@ -880,10 +892,12 @@ START_TEST(test_exactly_one_decision)
 				if (p.infl[v]) {
 					uint64_t id = p.infl[v] - 1;
 					p.infl[v] = 0;
-					ck_assert_int_eq(sched_done(s, v, id, t, SCHED_OUTCOME_SUCCESS), 0);
+					ck_assert_int_eq(
+						sched_done(s, v, id, t, SCHED_OUTCOME_SUCCESS), 0);
 				} else {
-					ck_assert_int_eq(sched_done(s, v, nreq, t, SCHED_OUTCOME_SUCCESS),
-							 -ENOENT);
+					ck_assert_int_eq(
+						sched_done(s, v, nreq, t, SCHED_OUTCOME_SUCCESS),
+						-ENOENT);
 				}
 			} else if (op < 95) {
 				ck_assert_int_ge(sched_tick(s, t), 0);
@@ -951,7 +965,7 @@ START_TEST(test_time_never_backwards)
 	struct sched *s;
 
 	sched_config_defaults(&c);
-	c.quota = (struct sched_quota){ .rate_milli = 1000, .burst = 1, .weight = 1 };
+	c.quota = (struct sched_quota){.rate_milli = 1000, .burst = 1, .weight = 1};
 	s = new_sched(&c, NULL);
 	ck_assert_int_eq(sched_vm_add(s, 1, 10 * SEC), 0);
 	ck_assert_int_eq(req(s, 1, 1, 10 * SEC, NULL), SCHED_ADMIT);
