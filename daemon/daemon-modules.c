@@ -5,8 +5,10 @@
 #include <stddef.h>
 
 #include "broker.h"
+#include "ctl.h"
 
 const struct manager_module *const daemon_modules[] = {
 	&broker_module,
+	&ctl_module,
 	NULL,
 };

@@ -1,0 +1,818 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ctl: control socket. Listening socket, per-client line buffers capped at CTL_REQUEST_MAX,
+ * SO_PEERCRED roles, dispatch to the broker. Every socket is non-blocking; a client that stalls
+ * only stalls itself, and is dropped after CTL_IDLE_TIMEOUT_SEC. */
+#include "ctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "util.h"
+
+#define CTL_PEER_GROUPS_MAX 1024
+
+struct ctl;
+
+struct ctl_client {
+	struct ctl *ctl; /* borrowed */
+	struct ctl_client *prev, *next;
+	int fd;
+	ev_io io;
+	ev_timer idle;
+	enum ctl_role role;
+	uid_t uid;
+	pid_t pid;
+	char *in; /* owned, CTL_REQUEST_MAX bytes */
+	size_t in_len;
+	struct strbuf out; /* owned: replies not yet written */
+	size_t out_off;
+	bool closing; /* no more requests: close once out is written */
+};
+
+struct ctl {
+	struct manager *m; /* borrowed */
+	int fd;
+	bool activated;
+	char *path; /* owned; the socket file we created (NULL when socket-activated) */
+	ev_io accept_io;
+	struct ctl_client *clients; /* owned list */
+	size_t n_clients;
+	struct ratelimit refuse_log;
+	uint64_t requests, errors, refused, dropped;
+};
+
+/* --- authorisation --- */
+
+static bool group_gid(const char *name, gid_t *ret)
+{
+	struct group *g;
+
+	if (!name || !*name)
+		return false;
+	g = getgrnam(name);
+	if (!g)
+		return false;
+	*ret = g->gr_gid;
+	return true;
+}
+
+static bool in_groups(gid_t want, gid_t gid, const gid_t *groups, size_t n)
+{
+	if (gid == want)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (groups[i] == want)
+			return true;
+	return false;
+}
+
+enum ctl_role ctl_role_for(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
+			   const char *admin_group, const char *readonly_group)
+{
+	gid_t g;
+
+	if (uid == 0 || uid == geteuid())
+		return CTL_ROLE_ADMIN;
+	if (group_gid(admin_group, &g) && in_groups(g, gid, groups, n_groups))
+		return CTL_ROLE_ADMIN;
+	if (group_gid(readonly_group, &g) && in_groups(g, gid, groups, n_groups))
+		return CTL_ROLE_READER;
+	return CTL_ROLE_NONE;
+}
+
+/* The peer's groups as the kernel saw them at connect time (SO_PEERGROUPS); on kernels without
+ * it, the user's groups from the user database. */
+static enum ctl_role peer_role(struct ctl *c, int fd, uid_t *ret_uid, pid_t *ret_pid)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	gid_t *groups;
+	enum ctl_role role;
+	int n = 0;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc))
+		return CTL_ROLE_NONE;
+	*ret_uid = uc.uid;
+	*ret_pid = uc.pid;
+	groups = calloc(CTL_PEER_GROUPS_MAX, sizeof(gid_t));
+	if (!groups)
+		return CTL_ROLE_NONE;
+	len = CTL_PEER_GROUPS_MAX * sizeof(gid_t);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+		n = (int)(len / sizeof(gid_t));
+	} else if (errno == ENOPROTOOPT) {
+		struct passwd *pw = getpwuid(uc.uid);
+		n = CTL_PEER_GROUPS_MAX;
+		if (!pw || getgrouplist(pw->pw_name, uc.gid, groups, &n) < 0)
+			n = 0;
+	}
+	role = ctl_role_for(uc.uid, uc.gid, groups, (size_t)n, c->m->conf.admin_group,
+			    c->m->conf.readonly_group);
+	free(groups);
+	return role;
+}
+
+/* --- clients --- */
+
+static void client_free(struct ctl_client *cl)
+{
+	struct ctl *c;
+
+	if (!cl)
+		return;
+	c = cl->ctl;
+	ev_io_stop(c->m->loop, &cl->io);
+	ev_timer_stop(c->m->loop, &cl->idle);
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		c->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	c->n_clients--;
+	if (cl->fd >= 0)
+		close(cl->fd);
+	free(cl->in);
+	strbuf_done(&cl->out);
+	free(cl);
+}
+
+static void client_queue(struct ctl_client *cl, char *line)
+{
+	if (!line) {
+		/* Out of memory building a reply: the client cannot get a coherent answer. */
+		cl->closing = true;
+		return;
+	}
+	strbuf_append(&cl->out, line);
+	free(line);
+	if (strbuf_failed(&cl->out))
+		cl->closing = true;
+}
+
+static void client_error(struct ctl_client *cl, const json_t *id, int r, const char *msg)
+{
+	cl->ctl->errors++;
+	client_queue(cl, ctl_reply_error(id, r, msg));
+}
+
+static struct broker *need_broker(struct ctl_client *cl, const json_t *id)
+{
+	struct broker *b = cl->ctl->m->broker;
+
+	if (!b)
+		client_error(cl, id, -EAGAIN, "the broker is not running");
+	return b;
+}
+
+static json_t *tcb_json(uint64_t raw, enum snp_product p)
+{
+	char text[TCB_FORMAT_MAX], hex[24];
+
+	snprintf(hex, sizeof(hex), "0x%016llx", (unsigned long long)raw);
+	return json_pack("{s:s, s:s}", "raw", hex, "text", tcb_format(raw, p, text, sizeof(text)));
+}
+
+static json_t *counters_json(const uint64_t *v, size_t n, const char *(*name)(int))
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; o && i < n; i++) {
+		const char *k = name((int)i);
+		if (k && strcmp(k, "none") != 0)
+			json_object_set_new(o, k, json_integer((json_int_t)MIN(v[i], (uint64_t)INT64_MAX)));
+	}
+	return o;
+}
+
+static const char *busy_name(int i)
+{
+	return i == SCHED_BUSY_NONE ? NULL : sched_busy_reason_name((enum sched_busy_reason)i);
+}
+
+static const char *anom_name(int i)
+{
+	return sched_anomaly_name((enum sched_anomaly)i);
+}
+
+static json_t *jint(uint64_t v)
+{
+	return json_integer((json_int_t)MIN(v, (uint64_t)INT64_MAX));
+}
+
+static json_t *status_json(struct ctl *c, struct broker *b, enum ctl_role role)
+{
+	const struct broker_stats *st = broker_get_stats(b);
+	const struct store_platform *pf = broker_platform(b);
+	const struct store_chain *ch = broker_chain(b);
+	bool sim = c->m->conf.backend == CONF_BACKEND_SIM;
+	json_t *o, *chain = json_null();
+	char chip[129];
+
+	if (ch) {
+		char when[64] = "";
+		struct tm tm;
+		time_t na = ch->not_after;
+		if (gmtime_r(&na, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		chain = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:b, s:o}", "product",
+				  snp_product_name(ch->product), "source", ch->source, "root",
+				  ch->sim_root ? "simulator" : "amd", "not_after", (json_int_t)ch->not_after,
+				  "not_after_text", when, "table_pages", (json_int_t)ch->table_pages,
+				  "table_bytes", (json_int_t)ch->table_len, "vlek", ch->vlek, "tcb",
+				  tcb_json(ch->tcb, ch->product));
+	}
+	hex_encode(pf->chip_id, MIN(pf->chip_id_len, (size_t)64), chip);
+	o = json_pack("{s:s, s:s, s:b, s:b, s:s, s:{s:b, s:b, s:I, s:I, s:I}, s:o, "
+		      "s:{s:s, s:s, s:o, s:o, s:b}, "
+		      "s:{s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:o, s:o}, s:{s:I, s:I, s:I}}",
+		      "version", PACKAGE_VERSION, "backend", broker_backend_name(b), "simulated", sim,
+		      "sim_root_trusted", broker_sim_root_trusted(b), "role", ctl_role_name(role),
+		      "broker", "registered", broker_registered(b), "paused", broker_paused(b), "vms",
+		      (json_int_t)broker_vm_count(b), "inflight", (json_int_t)broker_inflight(b),
+		      "queued", (json_int_t)broker_queued(b), "chain", chain, "platform", "product",
+		      snp_product_name(pf->product), "chip_id", chip, "current_tcb",
+		      tcb_json(pf->current_tcb, pf->product), "reported_tcb",
+		      tcb_json(pf->reported_tcb, pf->product), "vlek_loaded", pf->vlek_loaded,
+		      "stats", "guest_reqs", (json_int_t)st->guest_reqs, "verdicts", "allow",
+		      (json_int_t)st->verdicts_allow, "busy", (json_int_t)st->verdicts_busy,
+		      "invalid_len", (json_int_t)st->verdicts_invalid_len, "done",
+		      (json_int_t)st->done, "send_failures", (json_int_t)st->send_failures,
+		      "stale_inflight_freed", (json_int_t)st->stale_inflight_freed, "busy_by_reason",
+		      counters_json(st->busy_by_reason, _SCHED_BUSY_MAX, busy_name), "anomalies",
+		      counters_json(st->anomalies, _SCHED_ANOM_MAX, anom_name), "control", "clients",
+		      (json_int_t)c->n_clients, "requests", (json_int_t)c->requests, "errors",
+		      (json_int_t)c->errors);
+	return o;
+}
+
+static int cmp_vm(const void *a, const void *b)
+{
+	uint64_t x = json_integer_value(json_object_get(*(json_t *const *)a, "vm"));
+	uint64_t y = json_integer_value(json_object_get(*(json_t *const *)b, "vm"));
+
+	/* ids above INT64_MAX are strings (value 0 here): order among them is unspecified. */
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts an array of objects by "vm" so that listings are stable. */
+static json_t *sorted(json_t *arr)
+{
+	size_t n = json_array_size(arr);
+	json_t **v, *out;
+
+	if (!arr || n < 2)
+		return arr;
+	v = calloc(n, sizeof(*v));
+	out = json_array();
+	if (!v || !out) {
+		free(v);
+		json_decref(out);
+		return arr;
+	}
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_array_get(arr, i);
+	qsort(v, n, sizeof(*v), cmp_vm);
+	for (size_t i = 0; i < n; i++)
+		json_array_append(out, v[i]);
+	free(v);
+	json_decref(arr);
+	return out;
+}
+
+static json_t *vm_json(const struct broker_vm_info *i, bool full)
+{
+	const struct sched_vm_stats *s = &i->sched;
+	uint64_t busy = 0;
+	char pol[24], tokens[32];
+	json_t *o;
+
+	for (size_t k = 0; k < _SCHED_BUSY_MAX; k++)
+		busy += s->busy[k];
+	snprintf(pol, sizeof(pol), "0x%llx", (unsigned long long)i->policy);
+	o = json_pack("{s:o, s:I, s:I, s:s, s:o, s:o, s:o, s:o, s:b, s:b, s:b, s:o}", "vm",
+		      ctl_json_u64(i->vm_id), "vmm_pid", (json_int_t)i->vmm_pid, "asid",
+		      (json_int_t)i->asid, "policy", pol, "requests", jint(s->requests), "admitted",
+		      jint(s->admitted), "busy", jint(busy), "fw_errors", jint(i->fw_errors),
+		      "inflight", s->inflight, "queued", s->queued, "custom_quota", s->custom_quota,
+		      "quota", ctl_quota_to_json(&s->quota));
+	if (!o || !full)
+		return o;
+	snprintf(tokens, sizeof(tokens), "%s%lld.%03lld", s->tokens_milli < 0 ? "-" : "",
+		 (long long)(s->tokens_milli < 0 ? -(s->tokens_milli / 1000) : s->tokens_milli / 1000),
+		 (long long)(s->tokens_milli < 0 ? -(s->tokens_milli % 1000) : s->tokens_milli % 1000));
+	json_object_update_new(
+		o, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}",
+			     "forced", jint(s->forced), "done", jint(s->done), "fw_ok", jint(i->fw_ok),
+			     "invalid_len", jint(i->invalid_len), "expired", jint(i->expired),
+			     "fw_time_ns_total", jint(i->fw_time_ns_total), "req_report",
+			     jint(i->req_report), "req_key", jint(i->req_key), "req_other",
+			     jint(i->req_other), "busy_by_reason",
+			     counters_json(s->busy, _SCHED_BUSY_MAX, busy_name), "anomalies",
+			     counters_json(s->anomalies, _SCHED_ANOM_MAX, anom_name),
+			     "busy_streak_usec", jint(s->busy_streak_usec), "max_busy_streak_usec",
+			     jint(s->max_busy_streak_usec), "tokens", tokens));
+	return o;
+}
+
+static void add_vm(void *userdata, const struct broker_vm_info *info)
+{
+	json_array_append_new(userdata, vm_json(info, false));
+}
+
+static void add_quota(void *userdata, uint64_t vm_id, const struct sched_quota *q)
+{
+	json_t *o = ctl_quota_to_json(q);
+
+	if (o)
+		json_object_set_new(o, "vm", ctl_json_u64(vm_id));
+	json_array_append_new(userdata, o);
+}
+
+static json_t *quota_entry(struct broker *b, uint64_t vm_id)
+{
+	struct sched_quota q, d;
+	bool custom = broker_get_quota(b, vm_id, &q);
+
+	broker_default_quota(b, &d);
+	return json_pack("{s:o, s:o, s:b, s:o}", "vm", ctl_json_u64(vm_id), "quota",
+			 ctl_quota_to_json(&q), "custom", custom, "default", ctl_quota_to_json(&d));
+}
+
+static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
+{
+	struct ctl *c = cl->ctl;
+	struct broker *b;
+	struct broker_vm_info info;
+	struct sched_quota nq;
+	const char *why = NULL;
+	char msg[256];
+	json_t *body = NULL;
+	int r;
+
+	if (cl->role < ctl_cmd_role(q->cmd)) {
+		c->refused++;
+		if (ratelimit_pass(&c->refuse_log, manager_now_usec(), NULL))
+			log_notice("Control: refused %s for uid %u (pid %d, role %s)",
+				   ctl_cmd_name(q->cmd), (unsigned)cl->uid, (int)cl->pid,
+				   ctl_role_name(cl->role));
+		snprintf(msg, sizeof(msg), "permission denied: '%s' needs the %s role (%s)",
+			 ctl_cmd_name(q->cmd), ctl_role_name(ctl_cmd_role(q->cmd)),
+			 ctl_cmd_role(q->cmd) == CTL_ROLE_ADMIN ? "root or the admin group"
+								: "the admin or read-only group");
+		client_error(cl, q->id, -EACCES, msg);
+		/* A peer with no role at all gets one answer, then the door. */
+		if (cl->role == CTL_ROLE_NONE)
+			cl->closing = true;
+		return;
+	}
+	b = need_broker(cl, q->id);
+	if (!b)
+		return;
+
+	switch (q->cmd) {
+	case CTL_CMD_STATUS:
+		body = status_json(c, b, cl->role);
+		break;
+	case CTL_CMD_VM_LIST: {
+		json_t *arr = json_array();
+		if (arr)
+			broker_vm_foreach(b, add_vm, arr);
+		body = json_pack("{s:o}", "vms", sorted(arr));
+		break;
+	}
+	case CTL_CMD_VM_SHOW:
+		if (broker_vm_info(b, q->vm_id, &info) < 0) {
+			snprintf(msg, sizeof(msg), "no VM %llu is known to the daemon",
+				 (unsigned long long)q->vm_id);
+			client_error(cl, q->id, -ENOENT, msg);
+			return;
+		}
+		body = json_pack("{s:o}", "vm_info", vm_json(&info, true));
+		break;
+	case CTL_CMD_QUOTA_GET:
+		body = quota_entry(b, q->vm_id);
+		break;
+	case CTL_CMD_QUOTA_LIST: {
+		struct sched_quota d;
+		json_t *arr = json_array();
+		if (arr)
+			broker_quota_foreach(b, add_quota, arr);
+		broker_default_quota(b, &d);
+		body = json_pack("{s:o, s:o}", "default", ctl_quota_to_json(&d), "quotas",
+				 sorted(arr));
+		break;
+	}
+	case CTL_CMD_QUOTA_SET:
+		(void)broker_get_quota(b, q->vm_id, &nq);
+		if (q->quota_fields & CTL_QUOTA_RATE)
+			nq.rate_milli = q->quota.rate_milli;
+		if (q->quota_fields & CTL_QUOTA_BURST)
+			nq.burst = q->quota.burst;
+		if (q->quota_fields & CTL_QUOTA_WEIGHT)
+			nq.weight = q->quota.weight;
+		__attribute__((fallthrough));
+	case CTL_CMD_QUOTA_RESET:
+		r = broker_set_quota(b, q->vm_id, q->cmd == CTL_CMD_QUOTA_SET ? &nq : NULL, &why);
+		if (r < 0) {
+			if (why)
+				snprintf(msg, sizeof(msg), "quota refused: %s", why);
+			else
+				snprintf(msg, sizeof(msg), "quota not stored: %s", snp_strerror(r));
+			client_error(cl, q->id, r, msg);
+			return;
+		}
+		log_notice("Control: %s for VM %llu by uid %u (pid %d)", ctl_cmd_name(q->cmd),
+			   (unsigned long long)q->vm_id, (unsigned)cl->uid, (int)cl->pid);
+		body = quota_entry(b, q->vm_id);
+		break;
+	default:
+		client_error(cl, q->id, -EOPNOTSUPP, "unknown command");
+		return;
+	}
+	if (!body) {
+		client_error(cl, q->id, -ENOMEM, "out of memory building the reply");
+		return;
+	}
+	client_queue(cl, ctl_reply_ok(q->id, body));
+}
+
+static void handle_line(struct ctl_client *cl, const char *line, size_t len)
+{
+	struct ctl_request q;
+	struct ctl_parse_error err;
+	int r;
+
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return; /* blank lines are keep-alives */
+	cl->ctl->requests++;
+	r = ctl_request_parse(line, len, &q, &err);
+	if (r < 0) {
+		log_debug("Control: bad request from uid %u: %s", (unsigned)cl->uid, err.msg);
+		client_error(cl, err.id, r, err.msg);
+		json_decref(err.id);
+		if (cl->role == CTL_ROLE_NONE)
+			cl->closing = true;
+		return;
+	}
+	dispatch(cl, &q);
+	ctl_request_done(&q);
+}
+
+/* Writes what it can; 0, or -errno when the client is gone. */
+static int client_flush(struct ctl_client *cl)
+{
+	while (cl->out_off < cl->out.len) {
+		ssize_t n = send(cl->fd, cl->out.buf + cl->out_off, cl->out.len - cl->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			return -errno;
+		}
+		cl->out_off += (size_t)n;
+	}
+	strbuf_done(&cl->out);
+	cl->out_off = 0;
+	return 0;
+}
+
+static bool out_pending(const struct ctl_client *cl)
+{
+	return cl->out_off < cl->out.len;
+}
+
+/* Consumes complete lines from the input buffer while the output stays under the high water. */
+static void client_process(struct ctl_client *cl)
+{
+	size_t start = 0;
+
+	while (!cl->closing && cl->out.len - cl->out_off < CTL_OUT_HIGH_WATER) {
+		char *nl = memchr(cl->in + start, '\n', cl->in_len - start);
+		if (!nl)
+			break;
+		handle_line(cl, cl->in + start, (size_t)(nl - (cl->in + start)));
+		start = (size_t)(nl - cl->in) + 1;
+	}
+	if (start > 0) {
+		memmove(cl->in, cl->in + start, cl->in_len - start);
+		cl->in_len -= start;
+	}
+	if (!cl->closing && cl->in_len >= CTL_REQUEST_MAX && !memchr(cl->in, '\n', cl->in_len)) {
+		client_error(cl, NULL, -EMSGSIZE, "request line longer than 65536 bytes");
+		cl->closing = true;
+		cl->in_len = 0;
+	}
+}
+
+/* Sets the watcher to what the client needs next; frees it when it is done. */
+static void client_update(struct ctl_client *cl)
+{
+	struct ev_loop *loop = cl->ctl->m->loop;
+	int events = 0;
+
+	if (out_pending(cl))
+		events |= EV_WRITE;
+	if (!cl->closing && cl->out.len - cl->out_off < CTL_OUT_HIGH_WATER)
+		events |= EV_READ;
+	if (!events) {
+		client_free(cl);
+		return;
+	}
+	if (events != (cl->io.events & (EV_READ | EV_WRITE))) {
+		ev_io_stop(loop, &cl->io);
+		ev_io_set(&cl->io, cl->fd, events);
+		ev_io_start(loop, &cl->io);
+	}
+}
+
+static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl_client *cl = container_of(w, struct ctl_client, io);
+
+	ev_timer_again(loop, &cl->idle);
+	if ((revents & EV_READ) && !cl->closing) {
+		ssize_t n = recv(cl->fd, cl->in + cl->in_len, CTL_REQUEST_MAX - cl->in_len,
+				 MSG_DONTWAIT);
+		if (n == 0) {
+			/* Half-close: a last line without its newline still counts. */
+			client_process(cl);
+			if (!cl->closing && cl->in_len > 0)
+				handle_line(cl, cl->in, cl->in_len);
+			cl->in_len = 0;
+			cl->closing = true;
+		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			client_free(cl);
+			return;
+		} else if (n > 0) {
+			cl->in_len += (size_t)n;
+			client_process(cl);
+		}
+	} else if (!cl->closing)
+		client_process(cl); /* output drained below the high water: resume pending lines */
+	if (client_flush(cl) < 0) {
+		client_free(cl);
+		return;
+	}
+	if (!out_pending(cl) && !cl->closing)
+		client_process(cl), (void)client_flush(cl);
+	client_update(cl);
+}
+
+static void on_client_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctl_client *cl = container_of(w, struct ctl_client, idle);
+
+	(void)loop;
+	(void)revents;
+	log_debug("Control: dropping idle client uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
+	cl->ctl->dropped++;
+	client_free(cl);
+}
+
+static void refuse_busy(int fd)
+{
+	char *line = ctl_reply_error(NULL, -EBUSY, "too many control connections");
+
+	if (line)
+		(void)send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(line);
+	close(fd);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ctl *c = container_of(w, struct ctl, accept_io);
+
+	(void)revents;
+	/* A bounded batch per wake-up: a connect storm cannot starve the rest of the loop. */
+	for (int i = 0; i < 32; i++) {
+		struct ctl_client *cl;
+		int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warning_errno(-errno, "Control: accept failed");
+			return;
+		}
+		if (c->n_clients >= CTL_CLIENTS_MAX) {
+			c->refused++;
+			refuse_busy(fd);
+			continue;
+		}
+		cl = calloc(1, sizeof(*cl));
+		if (cl)
+			cl->in = malloc(CTL_REQUEST_MAX);
+		if (!cl || !cl->in) {
+			if (cl)
+				free(cl);
+			refuse_busy(fd);
+			continue;
+		}
+		cl->ctl = c;
+		cl->fd = fd;
+		cl->uid = (uid_t)-1;
+		cl->role = peer_role(c, fd, &cl->uid, &cl->pid);
+		cl->next = c->clients;
+		if (c->clients)
+			c->clients->prev = cl;
+		c->clients = cl;
+		c->n_clients++;
+		ev_io_init(&cl->io, on_client_io, fd, EV_READ);
+		ev_io_start(loop, &cl->io);
+		ev_init(&cl->idle, on_client_idle);
+		cl->idle.repeat = CTL_IDLE_TIMEOUT_SEC;
+		ev_timer_again(loop, &cl->idle);
+		log_debug("Control: client uid %u pid %d role %s", (unsigned)cl->uid, (int)cl->pid,
+			  ctl_role_name(cl->role));
+	}
+}
+
+/* --- the listening socket --- */
+
+static int activated_fd(void)
+{
+	int n = sd_listen_fds(0);
+
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) > 0)
+			return fd;
+	}
+	return -ENOENT;
+}
+
+/* Refuses to steal the socket of a running daemon; removes a stale one. */
+static int clear_stale(const char *path, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	close(fd);
+	if (r == 0 || errno == EAGAIN)
+		return -EADDRINUSE;
+	if (unlink(path) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int listen_on(struct ctl *c, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[sizeof(sa.sun_path)], *slash;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path) || path[0] != '/')
+		return log_error_errno(-EINVAL, "Control socket path '%s' is unusable", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return log_error_errno(-errno, "Cannot create %s", dir);
+	}
+	r = clear_stale(path, &sa);
+	if (r == -EADDRINUSE)
+		return log_error_errno(r, "Another daemon is listening on %s", path);
+	if (r < 0)
+		return log_error_errno(r, "Cannot use %s for the control socket", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_error_errno(-errno, "Cannot create the control socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return log_error_errno(r, "Cannot bind the control socket %s", path);
+	}
+	/* Anyone may connect: SO_PEERCRED decides what they may do, and says why not. */
+	if (chmod(path, 0666) < 0 || listen(fd, 128) < 0) {
+		r = -errno;
+		close(fd);
+		unlink(path);
+		return log_error_errno(r, "Cannot listen on %s", path);
+	}
+	c->path = strdup(path);
+	if (!c->path) {
+		close(fd);
+		unlink(path);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	return 0;
+}
+
+static void warn_groups(const struct conf *conf)
+{
+	gid_t g;
+
+	if (conf->admin_group[0] && !group_gid(conf->admin_group, &g))
+		log_warning("Control: admin group '%s' does not exist; only root may change things",
+			    conf->admin_group);
+	if (conf->readonly_group[0] && !group_gid(conf->readonly_group, &g))
+		log_warning("Control: read-only group '%s' does not exist", conf->readonly_group);
+}
+
+static void ctl_stop(struct manager *m);
+
+static int ctl_start(struct manager *m)
+{
+	struct ctl *c;
+	int fd, r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->m = m;
+	c->fd = -1;
+	m->ctl = c;
+	ratelimit_init(&c->refuse_log, 10 * 1000000ull, 10);
+	fd = activated_fd();
+	if (fd >= 0) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+		    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+			r = log_error_errno(-errno, "Cannot use the socket passed by systemd");
+			ctl_stop(m);
+			return r;
+		}
+		c->fd = fd;
+		c->activated = true;
+		log_info("Control socket passed by systemd (fd %d)", fd);
+	} else {
+		r = listen_on(c, m->conf.control_socket);
+		if (r < 0) {
+			ctl_stop(m);
+			return r;
+		}
+		log_info("Control socket listening on %s", c->path);
+	}
+	warn_groups(&m->conf);
+	ev_io_init(&c->accept_io, on_accept, c->fd, EV_READ);
+	ev_io_start(m->loop, &c->accept_io);
+	return 0;
+}
+
+static void ctl_stop(struct manager *m)
+{
+	struct ctl *c = m->ctl;
+
+	if (!c)
+		return;
+	while (c->clients)
+		client_free(c->clients);
+	if (c->fd >= 0) {
+		ev_io_stop(m->loop, &c->accept_io);
+		close(c->fd);
+	}
+	if (c->path)
+		unlink(c->path);
+	free(c->path);
+	free(c);
+	m->ctl = NULL;
+}
+
+static int ctl_reload(struct manager *m, const struct conf *old)
+{
+	struct ctl *c = m->ctl;
+
+	if (!c->activated && strcmp(old->control_socket, m->conf.control_socket) != 0)
+		log_notice("Control socket stays at %s until restart (configured: %s)", c->path,
+			   m->conf.control_socket);
+	/* Roles are computed per connection from the current groups: nothing else to do. */
+	warn_groups(&m->conf);
+	return 0;
+}
+
+const struct manager_module ctl_module = {
+	.name = "control",
+	.start = ctl_start,
+	.stop = ctl_stop,
+	.reload = ctl_reload,
+};

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ctl: the control socket (design §7, docs/control-protocol.md). Owns the listening socket (its
+ * own or systemd's) and every client connection; authorises peers with SO_PEERCRED and answers
+ * requests from the broker's state. Never blocks the loop on a client. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The protocol codec (proto/ctl.h), named by path: this header has the same name. */
+#include "../proto/ctl.h"
+#include "manager.h"
+
+/* Connections served at once; more are answered EBUSY and closed. */
+#define CTL_CLIENTS_MAX 256
+/* A client that neither completes a request nor takes its reply for this long is dropped. */
+#define CTL_IDLE_TIMEOUT_SEC 30.0
+/* Replies queued for one client beyond which it is not read until it takes them. */
+#define CTL_OUT_HIGH_WATER (1024 * 1024)
+
+extern const struct manager_module ctl_module;
+
+/* The role of a peer with these credentials under the configured groups (exposed for tests).
+ * groups are the peer's supplementary groups. */
+enum ctl_role ctl_role_for(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
+			   const char *admin_group, const char *readonly_group);
