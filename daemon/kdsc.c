@@ -1,0 +1,1029 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* kdsc: KDS fetches on libcurl multi inside the libev loop, per-key coalescing and backoff,
+ * conditional requests against the disk cache. Must never block the loop on the network. */
+#include "kdsc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <curl/curl.h>
+
+#include "cache.h"
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+#include "util.h"
+
+#define KDSC_URL_MAX 2048
+#define KDSC_MAX_AGE_CAP_SEC (365ull * 24 * 3600)
+
+struct kdsc_waiter {
+	struct kdsc_waiter *next;
+	kdsc_done_fn cb;
+	void *userdata;
+};
+
+/* A completion decided without a request (cache hit, backing off), run from a 0 s timer so
+ * that callbacks never run inside kdsc_fetch. */
+struct kdsc_ready {
+	struct kdsc_ready *next;
+	kdsc_done_fn cb;
+	void *userdata;
+	int r;
+	uint8_t *body; /* owned */
+	size_t len;
+	struct kdsc_meta meta;
+};
+
+struct kdsc_key;
+
+struct kdsc_xfer {
+	struct kdsc_key *key; /* borrowed */
+	CURL *easy;           /* owned */
+	struct curl_slist *headers; /* owned */
+	char url[KDSC_URL_MAX];
+	unsigned flags;
+	uint8_t *buf; /* owned: body received so far */
+	size_t len, cap;
+	bool overflow;
+	bool have_cached;
+	uint8_t *cached; /* owned: the cached body, for 304 and stale answers */
+	size_t cached_len;
+	struct cache_meta cmeta;
+	uint64_t started_usec;
+};
+
+struct kdsc_key {
+	struct kdsc_key *next;
+	struct kds_request q;
+	char name[256];
+	struct kdsc_xfer *xfer;       /* owned, NULL when idle */
+	struct kdsc_waiter *waiters;  /* owned, FIFO */
+	struct kdsc_waiter **waiters_tail;
+	unsigned n_waiters;
+	unsigned failures;
+	int last_error;
+	unsigned last_http_status;
+	uint64_t last_attempt_usec;
+	uint64_t next_attempt_usec;
+	uint64_t retry_after_usec;
+};
+
+struct kdsc_sock {
+	ev_io io;
+	struct kdsc *k; /* borrowed */
+	struct kdsc_sock *prev, *next;
+};
+
+struct kdsc {
+	struct ev_loop *loop; /* borrowed */
+	CURLM *multi;         /* owned */
+	bool curl_global;
+	ev_timer curl_timer;  /* libcurl's timeout */
+	ev_timer deliver;     /* runs the ready list */
+	struct kdsc_ready *ready; /* owned, FIFO */
+	struct kdsc_ready **ready_tail;
+	struct kdsc_sock *socks;  /* owned: every socket libcurl asked us to watch */
+	char *base, *proxy, *ca_bundle, *cache_dir; /* owned */
+	struct kdsc_params params;
+	struct kdsc_key *keys; /* owned */
+	size_t n_keys;
+	struct kdsc_stats stats;
+	uint64_t rng;
+	bool freeing; /* kdsc_free is cancelling: no new fetches */
+};
+
+static uint64_t rng_next(struct kdsc *k)
+{
+	/* xorshift64*: jitter only, no security role. */
+	k->rng ^= k->rng >> 12;
+	k->rng ^= k->rng << 25;
+	k->rng ^= k->rng >> 27;
+	return k->rng * 0x2545f4914f6cdd1dull;
+}
+
+static uint64_t now_usec(void)
+{
+	return manager_now_usec();
+}
+
+/* ---- completions ---- */
+
+static void ready_push(struct kdsc *k, struct kdsc_ready *r)
+{
+	r->next = NULL;
+	*k->ready_tail = r;
+	k->ready_tail = &r->next;
+	if (!ev_is_active(&k->deliver)) {
+		ev_timer_set(&k->deliver, 0., 0.);
+		ev_timer_start(k->loop, &k->deliver);
+	}
+}
+
+static void on_deliver(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct kdsc *k = container_of(w, struct kdsc, deliver);
+	struct kdsc_ready *list = k->ready;
+
+	/* Detach first: callbacks may fetch again and queue new items. */
+	k->ready = NULL;
+	k->ready_tail = &k->ready;
+	while (list) {
+		struct kdsc_ready *r = list;
+		list = r->next;
+		r->cb(r->userdata, r->r, r->r == 0 ? r->body : NULL, r->r == 0 ? r->len : 0,
+		      &r->meta);
+		free(r->body);
+		free(r);
+	}
+}
+
+static int defer_answer(struct kdsc *k, kdsc_done_fn cb, void *userdata, int r, uint8_t *body,
+			size_t len, const struct kdsc_meta *meta)
+{
+	struct kdsc_ready *rd = calloc(1, sizeof(*rd));
+
+	if (!rd)
+		return -ENOMEM;
+	rd->cb = cb;
+	rd->userdata = userdata;
+	rd->r = r;
+	rd->body = body;
+	rd->len = len;
+	rd->meta = *meta;
+	ready_push(k, rd);
+	return 0;
+}
+
+/* ---- keys ---- */
+
+static struct kdsc_key *key_find(const struct kdsc *k, const char *name)
+{
+	for (struct kdsc_key *e = k->keys; e; e = e->next)
+		if (strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static void key_fill_state(const struct kdsc_key *e, struct kdsc_key_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->key, sizeof(s->key), "%s", e->name);
+	s->in_flight = e->xfer != NULL;
+	s->waiters = e->n_waiters;
+	s->failures = e->failures;
+	s->last_error = e->last_error;
+	s->last_http_status = e->last_http_status;
+	s->last_attempt_usec = e->last_attempt_usec;
+	s->next_attempt_usec = e->next_attempt_usec;
+	s->retry_after_usec = e->retry_after_usec;
+}
+
+/* Makes room by forgetting an idle key, preferring one whose schedule is over (forgetting a
+ * key that backs off would let the next fetch of it go out early). */
+static int key_evict(struct kdsc *k, uint64_t now)
+{
+	struct kdsc_key **victim = NULL;
+
+	for (struct kdsc_key **pp = &k->keys; *pp; pp = &(*pp)->next) {
+		struct kdsc_key *e = *pp;
+		if (e->xfer || e->n_waiters)
+			continue;
+		if (e->next_attempt_usec <= now) {
+			victim = pp;
+			break;
+		}
+	}
+	if (!victim)
+		return -EMFILE;
+	{
+		struct kdsc_key *e = *victim;
+		*victim = e->next;
+		free(e);
+		k->n_keys--;
+	}
+	return 0;
+}
+
+static int key_get(struct kdsc *k, const struct kds_request *q, const char *name,
+		   struct kdsc_key **ret)
+{
+	struct kdsc_key *e = key_find(k, name);
+	int r;
+
+	if (e) {
+		*ret = e;
+		return 0;
+	}
+	if (k->n_keys >= KDSC_MAX_KEYS) {
+		r = key_evict(k, now_usec());
+		if (r < 0)
+			return r;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->q = *q;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->waiters_tail = &e->waiters;
+	e->next = k->keys;
+	k->keys = e;
+	k->n_keys++;
+	*ret = e;
+	return 0;
+}
+
+/* ---- libcurl glue ---- */
+
+static void on_sock_io(struct ev_loop *loop, ev_io *w, int revents);
+static void check_multi_info(struct kdsc *k);
+
+static void sock_free(struct kdsc *k, struct kdsc_sock *s)
+{
+	ev_io_stop(k->loop, &s->io);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		k->socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct kdsc *k = userp;
+	struct kdsc_sock *s = socketp;
+	int events = 0;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s)
+			sock_free(k, s);
+		return 0;
+	}
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -1; /* libcurl fails the transfer */
+		s->k = k;
+		s->next = k->socks;
+		if (k->socks)
+			k->socks->prev = s;
+		k->socks = s;
+		ev_init(&s->io, on_sock_io);
+		curl_multi_assign(k->multi, fd, s);
+	} else {
+		ev_io_stop(k->loop, &s->io);
+	}
+	if (what & CURL_POLL_IN)
+		events |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		events |= EV_WRITE;
+	ev_io_set(&s->io, fd, events);
+	ev_io_start(k->loop, &s->io);
+	return 0;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct kdsc *k = userp;
+
+	ev_timer_stop(k->loop, &k->curl_timer);
+	if (timeout_ms >= 0) {
+		/* Not calling into libcurl from here (not allowed): the loop runs it soon. */
+		ev_timer_set(&k->curl_timer, (double)timeout_ms / 1000., 0.);
+		ev_timer_start(k->loop, &k->curl_timer);
+	}
+	return 0;
+}
+
+static void on_sock_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct kdsc_sock *s = container_of(w, struct kdsc_sock, io);
+	struct kdsc *k = s->k;
+	int flags = 0, running;
+
+	if (revents & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (revents & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	/* s may be freed inside (CURL_POLL_REMOVE): only k is used afterwards. */
+	curl_multi_socket_action(k->multi, w->fd, flags, &running);
+	check_multi_info(k);
+}
+
+static void on_curl_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct kdsc *k = container_of(w, struct kdsc, curl_timer);
+	int running;
+
+	curl_multi_socket_action(k->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_multi_info(k);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct kdsc_xfer *x = userdata;
+	size_t n = size * nmemb;
+
+	if (n > KDSC_BODY_MAX - x->len) {
+		x->overflow = true;
+		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+	}
+	if (x->len + n > x->cap) {
+		size_t cap = MAX(x->cap * 2, 4096);
+		uint8_t *b;
+		while (cap < x->len + n)
+			cap *= 2;
+		cap = MIN(cap, (size_t)KDSC_BODY_MAX);
+		b = realloc(x->buf, cap);
+		if (!b)
+			return 0;
+		x->buf = b;
+		x->cap = cap;
+	}
+	memcpy(x->buf + x->len, ptr, n);
+	x->len += n;
+	return n;
+}
+
+static void xfer_free(struct kdsc *k, struct kdsc_xfer *x)
+{
+	if (!x)
+		return;
+	if (x->easy) {
+		curl_multi_remove_handle(k->multi, x->easy);
+		curl_easy_cleanup(x->easy);
+	}
+	curl_slist_free_all(x->headers);
+	free(x->buf);
+	free(x->cached);
+	free(x);
+}
+
+static int add_header(struct kdsc_xfer *x, const char *name, const char *value)
+{
+	char line[256];
+	struct curl_slist *l;
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s: %s", name, value);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -EINVAL;
+	l = curl_slist_append(x->headers, line);
+	if (!l)
+		return -ENOMEM;
+	x->headers = l;
+	return 0;
+}
+
+#define SETOPT(x, opt, val)                                                                        \
+	do {                                                                                       \
+		if (curl_easy_setopt((x)->easy, (opt), (val)) != CURLE_OK)                         \
+			return -EIO;                                                               \
+	} while (0)
+
+static int xfer_setup(struct kdsc *k, struct kdsc_xfer *x)
+{
+	long timeout_ms = (long)MAX(k->params.timeout_usec / 1000, 1);
+	int r;
+
+	x->easy = curl_easy_init();
+	if (!x->easy)
+		return -ENOMEM;
+	SETOPT(x, CURLOPT_URL, x->url);
+	SETOPT(x, CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(x, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SETOPT(x, CURLOPT_FOLLOWLOCATION, 1L);
+	SETOPT(x, CURLOPT_MAXREDIRS, 3L);
+	SETOPT(x, CURLOPT_NOSIGNAL, 1L);
+	SETOPT(x, CURLOPT_TIMEOUT_MS, timeout_ms);
+	SETOPT(x, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	/* A Content-Length above the cap fails before any byte is read. */
+	SETOPT(x, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)KDSC_BODY_MAX);
+	SETOPT(x, CURLOPT_WRITEFUNCTION, on_body);
+	SETOPT(x, CURLOPT_WRITEDATA, x);
+	SETOPT(x, CURLOPT_PRIVATE, x);
+	SETOPT(x, CURLOPT_USERAGENT, "snp-attestd/" PACKAGE_VERSION);
+	/* "" disables proxies, including the ones the environment would name. */
+	SETOPT(x, CURLOPT_PROXY, k->proxy);
+	if (k->ca_bundle[0])
+		SETOPT(x, CURLOPT_CAINFO, k->ca_bundle);
+	if (x->have_cached) {
+		/* A caching proxy in front (or KDS itself) can then answer 304. */
+		if (x->cmeta.etag[0]) {
+			r = add_header(x, "If-None-Match", x->cmeta.etag);
+			if (r < 0)
+				return r;
+		}
+		if (x->cmeta.last_modified[0]) {
+			r = add_header(x, "If-Modified-Since", x->cmeta.last_modified);
+			if (r < 0)
+				return r;
+		}
+	}
+	if (x->headers)
+		SETOPT(x, CURLOPT_HTTPHEADER, x->headers);
+	return 0;
+}
+
+/* ---- response interpretation ---- */
+
+static const char *header_value(CURL *easy, const char *name)
+{
+	struct curl_header *h;
+
+	if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+		return NULL;
+	return h->value;
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/* Retry-After: delta-seconds or an HTTP-date (RFC 9110 §10.2.3); clamped. 0 if absent/bad. */
+static uint64_t retry_after_usec(CURL *easy)
+{
+	const char *v = header_value(easy, "Retry-After");
+	uint64_t sec = 0;
+
+	if (!v)
+		return 0;
+	if (all_digits(v)) {
+		if (strlen(v) > 9)
+			sec = KDSC_RETRY_AFTER_MAX_SEC;
+		else
+			sec = strtoull(v, NULL, 10);
+	} else {
+		time_t t = curl_getdate(v, NULL), now = time(NULL);
+		if (t > now)
+			sec = (uint64_t)(t - now);
+	}
+	return MIN(sec, (uint64_t)KDSC_RETRY_AFTER_MAX_SEC) * 1000000ull;
+}
+
+/* Freshness from Cache-Control (RFC 9111 §5.2.2): max-age, no-cache, no-store. */
+static void cache_control(CURL *easy, enum kds_kind kind, uint64_t wall, uint64_t *fresh_until,
+			  bool *no_store)
+{
+	const char *v = header_value(easy, "Cache-Control");
+	bool crl = kind == KDS_VCEK_CRL || kind == KDS_VLEK_CRL;
+
+	*no_store = false;
+	*fresh_until = crl ? wall + KDSC_CRL_DEFAULT_FRESH_SEC : CACHE_FRESH_FOREVER;
+	if (!v)
+		return;
+	while (*v) {
+		char tok[64];
+		size_t n = 0;
+
+		while (*v == ' ' || *v == '\t' || *v == ',')
+			v++;
+		while (*v && *v != ',' && n < sizeof(tok) - 1)
+			tok[n++] = *v++;
+		while (*v && *v != ',')
+			v++; /* an over-long directive: ignored */
+		while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+			n--;
+		tok[n] = '\0';
+		if (strcasecmp(tok, "no-store") == 0)
+			*no_store = true;
+		else if (strcasecmp(tok, "no-cache") == 0)
+			*fresh_until = wall;
+		else if (strncasecmp(tok, "max-age=", 8) == 0 && all_digits(tok + 8)) {
+			uint64_t age = strlen(tok + 8) > 9 ? KDSC_MAX_AGE_CAP_SEC :
+							     strtoull(tok + 8, NULL, 10);
+			*fresh_until = wall + MIN(age, KDSC_MAX_AGE_CAP_SEC);
+		}
+	}
+}
+
+static void copy_text_header(CURL *easy, const char *name, char *buf, size_t size)
+{
+	const char *v = header_value(easy, name);
+	size_t n;
+
+	buf[0] = '\0';
+	if (!v)
+		return;
+	n = strlen(v);
+	if (n >= size)
+		return; /* too long to replay: just no conditional request next time */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+			return;
+	memcpy(buf, v, n + 1);
+}
+
+static int map_curl_error(CURLcode cc, const struct kdsc_xfer *x)
+{
+	if (x->overflow)
+		return -EMSGSIZE;
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_FILESIZE_EXCEEDED:
+		return -EMSGSIZE;
+	case CURLE_PARTIAL_FILE:
+		return -EBADMSG; /* truncated: never half a certificate */
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+		return -ECONNRESET;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_TOO_MANY_REDIRECTS:
+		return -EPROTO;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EIO;
+	}
+}
+
+static uint64_t backoff_usec(struct kdsc *k, unsigned failures)
+{
+	uint64_t d = k->params.backoff_base_usec;
+
+	for (unsigned i = 1; i < failures && d < k->params.backoff_max_usec; i++)
+		d *= 2;
+	d = MIN(d, k->params.backoff_max_usec);
+	/* Jitter only ever adds (0..50 %), so the schedule is never earlier than the base. */
+	return d + (d / 2 ? rng_next(k) % (d / 2 + 1) : 0);
+}
+
+static void count_outcome(struct kdsc *k, int r, long status)
+{
+	switch (r) {
+	case 0:
+		if (status == 304)
+			k->stats.not_modified++;
+		else
+			k->stats.ok++;
+		break;
+	case -ENOENT:
+		k->stats.not_found++;
+		break;
+	case -EAGAIN:
+		k->stats.throttled++;
+		break;
+	case -EREMOTEIO:
+		k->stats.server_error++;
+		break;
+	case -EPROTO:
+		if (status)
+			k->stats.other_status++;
+		else
+			k->stats.transport_errors++;
+		break;
+	case -ETIMEDOUT:
+		k->stats.timeouts++;
+		break;
+	case -EBADMSG:
+	case -EMSGSIZE:
+		k->stats.bad_body++;
+		break;
+	default:
+		k->stats.transport_errors++;
+	}
+}
+
+/* Hands the outcome to every waiter of the key. The key is idle again before the first
+ * callback runs, so a callback may fetch the same key (it then sees the new schedule). */
+static void key_complete(struct kdsc *k, struct kdsc_key *e, struct kdsc_xfer *x, int r,
+			 const uint8_t *body, size_t len, const struct kdsc_meta *meta)
+{
+	struct kdsc_waiter *w = e->waiters;
+
+	e->waiters = NULL;
+	e->waiters_tail = &e->waiters;
+	e->n_waiters = 0;
+	e->xfer = NULL;
+	while (w) {
+		struct kdsc_waiter *next = w->next;
+		w->cb(w->userdata, r, r == 0 ? body : NULL, r == 0 ? len : 0, meta);
+		free(w);
+		w = next;
+	}
+	xfer_free(k, x);
+}
+
+static void xfer_done(struct kdsc *k, struct kdsc_xfer *x, CURLcode cc)
+{
+	struct kdsc_key *e = x->key;
+	struct kdsc_meta meta = { .source = KDSC_SOURCE_NONE };
+	uint64_t now = now_usec(), wall = (uint64_t)time(NULL), ra = 0;
+	const uint8_t *body = NULL;
+	size_t len = 0;
+	long status = 0;
+	int r;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (cc != CURLE_OK)
+		r = map_curl_error(cc, x);
+	else if (status == 200)
+		r = cache_body_check(e->q.kind, x->buf, x->len);
+	else if (status == 304)
+		r = x->have_cached ? 0 : -EPROTO; /* we asked nothing conditional */
+	else if (status == 404)
+		r = -ENOENT;
+	else if (status == 429)
+		r = -EAGAIN;
+	else if (status >= 500 && status <= 599)
+		r = -EREMOTEIO;
+	else
+		r = -EPROTO;
+	if (cc == CURLE_OK && (status == 429 || status == 503))
+		ra = retry_after_usec(x->easy);
+	k->stats.bytes += x->len;
+	count_outcome(k, r, cc == CURLE_OK ? status : 0);
+
+	e->last_http_status = (unsigned)status;
+	e->last_error = r;
+	e->retry_after_usec = ra;
+	if (r == 0) {
+		e->failures = 0;
+		e->next_attempt_usec = x->started_usec + k->params.min_interval_usec;
+	} else {
+		uint64_t next = x->started_usec + k->params.min_interval_usec;
+		e->failures++;
+		next = MAX(next, now + backoff_usec(k, e->failures));
+		next = MAX(next, now + ra);
+		e->next_attempt_usec = next;
+	}
+	meta.http_status = (unsigned)status;
+	meta.retry_at_usec = e->next_attempt_usec;
+
+	if (r == 0 && status == 200) {
+		struct cache_meta cm = { .fetched = wall };
+		bool no_store;
+
+		cache_control(x->easy, e->q.kind, wall, &cm.fresh_until, &no_store);
+		copy_text_header(x->easy, "ETag", cm.etag, sizeof(cm.etag));
+		copy_text_header(x->easy, "Last-Modified", cm.last_modified,
+				 sizeof(cm.last_modified));
+		if (!(x->flags & KDSC_FETCH_NO_CACHE) && k->cache_dir[0] && !no_store) {
+			int q = cache_put(k->cache_dir, &e->q, x->buf, x->len, &cm);
+			if (q < 0) {
+				k->stats.cache_write_errors++;
+				log_warning_errno(q, "Failed to cache KDS answer for %s", e->name);
+			}
+		}
+		log_info("Fetched %s from KDS (%zu bytes)", e->name, x->len);
+		meta.source = KDSC_SOURCE_KDS;
+		meta.fetched = wall;
+		body = x->buf;
+		len = x->len;
+	} else if (r == 0) {
+		/* 304: the cached copy is current; record the revalidation. */
+		struct cache_meta cm = x->cmeta;
+		char etag[sizeof(cm.etag)];
+		bool no_store;
+
+		cm.fetched = wall;
+		cache_control(x->easy, e->q.kind, wall, &cm.fresh_until, &no_store);
+		copy_text_header(x->easy, "ETag", etag, sizeof(etag));
+		if (etag[0])
+			memcpy(cm.etag, etag, sizeof(etag));
+		if (!(x->flags & KDSC_FETCH_NO_CACHE) && k->cache_dir[0] && !no_store &&
+		    cache_put(k->cache_dir, &e->q, x->cached, x->cached_len, &cm) < 0)
+			k->stats.cache_write_errors++;
+		meta.source = KDSC_SOURCE_CACHE;
+		meta.fetched = wall;
+		body = x->cached;
+		len = x->cached_len;
+	} else {
+		char when[32];
+		if (r == -ENOENT)
+			log_warning("KDS has no %s (404): chip id masked (SNP_CONFIG MASK_CHIP_ID), "
+				    "wrong product, or a TCB it never issued",
+				    e->name);
+		else
+			log_warning_errno(r, "KDS fetch of %s failed (HTTP %ld, attempt %u); next try in %s",
+					  e->name, status, e->failures,
+					  format_duration_usec(e->next_attempt_usec - now, when,
+							       sizeof(when)));
+		if (x->have_cached) {
+			k->stats.stale_served++;
+			meta.source = KDSC_SOURCE_CACHE;
+			meta.stale = true;
+			meta.fetch_error = r;
+			meta.fetched = x->cmeta.fetched;
+			body = x->cached;
+			len = x->cached_len;
+			r = 0;
+		}
+	}
+	key_complete(k, e, x, r, body, len, &meta);
+}
+
+static void check_multi_info(struct kdsc *k)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(k->multi, &left))) {
+		struct kdsc_xfer *x = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x)
+			xfer_done(k, x, m->data.result); /* m is invalid after this */
+	}
+}
+
+/* ---- public ---- */
+
+static int xfer_start(struct kdsc *k, struct kdsc_key *e, unsigned flags, uint8_t *cached,
+		      size_t cached_len, const struct cache_meta *cmeta)
+{
+	struct kdsc_xfer *x = calloc(1, sizeof(*x));
+	int r;
+
+	if (!x)
+		return -ENOMEM;
+	x->key = e;
+	x->flags = flags;
+	if (cached) {
+		x->have_cached = true;
+		x->cached = cached;
+		x->cached_len = cached_len;
+		x->cmeta = *cmeta;
+	}
+	r = kds_url(&e->q, k->base, x->url, sizeof(x->url));
+	if (r >= 0)
+		r = xfer_setup(k, x);
+	if (r >= 0 && curl_multi_add_handle(k->multi, x->easy) != CURLM_OK)
+		r = -EIO;
+	if (r < 0) {
+		x->cached = NULL; /* still the caller's on failure */
+		if (x->easy) {
+			curl_easy_cleanup(x->easy);
+			x->easy = NULL;
+		}
+		xfer_free(k, x);
+		return r;
+	}
+	x->started_usec = now_usec();
+	e->xfer = x;
+	e->last_attempt_usec = x->started_usec;
+	e->next_attempt_usec = x->started_usec + k->params.min_interval_usec;
+	k->stats.requests++;
+	log_debug("KDS GET %s", x->url);
+	return 0;
+}
+
+int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc_done_fn cb,
+	       void *userdata)
+{
+	_cleanup_(freep) uint8_t *cached = NULL;
+	struct kdsc_waiter *w;
+	struct cache_meta cm;
+	struct kdsc_meta meta = { .source = KDSC_SOURCE_NONE };
+	struct kdsc_key *e;
+	char name[256], url[KDSC_URL_MAX];
+	size_t clen = 0;
+	uint64_t now, wall;
+	bool fresh = false;
+	int r;
+
+	if (k->freeing)
+		return -ECANCELED;
+	if (!cb || kds_cache_key(q, name, sizeof(name)) < 0 ||
+	    kds_url(q, k->base, url, sizeof(url)) < 0)
+		return -EINVAL;
+	r = key_get(k, q, name, &e);
+	if (r < 0)
+		return r;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->cb = cb;
+	w->userdata = userdata;
+
+	if (e->xfer) {
+		k->stats.coalesced++;
+		goto wait;
+	}
+
+	now = now_usec();
+	wall = (uint64_t)time(NULL);
+	if (!(flags & KDSC_FETCH_NO_CACHE) && k->cache_dir[0]) {
+		r = cache_get(k->cache_dir, q, &cached, &clen, &cm);
+		if (r < 0 && r != -ENOENT)
+			log_warning_errno(r, "Failed to read cached %s", name);
+		if (r == 0)
+			fresh = cm.fresh_until == CACHE_FRESH_FOREVER || cm.fresh_until > wall;
+	}
+	meta.retry_at_usec = e->next_attempt_usec;
+	if (cached && ((fresh && !(flags & KDSC_FETCH_REVALIDATE)) ||
+		       now < e->next_attempt_usec)) {
+		/* Fresh, or not allowed to ask yet: the copy we have is the answer. */
+		meta.source = KDSC_SOURCE_CACHE;
+		meta.fetched = cm.fetched;
+		meta.stale = !fresh;
+		meta.fetch_error = meta.stale ? (e->last_error ? e->last_error : -EAGAIN) : 0;
+		if (fresh)
+			k->stats.cache_hits++;
+		else
+			k->stats.stale_served++;
+		free(w);
+		r = defer_answer(k, cb, userdata, 0, cached, clen, &meta);
+		if (r >= 0)
+			TAKE_PTR(cached);
+		return r;
+	}
+	if (now < e->next_attempt_usec) {
+		k->stats.backoff_refused++;
+		free(w);
+		return defer_answer(k, cb, userdata, -EAGAIN, NULL, 0, &meta);
+	}
+	r = xfer_start(k, e, flags, cached, clen, &cm);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	TAKE_PTR(cached); /* the transfer owns it now */
+wait:
+	w->next = NULL;
+	*e->waiters_tail = w;
+	e->waiters_tail = &w->next;
+	e->n_waiters++;
+	return 0;
+}
+
+int kdsc_new(struct ev_loop *loop, const struct conf *conf, struct kdsc **ret)
+{
+	struct kdsc *k;
+	uint64_t seed = 0;
+	int r;
+
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->loop = loop;
+	k->ready_tail = &k->ready;
+	ev_init(&k->curl_timer, on_curl_timeout);
+	ev_init(&k->deliver, on_deliver);
+	k->params = (struct kdsc_params){
+		.timeout_usec = conf->kds_timeout_usec ? conf->kds_timeout_usec : 30000000ull,
+		.min_interval_usec = 10000000ull,
+		.backoff_base_usec = 10000000ull,
+		.backoff_max_usec = 600000000ull,
+	};
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+		seed = now_usec();
+	k->rng = seed | 1;
+	k->base = strdup(conf->kds_url && conf->kds_url[0] ? conf->kds_url : KDS_DEFAULT_BASE);
+	k->proxy = strdup(conf->kds_proxy ? conf->kds_proxy : "");
+	k->ca_bundle = strdup(conf->kds_ca_bundle ? conf->kds_ca_bundle : "");
+	k->cache_dir = strdup(conf->cache_dir ? conf->cache_dir : "");
+	if (!k->base || !k->proxy || !k->ca_bundle || !k->cache_dir) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* kds_url() appends "/vcek/...": a trailing slash would double it. */
+	for (size_t n = strlen(k->base); n > 0 && k->base[n - 1] == '/'; n--)
+		k->base[n - 1] = '\0';
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		r = -EIO;
+		goto fail;
+	}
+	k->curl_global = true;
+	k->multi = curl_multi_init();
+	if (!k->multi) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	if (curl_multi_setopt(k->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+	    curl_multi_setopt(k->multi, CURLMOPT_SOCKETDATA, k) != CURLM_OK ||
+	    curl_multi_setopt(k->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+	    curl_multi_setopt(k->multi, CURLMOPT_TIMERDATA, k) != CURLM_OK) {
+		r = -EIO;
+		goto fail;
+	}
+	if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
+		log_warning("libcurl resolves names synchronously: a slow DNS can stall the loop");
+	if (k->cache_dir[0]) {
+		r = cache_clean_temp(k->cache_dir);
+		if (r > 0)
+			log_info("Removed %d unfinished cache file(s) from %s", r, k->cache_dir);
+		else if (r < 0)
+			log_warning_errno(r, "Cannot scan cache directory %s", k->cache_dir);
+	}
+	*ret = k;
+	return 0;
+fail:
+	kdsc_free(k);
+	return r;
+}
+
+void kdsc_free(struct kdsc *k)
+{
+	struct kdsc_ready *rd;
+
+	if (!k)
+		return;
+	k->freeing = true;
+	for (struct kdsc_key *e = k->keys; e; e = e->next)
+		if (e->xfer || e->waiters) {
+			struct kdsc_meta meta = { .source = KDSC_SOURCE_NONE };
+			key_complete(k, e, e->xfer, -ECANCELED, NULL, 0, &meta);
+		}
+	while ((rd = k->ready)) {
+		k->ready = rd->next;
+		rd->meta.source = KDSC_SOURCE_NONE;
+		rd->cb(rd->userdata, -ECANCELED, NULL, 0, &rd->meta);
+		free(rd->body);
+		free(rd);
+	}
+	while (k->keys) {
+		struct kdsc_key *e = k->keys;
+		k->keys = e->next;
+		free(e);
+	}
+	if (k->loop) {
+		ev_timer_stop(k->loop, &k->curl_timer);
+		ev_timer_stop(k->loop, &k->deliver);
+	}
+	if (k->multi)
+		curl_multi_cleanup(k->multi);
+	while (k->socks)
+		sock_free(k, k->socks);
+	if (k->curl_global)
+		curl_global_cleanup();
+	free(k->base);
+	free(k->proxy);
+	free(k->ca_bundle);
+	free(k->cache_dir);
+	free(k);
+}
+
+void kdsc_get_params(const struct kdsc *k, struct kdsc_params *ret)
+{
+	*ret = k->params;
+}
+
+void kdsc_set_params(struct kdsc *k, const struct kdsc_params *p)
+{
+	k->params = *p;
+	if (!k->params.timeout_usec)
+		k->params.timeout_usec = 1;
+	if (!k->params.backoff_base_usec)
+		k->params.backoff_base_usec = 1;
+	k->params.backoff_max_usec = MAX(k->params.backoff_max_usec, k->params.backoff_base_usec);
+}
+
+int kdsc_key_state(const struct kdsc *k, const struct kds_request *q, struct kdsc_key_state *ret)
+{
+	char name[256];
+	const struct kdsc_key *e;
+
+	if (kds_cache_key(q, name, sizeof(name)) < 0)
+		return -EINVAL;
+	e = key_find(k, name);
+	if (!e)
+		return -ENOENT;
+	key_fill_state(e, ret);
+	return 0;
+}
+
+int kdsc_key_state_at(const struct kdsc *k, size_t i, struct kdsc_key_state *ret)
+{
+	const struct kdsc_key *e = k->keys;
+
+	while (e && i--)
+		e = e->next;
+	if (!e)
+		return -ENOENT;
+	key_fill_state(e, ret);
+	return 0;
+}
+
+void kdsc_get_stats(const struct kdsc *k, struct kdsc_stats *ret)
+{
+	*ret = k->stats;
+}
+
+unsigned kdsc_pending(const struct kdsc *k)
+{
+	unsigned n = 0;
+
+	for (const struct kdsc_key *e = k->keys; e; e = e->next)
+		n += e->n_waiters;
+	return n;
+}
