@@ -6,9 +6,11 @@
 
 #include "broker.h"
 #include "ctl.h"
+#include "metrics.h"
 
 const struct manager_module *const daemon_modules[] = {
 	&broker_module,
+	&metrics_module,
 	&ctl_module,
 	NULL,
 };
