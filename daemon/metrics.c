@@ -69,6 +69,12 @@ static const char *const busy_names[_SCHED_BUSY_MAX] = {
 	[SCHED_BUSY_PAUSED] = "paused",
 	[SCHED_BUSY_REMOVED] = "removed",
 };
+/* Per VM: no_vm never happens to a known VM. */
+static const char *const vm_busy_names[_SCHED_BUSY_MAX] = {
+	[SCHED_BUSY_INFLIGHT] = "in_flight", [SCHED_BUSY_QUOTA] = "quota",
+	[SCHED_BUSY_OVERLOAD] = "overload",  [SCHED_BUSY_PAUSED] = "paused",
+	[SCHED_BUSY_REMOVED] = "removed",
+};
 static const char *const anomaly_names[_SCHED_ANOM_MAX] = {
 	[SCHED_ANOM_REPLAY] = "replay",
 	[SCHED_ANOM_GAP] = "gap",
@@ -219,7 +225,7 @@ static void render_vms(struct metrics *x, struct metrics_writer *w)
 	per_vm_family(w, rows, n, "snp_attestd_busy_total",
 		      "BUSY answers per VM by reason (no_vm is only in "
 		      "snp_attestd_busy_answers_total).",
-		      "reason", busy_names, VC_BUSY_FIRST, _SCHED_BUSY_MAX);
+		      "reason", vm_busy_names, VC_BUSY_FIRST, _SCHED_BUSY_MAX);
 	per_vm_family(w, rows, n, "snp_attestd_anomalies_total",
 		      "Guest message sequence anomalies per VM (counted, never acted on).", "kind",
 		      anomaly_names, VC_ANOM_FIRST, _SCHED_ANOM_MAX);

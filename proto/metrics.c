@@ -98,6 +98,11 @@ const char *metrics_format_double(double v, char *buf, size_t size)
 		snprintf(buf, size, v > 0 ? "+Inf" : "-Inf");
 		return buf;
 	}
+	if (v > -9007199254740992.0 && v < 9007199254740992.0 && v == (double)(int64_t)v) {
+		/* Integers exactly, without an exponent ("70", not "7e+01"). */
+		snprintf(buf, size, "%lld", (long long)v);
+		return buf;
+	}
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(buf, size, "%.*g", prec, v);
 		if (strtod(buf, NULL) == v)
