@@ -10,6 +10,8 @@
 SIMENV_BUILD=${SIMENV_BUILD:-build}
 SIMENV_PRODUCT=${SIMENV_PRODUCT:-milan}
 SIMENV_PIDS=()
+# The simulated kernel's netlink port id: one per run, so parallel runs do not collide.
+SIMENV_PORT=${SIMENV_PORT:-$((0x5e000000 + ($$ & 0xffff)))}
 
 simenv_bin() { # name -> path of a built program
 	case "$1" in
@@ -90,6 +92,7 @@ sim_state_dir = $SIMENV_STATE
 state_dir = $SIMENV_DIR/state
 cache_dir = $SIMENV_DIR/cache
 transport = usersock
+usersock_port = $SIMENV_PORT
 log_level = info
 [control]
 socket = $SIMENV_SOCK
@@ -132,7 +135,7 @@ simenv_stop_daemon() { # [signal]
 }
 
 simenv_kvmsim() { # snp-kvmsim args... (state dir added)
-	"$(simenv_bin snp-kvmsim)" --state "$SIMENV_STATE" --quiet "$@"
+	"$(simenv_bin snp-kvmsim)" --state "$SIMENV_STATE" --port "$SIMENV_PORT" --quiet "$@"
 }
 
 simenv_snpctl() {

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ctl-raw: helper of the control socket integration test. Creates a simulation state, and talks
+ * raw bytes to the control socket (malformed, oversized and stalled clients) where snpctl would
+ * refuse to. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "state.h"
+#include "tcb.h"
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		perror("ctl-raw: connect");
+		return -1;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k < 0)
+			return -errno;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Everything the daemon answers until it closes (or until the reader's EOF). */
+static void copy_replies(int fd)
+{
+	char buf[65536];
+	ssize_t k;
+
+	while ((k = recv(fd, buf, sizeof(buf), 0)) > 0)
+		fwrite(buf, 1, (size_t)k, stdout);
+}
+
+int main(int argc, char **argv)
+{
+	int fd;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc == 4 && strcmp(argv[1], "mkstate") == 0) {
+		enum snp_product p;
+		struct sim_state *s = NULL;
+		int r;
+
+		if (snp_product_from_string(argv[3], &p) < 0)
+			return 2;
+		r = sim_state_open(argv[2], p, &s);
+		if (r < 0) {
+			fprintf(stderr, "ctl-raw: cannot create state: %s\n", strerror(-r));
+			return 1;
+		}
+		sim_state_free(s);
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "send") == 0) {
+		/* stdin as is, then half-close and print the replies. */
+		char *buf = malloc(1 << 20);
+		size_t n = 0;
+		size_t k;
+
+		if (!buf)
+			return 1;
+		while ((k = fread(buf + n, 1, (1 << 20) - n, stdin)) > 0 && n < (1 << 20))
+			n += k;
+		fd = connect_to(argv[2]);
+		if (fd < 0)
+			return 1;
+		/* The daemon may close early (oversized line): the replies are still readable. */
+		(void)send_all(fd, buf, n);
+		shutdown(fd, SHUT_WR);
+		copy_replies(fd);
+		free(buf);
+		close(fd);
+		return 0;
+	}
+	if (argc == 4 && strcmp(argv[1], "stall") == 0) {
+		/* Half a request, then silence for SECONDS: a client that never finishes. */
+		static const char half[] = "{\"cmd\":\"sta";
+
+		fd = connect_to(argv[2]);
+		if (fd < 0 || send_all(fd, half, sizeof(half) - 1) < 0)
+			return 1;
+		printf("stalling\n");
+		sleep((unsigned)atoi(argv[3]));
+		close(fd);
+		return 0;
+	}
+	fprintf(stderr, "usage: ctl-raw mkstate DIR PRODUCT | send SOCKET < DATA | "
+			"stall SOCKET SECONDS\n");
+	return 2;
+}
