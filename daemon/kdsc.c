@@ -709,11 +709,12 @@ static void xfer_done(struct kdsc *k, struct kdsc_xfer *x, CURLcode cc)
 	} else {
 		char when[32];
 		if (r == -ENOENT)
-			log_warning("KDS has no %s (404): chip id masked (SNP_CONFIG MASK_CHIP_ID), "
+			log_warning("KDS has no %s (404): chip id masked (MASK_CHIP_ID), "
 				    "wrong product, or a TCB it never issued",
 				    e->name);
 		else
-			log_warning_errno(r, "KDS fetch of %s failed (HTTP %ld, attempt %u); next try in %s",
+			log_warning_errno(r,
+					  "KDS fetch of %s failed (HTTP %ld, try %u), next in %s",
 					  e->name, status, e->failures,
 					  format_duration_usec(e->next_attempt_usec - now, when,
 							       sizeof(when)));
