@@ -12,8 +12,8 @@
  *    start (design §10: none repeated within 10 s), and after a failure an exponential backoff
  *    with jitter, never earlier than a Retry-After the server sent;
  *  - a failed (re)validation with a cached copy still answers with that copy (stale).
- * Cache reads and writes are small and done on the loop thread (see the report of the module
- * author: moving writes to the worker is a possible refinement). */
+ * Cache reads and writes (a few KiB, with fsync) run on the loop thread; moving the writes to
+ * the worker thread (worker.h) is the next refinement if fsync latency shows up. */
 #pragma once
 
 #include <ev.h>
