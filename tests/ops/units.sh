@@ -4,9 +4,9 @@
 # one thing verify needs to exist), systemd-analyze security at exposure 2.0 or better, the
 # sysusers and tmpfiles fragments applied to a scratch root, and the unit and the fragments
 # agreeing on users and directory modes. Prints TAP.
-# Usage: units.sh SERVICE(built) SOCKET SYSUSERS TMPFILES SNP-ATTESTD(built)
+# Usage: units.sh SERVICE(built) SOCKET SYSUSERS TMPFILES SNP-ATTESTD(built) METRICS-SOCKET
 set -u
-service=$1 socket=$2 daemon=$5
+service=$1 socket=$2 daemon=$5 msocket=$6
 # Absolute: with --root, systemd-sysusers and systemd-tmpfiles resolve names inside the root.
 sysusers=$(realpath "$3") tmpfiles=$(realpath "$4")
 tmp=$(mktemp -d)
@@ -24,11 +24,13 @@ prop() { sed -n -E "s/^$1=(.*)$/\\1/p" "$service" | tail -n 1; }
 mkdir "$tmp/units"
 sed -E "s|^ExecStart=[^ ]+|ExecStart=$(realpath "$daemon")|" "$service" >"$tmp/units/snp-attestd.service"
 cp "$socket" "$tmp/units/snp-attestd.socket"
+cp "$msocket" "$tmp/units/snp-attestd-metrics.socket"
 if out=$(cd "$tmp/units" && systemd-analyze verify --man=no --generators=no \
-	./snp-attestd.service ./snp-attestd.socket 2>&1) && [ -z "$out" ]; then
-	ok "systemd-analyze verify: service and socket"
+	./snp-attestd.service ./snp-attestd.socket ./snp-attestd-metrics.socket 2>&1) &&
+	[ -z "$out" ]; then
+	ok "systemd-analyze verify: service and both sockets"
 else
-	notok "systemd-analyze verify: service and socket" "$out"
+	notok "systemd-analyze verify: service and both sockets" "$out"
 fi
 
 # 2. security: the overall exposure, printed with one decimal, must be <= 2.0.
@@ -57,6 +59,12 @@ if grep -qxF "ListenStream=/run/snp-attestd/control.sock" "$socket" &&
 	ok "socket: the default control path, passed as \"control\""
 else
 	notok "socket: the default control path, passed as \"control\""
+fi
+if grep -qxF "ListenStream=127.0.0.1:9477" "$msocket" && grep -qxF "FileDescriptorName=metrics" "$msocket" &&
+	grep -qxF "Service=snp-attestd.service" "$msocket"; then
+	ok "metrics socket: the default address, passed to the service as \"metrics\""
+else
+	notok "metrics socket: the default address, passed to the service as \"metrics\""
 fi
 
 # 4. sysusers and tmpfiles in a scratch root: the user and both groups of [control] exist and
