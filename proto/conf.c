@@ -137,7 +137,7 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 		snprintf(why, why_size, "unknown log level '%s'", v);
 		return -EINVAL;
 	case T_U32:
-		r = parse_u64(v, &u);
+		r = parse_u64_decimal(v, &u);
 		if (r < 0 || u > UINT32_MAX) {
 			snprintf(why, why_size, "'%s' is not a number", v);
 			return -EINVAL;

@@ -187,6 +187,16 @@ int parse_u64(const char *s, uint64_t *ret)
 	return 0;
 }
 
+int parse_u64_decimal(const char *s, uint64_t *ret)
+{
+	if (!s || !*s || (s[0] == '0' && s[1]))
+		return -EINVAL;
+	for (const char *p = s; *p; p++)
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+	return parse_u64(s, ret);
+}
+
 static const struct {
 	const char *suffix;
 	uint64_t usec;

@@ -112,3 +112,5 @@ int parse_milli(const char *s, uint64_t *ret);
 const char *format_milli(uint64_t milli, char *buf, size_t size);
 int parse_bool(const char *s, bool *ret);
 int parse_u64(const char *s, uint64_t *ret); /* decimal or 0x-hex, whole string */
+/* Decimal digits only (no sign, no 0x, no leading zeros except "0"): config values. */
+int parse_u64_decimal(const char *s, uint64_t *ret);

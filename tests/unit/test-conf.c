@@ -48,6 +48,9 @@ static const struct {
 	{ "this is not ini\n", -EINVAL, 0, "test.conf:1:" },
 	{ "[scheduler]\nmax_queue_wait = 100ms\n", -EINVAL, 0, "out of range" },
 	{ "[certs]\ntrust_sim_ark = maybe\n", -EINVAL, 0, "not a boolean" },
+	{ "[daemon]\nguest_log_burst = 010\n", -EINVAL, 0, "not a number" },
+	{ "[daemon]\nguest_log_burst = 0x10\n", -EINVAL, 0, "not a number" },
+	{ "[daemon]\nguest_log_burst = 10\n", 0, 0, NULL },
 	{ "; comment\n# comment\n[control]\nsocket = /run/x.sock\n", 0, 0, NULL },
 };
 
