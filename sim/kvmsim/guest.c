@@ -185,6 +185,9 @@ static double interval(const struct kvs_guest *g)
 static void arm(struct kvs_guest *g, double delay)
 {
 	ev_timer_stop(g->k->loop, &g->timer);
+	/* The kernel side borrows this timer for its verdict timeout (on_wait_timer): take it
+	 * back, or the next request would never start. */
+	ev_set_cb(&g->timer, on_timer);
 	ev_timer_set(&g->timer, delay > 0 ? delay : 0., 0.);
 	ev_timer_start(g->k->loop, &g->timer);
 }
