@@ -313,6 +313,9 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 			attempt(g);
 		}
 		break;
+	case KVS_G_WAIT_VERDICT:
+		kvs_kernel_verdict_timeout(g->k, g);
+		break;
 	default:
 		break;
 	}

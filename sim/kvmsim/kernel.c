@@ -238,7 +238,7 @@ void kvs_psp_worker_stop(struct kvs *k)
 
 /* --- guest requests --- */
 
-static void on_verdict_timeout(struct kvs *k, struct kvs_guest *g)
+void kvs_kernel_verdict_timeout(struct kvs *k, struct kvs_guest *g)
 {
 	struct snpa_msg d = {
 		.cmd = SNPA_CMD_GUEST_DONE,
@@ -252,16 +252,6 @@ static void on_verdict_timeout(struct kvs *k, struct kvs_guest *g)
 	k->ks.verdict_timeouts++;
 	(void)send_msg(k, &d);
 	kvs_guest_on_answer(g, EXITINFO2_BUSY, 0);
-}
-
-static void on_wait_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct kvs_guest *g = w->data;
-
-	(void)loop;
-	(void)revents;
-	if (g->state == KVS_G_WAIT_VERDICT)
-		on_verdict_timeout(g->k, g);
 }
 
 /* The guest's certificate buffer is written only for an extended REPORT_REQ (facts §1.2:
@@ -326,7 +316,6 @@ void kvs_kernel_submit(struct kvs *k, struct kvs_guest *g)
 	}
 	g->state = KVS_G_WAIT_VERDICT;
 	ev_timer_stop(k->loop, &g->timer);
-	ev_set_cb(&g->timer, on_wait_timer);
 	ev_timer_set(&g->timer, SNPA_VERDICT_TIMEOUT_MS / 1000.0, 0.);
 	ev_timer_start(k->loop, &g->timer);
 }

@@ -188,6 +188,8 @@ int kvs_psp_worker_start(struct kvs *k);
 void kvs_psp_worker_stop(struct kvs *k);
 /* The guest's request (req_page, cur_ext, cur_npages) enters the host. */
 void kvs_kernel_submit(struct kvs *k, struct kvs_guest *g);
+/* The guest's timer fired while it waited for a VERDICT: BUSY and GUEST_DONE EXPIRED. */
+void kvs_kernel_verdict_timeout(struct kvs *k, struct kvs_guest *g);
 void kvs_kernel_vm_add(struct kvs *k, struct kvs_guest *g);
 void kvs_kernel_vm_remove(struct kvs *k, struct kvs_guest *g);
 void kvs_kernel_send_malformed(struct kvs *k, unsigned kind);
