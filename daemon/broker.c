@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "certtable.h"
 #include "exitinfo.h"
 #include "fw.h"
 #include "log.h"
@@ -21,12 +22,18 @@
 #include "ratelimit.h"
 #include "u64map.h"
 #include "util.h"
+#include "vmmfile.h"
+#include "worker.h"
 
 /* A request is in flight (ALLOW sent) until GUEST_DONE; the kernel always sends one, so an
  * entry older than this lost its DONE (e.g. a receive overrun) and is freed to keep the VM
  * from being refused forever. Well under busy_budget. */
 #define BROKER_STALE_INFLIGHT_USEC (5 * 1000000ull)
 #define BROKER_HOUSEKEEPING_SEC 1.0
+/* Refetch this long before the chain's (or CRL's) end of validity; retry no more often than
+ * BROKER_EXPIRY_RETRY_SEC once inside that window. */
+#define BROKER_EXPIRY_MARGIN_SEC (24 * 3600)
+#define BROKER_EXPIRY_RETRY_SEC 600
 
 struct broker_req {
 	uint64_t req_id;
@@ -46,8 +53,80 @@ struct broker_vm {
 	struct ratelimit rl;
 };
 
+enum broker_fw_op {
+	BROKER_OP_NONE,
+	BROKER_OP_SET_CONFIG,
+	BROKER_OP_COMMIT,
+	BROKER_OP_VLEK_LOAD,
+};
+
+enum broker_rot_outcome {
+	BROKER_ROT_KEEP,  /* the served chain still matches the platform */
+	BROKER_ROT_NEW,   /* serve new_chain */
+	BROKER_ROT_NONE,  /* nothing matches: serve no chain */
+};
+
+/* One rotation. Fields above "worker" are set on the loop before submission and only read by
+ * the worker; fields below are written by the worker and read on the loop after completion. */
+struct broker_rotation {
+	struct worker_job job;
+	struct broker *b; /* borrowed */
+	char why[128];
+	enum broker_fw_op op;
+	uint64_t tcb;                 /* SET_CONFIG */
+	uint32_t config_flags;        /* SET_CONFIG: mask flags kept */
+	uint8_t hashstick[SNP_VLEK_HASHSTICK_SIZE];
+	bool must_run;                /* platform already changed: follow it even without a chain */
+	struct fw *fw;                /* borrowed */
+	struct vmmfile *vmm;          /* borrowed, may be NULL */
+	char *cert_dir;               /* owned copy, "" = no source */
+	X509 *extra_ark;              /* borrowed */
+	struct store_platform pf_old;
+	struct store_platform pf_expect;
+	const struct store_chain *old_chain; /* borrowed; not swapped while we run */
+	struct store_chain *prepared; /* owned: built before pausing for the expected platform */
+	broker_op_done_fn cb;
+	void *userdata;
+	bool submitted;
+	/* worker results */
+	int r;                        /* of the operation as a whole */
+	uint32_t fw_status;
+	char err[600];
+	struct store_platform pf_new;
+	enum broker_rot_outcome outcome;
+	struct store_chain *new_chain; /* owned until swapped in */
+	char chain_err[600];
+	int vmm_r;
+	bool vmm_written;
+	int committed_r;
+	uint64_t committed;
+};
+
+struct broker_poll {
+	struct worker_job job;
+	struct broker *b; /* borrowed */
+	struct fw *fw;    /* borrowed */
+	bool busy;
+	int r;
+	struct store_platform pf;
+	int committed_r;
+	uint64_t committed;
+};
+
 struct broker {
 	struct manager *m; /* borrowed */
+	struct worker *worker;     /* owned: every firmware call after start runs here */
+	struct vmmfile *vmm;       /* owned; NULL if no vmm_certs_file */
+	struct broker_rotation *rot; /* owned: the rotation under way, or NULL */
+	bool rotate_again;         /* an internal trigger arrived during a rotation */
+	char again_why[128];
+	struct broker_poll poll;
+	struct broker_rotation_stats rstats;
+	int committed_r;
+	uint64_t committed_tcb;
+	ev_timer rot_timeout;
+	ev_timer poll_timer;
+	ev_timer expiry;
 	struct fw *fw;     /* owned */
 	struct sched *sched;   /* owned */
 	struct nlsock *nl;     /* owned */
@@ -64,6 +143,7 @@ struct broker {
 };
 
 static void broker_arm(struct broker *b);
+static void rot_submit(struct broker *b);
 
 struct broker *broker_get(struct manager *m)
 {
@@ -189,8 +269,12 @@ static void on_sched_event(void *userdata, const struct sched_event *ev)
 	struct broker_req *rq;
 	uint64_t now = now_usec();
 
-	if (ev->type == SCHED_EV_DRAINED)
-		return; /* rotation hooks come with the certificate rotation work */
+	if (ev->type == SCHED_EV_DRAINED) {
+		/* Nothing in flight any more: the rotation's firmware/table change may run. */
+		if (b->rot)
+			rot_submit(b);
+		return;
+	}
 	vm = vm_get(b, ev->vm_id);
 	rq = vm && vm->queued && vm->queued->req_id == ev->req_id ? vm->queued : NULL;
 	if (rq)
@@ -524,6 +608,11 @@ static void on_unregistered(void *userdata, int reason)
 	    sched_new(&sc, on_sched_event, b, &n) == 0) {
 		sched_free(b->sched);
 		b->sched = n;
+		/* A rotation or drain under way keeps admission paused; nothing is in flight. */
+		if (b->rot || b->draining)
+			(void)sched_pause(b->sched, now_usec());
+		if (b->rot)
+			rot_submit(b);
 	}
 	drop_all_vms(b);
 	b->dump_sent = b->dump_done = 0;
@@ -597,23 +686,45 @@ static void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* --- platform and chain --- */
 
-static int read_platform(struct broker *b)
+/* Non-logging, callable on the worker: fills pf from SNP_PLATFORM_STATUS and GET_ID2. The
+ * product comes from the backend, or stays what pf held (CPUID at start). */
+static int platform_read(struct fw *fw, struct store_platform *pf, char *err, size_t err_size)
 {
 	struct sev_user_data_snp_status st;
+	struct store_platform n = *pf;
 	uint32_t fs = 0;
 	int r;
 
-	r = fw_platform_status(b->fw, &st, &fs);
+	r = fw_platform_status(fw, &st, &fs);
+	if (r < 0) {
+		snprintf(err, err_size, "SNP_PLATFORM_STATUS failed: %s (firmware status 0x%x)",
+			 snp_strerror(r), fs);
+		return r;
+	}
+	n.current_tcb = st.current_tcb_version;
+	n.reported_tcb = st.reported_tcb_version;
+	n.status_flags = st.flags;
+	n.vlek_loaded = (st.flags & SNP_STATUS_F_VLEK_EN) != 0;
+	r = fw_get_id(fw, n.chip_id, sizeof(n.chip_id), &n.chip_id_len, &fs);
+	if (r < 0) {
+		snprintf(err, err_size, "GET_ID2 failed: %s (firmware status 0x%x)", snp_strerror(r),
+			 fs);
+		return r;
+	}
+	if (fw_product(fw, &n.product) < 0)
+		n.product = pf->product;
+	*pf = n;
+	return 0;
+}
+
+static int read_platform(struct broker *b)
+{
+	char err[256];
+	int r = platform_read(b->fw, &b->pf, err, sizeof(err));
+
 	if (r < 0)
-		return log_error_errno(r, "SNP_PLATFORM_STATUS failed (firmware status 0x%x)", fs);
-	b->pf.current_tcb = st.current_tcb_version;
-	b->pf.reported_tcb = st.reported_tcb_version;
-	b->pf.vlek_loaded = false;
-	r = fw_get_id(b->fw, b->pf.chip_id, sizeof(b->pf.chip_id), &b->pf.chip_id_len, &fs);
-	if (r < 0)
-		return log_error_errno(r, "GET_ID2 failed (firmware status 0x%x)", fs);
-	if (fw_product(b->fw, &b->pf.product) < 0)
-		b->pf.product = SNP_PRODUCT_UNKNOWN;
+		return log_error_errno(r, "%s", err);
+	b->committed_r = fw_committed_tcb(b->fw, &b->committed_tcb);
 	return 0;
 }
 
@@ -638,27 +749,508 @@ static int cpuid_product(enum snp_product *ret)
 	return snp_product_from_cpuid((uint8_t)family, (uint8_t)model, ret);
 }
 
+static const uint8_t empty_table[CERTTABLE_ENTRY_SIZE];
+
+/* Start-up only (nothing admitted yet): the first chain, and the VMM file to match. */
 static void load_chain(struct broker *b)
 {
 	struct store_chain *c = NULL;
-	char err[512] = "";
+	char err[600] = "";
 	int r;
 
 	if (!b->m->conf.cert_dir[0]) {
 		log_warning("No certificate source configured ([certs] cert_dir): extended requests get an empty certificate table");
-		return;
+	} else {
+		r = store_chain_from_dir(b->m->conf.cert_dir, b->sim_ark, &b->pf, time(NULL), &c, err,
+					 sizeof(err));
+		if (r < 0) {
+			log_error("Not serving certificates: %s", err);
+		} else {
+			store_chain_free(b->chain);
+			b->chain = c;
+			log_info("Serving the %s %s chain from %s (%u-page table%s%s)",
+				 snp_product_name(c->product), c->vlek ? "VLEK" : "VCEK", c->source,
+				 c->table_pages, c->has_crl ? ", with CRL" : "",
+				 c->sim_root ? ", simulator root: NOT an AMD root" : "");
+		}
 	}
-	r = store_chain_from_dir(b->m->conf.cert_dir, b->sim_ark, &b->pf, time(NULL), &c, err,
-				 sizeof(err));
+	if (b->vmm) {
+		r = vmmfile_replace(b->vmm, b->chain ? b->chain->table : empty_table,
+				    b->chain ? b->chain->table_len : sizeof(empty_table));
+		if (r < 0) {
+			b->rstats.vmm_file_errors++;
+			log_error_errno(r, "Cannot write the VMM certificate file %s",
+					b->m->conf.vmm_certs_file);
+		} else {
+			b->rstats.vmm_file_writes++;
+		}
+	}
+}
+
+/* --- rotation --- */
+
+static void rot_arm_expiry(struct broker *b);
+static void rot_start_internal(struct broker *b, const char *why,
+			       const struct store_platform *expect);
+
+static void rot_free(struct broker_rotation *rot)
+{
+	if (!rot)
+		return;
+	store_chain_free(rot->prepared);
+	store_chain_free(rot->new_chain);
+	free(rot->cert_dir);
+	free(rot);
+}
+
+static const char *op_name(enum broker_fw_op op)
+{
+	switch (op) {
+	case BROKER_OP_SET_CONFIG:
+		return "SNP_SET_CONFIG";
+	case BROKER_OP_COMMIT:
+		return "SNP_COMMIT";
+	case BROKER_OP_VLEK_LOAD:
+		return "SNP_VLEK_LOAD";
+	default:
+		return "none";
+	}
+}
+
+/* Worker thread: everything between taking and releasing the exclusive OFD lock. Touches only
+ * the job, the firmware backend (only ever used from this thread after start) and read-only
+ * certificates. */
+static void rot_run(struct worker_job *j)
+{
+	struct broker_rotation *rot = container_of(j, struct broker_rotation, job);
+	char perr[256] = "";
+	const uint8_t *table;
+	size_t table_len;
+	int r;
+
+	rot->pf_new = rot->pf_old;
+	if (rot->vmm) {
+		r = vmmfile_lock(rot->vmm);
+		if (r < 0) {
+			rot->r = r;
+			snprintf(rot->err, sizeof(rot->err),
+				 "cannot take the exclusive lock on the VMM certificate file: %s",
+				 snp_strerror(r));
+			return; /* nothing changed */
+		}
+	}
+	switch (rot->op) {
+	case BROKER_OP_SET_CONFIG:
+		r = fw_set_config(rot->fw, rot->tcb, rot->config_flags, &rot->fw_status);
+		break;
+	case BROKER_OP_COMMIT:
+		r = fw_commit(rot->fw, &rot->fw_status);
+		break;
+	case BROKER_OP_VLEK_LOAD:
+		r = fw_vlek_load(rot->fw, rot->hashstick, &rot->fw_status);
+		break;
+	default:
+		r = 0;
+		break;
+	}
 	if (r < 0) {
-		log_error("Not serving certificates: %s", err);
+		rot->r = r;
+		snprintf(rot->err, sizeof(rot->err), "%s failed: %s (firmware status 0x%x)",
+			 op_name(rot->op), snp_strerror(r), rot->fw_status);
+	}
+	/* Whatever the firmware answered, serve what the platform now says. */
+	if (platform_read(rot->fw, &rot->pf_new, perr, sizeof(perr)) < 0) {
+		/* If the change went through, the platform is what we asked for. */
+		rot->pf_new = rot->r == 0 ? rot->pf_expect : rot->pf_old;
+		if (rot->r == 0) {
+			rot->r = -EIO;
+			snprintf(rot->err, sizeof(rot->err), "%s", perr);
+		}
+	}
+	rot->committed_r = fw_committed_tcb(rot->fw, &rot->committed);
+
+	if (store_chain_matches(rot->prepared, &rot->pf_new)) {
+		rot->outcome = BROKER_ROT_NEW;
+		rot->new_chain = TAKE_PTR(rot->prepared);
+	} else if (rot->cert_dir[0] &&
+		   store_chain_from_dir(rot->cert_dir, rot->extra_ark, &rot->pf_new, time(NULL),
+					&rot->new_chain, rot->chain_err, sizeof(rot->chain_err)) == 0) {
+		rot->outcome = BROKER_ROT_NEW;
+	} else if (store_chain_matches(rot->old_chain, &rot->pf_new)) {
+		rot->outcome = BROKER_ROT_KEEP;
+	} else {
+		rot->outcome = rot->old_chain || rot->cert_dir[0] ? BROKER_ROT_NONE : BROKER_ROT_KEEP;
+	}
+
+	if (rot->vmm) {
+		if (rot->outcome == BROKER_ROT_NEW) {
+			table = rot->new_chain->table;
+			table_len = rot->new_chain->table_len;
+		} else if (rot->outcome == BROKER_ROT_KEEP && rot->old_chain) {
+			table = rot->old_chain->table;
+			table_len = rot->old_chain->table_len;
+		} else {
+			table = empty_table;
+			table_len = sizeof(empty_table);
+		}
+		rot->vmm_r = vmmfile_write_locked(rot->vmm, table, table_len);
+		rot->vmm_written = rot->vmm_r == 0;
+		if (rot->vmm_r < 0) {
+			/* A blob that may no longer match must not stay readable as if current:
+			 * try the empty table (VMM hands out no certificates) before unlocking. */
+			(void)vmmfile_write_locked(rot->vmm, empty_table, sizeof(empty_table));
+		}
+		(void)vmmfile_unlock(rot->vmm);
+	}
+}
+
+static void rot_finish(struct broker *b, struct broker_rotation *rot, int r, const char *msg)
+{
+	broker_op_done_fn cb = rot->cb;
+	void *userdata = rot->userdata;
+	struct broker_rotation_stats *st = &b->rstats;
+
+	ev_timer_stop(b->m->loop, &b->rot_timeout);
+	if (b->rot == rot)
+		b->rot = NULL;
+	if (!b->draining && sched_paused(b->sched))
+		(void)sched_resume(b->sched, now_usec());
+	st->in_progress = false;
+	st->last_time = time(NULL);
+	st->last_result = r;
+	snprintf(st->last_message, sizeof(st->last_message), "%.250s", msg);
+	if (r < 0) {
+		st->failed++;
+		log_error("Rotation (%s) failed: %s", rot->why, msg);
+	} else {
+		st->succeeded++;
+		log_notice("Rotation (%s): %s", rot->why, msg);
+	}
+	manager_notify_status(b->m, "serving: %s", msg);
+	rot_free(rot);
+	broker_arm(b);
+	if (cb)
+		cb(userdata, r, msg);
+	if (b->rotate_again && !b->rot && !b->draining) {
+		char why[128];
+		snprintf(why, sizeof(why), "%s", b->again_why);
+		b->rotate_again = false;
+		rot_start_internal(b, why, NULL);
+	}
+}
+
+/* Loop thread: swap what the worker decided, resume admission. */
+static void rot_done(struct worker_job *j)
+{
+	struct broker_rotation *rot = container_of(j, struct broker_rotation, job);
+	struct broker *b = rot->b;
+	char msg[1400], t[TCB_FORMAT_MAX];
+	int r = rot->r;
+
+	if (rot->vmm) {
+		if (rot->vmm_written)
+			b->rstats.vmm_file_writes++;
+		else if (rot->vmm_r < 0)
+			b->rstats.vmm_file_errors++;
+	}
+	if (rot->r < 0 && rot->outcome == BROKER_ROT_KEEP && !rot->new_chain &&
+	    rot->pf_new.reported_tcb == b->pf.reported_tcb &&
+	    rot->pf_new.vlek_loaded == b->pf.vlek_loaded) {
+		/* Nothing changed (lock or firmware refused): the old chain stays. */
+		snprintf(msg, sizeof(msg), "%s; still serving the previous chain", rot->err);
+		rot_finish(b, rot, r, msg);
 		return;
 	}
-	store_chain_free(b->chain);
-	b->chain = c;
-	log_info("Serving the %s chain from %s (%u-page table%s)", snp_product_name(c->product),
-		 c->source, c->table_pages,
-		 c->sim_root ? ", simulator root: NOT an AMD root" : "");
+	b->pf = rot->pf_new;
+	b->committed_r = rot->committed_r;
+	b->committed_tcb = rot->committed;
+	tcb_format(b->pf.reported_tcb, b->pf.product, t, sizeof(t));
+	switch (rot->outcome) {
+	case BROKER_ROT_NEW:
+		store_chain_free(b->chain);
+		b->chain = TAKE_PTR(rot->new_chain);
+		snprintf(msg, sizeof(msg), "serving the %s chain for reported TCB %s from %s%s%s",
+			 b->chain->vlek ? "VLEK" : "VCEK", t, b->chain->source,
+			 b->chain->has_crl ? " (with CRL)" : "",
+			 b->chain->sim_root ? " (simulator root, not AMD)" : "");
+		break;
+	case BROKER_ROT_KEEP:
+		snprintf(msg, sizeof(msg), "%s for reported TCB %s (%s)",
+			 b->chain ? "kept the previous chain" : "no certificate source; no chain",
+			 t, rot->chain_err[0] ? rot->chain_err : "no newer chain in the source");
+		break;
+	case BROKER_ROT_NONE:
+		store_chain_free(b->chain);
+		b->chain = NULL;
+		if (r == 0)
+			r = -ENOKEY;
+		snprintf(msg, sizeof(msg),
+			 "NOT serving certificates: no chain matches reported TCB %s%s (%s)", t,
+			 b->pf.vlek_loaded ? " with the VLEK" : "",
+			 rot->chain_err[0] ? rot->chain_err : "no source");
+		break;
+	}
+	if (rot->r < 0) {
+		size_t l = strlen(msg);
+		snprintf(msg + l, sizeof(msg) - l, "; %s", rot->err);
+	}
+	if (rot->vmm && rot->vmm_r < 0) {
+		size_t l = strlen(msg);
+		snprintf(msg + l, sizeof(msg) - l, "; VMM certificate file not written (%s), left empty",
+			 snp_strerror(rot->vmm_r));
+		if (r == 0)
+			r = rot->vmm_r;
+	}
+	rot_arm_expiry(b);
+	rot_finish(b, rot, r, msg);
+}
+
+static void rot_submit(struct broker *b)
+{
+	struct broker_rotation *rot = b->rot;
+
+	if (!rot || rot->submitted)
+		return;
+	ev_timer_stop(b->m->loop, &b->rot_timeout);
+	rot->submitted = true;
+	rot->old_chain = b->chain;
+	worker_submit(b->worker, &rot->job);
+}
+
+static void on_rot_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = container_of(w, struct broker, rot_timeout);
+	char msg[160];
+
+	(void)loop;
+	(void)revents;
+	if (!b->rot || b->rot->submitted)
+		return;
+	snprintf(msg, sizeof(msg),
+		 "%u requests still in flight after %.0f s; rotation abandoned, still serving the previous chain",
+		 sched_inflight(b->sched), BROKER_ROTATE_DRAIN_SEC);
+	rot_finish(b, b->rot, -ETIMEDOUT, msg);
+}
+
+/* The platform view expected after op. */
+static struct store_platform expected_platform(const struct broker *b, enum broker_fw_op op,
+					       uint64_t tcb)
+{
+	struct store_platform pf = b->pf;
+
+	switch (op) {
+	case BROKER_OP_SET_CONFIG:
+		if (tcb != pf.reported_tcb)
+			pf.vlek_loaded = false; /* the firmware drops the VLEK with the TCB */
+		pf.reported_tcb = tcb;
+		break;
+	case BROKER_OP_COMMIT:
+		if (pf.current_tcb != pf.reported_tcb)
+			pf.vlek_loaded = false;
+		pf.reported_tcb = pf.current_tcb;
+		break;
+	case BROKER_OP_VLEK_LOAD:
+		pf.vlek_loaded = true;
+		break;
+	default:
+		break;
+	}
+	return pf;
+}
+
+static int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t tcb,
+		     const uint8_t *hashstick, const struct store_platform *expect, bool must_run,
+		     broker_op_done_fn cb, void *userdata, char *err, size_t err_size)
+{
+	struct broker_rotation *rot;
+	struct store_platform pf;
+	char cerr[600] = "";
+	int r, n;
+
+	if (b->draining) {
+		snprintf(err, err_size, "the daemon is shutting down");
+		return -ESHUTDOWN;
+	}
+	if (b->rot) {
+		snprintf(err, err_size, "a rotation (%s) is under way", b->rot->why);
+		return -EBUSY;
+	}
+	rot = calloc(1, sizeof(*rot));
+	if (!rot)
+		return -ENOMEM;
+	rot->cert_dir = strdup(b->m->conf.cert_dir);
+	if (!rot->cert_dir) {
+		free(rot);
+		return -ENOMEM;
+	}
+	rot->b = b;
+	rot->job.run = rot_run;
+	rot->job.done = rot_done;
+	snprintf(rot->why, sizeof(rot->why), "%s", why);
+	rot->op = op;
+	rot->tcb = tcb;
+	rot->config_flags = b->pf.status_flags &
+			    (SNP_CONFIG_F_MASK_CHIP_ID | SNP_CONFIG_F_MASK_CHIP_KEY);
+	if (hashstick)
+		memcpy(rot->hashstick, hashstick, sizeof(rot->hashstick));
+	rot->must_run = must_run;
+	rot->fw = b->fw;
+	rot->vmm = b->vmm;
+	rot->extra_ark = b->sim_ark;
+	rot->pf_old = b->pf;
+	rot->cb = cb;
+	rot->userdata = userdata;
+
+	/* The new chain first, before any guest waits for it (design §6). */
+	pf = expect ? *expect : expected_platform(b, op, tcb);
+	rot->pf_expect = pf;
+	if (!rot->cert_dir[0]) {
+		snprintf(cerr, sizeof(cerr), "no certificate source configured ([certs] cert_dir)");
+		r = -ENOKEY;
+	} else {
+		r = store_chain_from_dir(rot->cert_dir, b->sim_ark, &pf, time(NULL), &rot->prepared,
+					 cerr, sizeof(cerr));
+	}
+	if (r < 0 && !must_run && (op != BROKER_OP_NONE || rot->cert_dir[0])) {
+		char t[TCB_FORMAT_MAX];
+		if (op == BROKER_OP_NONE)
+			snprintf(err, err_size, "cannot build the new chain, still serving the previous one: %s",
+				 cerr);
+		else
+			snprintf(err, err_size,
+				 "refusing %s: cannot obtain the %s for reported TCB %s: %s",
+				 op_name(op), pf.vlek_loaded ? "VLEK" : "VCEK",
+				 tcb_format(pf.reported_tcb, pf.product, t, sizeof(t)), cerr);
+		rot_free(rot);
+		b->rstats.failed++;
+		return r == -ENOENT ? -ENOKEY : r;
+	}
+	snprintf(rot->chain_err, sizeof(rot->chain_err), "%s", cerr);
+
+	b->rot = rot;
+	b->rstats.started++;
+	b->rstats.in_progress = true;
+	log_info("Rotation (%s): pausing admission", why);
+	n = sched_pause(b->sched, now_usec());
+	if (n <= 0) {
+		rot_submit(b);
+	} else {
+		ev_timer_set(&b->rot_timeout, BROKER_ROTATE_DRAIN_SEC, 0.);
+		ev_timer_start(b->m->loop, &b->rot_timeout);
+	}
+	return 0;
+}
+
+static void rot_start_internal(struct broker *b, const char *why,
+			       const struct store_platform *expect)
+{
+	char err[700];
+	int r;
+
+	if (b->rot) {
+		/* One more after this one: its outcome may predate the trigger. */
+		b->rotate_again = true;
+		snprintf(b->again_why, sizeof(b->again_why), "%.120s", why);
+		return;
+	}
+	r = rot_start(b, why, BROKER_OP_NONE, 0, NULL, expect, expect != NULL, NULL, NULL, err,
+		      sizeof(err));
+	if (r < 0) {
+		b->rstats.last_time = time(NULL);
+		b->rstats.last_result = r;
+		snprintf(b->rstats.last_message, sizeof(b->rstats.last_message), "%.250s", err);
+		log_error("Rotation (%s) refused: %s", why, err);
+	}
+}
+
+/* --- TCB polling and expiry --- */
+
+static void poll_run(struct worker_job *j)
+{
+	struct broker_poll *p = container_of(j, struct broker_poll, job);
+	char err[256];
+
+	p->r = platform_read(p->fw, &p->pf, err, sizeof(err));
+	p->committed_r = fw_committed_tcb(p->fw, &p->committed);
+}
+
+static void poll_done(struct worker_job *j)
+{
+	struct broker_poll *p = container_of(j, struct broker_poll, job);
+	struct broker *b = p->b;
+	char t0[TCB_FORMAT_MAX], t1[TCB_FORMAT_MAX], why[160];
+
+	p->busy = false;
+	if (p->r < 0 || b->rot || b->draining)
+		return; /* a rotation reads the platform itself */
+	b->pf.current_tcb = p->pf.current_tcb;
+	b->committed_r = p->committed_r;
+	b->committed_tcb = p->committed;
+	if (p->pf.reported_tcb == b->pf.reported_tcb && p->pf.vlek_loaded == b->pf.vlek_loaded &&
+	    p->pf.chip_id_len == b->pf.chip_id_len &&
+	    memcmp(p->pf.chip_id, b->pf.chip_id, p->pf.chip_id_len) == 0)
+		return;
+	b->rstats.tcb_changes_seen++;
+	log_warning("Reported TCB changed outside the daemon: %s%s -> %s%s; rotating",
+		    tcb_format(b->pf.reported_tcb, b->pf.product, t0, sizeof(t0)),
+		    b->pf.vlek_loaded ? " (VLEK)" : "",
+		    tcb_format(p->pf.reported_tcb, p->pf.product, t1, sizeof(t1)),
+		    p->pf.vlek_loaded ? " (VLEK)" : "");
+	snprintf(why, sizeof(why), "platform status shows a new reported TCB");
+	rot_start_internal(b, why, &p->pf);
+}
+
+static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = container_of(w, struct broker, poll_timer);
+
+	(void)loop;
+	(void)revents;
+	if (b->poll.busy || b->rot || b->draining)
+		return;
+	b->poll.busy = true;
+	b->poll.pf = b->pf;
+	worker_submit(b->worker, &b->poll.job);
+}
+
+static void poll_arm(struct broker *b)
+{
+	double iv = (double)b->m->conf.tcb_poll_interval_usec / 1e6;
+
+	ev_timer_stop(b->m->loop, &b->poll_timer);
+	if (iv <= 0.)
+		return;
+	ev_timer_set(&b->poll_timer, iv, iv);
+	ev_timer_start(b->m->loop, &b->poll_timer);
+}
+
+static void on_expiry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = container_of(w, struct broker, expiry);
+
+	(void)loop;
+	(void)revents;
+	rot_start_internal(b, "the chain or CRL is close to its end of validity", NULL);
+	rot_arm_expiry(b); /* retry later if nothing newer came */
+}
+
+static void rot_arm_expiry(struct broker *b)
+{
+	time_t now = time(NULL), deadline, at;
+
+	ev_timer_stop(b->m->loop, &b->expiry);
+	if (!b->chain)
+		return;
+	deadline = b->chain->not_after;
+	if (b->chain->has_crl && (!deadline || b->chain->crl_next_update < deadline))
+		deadline = b->chain->crl_next_update;
+	if (!deadline)
+		return;
+	at = deadline - BROKER_EXPIRY_MARGIN_SEC;
+	if (at < now + BROKER_EXPIRY_RETRY_SEC)
+		at = now + BROKER_EXPIRY_RETRY_SEC;
+	ev_timer_set(&b->expiry, (double)(at - now), 0.);
+	ev_timer_start(b->m->loop, &b->expiry);
 }
 
 static int load_quotas(struct broker *b)
@@ -862,6 +1454,71 @@ int broker_set_quota(struct broker *b, uint64_t vm_id, const struct sched_quota 
 	return save_quotas(b);
 }
 
+/* --- rotation API (control socket) --- */
+
+int broker_rotate(struct broker *b, broker_op_done_fn cb, void *userdata, char *err,
+		  size_t err_size)
+{
+	return rot_start(b, "snpctl cert rotate", BROKER_OP_NONE, 0, NULL, NULL, false, cb,
+			 userdata, err, err_size);
+}
+
+int broker_tcb_set(struct broker *b, uint64_t reported_tcb, broker_op_done_fn cb, void *userdata,
+		   char *err, size_t err_size)
+{
+	char a[TCB_FORMAT_MAX], c[TCB_FORMAT_MAX];
+
+	if (!tcb_le(reported_tcb, b->pf.current_tcb, b->pf.product)) {
+		snprintf(err, err_size, "reported TCB %s is newer than the current TCB %s",
+			 tcb_format(reported_tcb, b->pf.product, a, sizeof(a)),
+			 tcb_format(b->pf.current_tcb, b->pf.product, c, sizeof(c)));
+		return -ERANGE;
+	}
+	return rot_start(b, "snpctl tcb set", BROKER_OP_SET_CONFIG, reported_tcb, NULL, NULL, false,
+			 cb, userdata, err, err_size);
+}
+
+int broker_tcb_commit(struct broker *b, broker_op_done_fn cb, void *userdata, char *err,
+		      size_t err_size)
+{
+	/* COMMIT with reported == current still moves the committed TCB (anti-rollback); the
+	 * chain stays the same but the operation runs under the same protocol. */
+	return rot_start(b, "snpctl tcb commit", BROKER_OP_COMMIT, 0, NULL, NULL, false, cb,
+			 userdata, err, err_size);
+}
+
+int broker_vlek_load(struct broker *b, const uint8_t hashstick[SNP_VLEK_HASHSTICK_SIZE],
+		     broker_op_done_fn cb, void *userdata, char *err, size_t err_size)
+{
+	if (!hashstick) {
+		snprintf(err, err_size, "no hashstick");
+		return -EINVAL;
+	}
+	return rot_start(b, "snpctl vlek load", BROKER_OP_VLEK_LOAD, 0, hashstick, NULL, false, cb,
+			 userdata, err, err_size);
+}
+
+void broker_op_forget(struct broker *b, void *userdata)
+{
+	if (b && b->rot && b->rot->userdata == userdata) {
+		b->rot->cb = NULL;
+		b->rot->userdata = NULL;
+	}
+}
+
+int broker_committed_tcb(const struct broker *b, uint64_t *ret)
+{
+	if (b->committed_r < 0)
+		return b->committed_r;
+	*ret = b->committed_tcb;
+	return 0;
+}
+
+const struct broker_rotation_stats *broker_get_rotation_stats(const struct broker *b)
+{
+	return &b->rstats;
+}
+
 /* --- module --- */
 
 static int broker_start(struct manager *m)
@@ -881,6 +1538,12 @@ static int broker_start(struct manager *m)
 	ev_timer_init(&b->deadline, on_deadline, 0., 0.);
 	ev_timer_init(&b->housekeeping, on_housekeeping, BROKER_HOUSEKEEPING_SEC,
 		      BROKER_HOUSEKEEPING_SEC);
+	ev_timer_init(&b->rot_timeout, on_rot_timeout, BROKER_ROTATE_DRAIN_SEC, 0.);
+	ev_timer_init(&b->poll_timer, on_poll, 1., 1.);
+	ev_timer_init(&b->expiry, on_expiry, 1., 0.);
+	b->poll.b = b;
+	b->poll.job.run = poll_run;
+	b->poll.job.done = poll_done;
 
 	if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST)
 		return log_error_errno(-errno, "Cannot create the state directory %s", c->state_dir);
@@ -907,7 +1570,19 @@ static int broker_start(struct manager *m)
 		else if (b->sim_ark)
 			log_notice("Trusting the simulator's ARK (backend=sim): not an AMD root");
 	}
+	if (c->vmm_certs_file[0]) {
+		r = vmmfile_open(c->vmm_certs_file, &b->vmm);
+		if (r < 0)
+			return log_error_errno(r, "Cannot open the VMM certificate file %s",
+					       c->vmm_certs_file);
+	}
 	load_chain(b);
+	r = worker_new(m->loop, &b->worker);
+	if (r < 0)
+		return log_error_errno(r, "Cannot start the worker thread");
+	b->poll.fw = b->fw;
+	rot_arm_expiry(b);
+	poll_arm(b);
 	r = load_quotas(b);
 	if (r < 0)
 		return r;
@@ -934,6 +1609,19 @@ static void broker_stop(struct manager *m)
 		return;
 	ev_timer_stop(m->loop, &b->deadline);
 	ev_timer_stop(m->loop, &b->housekeeping);
+	ev_timer_stop(m->loop, &b->rot_timeout);
+	ev_timer_stop(m->loop, &b->poll_timer);
+	ev_timer_stop(m->loop, &b->expiry);
+	if (b->rot) {
+		/* Modules that own callers (ctl) are already gone. */
+		b->rot->cb = NULL;
+		if (!b->rot->submitted)
+			rot_finish(b, b->rot, -ECANCELED, "the daemon is stopping");
+	}
+	b->rotate_again = false;
+	b->draining = true; /* no new rotation from completions delivered below */
+	worker_free(b->worker); /* runs and completes a submitted rotation */
+	b->worker = NULL;
 	nlsock_free(b->nl);
 	sched_free(b->sched);
 	drop_all_vms(b);
@@ -943,6 +1631,7 @@ static void broker_stop(struct manager *m)
 	u64map_done(&b->quotas);
 	store_chain_free(b->chain);
 	X509_free(b->sim_ark);
+	vmmfile_free(b->vmm);
 	fw_free(b->fw);
 	free(b);
 	m->broker = NULL;
@@ -959,8 +1648,25 @@ static int broker_reload(struct manager *m, const struct conf *old)
 	q.weight = m->conf.quota_weight;
 	if (sched_set_default_quota(b->sched, &q, now_usec(), &why) < 0)
 		log_warning("New default quota refused by the scheduler: %s", why ? why : "?");
-	if (strcmp(old->cert_dir, m->conf.cert_dir) != 0 || b->chain)
-		load_chain(b);
+	if (strcmp(old->vmm_certs_file, m->conf.vmm_certs_file) != 0) {
+		if (b->rot)
+			log_warning("vmm_certs_file changes take effect after the rotation under way; reload again");
+		else {
+			struct vmmfile *v = NULL;
+			int r = m->conf.vmm_certs_file[0] ? vmmfile_open(m->conf.vmm_certs_file, &v) : 0;
+			if (r < 0)
+				log_error_errno(r, "Cannot open the VMM certificate file %s; keeping %s",
+						m->conf.vmm_certs_file, old->vmm_certs_file);
+			else {
+				vmmfile_free(b->vmm);
+				b->vmm = v;
+			}
+		}
+	}
+	if (old->tcb_poll_interval_usec != m->conf.tcb_poll_interval_usec)
+		poll_arm(b);
+	/* SIGHUP rebuilds the chain from the source (e.g. renewed files) as a rotation. */
+	rot_start_internal(b, "configuration reload", NULL);
 	if (old->psp_concurrency != m->conf.psp_concurrency ||
 	    old->busy_budget_usec != m->conf.busy_budget_usec ||
 	    old->max_queue_wait_usec != m->conf.max_queue_wait_usec)

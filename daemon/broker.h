@@ -7,9 +7,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "manager.h"
 #include "sched-policy.h"
+#include "sevuapi.h"
 #include "store.h"
 
 struct broker;
@@ -65,6 +67,57 @@ size_t broker_vm_foreach(const struct broker *b,
  * q == NULL resets to the default. -EINVAL with *reason. */
 int broker_set_quota(struct broker *b, uint64_t vm_id, const struct sched_quota *q,
 		     const char **reason);
+/* --- rotation and TCB administration (design §6, facts §9.2) ---
+ * A rotation: the new chain is obtained first (refused if it cannot be, except after a TCB
+ * change seen in platform status, which must be followed), then admission pauses (new requests
+ * get BUSY), in-flight requests finish (at most BROKER_ROTATE_DRAIN_SEC), and on the worker
+ * thread the exclusive OFD lock on the VMM certificate file is taken, the firmware change (if
+ * any) runs, platform status is read back and the VMM file rewritten, the lock released; then
+ * the chain and platform view are swapped on the loop and admission resumes. Nothing is ever
+ * served that does not match the key and TCB that sign the reports: if no matching chain can be
+ * had after a firmware change, no chain is served (and that is logged). */
+#define BROKER_ROTATE_DRAIN_SEC 3.0
+
+/* Completion of an asynchronous operation: r = 0 or -errno, message one line (borrowed, valid
+ * during the call). Called exactly once, on the loop thread, never from inside the starting
+ * call. */
+typedef void (*broker_op_done_fn)(void *userdata, int r, const char *message);
+
+/* Each returns 0 (started: cb follows; cb may be NULL) or a negative errno with a one-line
+ * reason in err (cb not called): -EBUSY (a rotation is under way), -ESHUTDOWN (draining),
+ * -ENOKEY (the chain for the new TCB/key cannot be obtained), -ERANGE (TCB newer than the
+ * current one), -EALREADY (nothing to commit). */
+int broker_rotate(struct broker *b, broker_op_done_fn cb, void *userdata, char *err,
+		  size_t err_size);
+/* SET_CONFIG with reported_tcb (the mask flags are kept as they are). */
+int broker_tcb_set(struct broker *b, uint64_t reported_tcb, broker_op_done_fn cb, void *userdata,
+		   char *err, size_t err_size);
+/* COMMIT: committed and reported TCB := current TCB. */
+int broker_tcb_commit(struct broker *b, broker_op_done_fn cb, void *userdata, char *err,
+		      size_t err_size);
+/* VLEK_LOAD of a wrapped hashstick; then the VLEK chain is served. */
+int broker_vlek_load(struct broker *b, const uint8_t hashstick[SNP_VLEK_HASHSTICK_SIZE],
+		     broker_op_done_fn cb, void *userdata, char *err, size_t err_size);
+/* The caller of an operation goes away (e.g. a control client disconnected): its callback
+ * will not be called. */
+void broker_op_forget(struct broker *b, void *userdata);
+/* Committed TCB if the backend tells (sim); -EOPNOTSUPP otherwise. */
+int broker_committed_tcb(const struct broker *b, uint64_t *ret);
+
+struct broker_rotation_stats {
+	uint64_t started;
+	uint64_t succeeded;
+	uint64_t failed;         /* refused, timed out, or the firmware change failed */
+	uint64_t tcb_changes_seen; /* reported TCB changed outside the daemon (polling) */
+	uint64_t vmm_file_writes;
+	uint64_t vmm_file_errors;
+	bool in_progress;
+	time_t last_time;        /* wall clock of the last completed rotation, 0 none */
+	int last_result;
+	char last_message[256];
+};
+const struct broker_rotation_stats *broker_get_rotation_stats(const struct broker *b);
+
 /* The quota a VM gets (custom or default); false if it has no custom one. */
 bool broker_get_quota(const struct broker *b, uint64_t vm_id, struct sched_quota *ret);
 /* Iterates custom quotas (vm_id, quota). */

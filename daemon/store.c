@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <openssl/asn1.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "certs.h"
 #include "certtable.h"
@@ -113,15 +115,51 @@ static time_t asn1_to_time(const ASN1_TIME *t)
 	return timegm(&tm);
 }
 
+/* (Re)builds c->table from the chain and an optional DER CRL. */
+static int build_table(struct store_chain *c, const uint8_t *crl, size_t crl_len)
+{
+	_cleanup_(freep) uint8_t *d_ark = NULL, *d_ask = NULL, *d_leaf = NULL;
+	struct certtable_entry e[4];
+	size_t l_ark, l_ask, l_leaf, n = 3, len;
+	uint8_t *table;
+	int r;
+
+	if ((r = certs_to_der(c->ark, &d_ark, &l_ark)) < 0 ||
+	    (r = certs_to_der(c->ask, &d_ask, &l_ask)) < 0 ||
+	    (r = certs_to_der(c->leaf, &d_leaf, &l_leaf)) < 0)
+		return r;
+	memset(e, 0, sizeof(e));
+	memcpy(e[0].guid, certtable_guid(CERTTABLE_ARK), 16);
+	e[0].data = d_ark;
+	e[0].length = (uint32_t)l_ark;
+	memcpy(e[1].guid, certtable_guid(CERTTABLE_ASK), 16);
+	e[1].data = d_ask;
+	e[1].length = (uint32_t)l_ask;
+	memcpy(e[2].guid, certtable_guid(c->vlek ? CERTTABLE_VLEK : CERTTABLE_VCEK), 16);
+	e[2].data = d_leaf;
+	e[2].length = (uint32_t)l_leaf;
+	if (crl) {
+		memcpy(e[3].guid, certtable_guid(CERTTABLE_CRL), 16);
+		e[3].data = crl;
+		e[3].length = (uint32_t)crl_len;
+		n = 4;
+	}
+	r = certtable_build(e, n, &table, &len);
+	if (r < 0)
+		return r;
+	free(c->table);
+	c->table = table;
+	c->table_len = len;
+	c->table_pages = (uint32_t)certtable_npages(len);
+	return 0;
+}
+
 int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 		      const struct store_platform *pf, const char *source, time_t now,
 		      struct store_chain **ret, char *err, size_t err_size)
 {
 	struct certs_verify_opts opts = { .extra_ark = extra_ark, .now = now };
 	struct certs_amd_ext ext;
-	struct certtable_entry e[3];
-	_cleanup_(freep) uint8_t *d_ark = NULL, *d_ask = NULL, *d_leaf = NULL;
-	size_t l_ark, l_ask, l_leaf;
 	enum snp_product product;
 	struct store_chain *c;
 	bool pinned;
@@ -154,35 +192,27 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 			 snp_strerror(r));
 		return r;
 	}
+	if ((ext.hwid_len == 0) != pf->vlek_loaded) {
+		snprintf(err, err_size, "leaf certificate from %s is a %s, the platform signs with its %s",
+			 source, ext.hwid_len ? "VCEK" : "VLEK", pf->vlek_loaded ? "VLEK" : "VCEK");
+		return -ENOKEY;
+	}
 	pinned = certs_ark_pinned(ark, &(enum snp_product){ 0 }) == 0;
 
-	if ((r = certs_to_der(ark, &d_ark, &l_ark)) < 0 ||
-	    (r = certs_to_der(ask, &d_ask, &l_ask)) < 0 ||
-	    (r = certs_to_der(leaf, &d_leaf, &l_leaf)) < 0) {
-		snprintf(err, err_size, "cannot encode certificates: %s", snp_strerror(r));
-		return r;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	memset(e, 0, sizeof(e));
-	memcpy(e[0].guid, certtable_guid(CERTTABLE_ARK), 16);
-	e[0].data = d_ark;
-	e[0].length = (uint32_t)l_ark;
-	memcpy(e[1].guid, certtable_guid(CERTTABLE_ASK), 16);
-	e[1].data = d_ask;
-	e[1].length = (uint32_t)l_ask;
 	c->vlek = ext.hwid_len == 0;
-	memcpy(e[2].guid, certtable_guid(c->vlek ? CERTTABLE_VLEK : CERTTABLE_VCEK), 16);
-	e[2].data = d_leaf;
-	e[2].length = (uint32_t)l_leaf;
-	r = certtable_build(e, 3, &c->table, &c->table_len);
+	c->leaf = leaf;
+	c->ask = ask;
+	c->ark = ark;
+	r = build_table(c, NULL, 0);
 	if (r < 0) {
 		snprintf(err, err_size, "cannot build the certificate table: %s", snp_strerror(r));
-		free(c);
+		c->leaf = c->ask = c->ark = NULL; /* not ours until success */
+		store_chain_free(c);
 		return r;
 	}
-	c->table_pages = (uint32_t)certtable_npages(c->table_len);
 	c->product = product;
 	c->tcb = pf->reported_tcb;
 	c->sim_root = !pinned;
@@ -195,23 +225,86 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 		if ((t = asn1_to_time(X509_get0_notAfter(ark))) && t < c->not_after)
 			c->not_after = t;
 	}
-	c->leaf = leaf;
-	c->ask = ask;
-	c->ark = ark;
 	*ret = c;
 	return 0;
 }
 
-int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_platform *pf,
-			 time_t now, struct store_chain **ret, char *err, size_t err_size)
+int store_chain_add_crl(struct store_chain *c, const uint8_t *crl, size_t len, time_t now,
+			char *err, size_t err_size)
 {
-	_cleanup_(x509_freep) X509 *leaf = NULL, *ask = NULL, *ark = NULL;
-	static const char *const leaf_names[] = { "vcek.der", "vcek.pem", "vcek.crt",
-						  "vlek.der", "vlek.pem" };
-	char path[4096], source[300];
-	int r = -ENOENT;
+	const unsigned char *p = crl;
+	X509_CRL *x = NULL;
+	_cleanup_(freep) uint8_t *der = NULL;
+	EVP_PKEY *ark_key;
+	time_t next;
+	int der_len, r;
 
-	snprintf(path, sizeof(path), "%s/cert_chain.pem", dir);
+	if (!crl || len == 0 || len > STORE_FILE_MAX) {
+		snprintf(err, err_size, "CRL: empty or too large");
+		return -EBADMSG;
+	}
+	if (len > 10 && memcmp(crl, "-----BEGIN", 10) == 0) {
+		BIO *bio = BIO_new_mem_buf(crl, (int)len);
+		if (bio)
+			x = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	} else {
+		x = d2i_X509_CRL(NULL, &p, (long)len);
+		if (x && p != crl + len) {
+			X509_CRL_free(x);
+			x = NULL;
+		}
+	}
+	if (!x) {
+		ERR_clear_error();
+		snprintf(err, err_size, "CRL: not a DER or PEM CRL");
+		return -EBADMSG;
+	}
+	ark_key = X509_get0_pubkey(c->ark);
+	if (!ark_key || X509_CRL_verify(x, ark_key) != 1) {
+		ERR_clear_error();
+		X509_CRL_free(x);
+		snprintf(err, err_size, "CRL: not signed by the chain's ARK");
+		return -EKEYREJECTED;
+	}
+	next = asn1_to_time(X509_CRL_get0_nextUpdate(x));
+	if (next == 0 || (now && next <= now)) {
+		X509_CRL_free(x);
+		snprintf(err, err_size, "CRL: past its nextUpdate (or has none)");
+		return -EKEYEXPIRED;
+	}
+	der_len = i2d_X509_CRL(x, &der);
+	X509_CRL_free(x);
+	if (der_len <= 0) {
+		ERR_clear_error();
+		der = NULL;
+		snprintf(err, err_size, "CRL: cannot encode");
+		return -EBADMSG;
+	}
+	r = build_table(c, der, (size_t)der_len);
+	if (r < 0) {
+		snprintf(err, err_size, "CRL: table with it: %s", snp_strerror(r));
+		return r;
+	}
+	c->has_crl = true;
+	c->crl_next_update = next;
+	return 0;
+}
+
+bool store_chain_matches(const struct store_chain *c, const struct store_platform *pf)
+{
+	return c && c->vlek == pf->vlek_loaded && c->tcb == pf->reported_tcb &&
+	       c->product == pf->product;
+}
+
+static int load_intermediates(const char *dir, bool vlek, X509 **ret_ask, X509 **ret_ark,
+			      char *err, size_t err_size)
+{
+	_cleanup_(x509_freep) X509 *ask = NULL, *ark = NULL;
+	char path[4096];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, vlek ? "cert_chain_vlek.pem" : "cert_chain.pem");
 	if (access(path, F_OK) == 0) {
 		_cleanup_(freep) uint8_t *buf = NULL;
 		STACK_OF(X509) *sk = NULL;
@@ -226,42 +319,90 @@ int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_pl
 		}
 		if (sk_X509_num(sk) != 2) {
 			sk_X509_pop_free(sk, X509_free);
-			snprintf(err, err_size, "%s: expected ASK then ARK", path);
+			snprintf(err, err_size, "%s: expected %s then ARK", path, vlek ? "ASVK" : "ASK");
 			return -EBADMSG;
 		}
-		ask = sk_X509_value(sk, 0);
-		ark = sk_X509_value(sk, 1);
+		*ret_ask = sk_X509_value(sk, 0);
+		*ret_ark = sk_X509_value(sk, 1);
 		sk_X509_free(sk);
-	} else {
-		snprintf(path, sizeof(path), "%s/ark.pem", dir);
-		r = load_cert(path, &ark);
-		if (r >= 0) {
-			snprintf(path, sizeof(path), "%s/ask.pem", dir);
-			r = load_cert(path, &ask);
-		}
-		if (r < 0) {
-			snprintf(err, err_size, "%s: %s", path,
-				 r == -ENOENT ? "missing" : snp_strerror(r));
-			return r;
-		}
+		return 0;
 	}
-	for (size_t i = 0; i < ELEMENTSOF(leaf_names); i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, leaf_names[i]);
-		r = load_cert(path, &leaf);
-		if (r != -ENOENT)
-			break;
+	snprintf(path, sizeof(path), "%s/ark.pem", dir);
+	r = load_cert(path, &ark);
+	if (r >= 0) {
+		snprintf(path, sizeof(path), "%s/%s", dir, vlek ? "asvk.pem" : "ask.pem");
+		r = load_cert(path, &ask);
 	}
 	if (r < 0) {
-		snprintf(err, err_size, "%s/vcek.der (or vcek.pem, vlek.der): %s", dir,
-			 r == -ENOENT ? "missing" : snp_strerror(r));
+		snprintf(err, err_size, "%s: %s", path, r == -ENOENT ? "missing" : snp_strerror(r));
 		return r;
 	}
-	snprintf(source, sizeof(source), "dir:%s", dir);
-	r = store_chain_build(leaf, ask, ark, extra_ark, pf, source, now, ret, err, err_size);
-	if (r == 0) {
-		leaf = NULL;
-		ask = NULL;
-		ark = NULL;
+	*ret_ask = TAKE_PTR(ask);
+	*ret_ark = TAKE_PTR(ark);
+	return 0;
+}
+
+int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_platform *pf,
+			 time_t now, struct store_chain **ret, char *err, size_t err_size)
+{
+	const char *kind = pf->vlek_loaded ? "vlek" : "vcek";
+	char names[5][64], path[4096], source[4200], first_err[4608] = "";
+	const size_t n_names = pf->vlek_loaded ? 4 : 5;
+	int first_r = -ENOENT, r;
+
+	snprintf(names[0], sizeof(names[0]), "%s-%016llx.der", kind,
+		 (unsigned long long)pf->reported_tcb);
+	snprintf(names[1], sizeof(names[1]), "%s-%016llx.pem", kind,
+		 (unsigned long long)pf->reported_tcb);
+	snprintf(names[2], sizeof(names[2]), "%s.der", kind);
+	snprintf(names[3], sizeof(names[3]), "%s.pem", kind);
+	snprintf(names[4], sizeof(names[4]), "%s.crt", kind);
+
+	for (size_t i = 0; i < n_names; i++) {
+		_cleanup_(x509_freep) X509 *leaf = NULL, *ask = NULL, *ark = NULL;
+		struct store_chain *c = NULL;
+		char e[4608] = "";
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		r = load_cert(path, &leaf);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0) {
+			snprintf(e, sizeof(e), "%s: %s", path, snp_strerror(r));
+		} else {
+			r = load_intermediates(dir, pf->vlek_loaded, &ask, &ark, e, sizeof(e));
+			if (r == 0) {
+				snprintf(source, sizeof(source), "dir:%s", path);
+				r = store_chain_build(leaf, ask, ark, extra_ark, pf, source, now, &c, e,
+						      sizeof(e));
+			}
+		}
+		if (r == 0) {
+			_cleanup_(freep) uint8_t *crl = NULL;
+			size_t crl_len;
+			char crl_err[256];
+
+			leaf = ask = ark = NULL; /* owned by c */
+			for (int k = 0; k < 2 && !c->has_crl; k++) {
+				snprintf(path, sizeof(path), "%s/crl%s.%s", dir,
+					 pf->vlek_loaded ? "-vlek" : "", k ? "pem" : "der");
+				free(TAKE_PTR(crl));
+				if (read_small_file(path, &crl, &crl_len) == 0)
+					(void)store_chain_add_crl(c, crl, crl_len, now, crl_err,
+								  sizeof(crl_err));
+			}
+			*ret = c;
+			return 0;
+		}
+		if (first_r == -ENOENT) {
+			first_r = r;
+			snprintf(first_err, sizeof(first_err), "%s", e);
+		}
 	}
-	return r;
+	if (first_r == -ENOENT)
+		snprintf(err, err_size, "%s: no %s-%016llx.der, %s.der or %s.pem", dir, kind,
+			 (unsigned long long)pf->reported_tcb, kind, kind);
+	else
+		snprintf(err, err_size, "%s", first_err);
+	return first_r;
 }

@@ -22,6 +22,7 @@ struct store_platform {
 	uint64_t current_tcb;
 	uint64_t reported_tcb;
 	bool vlek_loaded;
+	uint32_t status_flags; /* SNP_STATUS_F_* as last read */
 };
 
 struct store_chain {
@@ -33,8 +34,10 @@ struct store_chain {
 	uint64_t tcb;      /* reported TCB the leaf is for */
 	enum snp_product product;
 	time_t not_after;  /* earliest notAfter in the chain */
+	bool has_crl;      /* a CRL verified by the ARK is in the table */
+	time_t crl_next_update; /* with has_crl */
 	char source[256];  /* "dir:/etc/...", "cache", "kds", "import" */
-	uint8_t *table;    /* owned: GHCB certificate table (ARK, ASK, VCEK/VLEK) */
+	uint8_t *table;    /* owned: GHCB certificate table (ARK, ASK, VCEK/VLEK[, CRL]) */
 	size_t table_len;
 	uint32_t table_pages;
 };
@@ -52,7 +55,22 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 		      const struct store_platform *pf, const char *source, time_t now,
 		      struct store_chain **ret, char *err, size_t err_size);
 
-/* Loads ark.pem + ask.pem (or cert_chain.pem: ASK then ARK) and vcek.der|vcek.pem (or
- * vlek.der|vlek.pem) from dir, then store_chain_build. */
+/* Optional CRL for the chain (DER or PEM): kept only if the ARK's signature verifies and it is
+ * current at now; -EKEYREJECTED / -EKEYEXPIRED / -EBADMSG otherwise (the chain is unchanged).
+ * Rebuilds the table with the CRL entry. The CRL is not consulted for revocation here. */
+int store_chain_add_crl(struct store_chain *c, const uint8_t *crl, size_t len, time_t now,
+			char *err, size_t err_size);
+
+/* True if c is the chain for pf: the key kind (VCEK/VLEK) and the reported TCB it was built for
+ * (c NULL: false). */
+bool store_chain_matches(const struct store_chain *c, const struct store_platform *pf);
+
+/* Finds in dir the chain for the platform's reported TCB and key. VCEK: ASK+ARK from
+ * cert_chain.pem (ASK then ARK) or ask.pem + ark.pem; leaf candidates vcek-<TCB>.der|.pem
+ * (<TCB> = the raw reported TCB as 16 lowercase hex digits), then vcek.der|.pem|.crt. VLEK
+ * (pf->vlek_loaded): ASVK+ARK from cert_chain_vlek.pem or asvk.pem + ark.pem; leaves
+ * vlek-<TCB>.der|.pem, vlek.der|.pem. Each candidate goes through store_chain_build; the first
+ * that verifies and matches the platform wins; else the first candidate's error (-ENOENT if
+ * none exists). crl.der|crl.pem (crl-vlek.* for VLEK) is added if it verifies. */
 int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_platform *pf,
 			 time_t now, struct store_chain **ret, char *err, size_t err_size);
