@@ -398,3 +398,63 @@ int snpctl_quota_list(int argc, char **argv)
 		       jnum(e, "weight"));
 	return SNPCTL_EXIT_OK;
 }
+
+#define SOCKET_HELP                                                                                \
+	"  --socket PATH     the daemon's control socket (default /run/snp-attestd/control.sock)\n" \
+	"  -h, --help        this text\n"
+
+const char snpctl_help_status[] =
+	"Usage: snpctl status [--json] [--socket PATH]\n"
+	"\n"
+	"Shows the daemon's state: version, firmware backend (and whether the platform is\n"
+	"simulated and the simulator's ARK trusted), whether the broker is registered with the\n"
+	"kernel, VMs, requests in flight and queued, admission paused or not, the certificate chain\n"
+	"served (product, source, notAfter, table pages, AMD or simulator root), the platform's\n"
+	"current and reported TCB, and verdict, BUSY-by-reason and anomaly counters.\n"
+	"Needs the read-only group, the admin group or root.\n"
+	"\n"
+	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
+const char snpctl_help_vm_list[] = "Usage: snpctl vm list [--json] [--socket PATH]\n"
+				   "\n"
+				   "Lists the VMs the daemon knows with their request counters, state\n"
+				   "and quota.\n"
+				   "\n"
+				   "  --json            print the daemon's JSON object\n" SOCKET_HELP;
+const char snpctl_help_vm_show[] = "Usage: snpctl vm show VM [--json] [--socket PATH]\n"
+				   "\n"
+				   "Shows one VM: VMM pid, ASID, policy, request and firmware counters,\n"
+				   "BUSY answers by reason, sequence anomalies, its quota, bucket level\n"
+				   "and BUSY streaks. Fails if the daemon does not know the VM.\n"
+				   "\n"
+				   "  --json            print the daemon's JSON object\n" SOCKET_HELP;
+const char snpctl_help_quota_get[] =
+	"Usage: snpctl quota get VM [--json] [--socket PATH]\n"
+	"\n"
+	"Shows the quota VM gets (its own, or the configured default). The VM need not be running.\n"
+	"\n"
+	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
+const char snpctl_help_quota_set[] =
+	"Usage: snpctl quota set VM [--rate R] [--burst B] [--weight W] [--json] [--socket PATH]\n"
+	"\n"
+	"Sets VM's quota; options not given keep their current value. The daemon refuses a quota\n"
+	"that would cost guests their keys (slower than one request per busy_budget), applies it\n"
+	"at once, and stores it in its state directory so that it survives a restart.\n"
+	"Needs the admin group or root.\n"
+	"\n"
+	"  --rate R          requests per second (up to 3 decimals, e.g. 0.5)\n"
+	"  --burst B         token bucket size, 1 to 1000000\n"
+	"  --weight W        fair-share weight, 1 to 1000\n"
+	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
+const char snpctl_help_quota_reset[] =
+	"Usage: snpctl quota reset VM [--json] [--socket PATH]\n"
+	"\n"
+	"Puts VM back on the configured default quota (and forgets the stored one).\n"
+	"Needs the admin group or root.\n"
+	"\n"
+	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
+const char snpctl_help_quota_list[] =
+	"Usage: snpctl quota list [--json] [--socket PATH]\n"
+	"\n"
+	"Lists the default quota and every VM's own quota.\n"
+	"\n"
+	"  --json            print the daemon's JSON object\n" SOCKET_HELP;

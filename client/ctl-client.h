@@ -31,3 +31,8 @@ int snpctl_quota_get(int argc, char **argv);
 int snpctl_quota_set(int argc, char **argv);
 int snpctl_quota_reset(int argc, char **argv);
 int snpctl_quota_list(int argc, char **argv);
+
+/* Their help texts, for the command table. */
+extern const char snpctl_help_status[], snpctl_help_vm_list[], snpctl_help_vm_show[],
+	snpctl_help_quota_get[], snpctl_help_quota_set[], snpctl_help_quota_reset[],
+	snpctl_help_quota_list[];

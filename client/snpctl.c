@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "ctl-client.h"
 #include "kds.h"
 
 /* The help texts are laid out as they print. */
@@ -120,6 +121,15 @@ const struct snpctl_command snpctl_commands[] = {
 		"                    ignored (default " KDS_DEFAULT_BASE ")\n"
 		"  -h, --help        this text\n",
 	},
+	{ "status", NULL, snpctl_status, "show the daemon's state", snpctl_help_status },
+	{ "vm", "list", snpctl_vm_list, "list the VMs the daemon knows", snpctl_help_vm_list },
+	{ "vm", "show", snpctl_vm_show, "show one VM's counters and quota", snpctl_help_vm_show },
+	{ "quota", "get", snpctl_quota_get, "show a VM's quota", snpctl_help_quota_get },
+	{ "quota", "set", snpctl_quota_set, "set a VM's quota (persisted)", snpctl_help_quota_set },
+	{ "quota", "reset", snpctl_quota_reset, "put a VM back on the default quota",
+	  snpctl_help_quota_reset },
+	{ "quota", "list", snpctl_quota_list, "list the default and per-VM quotas",
+	  snpctl_help_quota_list },
 };
 
 /* clang-format on */

@@ -75,7 +75,7 @@ stop_daemon() {
 	return $rc
 }
 
-"$RAW" mkstate "$T/sim" milan || { echo "1..0 # SKIP cannot create the simulated platform"; exit 0; }
+"$RAW" mkstate "$T/sim" milan || { echo "Bail out! cannot create the simulated platform"; exit 1; }
 ADMIN_GROUP=staff
 READ_GROUP=users
 ADMIN_GID=$(getent group "$ADMIN_GROUP" | cut -d: -f3)
