@@ -43,6 +43,10 @@ struct ctl_client {
 	struct strbuf out; /* owned: replies not yet written */
 	size_t out_off;
 	bool closing; /* no more requests: close once out is written */
+	/* An asynchronous operation (rotation, TCB change) answered by broker_on_op_done. */
+	bool op_pending;
+	json_t *op_id;      /* owned: the request's id */
+	enum ctl_cmd op_cmd;
 };
 
 struct ctl {
@@ -137,6 +141,9 @@ static void client_free(struct ctl_client *cl)
 	if (!cl)
 		return;
 	c = cl->ctl;
+	if (cl->op_pending && c->m->broker)
+		broker_op_forget(c->m->broker, cl);
+	json_decref(cl->op_id);
 	ev_io_stop(c->m->loop, &cl->io);
 	ev_timer_stop(c->m->loop, &cl->idle);
 	if (cl->prev)
@@ -171,6 +178,10 @@ static void client_error(struct ctl_client *cl, const json_t *id, int r, const c
 	cl->ctl->errors++;
 	client_queue(cl, ctl_reply_error(id, r, msg));
 }
+
+static int client_flush(struct ctl_client *cl);
+static void client_process(struct ctl_client *cl);
+static void client_update(struct ctl_client *cl);
 
 static struct broker *need_broker(struct ctl_client *cl, const json_t *id)
 {
@@ -355,6 +366,104 @@ static json_t *quota_entry(struct broker *b, uint64_t vm_id)
 			 ctl_quota_to_json(&q), "custom", custom, "default", ctl_quota_to_json(&d));
 }
 
+static json_t *tcb_show_json(struct broker *b)
+{
+	const struct store_platform *pf = broker_platform(b);
+	const struct broker_rotation_stats *rs = broker_get_rotation_stats(b);
+	uint64_t committed;
+	json_t *o;
+
+	o = json_pack("{s:s, s:o, s:o, s:b, s:b}", "product", snp_product_name(pf->product),
+		      "current_tcb", tcb_json(pf->current_tcb, pf->product), "reported_tcb",
+		      tcb_json(pf->reported_tcb, pf->product), "vlek_loaded", pf->vlek_loaded,
+		      "rotation_in_progress", rs->in_progress);
+	if (o && broker_committed_tcb(b, &committed) == 0)
+		json_object_set_new(o, "committed_tcb", tcb_json(committed, pf->product));
+	if (o && rs->last_time)
+		json_object_set_new(o, "last_rotation",
+				    json_pack("{s:I, s:b, s:s}", "time", (json_int_t)rs->last_time,
+					      "ok", rs->last_result == 0, "message",
+					      rs->last_message));
+	return o;
+}
+
+/* Completion of an asynchronous operation: the reply goes out now. */
+static void on_op_done(void *userdata, int r, const char *message)
+{
+	struct ctl_client *cl = userdata;
+	struct broker *b = cl->ctl->m->broker;
+	json_t *id = TAKE_PTR(cl->op_id);
+
+	cl->op_pending = false;
+	log_notice("Control: %s by uid %u (pid %d): %s", ctl_cmd_name(cl->op_cmd),
+		   (unsigned)cl->uid, (int)cl->pid, r < 0 ? "failed" : "done");
+	if (r < 0)
+		client_error(cl, id, r, message);
+	else {
+		json_t *body = b ? tcb_show_json(b) : json_object();
+		if (body)
+			json_object_set_new(body, "message", json_string(message));
+		if (body)
+			client_queue(cl, ctl_reply_ok(id, body));
+		else
+			client_error(cl, id, -ENOMEM, "out of memory building the reply");
+	}
+	json_decref(id);
+	if (client_flush(cl) < 0) {
+		client_free(cl);
+		return;
+	}
+	client_process(cl); /* requests that arrived meanwhile */
+	(void)client_flush(cl);
+	client_update(cl);
+}
+
+static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_request *q)
+{
+	char err[1024] = "";
+	uint64_t tcb;
+	int r;
+
+	if (cl->op_pending) {
+		client_error(cl, q->id, -EBUSY, "this connection is already waiting for an operation");
+		return;
+	}
+	switch (q->cmd) {
+	case CTL_CMD_CERT_ROTATE:
+		r = broker_rotate(b, on_op_done, cl, err, sizeof(err));
+		break;
+	case CTL_CMD_TCB_SET:
+		r = tcb_parse(q->tcb, broker_platform(b)->product, &tcb);
+		if (r < 0) {
+			snprintf(err, sizeof(err),
+				 "bad TCB '%s': 16 hex digits, 0x..., or bl=,tee=,snp=,ucode= (fmc= on Turin)",
+				 q->tcb);
+			break;
+		}
+		r = broker_tcb_set(b, tcb, on_op_done, cl, err, sizeof(err));
+		break;
+	case CTL_CMD_TCB_COMMIT:
+		r = broker_tcb_commit(b, on_op_done, cl, err, sizeof(err));
+		break;
+	case CTL_CMD_VLEK_LOAD:
+		r = broker_vlek_load(b, q->hashstick, on_op_done, cl, err, sizeof(err));
+		break;
+	default:
+		r = -EOPNOTSUPP;
+		snprintf(err, sizeof(err), "unknown command");
+		break;
+	}
+	if (r < 0) {
+		client_error(cl, q->id, r, err[0] ? err : snp_strerror(r));
+		return;
+	}
+	log_notice("Control: %s started by uid %u (pid %d)", ctl_cmd_name(q->cmd),
+		   (unsigned)cl->uid, (int)cl->pid);
+	cl->op_pending = true;
+	cl->op_cmd = q->cmd;
+	cl->op_id = q->id ? json_incref(q->id) : NULL;
+}
+
 static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 {
 	struct ctl *c = cl->ctl;
@@ -442,6 +551,15 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 			   (unsigned long long)q->vm_id, (unsigned)cl->uid, (int)cl->pid);
 		body = quota_entry(b, q->vm_id);
 		break;
+	case CTL_CMD_TCB_SHOW:
+		body = tcb_show_json(b);
+		break;
+	case CTL_CMD_CERT_ROTATE:
+	case CTL_CMD_TCB_SET:
+	case CTL_CMD_TCB_COMMIT:
+	case CTL_CMD_VLEK_LOAD:
+		start_op(cl, b, q);
+		return;
 	default:
 		client_error(cl, q->id, -EOPNOTSUPP, "unknown command");
 		return;
@@ -505,7 +623,7 @@ static void client_process(struct ctl_client *cl)
 {
 	size_t start = 0;
 
-	while (!cl->closing && cl->out.len - cl->out_off < CTL_OUT_HIGH_WATER) {
+	while (!cl->closing && !cl->op_pending && cl->out.len - cl->out_off < CTL_OUT_HIGH_WATER) {
 		char *nl = memchr(cl->in + start, '\n', cl->in_len - start);
 		if (!nl)
 			break;
@@ -534,6 +652,12 @@ static void client_update(struct ctl_client *cl)
 	if (!cl->closing && cl->out.len - cl->out_off < CTL_OUT_HIGH_WATER)
 		events |= EV_READ;
 	if (!events) {
+		if (cl->op_pending) {
+			/* Half-closed while waiting: the reply still goes out when it comes. */
+			ev_io_stop(loop, &cl->io);
+			ev_io_set(&cl->io, cl->fd, 0);
+			return;
+		}
 		client_free(cl);
 		return;
 	}
@@ -581,8 +705,11 @@ static void on_client_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ctl_client *cl = container_of(w, struct ctl_client, idle);
 
-	(void)loop;
 	(void)revents;
+	if (cl->op_pending) {
+		ev_timer_again(loop, &cl->idle); /* the operation is bounded; wait for it */
+		return;
+	}
 	log_debug("Control: dropping idle client uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
 	cl->ctl->dropped++;
 	client_free(cl);

@@ -17,6 +17,8 @@ enum {
 	K_RATE = 1u << 3,
 	K_BURST = 1u << 4,
 	K_WEIGHT = 1u << 5,
+	K_TCB = 1u << 6,
+	K_HASHSTICK = 1u << 7,
 };
 
 static const struct {
@@ -33,6 +35,11 @@ static const struct {
 	[CTL_CMD_QUOTA_SET] = { "quota.set", CTL_ROLE_ADMIN, K_VM,
 				K_VM | K_RATE | K_BURST | K_WEIGHT },
 	[CTL_CMD_QUOTA_RESET] = { "quota.reset", CTL_ROLE_ADMIN, K_VM, K_VM },
+	[CTL_CMD_CERT_ROTATE] = { "cert.rotate", CTL_ROLE_ADMIN, 0, 0 },
+	[CTL_CMD_TCB_SHOW] = { "tcb.show", CTL_ROLE_READER, 0, 0 },
+	[CTL_CMD_TCB_SET] = { "tcb.set", CTL_ROLE_ADMIN, K_TCB, K_TCB },
+	[CTL_CMD_TCB_COMMIT] = { "tcb.commit", CTL_ROLE_ADMIN, 0, 0 },
+	[CTL_CMD_VLEK_LOAD] = { "vlek.load", CTL_ROLE_ADMIN, K_HASHSTICK, K_HASHSTICK },
 };
 
 static const struct {
@@ -41,6 +48,7 @@ static const struct {
 } keys[] = {
 	{ "id", K_ID },	    { "cmd", K_CMD },	  { "vm", K_VM },
 	{ "rate", K_RATE }, { "burst", K_BURST }, { "weight", K_WEIGHT },
+	{ "tcb", K_TCB },   { "hashstick", K_HASHSTICK },
 };
 
 /* The errno values that travel in "code". Anything else is sent as EIO. */
@@ -52,7 +60,8 @@ static const struct {
 	{ EOPNOTSUPP, "EOPNOTSUPP" }, { EACCES, "EACCES" }, { EPERM, "EPERM" },
 	{ ENOENT, "ENOENT" },	  { ENOMEM, "ENOMEM" },	  { EBUSY, "EBUSY" },
 	{ EAGAIN, "EAGAIN" },	  { ERANGE, "ERANGE" },	  { ENOSPC, "ENOSPC" },
-	{ EIO, "EIO" },
+	{ EIO, "EIO" },		  { ENOKEY, "ENOKEY" },	  { ETIMEDOUT, "ETIMEDOUT" },
+	{ ESHUTDOWN, "ESHUTDOWN" },
 };
 
 const char *ctl_cmd_name(enum ctl_cmd c)
@@ -208,6 +217,37 @@ int ctl_quota_from_json(const json_t *o, struct sched_quota *ret, const char **r
 	return 0;
 }
 
+static bool printable(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Exactly 2 * n hex digits into out[n]. */
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 static int fail(struct ctl_parse_error *err, int r, const char *msg)
 {
 	if (err)
@@ -285,7 +325,10 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 	}
 	seen &= ~(unsigned)(K_ID | K_CMD);
 	if ((seen & cmds[q.cmd].required) != cmds[q.cmd].required) {
-		r = fail(err, -EINVAL, "missing vm");
+		r = fail(err, -EINVAL,
+			 cmds[q.cmd].required & K_TCB	      ? "missing tcb"
+			 : cmds[q.cmd].required & K_HASHSTICK ? "missing hashstick"
+							      : "missing vm");
 		goto out;
 	}
 	if (seen & ~cmds[q.cmd].allowed) {
@@ -325,6 +368,24 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 			goto out;
 		}
 		q.quota_fields |= CTL_QUOTA_WEIGHT;
+	}
+	if (seen & K_TCB) {
+		v = json_object_get(root, "tcb");
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) >= sizeof(q.tcb) || !printable(json_string_value(v), json_string_length(v))) {
+			r = fail(err, -EINVAL, "tcb must be a non-empty printable string of at most 63 bytes");
+			goto out;
+		}
+		memcpy(q.tcb, json_string_value(v), json_string_length(v) + 1);
+	}
+	if (seen & K_HASHSTICK) {
+		v = json_object_get(root, "hashstick");
+		if (!json_is_string(v) || json_string_length(v) != 2 * CTL_HASHSTICK_SIZE ||
+		    unhex(json_string_value(v), q.hashstick, CTL_HASHSTICK_SIZE) < 0) {
+			r = fail(err, -EINVAL, "hashstick must be 864 hex digits (432 bytes)");
+			goto out;
+		}
+		q.has_hashstick = true;
 	}
 	if (q.cmd == CTL_CMD_QUOTA_SET && !q.quota_fields) {
 		r = fail(err, -EINVAL, "quota.set needs at least one of rate, burst, weight");
@@ -391,6 +452,14 @@ char *ctl_request_build(const struct ctl_request *r)
 		e |= json_object_set_new(o, "burst", json_integer(r->quota.burst));
 	if (r->quota_fields & CTL_QUOTA_WEIGHT)
 		e |= json_object_set_new(o, "weight", json_integer(r->quota.weight));
+	if (r->tcb[0])
+		e |= json_object_set_new(o, "tcb", json_string(r->tcb));
+	if (r->has_hashstick) {
+		char hex[2 * CTL_HASHSTICK_SIZE + 1];
+		for (size_t i = 0; i < CTL_HASHSTICK_SIZE; i++)
+			snprintf(hex + 2 * i, 3, "%02x", r->hashstick[i]);
+		e |= json_object_set_new(o, "hashstick", json_string(hex));
+	}
 	line = e ? NULL : dump_line(o);
 	json_decref(o);
 	return line;

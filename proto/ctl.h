@@ -16,6 +16,9 @@
 #define CTL_REQUEST_MAX (64 * 1024)
 #define CTL_REPLY_MAX (64 * 1024 * 1024)
 
+#define CTL_TCB_TEXT_MAX 64   /* longest "tcb" text of tcb.set, NUL included */
+#define CTL_HASHSTICK_SIZE 432 /* SNP_VLEK_HASHSTICK_SIZE (facts §8) */
+
 enum ctl_cmd {
 	CTL_CMD_STATUS = 1,
 	CTL_CMD_VM_LIST,
@@ -24,6 +27,11 @@ enum ctl_cmd {
 	CTL_CMD_QUOTA_LIST,
 	CTL_CMD_QUOTA_SET,
 	CTL_CMD_QUOTA_RESET,
+	CTL_CMD_CERT_ROTATE, /* rebuild the chain from its source and swap it (design §6) */
+	CTL_CMD_TCB_SHOW,
+	CTL_CMD_TCB_SET,     /* "tcb": the new reported TCB (tcb_parse syntax, checked by the daemon) */
+	CTL_CMD_TCB_COMMIT,
+	CTL_CMD_VLEK_LOAD,   /* "hashstick": the 432-byte wrapped VLEK as 864 hex digits */
 	_CTL_CMD_MAX,
 };
 
@@ -48,6 +56,9 @@ struct ctl_request {
 	uint64_t vm_id;
 	unsigned quota_fields; /* CTL_QUOTA_* given in quota.set */
 	struct sched_quota quota;
+	char tcb[CTL_TCB_TEXT_MAX]; /* tcb.set: as sent (printable ASCII), "" otherwise */
+	bool has_hashstick;
+	uint8_t hashstick[CTL_HASHSTICK_SIZE];
 };
 
 /* Why a request was refused, for the error reply. id is a new reference (or NULL) that the

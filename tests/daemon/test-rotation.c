@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <jansson.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include "certs.h"
 #include "certtable.h"
 #include "conf.h"
+#include "ctl.h"
 #include "keys.h"
 #include "manager.h"
 #include "state.h"
@@ -168,7 +171,16 @@ static void set_str(char **field, const char *v)
 	ck_assert(*field);
 }
 
+static struct manager *daemon_start_ctl(uint64_t poll_usec, bool with_ctl);
+
 static struct manager *daemon_start(uint64_t poll_usec)
+{
+	return daemon_start_ctl(poll_usec, false);
+}
+
+static const struct manager_module *const modules_ctl[] = { &broker_module, &ctl_module, NULL };
+
+static struct manager *daemon_start_ctl(uint64_t poll_usec, bool with_ctl)
 {
 	struct manager *m = NULL;
 	struct conf c;
@@ -185,10 +197,20 @@ static struct manager *daemon_start(uint64_t poll_usec)
 	c.trust_sim_ark = true;
 	c.tcb_poll_interval_usec = poll_usec;
 	c.usersock_port = nl_port;
-	ck_assert_int_eq(manager_new("/nonexistent/snp-attestd.conf", false, &c, modules, &m), 0);
+	if (with_ctl) {
+		char sock[400];
+		snprintf(sock, sizeof(sock), "%s/control.sock", base);
+		set_str(&c.control_socket, sock);
+	}
+	ck_assert_int_eq(manager_new("/nonexistent/snp-attestd.conf", false, &c,
+				     with_ctl ? modules_ctl : modules, &m), 0);
 	conf_done(&c);
 	ck_assert_int_eq(broker_module.start(m), 0);
 	m->n_started = 1;
+	if (with_ctl) {
+		ck_assert_int_eq(ctl_module.start(m), 0);
+		m->n_started = 2;
+	}
 	return m;
 }
 
@@ -500,6 +522,108 @@ START_TEST(test_concurrent_reader_never_mismatched)
 }
 END_TEST
 
+/* One request over the control socket, the loop running until the reply line is complete. */
+static json_t *ctl_call(struct manager *m, const char *line)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char buf[65536];
+	size_t len = 0;
+	time_t give_up = time(NULL) + 60;
+	json_t *reply;
+	json_error_t jerr;
+	int fd;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/control.sock", base);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(send(fd, line, strlen(line), MSG_NOSIGNAL), (ssize_t)strlen(line));
+	ck_assert_int_eq(shutdown(fd, SHUT_WR), 0); /* as snpctl does: one request */
+	while (!memchr(buf, '\n', len) && time(NULL) < give_up) {
+		ssize_t n;
+		ev_run(m->loop, EVRUN_NOWAIT);
+		n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (n > 0)
+			len += (size_t)n;
+		else if (n == 0)
+			break;
+		else
+			ev_run(m->loop, EVRUN_ONCE);
+	}
+	close(fd);
+	buf[len] = '\0';
+	reply = json_loads(buf, JSON_DISABLE_EOF_CHECK, &jerr);
+	ck_assert_msg(reply, "reply '%s': %s", buf, jerr.text);
+	return reply;
+}
+
+static const char *reply_error(json_t *reply)
+{
+	return json_is_true(json_object_get(reply, "ok"))
+		       ? NULL
+		       : json_string_value(json_object_get(reply, "error"));
+}
+
+static const struct {
+	const char *request;
+	bool ok;
+	const char *code;     /* on error */
+	uint64_t reported;    /* after the call */
+	enum certtable_kind leaf;
+} ctl_cases[] = {
+	{ "{\"cmd\":\"tcb.show\",\"id\":1}\n", true, NULL, T0, CERTTABLE_VCEK },
+	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"bl=3,tee=0,snp=7,ucode=115\"}\n", true, NULL, T1,
+	  CERTTABLE_VCEK },
+	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"7307000000000003\",\"id\":\"x\"}\n", true, NULL, T1,
+	  CERTTABLE_VCEK },
+	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"0x7306000000000003\"}\n", false, "ENOKEY", T0,
+	  CERTTABLE_VCEK },
+	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"snp=7\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
+	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"\\u0001\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
+	{ "{\"cmd\":\"tcb.set\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
+	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"7309000000000003\"}\n", false, "ERANGE", T0,
+	  CERTTABLE_VCEK },
+	{ "{\"cmd\":\"tcb.commit\",\"vm\":1}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
+	{ "{\"cmd\":\"tcb.commit\"}\n", true, NULL, T0, CERTTABLE_VCEK },
+	{ "{\"cmd\":\"cert.rotate\"}\n", true, NULL, T0, CERTTABLE_VCEK },
+	{ "{\"cmd\":\"vlek.load\",\"hashstick\":\"00\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
+	{ "VLEK", true, NULL, T0, CERTTABLE_VLEK }, /* the real hashstick, built below */
+};
+
+START_TEST(test_control_commands)
+{
+	struct manager *m = daemon_start_ctl(0, true);
+	struct broker *b = broker_get(m);
+	char line[1200];
+	json_t *reply;
+	const char *e;
+
+	snprintf(line, sizeof(line), "%s", ctl_cases[_i].request);
+	if (strcmp(ctl_cases[_i].request, "VLEK") == 0) {
+		size_t n = (size_t)snprintf(line, sizeof(line), "{\"cmd\":\"vlek.load\",\"hashstick\":\"");
+		for (size_t k = 0; k < sizeof(hashstick); k++)
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%02x", hashstick[k]);
+		snprintf(line + n, sizeof(line) - n, "\"}\n");
+	}
+	reply = ctl_call(m, line);
+	e = reply_error(reply);
+	if (ctl_cases[_i].ok) {
+		ck_assert_msg(!e, "case %d: %s", _i, e);
+		ck_assert_str_eq(json_string_value(json_object_get(
+					 json_object_get(reply, "reported_tcb"), "raw")),
+				 ctl_cases[_i].reported == T1 ? "0x7307000000000003"
+							       : "0x7308000000000003");
+	} else {
+		ck_assert_msg(e, "case %d succeeded", _i);
+		ck_assert_str_eq(json_string_value(json_object_get(reply, "code")),
+				 ctl_cases[_i].code);
+	}
+	json_decref(reply);
+	assert_serving(b, ctl_cases[_i].reported, ctl_cases[_i].leaf);
+	manager_free(m);
+}
+END_TEST
+
 static void on_pace(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
@@ -603,6 +727,7 @@ static Suite *rotation_suite(void)
 	tcase_add_test(tc, test_vlek_load_serves_vlek_chain);
 	tcase_add_test(tc, test_poll_follows_outside_change);
 	tcase_add_test(tc, test_concurrent_reader_never_mismatched);
+	tcase_add_loop_test(tc, test_control_commands, 0, (int)ELEMENTSOF(ctl_cases));
 	if (kvmsim_path)
 		tcase_add_test(tc, test_rotation_under_load);
 	suite_add_tcase(s, tc);
