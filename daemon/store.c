@@ -349,6 +349,7 @@ int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_pl
 	char names[5][64], path[4096], source[4200], first_err[4608] = "";
 	const size_t n_names = pf->vlek_loaded ? 4 : 5;
 	int first_r = -ENOENT, r;
+	bool found = false;
 
 	snprintf(names[0], sizeof(names[0]), "%s-%016llx.der", kind,
 		 (unsigned long long)pf->reported_tcb);
@@ -394,12 +395,13 @@ int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_pl
 			*ret = c;
 			return 0;
 		}
-		if (first_r == -ENOENT) {
+		if (!found) {
+			found = true;
 			first_r = r;
 			snprintf(first_err, sizeof(first_err), "%s", e);
 		}
 	}
-	if (first_r == -ENOENT)
+	if (!found)
 		snprintf(err, err_size, "%s: no %s-%016llx.der, %s.der or %s.pem", dir, kind,
 			 (unsigned long long)pf->reported_tcb, kind, kind);
 	else

@@ -128,6 +128,17 @@ static void build_world(void)
 		EVP_PKEY_free(priv);
 		EVP_PKEY_free(pub);
 	}
+	{
+		X509_CRL *crl = NULL;
+		uint8_t *der = NULL;
+		int len;
+		must(sim_ca_issue_crl(ca, SIM_CA_VCEK, now, &crl) == 0);
+		len = i2d_X509_CRL(crl, &der);
+		must(len > 0);
+		write_file(cert_dir, "crl.der", der, (size_t)len);
+		OPENSSL_free(der);
+		X509_CRL_free(crl);
+	}
 	sim_ca_free(ca);
 	sim_state_free(st);
 }
@@ -289,6 +300,14 @@ static void assert_serving(struct broker *b, uint64_t tcb, enum certtable_kind k
 	ck_assert_int_eq(k, kind);
 	ck_assert_uint_eq(t, tcb);
 	ck_assert(!broker_paused(b));
+	/* The source has a CRL for the VCEK line only; it travels in the table. */
+	ck_assert(c->has_crl == (kind == CERTTABLE_VCEK));
+	{
+		struct certtable_entry e[CERTTABLE_MAX_ENTRIES];
+		size_t n;
+		ck_assert_int_eq(certtable_parse(buf, len, e, ELEMENTSOF(e), &n), 0);
+		ck_assert((certtable_find(e, n, CERTTABLE_CRL) != NULL) == c->has_crl);
+	}
 }
 
 START_TEST(test_start_serves_reported_tcb)
@@ -398,6 +417,50 @@ START_TEST(test_vlek_load_serves_vlek_chain)
 	run_until(m, &o.done);
 	ck_assert_msg(o.r == 0, "%s", o.msg);
 	assert_serving(b, T0, CERTTABLE_VLEK);
+	manager_free(m);
+}
+END_TEST
+
+static void wait_idle(struct manager *m, struct broker *b)
+{
+	time_t give_up = time(NULL) + 60;
+
+	while (broker_get_rotation_stats(b)->in_progress && time(NULL) < give_up)
+		ev_run(m->loop, EVRUN_ONCE);
+	ck_assert(!broker_get_rotation_stats(b)->in_progress);
+}
+
+/* SIGHUP (module reload) rebuilds the chain as a rotation; with a broken source the old chain
+ * stays and admission is never paused. */
+START_TEST(test_reload_rotates_or_keeps)
+{
+	struct manager *m = daemon_start(0);
+	struct broker *b = broker_get(m);
+	const struct broker_rotation_stats *st = broker_get_rotation_stats(b);
+	struct conf old;
+	char empty[400];
+
+	ck_assert_int_eq(conf_copy(&m->conf, &old), 0);
+	ck_assert_int_eq(broker_module.reload(m, &old), 0);
+	ck_assert(st->in_progress);
+	wait_idle(m, b);
+	ck_assert_uint_eq(st->succeeded, 1);
+	ck_assert_uint_eq(st->vmm_file_writes, 2);
+	assert_serving(b, T0, CERTTABLE_VCEK);
+
+	snprintf(empty, sizeof(empty), "%s/empty", base);
+	ck_assert(mkdir(empty, 0700) == 0 || errno == EEXIST);
+	set_str(&m->conf.cert_dir, empty);
+	ck_assert_int_eq(broker_module.reload(m, &old), 0);
+	ck_assert(!st->in_progress);
+	ck_assert(!broker_paused(b));
+	ck_assert_uint_eq(st->failed, 1);
+	ck_assert_int_lt(st->last_result, 0);
+	ck_assert_msg(strstr(st->last_message, "still serving the previous one"), "%s",
+		      st->last_message);
+	set_str(&m->conf.cert_dir, cert_dir); /* for assert_serving's view of the world */
+	assert_serving(b, T0, CERTTABLE_VCEK);
+	conf_done(&old);
 	manager_free(m);
 }
 END_TEST
@@ -726,6 +789,7 @@ static Suite *rotation_suite(void)
 	tcase_add_test(tc, test_one_rotation_at_a_time);
 	tcase_add_test(tc, test_vlek_load_serves_vlek_chain);
 	tcase_add_test(tc, test_poll_follows_outside_change);
+	tcase_add_test(tc, test_reload_rotates_or_keeps);
 	tcase_add_test(tc, test_concurrent_reader_never_mismatched);
 	tcase_add_loop_test(tc, test_control_commands, 0, (int)ELEMENTSOF(ctl_cases));
 	if (kvmsim_path)
