@@ -11,9 +11,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "certs.h"
 #include "certtable.h"
 #include "exitinfo.h"
 #include "fw.h"
+#include "kdsc.h"
 #include "log.h"
 #include "msg.h"
 #include "nl.h"
@@ -34,6 +36,7 @@
  * BROKER_EXPIRY_RETRY_SEC once inside that window. */
 #define BROKER_EXPIRY_MARGIN_SEC (24 * 3600)
 #define BROKER_EXPIRY_RETRY_SEC 600
+#define BROKER_KDS_RETRY_SEC 30.
 
 struct broker_req {
 	uint64_t req_id;
@@ -88,6 +91,14 @@ struct broker_rotation {
 	broker_op_done_fn cb;
 	void *userdata;
 	bool submitted;
+	/* KDS fetch before the pause (loop thread) */
+	bool fetching;
+	unsigned fetch_pending;
+	int fetch_r;
+	char fetch_err[300];
+	char fetch_source[16];
+	uint8_t *fetch_chain, *fetch_leaf; /* owned */
+	size_t fetch_chain_len, fetch_leaf_len;
 	/* worker results */
 	int r;                        /* of the operation as a whole */
 	uint32_t fw_status;
@@ -116,6 +127,7 @@ struct broker_poll {
 struct broker {
 	struct manager *m; /* borrowed */
 	struct worker *worker;     /* owned: every firmware call after start runs here */
+	struct kdsc *kdsc;         /* owned; the chain source when no cert_dir is configured */
 	struct vmmfile *vmm;       /* owned; NULL if no vmm_certs_file */
 	struct broker_rotation *rot; /* owned: the rotation under way, or NULL */
 	bool rotate_again;         /* an internal trigger arrived during a rotation */
@@ -759,7 +771,11 @@ static void load_chain(struct broker *b)
 	int r;
 
 	if (!b->m->conf.cert_dir[0]) {
-		log_warning("No certificate source configured ([certs] cert_dir): extended requests get an empty certificate table");
+		if (b->kdsc)
+			log_info("Certificates come from KDS (%s) through the cache in %s",
+				 b->m->conf.kds_url, b->m->conf.cache_dir);
+		else
+			log_warning("No certificate source configured ([certs] cert_dir or kds_url): extended requests get an empty certificate table");
 	} else {
 		r = store_chain_from_dir(b->m->conf.cert_dir, b->sim_ark, &b->pf, time(NULL), &c, err,
 					 sizeof(err));
@@ -800,6 +816,8 @@ static void rot_free(struct broker_rotation *rot)
 	store_chain_free(rot->prepared);
 	store_chain_free(rot->new_chain);
 	free(rot->cert_dir);
+	free(rot->fetch_chain);
+	free(rot->fetch_leaf);
 	free(rot);
 }
 
@@ -1058,14 +1076,172 @@ static struct store_platform expected_platform(const struct broker *b, enum brok
 	return pf;
 }
 
+static void rot_pause(struct broker *b)
+{
+	int n;
+
+	log_info("Rotation (%s): pausing admission", b->rot->why);
+	n = sched_pause(b->sched, now_usec());
+	if (n <= 0) {
+		rot_submit(b);
+	} else {
+		ev_timer_set(&b->rot_timeout, BROKER_ROTATE_DRAIN_SEC, 0.);
+		ev_timer_start(b->m->loop, &b->rot_timeout);
+	}
+}
+
+static void refusal_text(const struct broker_rotation *rot, const char *cerr, char *err,
+			 size_t err_size)
+{
+	char t[TCB_FORMAT_MAX];
+
+	if (rot->op == BROKER_OP_NONE)
+		snprintf(err, err_size, "cannot build the new chain, still serving the previous one: %s",
+			 cerr);
+	else
+		snprintf(err, err_size, "refusing %s: cannot obtain the %s for reported TCB %s: %s",
+			 op_name(rot->op), rot->pf_expect.vlek_loaded ? "VLEK" : "VCEK",
+			 tcb_format(rot->pf_expect.reported_tcb, rot->pf_expect.product, t,
+				    sizeof(t)),
+			 cerr);
+}
+
+/* Both KDS answers are in (or failed): build the chain, then pause, or give up. */
+static void rot_fetched(struct broker_rotation *rot)
+{
+	struct broker *b = rot->b;
+	_cleanup_(freep) uint8_t *chain = TAKE_PTR(rot->fetch_chain), *leaf = TAKE_PTR(rot->fetch_leaf);
+	STACK_OF(X509) *sk = NULL;
+	X509 *x = NULL;
+	char cerr[600], msg[1000];
+	int r = rot->fetch_r;
+
+	rot->fetching = false;
+	if (b->draining) {
+		rot_finish(b, rot, -ECANCELED, "the daemon is stopping");
+		return;
+	}
+	snprintf(cerr, sizeof(cerr), "%s", rot->fetch_err);
+	if (r == 0) {
+		r = certs_parse_pem_chain(chain, rot->fetch_chain_len, &sk);
+		if (r == 0 && sk_X509_num(sk) != 2)
+			r = -EBADMSG;
+		if (r == 0)
+			r = certs_parse(leaf, rot->fetch_leaf_len, &x);
+		if (r < 0)
+			snprintf(cerr, sizeof(cerr), "KDS answer does not parse: %s", snp_strerror(r));
+	}
+	if (r == 0) {
+		X509 *ask = sk_X509_value(sk, 0), *ark = sk_X509_value(sk, 1);
+		r = store_chain_build(x, ask, ark, b->sim_ark, &rot->pf_expect, rot->fetch_source,
+				      time(NULL), &rot->prepared, cerr, sizeof(cerr));
+		if (r == 0) {
+			x = NULL;
+			(void)sk_X509_pop(sk);
+			(void)sk_X509_pop(sk);
+		}
+	}
+	X509_free(x);
+	if (sk)
+		sk_X509_pop_free(sk, X509_free);
+	if (r < 0 && !rot->must_run) {
+		refusal_text(rot, cerr, msg, sizeof(msg));
+		rot_finish(b, rot, -ENOKEY, msg); /* the cause is in msg */
+		return;
+	}
+	if (r < 0)
+		snprintf(rot->chain_err, sizeof(rot->chain_err), "%s", cerr);
+	rot_pause(b);
+}
+
+static void on_fetch(struct broker_rotation *rot, int r, const uint8_t *body, size_t len,
+		     const struct kdsc_meta *meta, bool is_leaf)
+{
+	if (r == 0) {
+		uint8_t *copy = malloc(len ? len : 1);
+		if (!copy)
+			r = -ENOMEM;
+		else {
+			memcpy(copy, body, len);
+			if (is_leaf) {
+				rot->fetch_leaf = copy;
+				rot->fetch_leaf_len = len;
+				snprintf(rot->fetch_source, sizeof(rot->fetch_source), "%s",
+					 meta && meta->source == KDSC_SOURCE_CACHE ? "cache" : "kds");
+			} else {
+				rot->fetch_chain = copy;
+				rot->fetch_chain_len = len;
+			}
+		}
+	}
+	if (r < 0 && rot->fetch_r == 0) {
+		rot->fetch_r = r;
+		snprintf(rot->fetch_err, sizeof(rot->fetch_err), "%s from KDS: %s%s",
+			 is_leaf ? "VCEK" : "certificate chain", snp_strerror(r),
+			 r == -ENOENT ? " (404: masked chip id or wrong product?)" : "");
+	}
+	if (--rot->fetch_pending == 0)
+		rot_fetched(rot);
+}
+
+static void on_fetch_chain(void *userdata, int r, const uint8_t *body, size_t len,
+			   const struct kdsc_meta *meta)
+{
+	on_fetch(userdata, r, body, len, meta, false);
+}
+
+static void on_fetch_leaf(void *userdata, int r, const uint8_t *body, size_t len,
+			  const struct kdsc_meta *meta)
+{
+	on_fetch(userdata, r, body, len, meta, true);
+}
+
+/* Starts the two KDS fetches (cache first, inside kdsc). 0 or -errno with cerr. */
+static int rot_fetch(struct broker *b, struct broker_rotation *rot, char *cerr, size_t size)
+{
+	struct kds_request chain = { .kind = KDS_VCEK_CHAIN, .product = rot->pf_expect.product };
+	struct kds_request leaf = { .kind = KDS_VCEK, .product = rot->pf_expect.product,
+				    .tcb = rot->pf_expect.reported_tcb };
+	int r;
+
+	if (rot->pf_expect.vlek_loaded) {
+		snprintf(cerr, size, "KDS does not hand out VLEKs: put vlek-<TCB>.der and "
+				     "cert_chain_vlek.pem in [certs] cert_dir");
+		return -ENOKEY;
+	}
+	leaf.hwid_len = snp_product_hwid_len(leaf.product);
+	if (!leaf.hwid_len || leaf.hwid_len > rot->pf_expect.chip_id_len) {
+		snprintf(cerr, size, "no chip id of the right length for %s",
+			 snp_product_name(leaf.product));
+		return -ENOKEY;
+	}
+	memcpy(leaf.hwid, rot->pf_expect.chip_id, leaf.hwid_len);
+	rot->fetching = true;
+	rot->fetch_pending = 2;
+	r = kdsc_fetch(b->kdsc, &chain, 0, on_fetch_chain, rot);
+	if (r < 0) {
+		rot->fetching = false;
+		snprintf(cerr, size, "cannot start the KDS fetch: %s", snp_strerror(r));
+		return r;
+	}
+	r = kdsc_fetch(b->kdsc, &leaf, 0, on_fetch_leaf, rot);
+	if (r < 0) {
+		/* The chain fetch completes later and finds the failure recorded. */
+		rot->fetch_r = r;
+		snprintf(rot->fetch_err, sizeof(rot->fetch_err), "cannot start the KDS fetch: %s",
+			 snp_strerror(r));
+		rot->fetch_pending--;
+	}
+	return 0;
+}
+
 static int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t tcb,
 		     const uint8_t *hashstick, const struct store_platform *expect, bool must_run,
 		     broker_op_done_fn cb, void *userdata, char *err, size_t err_size)
 {
 	struct broker_rotation *rot;
-	struct store_platform pf;
 	char cerr[600] = "";
-	int r, n;
+	int r;
 
 	if (b->draining) {
 		snprintf(err, err_size, "the daemon is shutting down");
@@ -1100,27 +1276,28 @@ static int rot_start(struct broker *b, const char *why, enum broker_fw_op op, ui
 	rot->pf_old = b->pf;
 	rot->cb = cb;
 	rot->userdata = userdata;
+	rot->pf_expect = expect ? *expect : expected_platform(b, op, tcb);
 
-	/* The new chain first, before any guest waits for it (design §6). */
-	pf = expect ? *expect : expected_platform(b, op, tcb);
-	rot->pf_expect = pf;
-	if (!rot->cert_dir[0]) {
-		snprintf(cerr, sizeof(cerr), "no certificate source configured ([certs] cert_dir)");
-		r = -ENOKEY;
+	/* The new chain first, before any guest waits for it (design §6): the certificate
+	 * directory if configured, else KDS through the cache (asynchronous). */
+	if (rot->cert_dir[0]) {
+		r = store_chain_from_dir(rot->cert_dir, b->sim_ark, &rot->pf_expect, time(NULL),
+					 &rot->prepared, cerr, sizeof(cerr));
+	} else if (b->kdsc) {
+		r = rot_fetch(b, rot, cerr, sizeof(cerr));
+		if (r == 0) {
+			b->rot = rot;
+			b->rstats.started++;
+			b->rstats.in_progress = true;
+			log_info("Rotation (%s): fetching the chain for the new platform state", why);
+			return 0;
+		}
 	} else {
-		r = store_chain_from_dir(rot->cert_dir, b->sim_ark, &pf, time(NULL), &rot->prepared,
-					 cerr, sizeof(cerr));
+		snprintf(cerr, sizeof(cerr), "no certificate source configured ([certs] cert_dir or kds_url)");
+		r = -ENOKEY;
 	}
-	if (r < 0 && !must_run && (op != BROKER_OP_NONE || rot->cert_dir[0])) {
-		char t[TCB_FORMAT_MAX];
-		if (op == BROKER_OP_NONE)
-			snprintf(err, err_size, "cannot build the new chain, still serving the previous one: %s",
-				 cerr);
-		else
-			snprintf(err, err_size,
-				 "refusing %s: cannot obtain the %s for reported TCB %s: %s",
-				 op_name(op), pf.vlek_loaded ? "VLEK" : "VCEK",
-				 tcb_format(pf.reported_tcb, pf.product, t, sizeof(t)), cerr);
+	if (r < 0 && !must_run && (op != BROKER_OP_NONE || rot->cert_dir[0] || b->kdsc)) {
+		refusal_text(rot, cerr, err, err_size);
 		rot_free(rot);
 		b->rstats.failed++;
 		return r == -ENOENT ? -ENOKEY : r;
@@ -1130,14 +1307,7 @@ static int rot_start(struct broker *b, const char *why, enum broker_fw_op op, ui
 	b->rot = rot;
 	b->rstats.started++;
 	b->rstats.in_progress = true;
-	log_info("Rotation (%s): pausing admission", why);
-	n = sched_pause(b->sched, now_usec());
-	if (n <= 0) {
-		rot_submit(b);
-	} else {
-		ev_timer_set(&b->rot_timeout, BROKER_ROTATE_DRAIN_SEC, 0.);
-		ev_timer_start(b->m->loop, &b->rot_timeout);
-	}
+	rot_pause(b);
 	return 0;
 }
 
@@ -1239,6 +1409,12 @@ static void rot_arm_expiry(struct broker *b)
 	time_t now = time(NULL), deadline, at;
 
 	ev_timer_stop(b->m->loop, &b->expiry);
+	if (!b->chain && b->kdsc) {
+		/* No chain yet: ask again (kdsc paces the requests). */
+		ev_timer_set(&b->expiry, BROKER_KDS_RETRY_SEC, 0.);
+		ev_timer_start(b->m->loop, &b->expiry);
+		return;
+	}
 	if (!b->chain)
 		return;
 	deadline = b->chain->not_after;
@@ -1514,6 +1690,11 @@ int broker_committed_tcb(const struct broker *b, uint64_t *ret)
 	return 0;
 }
 
+struct kdsc *broker_kdsc(const struct broker *b)
+{
+	return b->kdsc;
+}
+
 const struct broker_rotation_stats *broker_get_rotation_stats(const struct broker *b)
 {
 	return &b->rstats;
@@ -1576,6 +1757,11 @@ static int broker_start(struct manager *m)
 			return log_error_errno(r, "Cannot open the VMM certificate file %s",
 					       c->vmm_certs_file);
 	}
+	if (!c->cert_dir[0] && c->kds_url[0]) {
+		r = kdsc_new(m->loop, c, &b->kdsc);
+		if (r < 0)
+			return log_error_errno(r, "Cannot set up the KDS client");
+	}
 	load_chain(b);
 	r = worker_new(m->loop, &b->worker);
 	if (r < 0)
@@ -1596,6 +1782,8 @@ static int broker_start(struct manager *m)
 	if (r < 0)
 		return r;
 	ev_timer_start(m->loop, &b->housekeeping);
+	if (b->kdsc)
+		rot_start_internal(b, "first chain from the cache or KDS", NULL);
 	return nlsock_start(b->nl);
 }
 
@@ -1612,14 +1800,14 @@ static void broker_stop(struct manager *m)
 	ev_timer_stop(m->loop, &b->rot_timeout);
 	ev_timer_stop(m->loop, &b->poll_timer);
 	ev_timer_stop(m->loop, &b->expiry);
-	if (b->rot) {
-		/* Modules that own callers (ctl) are already gone. */
-		b->rot->cb = NULL;
-		if (!b->rot->submitted)
-			rot_finish(b, b->rot, -ECANCELED, "the daemon is stopping");
-	}
 	b->rotate_again = false;
 	b->draining = true; /* no new rotation from completions delivered below */
+	if (b->rot)
+		b->rot->cb = NULL; /* modules that own callers (ctl) are already gone */
+	kdsc_free(b->kdsc);  /* a fetching rotation completes with -ECANCELED here */
+	b->kdsc = NULL;
+	if (b->rot && !b->rot->submitted)
+		rot_finish(b, b->rot, -ECANCELED, "the daemon is stopping");
 	worker_free(b->worker); /* runs and completes a submitted rotation */
 	b->worker = NULL;
 	nlsock_free(b->nl);

@@ -117,6 +117,9 @@ struct broker_rotation_stats {
 	char last_message[256];
 };
 const struct broker_rotation_stats *broker_get_rotation_stats(const struct broker *b);
+/* The KDS client (with its cache) when it is the chain source, else NULL. */
+struct kdsc;
+struct kdsc *broker_kdsc(const struct broker *b);
 
 /* The quota a VM gets (custom or default); false if it has no custom one. */
 bool broker_get_quota(const struct broker *b, uint64_t vm_id, struct sched_quota *ret);

@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <jansson.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -34,6 +35,9 @@
 
 static char base[256], sim_dir[300], cert_dir[300], vmm_path[300], state_dir[300];
 static const char *kvmsim_path; /* argv[1]: snp-kvmsim, for the test under load */
+static const char *kdssim_path; /* argv[2]: snp-kdssim, for the KDS source */
+static char kds_url[64];        /* set: the daemon uses KDS instead of cert_dir */
+static bool expect_crl = true;  /* the cert dir has a CRL; KDS answers here carry none */
 static uint32_t nl_port;
 static uint8_t hashstick[SIM_HASHSTICK_SIZE];
 
@@ -203,7 +207,13 @@ static struct manager *daemon_start_ctl(uint64_t poll_usec, bool with_ctl)
 	c.transport = CONF_TRANSPORT_USERSOCK;
 	set_str(&c.sim_state_dir, sim_dir);
 	set_str(&c.state_dir, state_dir);
-	set_str(&c.cert_dir, cert_dir);
+	set_str(&c.cert_dir, kds_url[0] ? "" : cert_dir);
+	if (kds_url[0]) {
+		char cache[400];
+		snprintf(cache, sizeof(cache), "%s/cache", base);
+		set_str(&c.kds_url, kds_url);
+		set_str(&c.cache_dir, cache);
+	}
 	set_str(&c.vmm_certs_file, vmm_path);
 	c.trust_sim_ark = true;
 	c.tcb_poll_interval_usec = poll_usec;
@@ -301,7 +311,7 @@ static void assert_serving(struct broker *b, uint64_t tcb, enum certtable_kind k
 	ck_assert_uint_eq(t, tcb);
 	ck_assert(!broker_paused(b));
 	/* The source has a CRL for the VCEK line only; it travels in the table. */
-	ck_assert(c->has_crl == (kind == CERTTABLE_VCEK));
+	ck_assert(c->has_crl == (expect_crl && kind == CERTTABLE_VCEK));
 	{
 		struct certtable_entry e[CERTTABLE_MAX_ENTRIES];
 		size_t n;
@@ -462,6 +472,83 @@ START_TEST(test_reload_rotates_or_keeps)
 	assert_serving(b, T0, CERTTABLE_VCEK);
 	conf_done(&old);
 	manager_free(m);
+}
+END_TEST
+
+/* No cert_dir: the chain comes from KDS (snp-kdssim) through the disk cache, also for the
+ * pre-fetch of a new TCB's VCEK; with KDS gone, cached TCBs still work and others are refused
+ * before anything changes. */
+START_TEST(test_kds_source)
+{
+	struct manager *m;
+	struct broker *b;
+	const struct broker_rotation_stats *st;
+	struct op o = { 0 };
+	char portfile[400], err[1024], port[16] = "";
+	time_t give_up = time(NULL) + 60;
+	int status;
+	pid_t pid;
+
+	snprintf(portfile, sizeof(portfile), "%s/kds.port", base);
+	unlink(portfile);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0)
+			(void)dup2(fd, STDOUT_FILENO);
+		execl(kdssim_path, kdssim_path, "--state", sim_dir, "--listen", "127.0.0.1:0",
+		      "--port-file", portfile, (char *)NULL);
+		_exit(127);
+	}
+	while (!port[0] && time(NULL) < give_up) {
+		FILE *f = fopen(portfile, "re");
+		if (f) {
+			if (!fgets(port, sizeof(port), f))
+				port[0] = '\0';
+			fclose(f);
+		}
+		if (!port[0])
+			usleep(20000);
+	}
+	ck_assert_msg(port[0], "snp-kdssim did not start");
+	port[strcspn(port, "\n")] = '\0';
+	snprintf(kds_url, sizeof(kds_url), "http://127.0.0.1:%s", port);
+	expect_crl = false;
+
+	m = daemon_start(0);
+	b = broker_get(m);
+	st = broker_get_rotation_stats(b);
+	ck_assert(broker_chain(b) == NULL); /* fetching */
+	wait_idle(m, b);
+	ck_assert_msg(st->last_result == 0, "%s", st->last_message);
+	assert_serving(b, T0, CERTTABLE_VCEK);
+	ck_assert_str_eq(broker_chain(b)->source, "kds");
+
+	ck_assert_int_eq(broker_tcb_set(b, T1, op_done, &o, err, sizeof(err)), 0);
+	run_until(m, &o.done);
+	ck_assert_msg(o.r == 0, "%s", o.msg);
+	assert_serving(b, T1, CERTTABLE_VCEK);
+
+	ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+
+	memset(&o, 0, sizeof(o));
+	ck_assert_int_eq(broker_tcb_set(b, T0, op_done, &o, err, sizeof(err)), 0);
+	run_until(m, &o.done);
+	ck_assert_msg(o.r == 0, "%s", o.msg);
+	assert_serving(b, T0, CERTTABLE_VCEK);
+	ck_assert_str_eq(broker_chain(b)->source, "cache");
+
+	memset(&o, 0, sizeof(o));
+	ck_assert_int_eq(broker_tcb_set(b, T_NOCERT, op_done, &o, err, sizeof(err)), 0);
+	run_until(m, &o.done);
+	ck_assert_int_eq(o.r, -ENOKEY);
+	ck_assert_msg(strstr(o.msg, "refusing SNP_SET_CONFIG"), "%s", o.msg);
+	assert_serving(b, T0, CERTTABLE_VCEK); /* nothing changed */
+	manager_free(m);
+	kds_url[0] = '\0';
+	expect_crl = true;
 }
 END_TEST
 
@@ -794,6 +881,8 @@ static Suite *rotation_suite(void)
 	tcase_add_loop_test(tc, test_control_commands, 0, (int)ELEMENTSOF(ctl_cases));
 	if (kvmsim_path)
 		tcase_add_test(tc, test_rotation_under_load);
+	if (kdssim_path)
+		tcase_add_test(tc, test_kds_source);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -803,7 +892,8 @@ int main(int argc, char **argv)
 	char cmd[400];
 	int r;
 
-	kvmsim_path = argc > 1 ? argv[1] : NULL;
+	kvmsim_path = argc > 1 && argv[1][0] ? argv[1] : NULL;
+	kdssim_path = argc > 2 && argv[2][0] ? argv[2] : NULL;
 	nl_port = 0x52540000u | ((uint32_t)getpid() & 0xffffu);
 	build_world();
 	r = test_run_suite(rotation_suite());
