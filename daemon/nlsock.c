@@ -21,6 +21,10 @@
 #define NLSOCK_BATCH 32
 #define NLSOCK_DGRAM_MAX 32768
 #define NLSOCK_RETRY_SEC 1.0
+/* NETLINK_USERSOCK has no notification when the peer (snp-kvmsim) exits: while registered we
+ * send it a NOOP with NLM_F_ACK this often; a refused send says it is gone, an error ACK that
+ * a new peer on the same port does not know us. */
+#define NLSOCK_HEARTBEAT_SEC 1.0
 
 struct nlsock {
 	struct ev_loop *loop; /* borrowed */
@@ -32,11 +36,13 @@ struct nlsock {
 	int fd;
 	uint32_t seq;
 	uint32_t register_seq;
+	uint32_t heartbeat_seq;
 	bool registered;
 	bool register_pending;
 	bool peer_missing_logged;
 	ev_io io;
 	ev_timer retry;
+	ev_timer heartbeat;
 	struct nlsock_stats stats;
 	uint8_t (*rx)[NLSOCK_DGRAM_MAX]; /* owned: NLSOCK_BATCH buffers */
 	uint8_t tx[SNPA_MSG_MAX] __attribute__((aligned(4)));
@@ -307,6 +313,12 @@ static void handle_one(struct nlsock *s, const struct nlmsghdr *nlh, size_t len)
 						  err == -EBUSY ? " (another broker is registered)"
 								: "");
 			}
+		} else if (s->registered && seq == s->heartbeat_seq && err < 0) {
+			/* The peer on this port does not know us (a restarted simulator). */
+			log_warning("The %s peer no longer knows this broker; registering again",
+				    nlsock_transport_name(s));
+			lose_role(s, err);
+			send_register(s);
 		} else if (err < 0) {
 			log_debug("The kernel refused message seq %u: %s", seq, strerror(-err));
 		}
@@ -411,6 +423,30 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct nlsock *s = container_of(w, struct nlsock, heartbeat);
+	struct nlmsghdr nlh = {
+		.nlmsg_len = sizeof(nlh),
+		.nlmsg_type = NLMSG_NOOP,
+		.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
+	};
+	int r;
+
+	(void)loop;
+	(void)revents;
+	if (!s->registered)
+		return;
+	nlh.nlmsg_seq = s->heartbeat_seq = ++s->seq;
+	r = send_raw(s, &nlh, sizeof(nlh));
+	if (r == -ECONNREFUSED || r == -ENOENT) {
+		log_warning("The %s peer went away; waiting for it to return",
+			    nlsock_transport_name(s));
+		s->peer_missing_logged = true;
+		lose_role(s, r);
+	}
+}
+
 int nlsock_new(struct ev_loop *loop, const struct conf *c, const struct nlsock_handler *h,
 	       void *userdata, struct nlsock **ret)
 {
@@ -442,6 +478,7 @@ int nlsock_new(struct ev_loop *loop, const struct conf *c, const struct nlsock_h
 	s->fd = fd;
 	ev_io_init(&s->io, on_readable, fd, EV_READ);
 	ev_timer_init(&s->retry, on_retry, 0., NLSOCK_RETRY_SEC);
+	ev_timer_init(&s->heartbeat, on_heartbeat, NLSOCK_HEARTBEAT_SEC, NLSOCK_HEARTBEAT_SEC);
 	*ret = s;
 	return 0;
 }
@@ -452,6 +489,7 @@ void nlsock_free(struct nlsock *s)
 		return;
 	ev_io_stop(s->loop, &s->io);
 	ev_timer_stop(s->loop, &s->retry);
+	ev_timer_stop(s->loop, &s->heartbeat);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->rx);
@@ -464,6 +502,8 @@ int nlsock_start(struct nlsock *s)
 	send_register(s);
 	ev_timer_set(&s->retry, NLSOCK_RETRY_SEC, NLSOCK_RETRY_SEC);
 	ev_timer_start(s->loop, &s->retry);
+	if (s->transport == CONF_TRANSPORT_USERSOCK)
+		ev_timer_start(s->loop, &s->heartbeat);
 	return 0;
 }
 

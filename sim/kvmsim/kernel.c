@@ -447,6 +447,16 @@ static void handle_one(struct kvs *k, const struct nlmsghdr *nlh, size_t len, ui
 		k->ks.rx_malformed++;
 		return;
 	}
+	if (cls == NL_MSG_NOOP && (nlh->nlmsg_flags & NLM_F_ACK)) {
+		/* A broker's liveness probe: tell it whether it still holds the role, so a
+		 * daemon that outlived an earlier simulator on this port registers again. */
+		uint8_t buf[64] __attribute__((aligned(4)));
+		int n = nl_build_ack(buf, sizeof(buf), nlh,
+				     k->broker_port && port == k->broker_port ? 0 : -ENOTCONN);
+		if (n > 0)
+			(void)send_to(k, port, buf, (size_t)n);
+		return;
+	}
 	if (cls != NL_MSG_SNPA) {
 		k->ks.rx_ignored++; /* ACKs, NOOPs and others are not requests to us */
 		return;
