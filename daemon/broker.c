@@ -17,6 +17,7 @@
 #include "fw.h"
 #include "kdsc.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "nl.h"
 #include "nlsock.h"
@@ -272,6 +273,7 @@ static void admitted(struct broker *b, struct broker_vm *vm, const struct broker
 		vm->inflight_since = now;
 	}
 	b->stats.admission_wait_usec_total += now - rq->arrived;
+	metrics_observe_admission_wait(b->m, now - rq->arrived);
 }
 
 static void on_sched_event(void *userdata, const struct sched_event *ev)
@@ -406,6 +408,7 @@ static void handle_done(struct broker *b, const struct snpa_msg *m)
 		o = m->fw_status == 0 ? SCHED_OUTCOME_SUCCESS : SCHED_OUTCOME_FW_ERROR;
 		if (vm) {
 			vm->info.fw_time_ns_total += m->fw_time_ns;
+			metrics_observe_fw_time(b->m, m->vm_id, m->fw_time_ns);
 			if (m->fw_status == 0)
 				vm->info.fw_ok++;
 			else {
