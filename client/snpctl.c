@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "cmd-rotation.h"
 #include "ctl-client.h"
 #include "kds.h"
 
@@ -130,6 +131,15 @@ const struct snpctl_command snpctl_commands[] = {
 	  snpctl_help_quota_reset },
 	{ "quota", "list", snpctl_quota_list, "list the default and per-VM quotas",
 	  snpctl_help_quota_list },
+	{ "cert", "rotate", snpctl_cert_rotate, "rebuild the served chain and swap it in",
+	  snpctl_help_cert_rotate },
+	{ "tcb", "show", snpctl_tcb_show, "show the current, reported and committed TCB",
+	  snpctl_help_tcb_show },
+	{ "tcb", "set", snpctl_tcb_set, "set the reported TCB (as a rotation)", snpctl_help_tcb_set },
+	{ "tcb", "commit", snpctl_tcb_commit, "commit the current TCB (as a rotation)",
+	  snpctl_help_tcb_commit },
+	{ "vlek", "load", snpctl_vlek_load, "load a wrapped VLEK hashstick (as a rotation)",
+	  snpctl_help_vlek_load },
 };
 
 /* clang-format on */
