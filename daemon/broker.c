@@ -1685,6 +1685,11 @@ void broker_op_forget(struct broker *b, void *userdata)
 	}
 }
 
+const struct nlsock_stats *broker_nlsock_stats(const struct broker *b)
+{
+	return b->nl ? nlsock_get_stats(b->nl) : NULL;
+}
+
 int broker_committed_tcb(const struct broker *b, uint64_t *ret)
 {
 	if (b->committed_r < 0)

@@ -15,6 +15,7 @@
 #include "store.h"
 
 struct broker;
+struct nlsock_stats;
 
 extern const struct manager_module broker_module;
 
@@ -103,6 +104,8 @@ int broker_vlek_load(struct broker *b, const uint8_t hashstick[SNP_VLEK_HASHSTIC
 void broker_op_forget(struct broker *b, void *userdata);
 /* Committed TCB if the backend tells (sim); -EOPNOTSUPP otherwise. */
 int broker_committed_tcb(const struct broker *b, uint64_t *ret);
+/* The netlink transport's counters (malformed, foreign senders, overruns, ...). */
+const struct nlsock_stats *broker_nlsock_stats(const struct broker *b);
 
 struct broker_rotation_stats {
 	uint64_t started;

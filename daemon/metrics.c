@@ -28,10 +28,6 @@
 #include "tcb.h"
 #include "util.h"
 
-/* Accessors the broker may provide (weak: rendered only when linked in). */
-const struct nlsock_stats *broker_nlsock_stats(const struct broker *b) __attribute__((weak));
-int broker_committed_tcb(const struct broker *b, uint64_t *ret) __attribute__((weak));
-
 /* Admission wait: the kernel waits ~100 ms for a verdict, max_queue_wait is below it. */
 static const uint64_t wait_bounds_usec[] = {
 	10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
@@ -290,7 +286,7 @@ static void render_platform(struct metrics_writer *w, const struct broker *b)
 		       "committed (when the backend tells), served (the chain's VCEK).");
 	render_tcb(w, "current", pf->current_tcb, pf->product);
 	render_tcb(w, "reported", pf->reported_tcb, pf->product);
-	if (broker_committed_tcb && broker_committed_tcb(b, &committed) >= 0)
+	if (broker_committed_tcb(b, &committed) >= 0)
 		render_tcb(w, "committed", committed, pf->product);
 	if (ch)
 		render_tcb(w, "served", ch->tcb, ch->product);
@@ -378,7 +374,7 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 	counter(w, "snp_attestd_vms_pruned_total",
 		"VMs dropped because a VM_DUMP no longer listed them.", st->vms_pruned);
 
-	ns = broker_nlsock_stats ? broker_nlsock_stats(b) : NULL;
+	ns = broker_nlsock_stats(b);
 	if (ns) {
 		metrics_family(w, "snp_attestd_netlink_messages_total", METRICS_COUNTER,
 			       "Netlink messages, by direction.");
