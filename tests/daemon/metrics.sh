@@ -178,8 +178,13 @@ else
 	not_ok "counters moved (received '$received', allowed '$allowed', completed $completed)"
 fi
 
-if grep -q '^snp_attestd_vms 0$' "$tmp/after.txt" && [ "$(vm_series "$tmp/after.txt")" = 0 ] &&
-	! grep -q '{vm="[0-9]' "$tmp/after.txt"; then
+# The simulator's last VM_REMOVEs may still be in flight when it exits: poll briefly.
+series_gone() {
+	curl -s "$base/metrics" >"$tmp/after.txt" &&
+		grep -q '^snp_attestd_vms 0$' "$tmp/after.txt" &&
+		[ "$(vm_series "$tmp/after.txt")" = 0 ] && ! grep -q '{vm="[0-9]' "$tmp/after.txt"
+}
+if wait_for 10 series_gone; then
 	ok "per-VM series are gone once the VMs were removed"
 else
 	not_ok "per-VM series are gone once the VMs were removed"
