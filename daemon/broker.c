@@ -38,6 +38,8 @@
 #define BROKER_EXPIRY_MARGIN_SEC (24 * 3600)
 #define BROKER_EXPIRY_RETRY_SEC 600
 #define BROKER_KDS_RETRY_SEC 30.
+/* Admission is paused while the worker waits for the VMM file lock: bound the wait. */
+#define BROKER_VMM_LOCK_MSEC 2000
 
 struct broker_req {
 	uint64_t req_id;
@@ -851,12 +853,12 @@ static void rot_run(struct worker_job *j)
 
 	rot->pf_new = rot->pf_old;
 	if (rot->vmm) {
-		r = vmmfile_lock(rot->vmm);
+		r = vmmfile_lock_timeout(rot->vmm, BROKER_VMM_LOCK_MSEC);
 		if (r < 0) {
 			rot->r = r;
 			snprintf(rot->err, sizeof(rot->err),
 				 "cannot take the exclusive lock on the VMM certificate file: %s",
-				 snp_strerror(r));
+				 r == -ETIMEDOUT ? "a reader (VMM) held it too long" : snp_strerror(r));
 			return; /* nothing changed */
 		}
 	}

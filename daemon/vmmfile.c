@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -100,6 +101,26 @@ int vmmfile_lock(struct vmmfile *f)
 	if (r == 0)
 		f->locked = true;
 	return r;
+}
+
+int vmmfile_lock_timeout(struct vmmfile *f, unsigned timeout_msec)
+{
+	struct timespec start, now, pause = { .tv_sec = 0, .tv_nsec = 2 * 1000 * 1000 };
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		r = vmmfile_trylock(f);
+		if (r != -EAGAIN)
+			return r;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
+			    (uint64_t)((now.tv_nsec - start.tv_nsec) / 1000000) >=
+		    timeout_msec)
+			return -ETIMEDOUT;
+		/* Readers hold the lock for one request (milliseconds); poll gently. */
+		nanosleep(&pause, NULL);
+	}
 }
 
 int vmmfile_trylock(struct vmmfile *f)

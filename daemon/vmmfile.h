@@ -20,6 +20,9 @@ void vmmfile_free(struct vmmfile *f);
 
 /* Takes the exclusive OFD lock on the whole file, waiting for readers (F_OFD_SETLKW). */
 int vmmfile_lock(struct vmmfile *f);
+/* Bounded variant: retries for up to timeout_msec, then -ETIMEDOUT (a VMM that never lets go
+ * of its shared lock must not keep admission paused). */
+int vmmfile_lock_timeout(struct vmmfile *f, unsigned timeout_msec);
 /* Non-blocking variant: -EAGAIN if a reader or another writer holds a lock. */
 int vmmfile_trylock(struct vmmfile *f);
 int vmmfile_unlock(struct vmmfile *f);

@@ -431,6 +431,31 @@ START_TEST(test_vlek_load_serves_vlek_chain)
 }
 END_TEST
 
+/* A VMM that sits on its shared lock cannot keep admission paused: the change is abandoned
+ * before the firmware is touched. */
+START_TEST(test_stuck_reader_bounds_pause)
+{
+	struct manager *m = daemon_start(0);
+	struct broker *b = broker_get(m);
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	struct op o = { 0 };
+	char err[512];
+	int fd = open(vmm_path, O_RDONLY | O_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	ck_assert_int_eq(broker_tcb_set(b, T1, op_done, &o, err, sizeof(err)), 0);
+	run_until(m, &o.done);
+	ck_assert_int_eq(o.r, -ETIMEDOUT);
+	ck_assert_msg(strstr(o.msg, "held it too long") && strstr(o.msg, "previous chain"), "%s",
+		      o.msg);
+	ck_assert(!broker_paused(b));
+	close(fd);
+	assert_serving(b, T0, CERTTABLE_VCEK); /* firmware untouched, same chain, same file */
+	manager_free(m);
+}
+END_TEST
+
 static void wait_idle(struct manager *m, struct broker *b)
 {
 	time_t give_up = time(NULL) + 60;
@@ -877,6 +902,7 @@ static Suite *rotation_suite(void)
 	tcase_add_test(tc, test_vlek_load_serves_vlek_chain);
 	tcase_add_test(tc, test_poll_follows_outside_change);
 	tcase_add_test(tc, test_reload_rotates_or_keeps);
+	tcase_add_test(tc, test_stuck_reader_bounds_pause);
 	tcase_add_test(tc, test_concurrent_reader_never_mismatched);
 	tcase_add_loop_test(tc, test_control_commands, 0, (int)ELEMENTSOF(ctl_cases));
 	if (kvmsim_path)

@@ -147,6 +147,7 @@ START_TEST(test_lock_conflicts)
 	ck_assert_int_eq(vmmfile_unlock(w1), 0);
 	ck_assert_int_eq(fcntl(rfd, F_OFD_SETLK, &fl), 0);
 	ck_assert_int_eq(vmmfile_trylock(w2), -EAGAIN); /* a writer waits for the reader */
+	ck_assert_int_eq(vmmfile_lock_timeout(w2, 30), -ETIMEDOUT); /* ... but not for ever */
 	close(rfd);
 	ck_assert_int_eq(vmmfile_trylock(w2), 0);
 	vmmfile_free(w2); /* frees the lock too */
