@@ -67,9 +67,9 @@ enum broker_fw_op {
 };
 
 enum broker_rot_outcome {
-	BROKER_ROT_KEEP,  /* the served chain still matches the platform */
-	BROKER_ROT_NEW,   /* serve new_chain */
-	BROKER_ROT_NONE,  /* nothing matches: serve no chain */
+	BROKER_ROT_KEEP, /* the served chain still matches the platform */
+	BROKER_ROT_NEW,	 /* serve new_chain */
+	BROKER_ROT_NONE, /* nothing matches: serve no chain */
 };
 
 /* One rotation. Fields above "worker" are set on the loop before submission and only read by
@@ -79,14 +79,14 @@ struct broker_rotation {
 	struct broker *b; /* borrowed */
 	char why[128];
 	enum broker_fw_op op;
-	uint64_t tcb;                 /* SET_CONFIG */
-	uint32_t config_flags;        /* SET_CONFIG: mask flags kept */
+	uint64_t tcb;	       /* SET_CONFIG */
+	uint32_t config_flags; /* SET_CONFIG: mask flags kept */
 	uint8_t hashstick[SNP_VLEK_HASHSTICK_SIZE];
-	bool must_run;                /* platform already changed: follow it even without a chain */
-	struct fw *fw;                /* borrowed */
-	struct vmmfile *vmm;          /* borrowed, may be NULL */
-	char *cert_dir;               /* owned copy, "" = no source */
-	X509 *extra_ark;              /* borrowed */
+	bool must_run;	     /* platform already changed: follow it even without a chain */
+	struct fw *fw;	     /* borrowed */
+	struct vmmfile *vmm; /* borrowed, may be NULL */
+	char *cert_dir;	     /* owned copy, "" = no source */
+	X509 *extra_ark;     /* borrowed */
 	struct store_platform pf_old;
 	struct store_platform pf_expect;
 	const struct store_chain *old_chain; /* borrowed; not swapped while we run */
@@ -103,7 +103,7 @@ struct broker_rotation {
 	uint8_t *fetch_chain, *fetch_leaf; /* owned */
 	size_t fetch_chain_len, fetch_leaf_len;
 	/* worker results */
-	int r;                        /* of the operation as a whole */
+	int r; /* of the operation as a whole */
 	uint32_t fw_status;
 	char err[600];
 	struct store_platform pf_new;
@@ -119,7 +119,7 @@ struct broker_rotation {
 struct broker_poll {
 	struct worker_job job;
 	struct broker *b; /* borrowed */
-	struct fw *fw;    /* borrowed */
+	struct fw *fw;	  /* borrowed */
 	bool busy;
 	int r;
 	struct store_platform pf;
@@ -128,12 +128,12 @@ struct broker_poll {
 };
 
 struct broker {
-	struct manager *m; /* borrowed */
-	struct worker *worker;     /* owned: every firmware call after start runs here */
-	struct kdsc *kdsc;         /* owned; the chain source when no cert_dir is configured */
-	struct vmmfile *vmm;       /* owned; NULL if no vmm_certs_file */
+	struct manager *m;	     /* borrowed */
+	struct worker *worker;	     /* owned: every firmware call after start runs here */
+	struct kdsc *kdsc;	     /* owned; the chain source when no cert_dir is configured */
+	struct vmmfile *vmm;	     /* owned; NULL if no vmm_certs_file */
 	struct broker_rotation *rot; /* owned: the rotation under way, or NULL */
-	bool rotate_again;         /* an internal trigger arrived during a rotation */
+	bool rotate_again;	     /* an internal trigger arrived during a rotation */
 	char again_why[128];
 	struct broker_poll poll;
 	struct broker_rotation_stats rstats;
@@ -142,11 +142,11 @@ struct broker {
 	ev_timer rot_timeout;
 	ev_timer poll_timer;
 	ev_timer expiry;
-	struct fw *fw;     /* owned */
-	struct sched *sched;   /* owned */
-	struct nlsock *nl;     /* owned */
+	struct fw *fw;		   /* owned */
+	struct sched *sched;	   /* owned */
+	struct nlsock *nl;	   /* owned */
 	struct store_chain *chain; /* owned; NULL = serve no certificates */
-	X509 *sim_ark;             /* owned; trusted extra root (sim backend only) */
+	X509 *sim_ark;		   /* owned; trusted extra root (sim backend only) */
 	struct store_platform pf;
 	struct u64map vms;    /* vm_id -> struct broker_vm (owned) */
 	struct u64map quotas; /* vm_id -> struct sched_quota (owned): custom quotas */
@@ -176,7 +176,8 @@ static int send_answer(struct broker *b, uint64_t req_id, uint64_t exitinfo2, ui
 {
 	struct snpa_msg v = {
 		.cmd = SNPA_CMD_VERDICT,
-		.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT) | (1u << SNPA_A_EXITINFO2),
+		.present =
+			(1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT) | (1u << SNPA_A_EXITINFO2),
 		.req_id = req_id,
 		.verdict = SNPA_VERDICT_ANSWER,
 		.exitinfo2 = exitinfo2,
@@ -296,7 +297,7 @@ static void on_sched_event(void *userdata, const struct sched_event *ev)
 	if (rq)
 		vm->queued = NULL;
 	if (ev->type == SCHED_EV_ADMIT) {
-		struct broker_req tmp = { .req_id = ev->req_id, .vm_id = ev->vm_id, .arrived = now };
+		struct broker_req tmp = {.req_id = ev->req_id, .vm_id = ev->vm_id, .arrived = now};
 		admitted(b, vm, rq ? rq : &tmp, now);
 	} else {
 		b->stats.busy_by_reason[ev->reason < _SCHED_BUSY_MAX ? ev->reason : 0]++;
@@ -356,13 +357,14 @@ static void handle_guest_req(struct broker *b, const struct snpa_msg *m)
 				snprintf(what, sizeof(what),
 					 "sequence anomaly: %s (seqno %llu, type %u, vmpck %u)",
 					 sched_anomaly_name((enum sched_anomaly)a),
-					 (unsigned long long)m->msg_seqno, m->msg_type, m->msg_vmpck);
+					 (unsigned long long)m->msg_seqno, m->msg_type,
+					 m->msg_vmpck);
 				if (vm)
 					vm_log(b, vm, LOG_WARNING, m->req_id, what);
 			}
 	}
 	if (d.need_dump) {
-		struct snpa_msg dump = { .cmd = SNPA_CMD_VM_DUMP };
+		struct snpa_msg dump = {.cmd = SNPA_CMD_VM_DUMP};
 		if (nlsock_send(b->nl, &dump) == 0) {
 			b->dump_sent++;
 			b->stats.dumps_sent++;
@@ -370,8 +372,11 @@ static void handle_guest_req(struct broker *b, const struct snpa_msg *m)
 	}
 	switch (d.verdict) {
 	case SCHED_ADMIT: {
-		struct broker_req tmp = { .req_id = m->req_id, .vm_id = m->vm_id, .ext_report = ext_report,
-					  .data_npages = m->data_npages, .arrived = now };
+		struct broker_req tmp = {.req_id = m->req_id,
+					 .vm_id = m->vm_id,
+					 .ext_report = ext_report,
+					 .data_npages = m->data_npages,
+					 .arrived = now};
 		admitted(b, vm, &tmp, now);
 		break;
 	}
@@ -384,9 +389,11 @@ static void handle_guest_req(struct broker *b, const struct snpa_msg *m)
 			free(rq);
 			break;
 		}
-		*rq = (struct broker_req){ .req_id = m->req_id, .vm_id = m->vm_id,
-					   .ext_report = ext_report,
-					   .data_npages = m->data_npages, .arrived = now };
+		*rq = (struct broker_req){.req_id = m->req_id,
+					  .vm_id = m->vm_id,
+					  .ext_report = ext_report,
+					  .data_npages = m->data_npages,
+					  .arrived = now};
 		free(vm->queued);
 		vm->queued = rq;
 		break;
@@ -724,8 +731,8 @@ static int platform_read(struct fw *fw, struct store_platform *pf, char *err, si
 	n.vlek_loaded = (st.flags & SNP_STATUS_F_VLEK_EN) != 0;
 	r = fw_get_id(fw, n.chip_id, sizeof(n.chip_id), &n.chip_id_len, &fs);
 	if (r < 0) {
-		snprintf(err, err_size, "GET_ID2 failed: %s (firmware status 0x%x)", snp_strerror(r),
-			 fs);
+		snprintf(err, err_size, "GET_ID2 failed: %s (firmware status 0x%x)",
+			 snp_strerror(r), fs);
 		return r;
 	}
 	if (fw_product(fw, &n.product) < 0)
@@ -780,10 +787,11 @@ static void load_chain(struct broker *b)
 			log_info("Certificates come from KDS (%s) through the cache in %s",
 				 b->m->conf.kds_url, b->m->conf.cache_dir);
 		else
-			log_warning("No certificate source configured ([certs] cert_dir or kds_url): extended requests get an empty certificate table");
+			log_warning("No certificate source configured ([certs] cert_dir or "
+				    "kds_url): extended requests get an empty certificate table");
 	} else {
-		r = store_chain_from_dir(b->m->conf.cert_dir, b->sim_ark, &b->pf, time(NULL), &c, err,
-					 sizeof(err));
+		r = store_chain_from_dir(b->m->conf.cert_dir, b->sim_ark, &b->pf, time(NULL), &c,
+					 err, sizeof(err));
 		if (r < 0) {
 			log_error("Not serving certificates: %s", err);
 		} else {
@@ -858,7 +866,8 @@ static void rot_run(struct worker_job *j)
 			rot->r = r;
 			snprintf(rot->err, sizeof(rot->err),
 				 "cannot take the exclusive lock on the VMM certificate file: %s",
-				 r == -ETIMEDOUT ? "a reader (VMM) held it too long" : snp_strerror(r));
+				 r == -ETIMEDOUT ? "a reader (VMM) held it too long"
+						 : snp_strerror(r));
 			return; /* nothing changed */
 		}
 	}
@@ -897,12 +906,14 @@ static void rot_run(struct worker_job *j)
 		rot->new_chain = TAKE_PTR(rot->prepared);
 	} else if (rot->cert_dir[0] &&
 		   store_chain_from_dir(rot->cert_dir, rot->extra_ark, &rot->pf_new, time(NULL),
-					&rot->new_chain, rot->chain_err, sizeof(rot->chain_err)) == 0) {
+					&rot->new_chain, rot->chain_err,
+					sizeof(rot->chain_err)) == 0) {
 		rot->outcome = BROKER_ROT_NEW;
 	} else if (store_chain_matches(rot->old_chain, &rot->pf_new)) {
 		rot->outcome = BROKER_ROT_KEEP;
 	} else {
-		rot->outcome = rot->old_chain || rot->cert_dir[0] ? BROKER_ROT_NONE : BROKER_ROT_KEEP;
+		rot->outcome =
+			rot->old_chain || rot->cert_dir[0] ? BROKER_ROT_NONE : BROKER_ROT_KEEP;
 	}
 
 	if (rot->vmm) {
@@ -1019,7 +1030,8 @@ static void rot_done(struct worker_job *j)
 	}
 	if (rot->vmm && rot->vmm_r < 0) {
 		size_t l = strlen(msg);
-		snprintf(msg + l, sizeof(msg) - l, "; VMM certificate file not written (%s), left empty",
+		snprintf(msg + l, sizeof(msg) - l,
+			 "; VMM certificate file not written (%s), left empty",
 			 snp_strerror(rot->vmm_r));
 		if (r == 0)
 			r = rot->vmm_r;
@@ -1050,7 +1062,8 @@ static void on_rot_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	if (!b->rot || b->rot->submitted)
 		return;
 	snprintf(msg, sizeof(msg),
-		 "%u requests still in flight after %.0f s; rotation abandoned, still serving the previous chain",
+		 "%u requests still in flight after %.0f s; rotation abandoned, still serving the "
+		 "previous chain",
 		 sched_inflight(b->sched), BROKER_ROTATE_DRAIN_SEC);
 	rot_finish(b, b->rot, -ETIMEDOUT, msg);
 }
@@ -1101,8 +1114,8 @@ static void refusal_text(const struct broker_rotation *rot, const char *cerr, ch
 	char t[TCB_FORMAT_MAX];
 
 	if (rot->op == BROKER_OP_NONE)
-		snprintf(err, err_size, "cannot build the new chain, still serving the previous one: %s",
-			 cerr);
+		snprintf(err, err_size,
+			 "cannot build the new chain, still serving the previous one: %s", cerr);
 	else
 		snprintf(err, err_size, "refusing %s: cannot obtain the %s for reported TCB %s: %s",
 			 op_name(rot->op), rot->pf_expect.vlek_loaded ? "VLEK" : "VCEK",
@@ -1115,7 +1128,8 @@ static void refusal_text(const struct broker_rotation *rot, const char *cerr, ch
 static void rot_fetched(struct broker_rotation *rot)
 {
 	struct broker *b = rot->b;
-	_cleanup_(freep) uint8_t *chain = TAKE_PTR(rot->fetch_chain), *leaf = TAKE_PTR(rot->fetch_leaf);
+	_cleanup_(freep) uint8_t *chain = TAKE_PTR(rot->fetch_chain),
+				 *leaf = TAKE_PTR(rot->fetch_leaf);
 	STACK_OF(X509) *sk = NULL;
 	X509 *x = NULL;
 	char cerr[600], msg[1000];
@@ -1134,7 +1148,8 @@ static void rot_fetched(struct broker_rotation *rot)
 		if (r == 0)
 			r = certs_parse(leaf, rot->fetch_leaf_len, &x);
 		if (r < 0)
-			snprintf(cerr, sizeof(cerr), "KDS answer does not parse: %s", snp_strerror(r));
+			snprintf(cerr, sizeof(cerr), "KDS answer does not parse: %s",
+				 snp_strerror(r));
 	}
 	if (r == 0) {
 		X509 *ask = sk_X509_value(sk, 0), *ark = sk_X509_value(sk, 1);
@@ -1172,7 +1187,8 @@ static void on_fetch(struct broker_rotation *rot, int r, const uint8_t *body, si
 				rot->fetch_leaf = copy;
 				rot->fetch_leaf_len = len;
 				snprintf(rot->fetch_source, sizeof(rot->fetch_source), "%s",
-					 meta && meta->source == KDSC_SOURCE_CACHE ? "cache" : "kds");
+					 meta && meta->source == KDSC_SOURCE_CACHE ? "cache"
+										   : "kds");
 			} else {
 				rot->fetch_chain = copy;
 				rot->fetch_chain_len = len;
@@ -1204,14 +1220,16 @@ static void on_fetch_leaf(void *userdata, int r, const uint8_t *body, size_t len
 /* Starts the two KDS fetches (cache first, inside kdsc). 0 or -errno with cerr. */
 static int rot_fetch(struct broker *b, struct broker_rotation *rot, char *cerr, size_t size)
 {
-	struct kds_request chain = { .kind = KDS_VCEK_CHAIN, .product = rot->pf_expect.product };
-	struct kds_request leaf = { .kind = KDS_VCEK, .product = rot->pf_expect.product,
-				    .tcb = rot->pf_expect.reported_tcb };
+	struct kds_request chain = {.kind = KDS_VCEK_CHAIN, .product = rot->pf_expect.product};
+	struct kds_request leaf = {.kind = KDS_VCEK,
+				   .product = rot->pf_expect.product,
+				   .tcb = rot->pf_expect.reported_tcb};
 	int r;
 
 	if (rot->pf_expect.vlek_loaded) {
-		snprintf(cerr, size, "KDS does not hand out VLEKs: put vlek-<TCB>.der and "
-				     "cert_chain_vlek.pem in [certs] cert_dir");
+		snprintf(cerr, size,
+			 "KDS does not hand out VLEKs: put vlek-<TCB>.der and "
+			 "cert_chain_vlek.pem in [certs] cert_dir");
 		return -ENOKEY;
 	}
 	leaf.hwid_len = snp_product_hwid_len(leaf.product);
@@ -1270,8 +1288,8 @@ static int rot_start(struct broker *b, const char *why, enum broker_fw_op op, ui
 	snprintf(rot->why, sizeof(rot->why), "%s", why);
 	rot->op = op;
 	rot->tcb = tcb;
-	rot->config_flags = b->pf.status_flags &
-			    (SNP_CONFIG_F_MASK_CHIP_ID | SNP_CONFIG_F_MASK_CHIP_KEY);
+	rot->config_flags =
+		b->pf.status_flags & (SNP_CONFIG_F_MASK_CHIP_ID | SNP_CONFIG_F_MASK_CHIP_KEY);
 	if (hashstick)
 		memcpy(rot->hashstick, hashstick, sizeof(rot->hashstick));
 	rot->must_run = must_run;
@@ -1294,11 +1312,13 @@ static int rot_start(struct broker *b, const char *why, enum broker_fw_op op, ui
 			b->rot = rot;
 			b->rstats.started++;
 			b->rstats.in_progress = true;
-			log_info("Rotation (%s): fetching the chain for the new platform state", why);
+			log_info("Rotation (%s): fetching the chain for the new platform state",
+				 why);
 			return 0;
 		}
 	} else {
-		snprintf(cerr, sizeof(cerr), "no certificate source configured ([certs] cert_dir or kds_url)");
+		snprintf(cerr, sizeof(cerr),
+			 "no certificate source configured ([certs] cert_dir or kds_url)");
 		r = -ENOKEY;
 	}
 	if (r < 0 && !must_run && (op != BROKER_OP_NONE || rot->cert_dir[0] || b->kdsc)) {
@@ -1737,12 +1757,14 @@ static int broker_start(struct manager *m)
 	b->poll.job.done = poll_done;
 
 	if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST)
-		return log_error_errno(-errno, "Cannot create the state directory %s", c->state_dir);
+		return log_error_errno(-errno, "Cannot create the state directory %s",
+				       c->state_dir);
 	if (c->backend == CONF_BACKEND_SIM) {
 		r = fw_open_sim(c->sim_state_dir, &b->fw);
 		if (r < 0)
 			return log_error_errno(r,
-					       "Cannot open the simulated platform in %s (create it with snp-kvmsim --state DIR --product P)",
+					       "Cannot open the simulated platform in %s (create "
+					       "it with snp-kvmsim --state DIR --product P)",
 					       c->sim_state_dir);
 	} else {
 		r = fw_open_sev(c->sev_device, &b->fw);
@@ -1753,7 +1775,8 @@ static int broker_start(struct manager *m)
 	if (r < 0)
 		return r;
 	if (b->pf.product == SNP_PRODUCT_UNKNOWN && cpuid_product(&b->pf.product) < 0)
-		log_warning("Cannot tell the SNP product from CPUID; certificates cannot be checked");
+		log_warning(
+			"Cannot tell the SNP product from CPUID; certificates cannot be checked");
 	if (c->backend == CONF_BACKEND_SIM && c->trust_sim_ark) {
 		r = store_load_sim_ark(c->sim_state_dir, b->pf.product, &b->sim_ark);
 		if (r < 0)
@@ -1814,7 +1837,7 @@ static void broker_stop(struct manager *m)
 	b->draining = true; /* no new rotation from completions delivered below */
 	if (b->rot)
 		b->rot->cb = NULL; /* modules that own callers (ctl) are already gone */
-	kdsc_free(b->kdsc);  /* a fetching rotation completes with -ECANCELED here */
+	kdsc_free(b->kdsc);	   /* a fetching rotation completes with -ECANCELED here */
 	b->kdsc = NULL;
 	if (b->rot && !b->rot->submitted)
 		rot_finish(b, b->rot, -ECANCELED, "the daemon is stopping");
@@ -1848,13 +1871,16 @@ static int broker_reload(struct manager *m, const struct conf *old)
 		log_warning("New default quota refused by the scheduler: %s", why ? why : "?");
 	if (strcmp(old->vmm_certs_file, m->conf.vmm_certs_file) != 0) {
 		if (b->rot)
-			log_warning("vmm_certs_file changes take effect after the rotation under way; reload again");
+			log_warning("vmm_certs_file changes take effect after the rotation under "
+				    "way; reload again");
 		else {
 			struct vmmfile *v = NULL;
-			int r = m->conf.vmm_certs_file[0] ? vmmfile_open(m->conf.vmm_certs_file, &v) : 0;
+			int r = m->conf.vmm_certs_file[0] ? vmmfile_open(m->conf.vmm_certs_file, &v)
+							  : 0;
 			if (r < 0)
-				log_error_errno(r, "Cannot open the VMM certificate file %s; keeping %s",
-						m->conf.vmm_certs_file, old->vmm_certs_file);
+				log_error_errno(
+					r, "Cannot open the VMM certificate file %s; keeping %s",
+					m->conf.vmm_certs_file, old->vmm_certs_file);
 			else {
 				vmmfile_free(b->vmm);
 				b->vmm = v;
@@ -1868,7 +1894,8 @@ static int broker_reload(struct manager *m, const struct conf *old)
 	if (old->psp_concurrency != m->conf.psp_concurrency ||
 	    old->busy_budget_usec != m->conf.busy_budget_usec ||
 	    old->max_queue_wait_usec != m->conf.max_queue_wait_usec)
-		log_notice("Scheduler slot/budget changes take effect when the broker re-registers");
+		log_notice(
+			"Scheduler slot/budget changes take effect when the broker re-registers");
 	return 0;
 }
 

@@ -24,10 +24,10 @@ struct broker_vm_info {
 	uint32_t vmm_pid;
 	uint32_t asid;
 	uint64_t policy;
-	uint64_t invalid_len;   /* INVALID_LEN answers */
-	uint64_t fw_errors;     /* GUEST_DONE with a non-zero firmware status */
-	uint64_t fw_ok;         /* GUEST_DONE with status 0 */
-	uint64_t expired;       /* the kernel gave up waiting for our verdict */
+	uint64_t invalid_len; /* INVALID_LEN answers */
+	uint64_t fw_errors;   /* GUEST_DONE with a non-zero firmware status */
+	uint64_t fw_ok;	      /* GUEST_DONE with status 0 */
+	uint64_t expired;     /* the kernel gave up waiting for our verdict */
 	uint64_t fw_time_ns_total;
 	uint64_t req_report, req_key, req_other;
 	struct sched_vm_stats sched;
@@ -42,7 +42,7 @@ struct broker_stats {
 	uint64_t send_failures;
 	uint64_t stale_inflight_freed; /* in flight too long without GUEST_DONE */
 	uint64_t dumps_sent;
-	uint64_t vms_pruned;           /* removed because a VM_DUMP no longer listed them */
+	uint64_t vms_pruned; /* removed because a VM_DUMP no longer listed them */
 	uint64_t busy_by_reason[_SCHED_BUSY_MAX];
 	uint64_t anomalies[_SCHED_ANOM_MAX];
 	uint64_t admission_wait_usec_total;
@@ -110,12 +110,12 @@ const struct nlsock_stats *broker_nlsock_stats(const struct broker *b);
 struct broker_rotation_stats {
 	uint64_t started;
 	uint64_t succeeded;
-	uint64_t failed;         /* refused, timed out, or the firmware change failed */
+	uint64_t failed;	   /* refused, timed out, or the firmware change failed */
 	uint64_t tcb_changes_seen; /* reported TCB changed outside the daemon (polling) */
 	uint64_t vmm_file_writes;
 	uint64_t vmm_file_errors;
 	bool in_progress;
-	time_t last_time;        /* wall clock of the last completed rotation, 0 none */
+	time_t last_time; /* wall clock of the last completed rotation, 0 none */
 	int last_result;
 	char last_message[256];
 };

@@ -425,7 +425,8 @@ static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_r
 	int r;
 
 	if (cl->op_pending) {
-		client_error(cl, q->id, -EBUSY, "this connection is already waiting for an operation");
+		client_error(cl, q->id, -EBUSY,
+			     "this connection is already waiting for an operation");
 		return;
 	}
 	switch (q->cmd) {
@@ -436,7 +437,8 @@ static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_r
 		r = tcb_parse(q->tcb, broker_platform(b)->product, &tcb);
 		if (r < 0) {
 			snprintf(err, sizeof(err),
-				 "bad TCB '%s': 16 hex digits, 0x..., or bl=,tee=,snp=,ucode= (fmc= on Turin)",
+				 "bad TCB '%s': 16 hex digits, 0x..., or bl=,tee=,snp=,ucode= "
+				 "(fmc= on Turin)",
 				 q->tcb);
 			break;
 		}

@@ -158,7 +158,7 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 		      const struct store_platform *pf, const char *source, time_t now,
 		      struct store_chain **ret, char *err, size_t err_size)
 {
-	struct certs_verify_opts opts = { .extra_ark = extra_ark, .now = now };
+	struct certs_verify_opts opts = {.extra_ark = extra_ark, .now = now};
 	struct certs_amd_ext ext;
 	enum snp_product product;
 	struct store_chain *c;
@@ -187,17 +187,19 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 	if (r < 0) {
 		char a[96];
 		snprintf(err, err_size,
-			 "leaf certificate from %s does not match the platform (reported TCB %s, chip id): %s",
+			 "leaf certificate from %s does not match the platform (reported TCB %s, "
+			 "chip id): %s",
 			 source, tcb_format(pf->reported_tcb, pf->product, a, sizeof(a)),
 			 snp_strerror(r));
 		return r;
 	}
 	if ((ext.hwid_len == 0) != pf->vlek_loaded) {
-		snprintf(err, err_size, "leaf certificate from %s is a %s, the platform signs with its %s",
-			 source, ext.hwid_len ? "VCEK" : "VLEK", pf->vlek_loaded ? "VLEK" : "VCEK");
+		snprintf(err, err_size,
+			 "leaf certificate from %s is a %s, the platform signs with its %s", source,
+			 ext.hwid_len ? "VCEK" : "VLEK", pf->vlek_loaded ? "VLEK" : "VCEK");
 		return -ENOKEY;
 	}
-	pinned = certs_ark_pinned(ark, &(enum snp_product){ 0 }) == 0;
+	pinned = certs_ark_pinned(ark, &(enum snp_product){0}) == 0;
 
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -297,8 +299,8 @@ bool store_chain_matches(const struct store_chain *c, const struct store_platfor
 	       c->product == pf->product;
 }
 
-static int load_intermediates(const char *dir, bool vlek, X509 **ret_ask, X509 **ret_ark,
-			      char *err, size_t err_size)
+static int load_intermediates(const char *dir, bool vlek, X509 **ret_ask, X509 **ret_ark, char *err,
+			      size_t err_size)
 {
 	_cleanup_(x509_freep) X509 *ask = NULL, *ark = NULL;
 	char path[4096];
@@ -319,7 +321,8 @@ static int load_intermediates(const char *dir, bool vlek, X509 **ret_ask, X509 *
 		}
 		if (sk_X509_num(sk) != 2) {
 			sk_X509_pop_free(sk, X509_free);
-			snprintf(err, err_size, "%s: expected %s then ARK", path, vlek ? "ASVK" : "ASK");
+			snprintf(err, err_size, "%s: expected %s then ARK", path,
+				 vlek ? "ASVK" : "ASK");
 			return -EBADMSG;
 		}
 		*ret_ask = sk_X509_value(sk, 0);
@@ -374,8 +377,8 @@ int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_pl
 			r = load_intermediates(dir, pf->vlek_loaded, &ask, &ark, e, sizeof(e));
 			if (r == 0) {
 				snprintf(source, sizeof(source), "dir:%s", path);
-				r = store_chain_build(leaf, ask, ark, extra_ark, pf, source, now, &c, e,
-						      sizeof(e));
+				r = store_chain_build(leaf, ask, ark, extra_ark, pf, source, now,
+						      &c, e, sizeof(e));
 			}
 		}
 		if (r == 0) {

@@ -30,14 +30,14 @@ struct store_chain {
 	X509 *ask;  /* owned: ASK or ASVK */
 	X509 *ark;  /* owned */
 	bool vlek;
-	bool sim_root;     /* verified against the simulator's ARK, not an AMD one */
-	uint64_t tcb;      /* reported TCB the leaf is for */
+	bool sim_root; /* verified against the simulator's ARK, not an AMD one */
+	uint64_t tcb;  /* reported TCB the leaf is for */
 	enum snp_product product;
-	time_t not_after;  /* earliest notAfter in the chain */
-	bool has_crl;      /* a CRL verified by the ARK is in the table */
+	time_t not_after;	/* earliest notAfter in the chain */
+	bool has_crl;		/* a CRL verified by the ARK is in the table */
 	time_t crl_next_update; /* with has_crl */
-	char source[256];  /* "dir:/etc/...", "cache", "kds", "import" */
-	uint8_t *table;    /* owned: GHCB certificate table (ARK, ASK, VCEK/VLEK[, CRL]) */
+	char source[256];	/* "dir:/etc/...", "cache", "kds", "import" */
+	uint8_t *table;		/* owned: GHCB certificate table (ARK, ASK, VCEK/VLEK[, CRL]) */
 	size_t table_len;
 	uint32_t table_pages;
 };

@@ -105,7 +105,7 @@ int vmmfile_lock(struct vmmfile *f)
 
 int vmmfile_lock_timeout(struct vmmfile *f, unsigned timeout_msec)
 {
-	struct timespec start, now, pause = { .tv_sec = 0, .tv_nsec = 2 * 1000 * 1000 };
+	struct timespec start, now, pause = {.tv_sec = 0, .tv_nsec = 2 * 1000 * 1000};
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);

@@ -372,8 +372,10 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 	if (seen & K_TCB) {
 		v = json_object_get(root, "tcb");
 		if (!json_is_string(v) || json_string_length(v) == 0 ||
-		    json_string_length(v) >= sizeof(q.tcb) || !printable(json_string_value(v), json_string_length(v))) {
-			r = fail(err, -EINVAL, "tcb must be a non-empty printable string of at most 63 bytes");
+		    json_string_length(v) >= sizeof(q.tcb) ||
+		    !printable(json_string_value(v), json_string_length(v))) {
+			r = fail(err, -EINVAL,
+				 "tcb must be a non-empty printable string of at most 63 bytes");
 			goto out;
 		}
 		memcpy(q.tcb, json_string_value(v), json_string_length(v) + 1);

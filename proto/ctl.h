@@ -29,7 +29,7 @@ enum ctl_cmd {
 	CTL_CMD_QUOTA_RESET,
 	CTL_CMD_CERT_ROTATE, /* rebuild the chain from its source and swap it (design §6) */
 	CTL_CMD_TCB_SHOW,
-	CTL_CMD_TCB_SET,     /* "tcb": the new reported TCB (tcb_parse syntax, checked by the daemon) */
+	CTL_CMD_TCB_SET,     /* "tcb": the new reported TCB (tcb_parse syntax; the daemon checks) */
 	CTL_CMD_TCB_COMMIT,
 	CTL_CMD_VLEK_LOAD,   /* "hashstick": the 432-byte wrapped VLEK as 864 hex digits */
 	_CTL_CMD_MAX,

@@ -36,20 +36,20 @@
 static char base[256], sim_dir[300], cert_dir[300], vmm_path[300], state_dir[300];
 static const char *kvmsim_path; /* argv[1]: snp-kvmsim, for the test under load */
 static const char *kdssim_path; /* argv[2]: snp-kdssim, for the KDS source */
-static char kds_url[64];        /* set: the daemon uses KDS instead of cert_dir */
-static bool expect_crl = true;  /* the cert dir has a CRL; KDS answers here carry none */
+static char kds_url[64];	/* set: the daemon uses KDS instead of cert_dir */
+static bool expect_crl = true;	/* the cert dir has a CRL; KDS answers here carry none */
 static uint32_t nl_port;
 static uint8_t hashstick[SIM_HASHSTICK_SIZE];
 
-static const struct manager_module *const modules[] = { &broker_module, NULL };
+static const struct manager_module *const modules[] = {&broker_module, NULL};
 
 /* Set-up outside any test: a failure ends the program. */
-#define must(x)                                                                          \
-	do {                                                                             \
-		if (!(x)) {                                                              \
-			fprintf(stderr, "%s:%d: set-up failed: %s\n", __FILE__, __LINE__, #x); \
-			exit(EXIT_FAILURE);                                              \
-		}                                                                        \
+#define must(x)                                                                                    \
+	do {                                                                                       \
+		if (!(x)) {                                                                        \
+			fprintf(stderr, "%s:%d: set-up failed: %s\n", __FILE__, __LINE__, #x);     \
+			exit(EXIT_FAILURE);                                                        \
+		}                                                                                  \
 	} while (0)
 
 static void write_file(const char *dir, const char *name, const void *data, size_t len)
@@ -84,7 +84,7 @@ static void build_world(void)
 	char kds[400], *pem = NULL, name[64];
 	size_t pem_len;
 	time_t now = time(NULL);
-	static const uint64_t tcbs[] = { T0, T1 };
+	static const uint64_t tcbs[] = {T0, T1};
 
 	snprintf(base, sizeof(base), "/tmp/test-rotation-XXXXXX");
 	must(mkdtemp(base));
@@ -122,7 +122,7 @@ static void build_world(void)
 		X509 *x = NULL;
 		memset(seed, 0x5c, sizeof(seed));
 		must((sim_keys_hashstick_wrap(d.secret, d.product, d.chip_id, T0, seed,
-							 hashstick)) == (0));
+					      hashstick)) == (0));
 		must((sim_keys_vlek(seed, d.product, T0, &priv)) == (0));
 		must((sim_keys_public(priv, &pub)) == (0));
 		must((sim_ca_issue_vlek(ca, pub, "test-csp", T0, now, &x)) == (0));
@@ -193,7 +193,7 @@ static struct manager *daemon_start(uint64_t poll_usec)
 	return daemon_start_ctl(poll_usec, false);
 }
 
-static const struct manager_module *const modules_ctl[] = { &broker_module, &ctl_module, NULL };
+static const struct manager_module *const modules_ctl[] = {&broker_module, &ctl_module, NULL};
 
 static struct manager *daemon_start_ctl(uint64_t poll_usec, bool with_ctl)
 {
@@ -224,7 +224,8 @@ static struct manager *daemon_start_ctl(uint64_t poll_usec, bool with_ctl)
 		set_str(&c.control_socket, sock);
 	}
 	ck_assert_int_eq(manager_new("/nonexistent/snp-attestd.conf", false, &c,
-				     with_ctl ? modules_ctl : modules, &m), 0);
+				     with_ctl ? modules_ctl : modules, &m),
+			 0);
 	conf_done(&c);
 	ck_assert_int_eq(broker_module.start(m), 0);
 	m->n_started = 1;
@@ -334,12 +335,12 @@ START_TEST(test_tcb_set_and_commit)
 {
 	struct manager *m = daemon_start(0);
 	struct broker *b = broker_get(m);
-	struct op o = { 0 };
+	struct op o = {0};
 	char err[512];
 	uint64_t committed = 0;
 
 	ck_assert_int_eq(broker_tcb_set(b, T1, op_done, &o, err, sizeof(err)), 0);
-	ck_assert(!o.done);       /* never from inside the call */
+	ck_assert(!o.done);	     /* never from inside the call */
 	ck_assert(broker_paused(b)); /* admission paused for the change */
 	ck_assert(broker_get_rotation_stats(b)->in_progress);
 	run_until(m, &o.done);
@@ -364,15 +365,15 @@ static const struct {
 	int ret;
 	const char *needle;
 } refusal_cases[] = {
-	{ T_NOCERT, -ENOKEY, "cannot obtain the VCEK" },
-	{ T_NEWER, -ERANGE, "newer than the current TCB" },
+	{T_NOCERT, -ENOKEY, "cannot obtain the VCEK"},
+	{T_NEWER, -ERANGE, "newer than the current TCB"},
 };
 
 START_TEST(test_tcb_set_refused)
 {
 	struct manager *m = daemon_start(0);
 	struct broker *b = broker_get(m);
-	struct op o = { 0 };
+	struct op o = {0};
 	char err[1024] = "";
 
 	ck_assert_int_eq(broker_tcb_set(b, refusal_cases[_i].tcb, op_done, &o, err, sizeof(err)),
@@ -391,7 +392,7 @@ START_TEST(test_one_rotation_at_a_time)
 {
 	struct manager *m = daemon_start(0);
 	struct broker *b = broker_get(m);
-	struct op o1 = { 0 }, o2 = { 0 };
+	struct op o1 = {0}, o2 = {0};
 	char err[512];
 
 	ck_assert_int_eq(broker_rotate(b, op_done, &o1, err, sizeof(err)), 0);
@@ -409,7 +410,7 @@ START_TEST(test_vlek_load_serves_vlek_chain)
 {
 	struct manager *m = daemon_start(0);
 	struct broker *b = broker_get(m);
-	struct op o = { 0 };
+	struct op o = {0};
 	uint8_t bad[SNP_VLEK_HASHSTICK_SIZE];
 	char err[512];
 
@@ -437,8 +438,8 @@ START_TEST(test_stuck_reader_bounds_pause)
 {
 	struct manager *m = daemon_start(0);
 	struct broker *b = broker_get(m);
-	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
-	struct op o = { 0 };
+	struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+	struct op o = {0};
 	char err[512];
 	int fd = open(vmm_path, O_RDONLY | O_CLOEXEC);
 
@@ -508,7 +509,7 @@ START_TEST(test_kds_source)
 	struct manager *m;
 	struct broker *b;
 	const struct broker_rotation_stats *st;
-	struct op o = { 0 };
+	struct op o = {0};
 	char portfile[400], err[1024], port[16] = "";
 	time_t give_up = time(NULL) + 60;
 	int status;
@@ -626,7 +627,7 @@ static int reader_main(int stop_fd)
 	if (sim_state_open(sim_dir, SNP_PRODUCT_UNKNOWN, &st) < 0)
 		return 3;
 	for (;;) {
-		struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+		struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
 		struct certtable_entry e[CERTTABLE_MAX_ENTRIES];
 		const struct certtable_entry *leaf;
 		struct certs_amd_ext ext;
@@ -681,7 +682,7 @@ START_TEST(test_concurrent_reader_never_mismatched)
 	}
 	close(pfd[0]);
 	for (unsigned i = 0; i < 40; i++) {
-		struct op o = { 0 };
+		struct op o = {0};
 		char err[512];
 		uint64_t tcb = i % 2 ? T0 : T1;
 		ck_assert_int_eq(broker_tcb_set(b, tcb, op_done, &o, err, sizeof(err)), 0);
@@ -700,7 +701,7 @@ END_TEST
 /* One request over the control socket, the loop running until the reply line is complete. */
 static json_t *ctl_call(struct manager *m, const char *line)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char buf[65536];
 	size_t len = 0;
 	time_t give_up = time(NULL) + 60;
@@ -742,27 +743,27 @@ static const char *reply_error(json_t *reply)
 static const struct {
 	const char *request;
 	bool ok;
-	const char *code;     /* on error */
-	uint64_t reported;    /* after the call */
+	const char *code;  /* on error */
+	uint64_t reported; /* after the call */
 	enum certtable_kind leaf;
 } ctl_cases[] = {
-	{ "{\"cmd\":\"tcb.show\",\"id\":1}\n", true, NULL, T0, CERTTABLE_VCEK },
-	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"bl=3,tee=0,snp=7,ucode=115\"}\n", true, NULL, T1,
-	  CERTTABLE_VCEK },
-	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"7307000000000003\",\"id\":\"x\"}\n", true, NULL, T1,
-	  CERTTABLE_VCEK },
-	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"0x7306000000000003\"}\n", false, "ENOKEY", T0,
-	  CERTTABLE_VCEK },
-	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"snp=7\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
-	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"\\u0001\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
-	{ "{\"cmd\":\"tcb.set\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
-	{ "{\"cmd\":\"tcb.set\",\"tcb\":\"7309000000000003\"}\n", false, "ERANGE", T0,
-	  CERTTABLE_VCEK },
-	{ "{\"cmd\":\"tcb.commit\",\"vm\":1}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
-	{ "{\"cmd\":\"tcb.commit\"}\n", true, NULL, T0, CERTTABLE_VCEK },
-	{ "{\"cmd\":\"cert.rotate\"}\n", true, NULL, T0, CERTTABLE_VCEK },
-	{ "{\"cmd\":\"vlek.load\",\"hashstick\":\"00\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK },
-	{ "VLEK", true, NULL, T0, CERTTABLE_VLEK }, /* the real hashstick, built below */
+	{"{\"cmd\":\"tcb.show\",\"id\":1}\n", true, NULL, T0, CERTTABLE_VCEK},
+	{"{\"cmd\":\"tcb.set\",\"tcb\":\"bl=3,tee=0,snp=7,ucode=115\"}\n", true, NULL, T1,
+	 CERTTABLE_VCEK},
+	{"{\"cmd\":\"tcb.set\",\"tcb\":\"7307000000000003\",\"id\":\"x\"}\n", true, NULL, T1,
+	 CERTTABLE_VCEK},
+	{"{\"cmd\":\"tcb.set\",\"tcb\":\"0x7306000000000003\"}\n", false, "ENOKEY", T0,
+	 CERTTABLE_VCEK},
+	{"{\"cmd\":\"tcb.set\",\"tcb\":\"snp=7\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK},
+	{"{\"cmd\":\"tcb.set\",\"tcb\":\"\\u0001\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK},
+	{"{\"cmd\":\"tcb.set\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK},
+	{"{\"cmd\":\"tcb.set\",\"tcb\":\"7309000000000003\"}\n", false, "ERANGE", T0,
+	 CERTTABLE_VCEK},
+	{"{\"cmd\":\"tcb.commit\",\"vm\":1}\n", false, "EINVAL", T0, CERTTABLE_VCEK},
+	{"{\"cmd\":\"tcb.commit\"}\n", true, NULL, T0, CERTTABLE_VCEK},
+	{"{\"cmd\":\"cert.rotate\"}\n", true, NULL, T0, CERTTABLE_VCEK},
+	{"{\"cmd\":\"vlek.load\",\"hashstick\":\"00\"}\n", false, "EINVAL", T0, CERTTABLE_VCEK},
+	{"VLEK", true, NULL, T0, CERTTABLE_VLEK}, /* the real hashstick, built below */
 };
 
 START_TEST(test_control_commands)
@@ -775,7 +776,8 @@ START_TEST(test_control_commands)
 
 	snprintf(line, sizeof(line), "%s", ctl_cases[_i].request);
 	if (strcmp(ctl_cases[_i].request, "VLEK") == 0) {
-		size_t n = (size_t)snprintf(line, sizeof(line), "{\"cmd\":\"vlek.load\",\"hashstick\":\"");
+		size_t n = (size_t)snprintf(line, sizeof(line),
+					    "{\"cmd\":\"vlek.load\",\"hashstick\":\"");
 		for (size_t k = 0; k < sizeof(hashstick); k++)
 			n += (size_t)snprintf(line + n, sizeof(line) - n, "%02x", hashstick[k]);
 		snprintf(line + n, sizeof(line) - n, "\"}\n");
@@ -784,10 +786,10 @@ START_TEST(test_control_commands)
 	e = reply_error(reply);
 	if (ctl_cases[_i].ok) {
 		ck_assert_msg(!e, "case %d: %s", _i, e);
-		ck_assert_str_eq(json_string_value(json_object_get(
-					 json_object_get(reply, "reported_tcb"), "raw")),
-				 ctl_cases[_i].reported == T1 ? "0x7307000000000003"
-							       : "0x7308000000000003");
+		ck_assert_str_eq(
+			json_string_value(
+				json_object_get(json_object_get(reply, "reported_tcb"), "raw")),
+			ctl_cases[_i].reported == T1 ? "0x7307000000000003" : "0x7308000000000003");
 	} else {
 		ck_assert_msg(e, "case %d succeeded", _i);
 		ck_assert_str_eq(json_string_value(json_object_get(reply, "code")),
@@ -840,13 +842,13 @@ START_TEST(test_rotation_under_load)
 		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
 			_exit(127);
-		execl(kvmsim_path, kvmsim_path, "--state", sim_dir, "--vms", "64", "--duration", "8",
-		      "--rate", "2", "--psp-delay-ms", "2", "--wait-broker", "30", "--port", port,
-		      "--json", "--quiet", (char *)NULL);
+		execl(kvmsim_path, kvmsim_path, "--state", sim_dir, "--vms", "64", "--duration",
+		      "8", "--rate", "2", "--psp-delay-ms", "2", "--wait-broker", "30", "--port",
+		      port, "--json", "--quiet", (char *)NULL);
 		_exit(127);
 	}
 	while (waitpid(pid, &status, WNOHANG) == 0) {
-		struct op o = { 0 };
+		struct op o = {0};
 		char err[1024];
 		int r;
 
@@ -874,7 +876,8 @@ START_TEST(test_rotation_under_load)
 	ck_assert_msg(root, "kvmsim output: %s", jerr.text);
 	totals = json_object_get(root, "totals");
 	ck_assert(totals);
-	fprintf(stderr, "# %u operations; guests: %lld reports verified, %lld BUSY, %lld verify failures\n",
+	fprintf(stderr,
+		"# %u operations; guests: %lld reports verified, %lld BUSY, %lld verify failures\n",
 		ops, (long long)json_integer_value(json_object_get(totals, "reports_verified")),
 		(long long)json_integer_value(json_object_get(totals, "busy")),
 		(long long)json_integer_value(json_object_get(totals, "verify_failures")));

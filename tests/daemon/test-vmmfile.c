@@ -40,7 +40,7 @@ static const char *tpath(const char *name, char *buf, size_t size)
  * so that a mix of two generations is detectable. */
 static void make_table(uint8_t gen, uint8_t **ret, size_t *ret_len)
 {
-	static const enum certtable_kind kinds[] = { CERTTABLE_ARK, CERTTABLE_ASK, CERTTABLE_VCEK };
+	static const enum certtable_kind kinds[] = {CERTTABLE_ARK, CERTTABLE_ASK, CERTTABLE_VCEK};
 	struct certtable_entry e[3];
 	uint8_t *data[3];
 
@@ -112,7 +112,7 @@ END_TEST
 START_TEST(test_write_needs_lock)
 {
 	struct vmmfile *f = NULL;
-	uint8_t empty[CERTTABLE_ENTRY_SIZE] = { 0 };
+	uint8_t empty[CERTTABLE_ENTRY_SIZE] = {0};
 	char p[512];
 
 	ck_assert_int_eq(vmmfile_open(tpath("certs.blob", p, sizeof(p)), &f), 0);
@@ -132,7 +132,7 @@ END_TEST
 START_TEST(test_lock_conflicts)
 {
 	struct vmmfile *w1 = NULL, *w2 = NULL;
-	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+	struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
 	char p[512];
 	int rfd;
 
@@ -163,13 +163,13 @@ static const struct {
 	int open_ret; /* vmmfile_open (writer) */
 	int read_ret; /* vmmfile_read (reader) */
 } hostile_cases[] = {
-	{ H_DIR, -EINVAL, -EINVAL },
-	{ H_SYMLINK, -ELOOP, 0 }, /* readers may follow a symlink to a good file */
-	{ H_FIFO, -EINVAL, -EINVAL },
-	{ H_EMPTY_PATH, -EINVAL, -ENOENT },
-	{ H_MISSING, 0, -ENOENT }, /* the writer creates it; the reader reads before */
-	{ H_EMPTY, 0, -ENODATA },
-	{ H_HUGE, 0, -EFBIG },
+	{H_DIR, -EINVAL, -EINVAL},
+	{H_SYMLINK, -ELOOP, 0}, /* readers may follow a symlink to a good file */
+	{H_FIFO, -EINVAL, -EINVAL},
+	{H_EMPTY_PATH, -EINVAL, -ENOENT},
+	{H_MISSING, 0, -ENOENT}, /* the writer creates it; the reader reads before */
+	{H_EMPTY, 0, -ENODATA},
+	{H_HUGE, 0, -EFBIG},
 };
 
 START_TEST(test_hostile_paths)
@@ -184,7 +184,7 @@ START_TEST(test_hostile_paths)
 	tpath("good", good, sizeof(good));
 	fd = open(good, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write(fd, (uint8_t[24]){ 0 }, 24), 24);
+	ck_assert_int_eq(write(fd, (uint8_t[24]){0}, 24), 24);
 	close(fd);
 	switch (hostile_cases[_i].kind) {
 	case H_DIR:
@@ -217,7 +217,7 @@ START_TEST(test_hostile_paths)
 	r = vmmfile_open(p, &f);
 	ck_assert_msg(r == hostile_cases[_i].open_ret, "case %d: open %d", _i, r);
 	if (r == 0) {
-		ck_assert_int_eq(vmmfile_replace(f, (uint8_t[24]){ 0 }, 24), 0);
+		ck_assert_int_eq(vmmfile_replace(f, (uint8_t[24]){0}, 24), 0);
 		vmmfile_free(f);
 	}
 }
