@@ -38,13 +38,14 @@ int snpctl_kds_url(int argc, char **argv)
 		{"kind", required_argument, NULL, 'k'},
 		{"vlek", no_argument, NULL, 'l'},
 		{"base", required_argument, NULL, 'b'},
+		{"json", no_argument, NULL, 'j'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *product_s = NULL, *hwid_s = NULL, *tcb_s = NULL, *kind_s = "vcek";
 	const char *base_s = KDS_DEFAULT_BASE;
 	struct kds_request q = {0};
 	char base[1024], url[KDS_URL_MAX];
-	bool vlek = false;
+	bool vlek = false, json = false;
 	size_t blen;
 	int c, r;
 
@@ -65,6 +66,9 @@ int snpctl_kds_url(int argc, char **argv)
 			break;
 		case 'l':
 			vlek = true;
+			break;
+		case 'j':
+			json = true;
 			break;
 		case 'b':
 			base_s = optarg;
@@ -133,6 +137,16 @@ int snpctl_kds_url(int argc, char **argv)
 	r = kds_url(&q, base, url, sizeof(url));
 	if (r < 0)
 		return snpctl_fail(r, "kds-url", "%s", snp_product_name(q.product));
+	if (json) {
+		/* "kind" is what the URL serves; "key" which KDS tree (vcek or vlek) it is in. */
+		const char *kind = q.kind == KDS_VCEK ? "vcek"
+				   : q.kind == KDS_VCEK_CHAIN || q.kind == KDS_VLEK_CHAIN ? "chain"
+											    : "crl";
+		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "url", url, "product",
+				      snp_product_name(q.product), "kind", kind, "key",
+				      vlek ? "vlek" : "vcek");
+		return snpctl_json_print(o) < 0 ? SNPCTL_EXIT_FAIL : SNPCTL_EXIT_OK;
+	}
 	puts(url);
 	return SNPCTL_EXIT_OK;
 }

@@ -99,28 +99,6 @@ static int parse_args(int argc, char **argv, unsigned allowed, bool needs_vm,
 	return SNPCTL_EXIT_OK;
 }
 
-/* Sends the request; on success *ret_body holds the reply. Prints the reason otherwise. */
-static int call(const char *cmd, const struct online_args *a, json_t **ret_body)
-{
-	char err[600];
-	int r;
-
-	r = ctl_client_call(a->socket, &a->q, ret_body, err, sizeof(err));
-	if (r < 0) {
-		fprintf(stderr, "snpctl: %s: %s\n", cmd, err);
-		return SNPCTL_EXIT_FAIL;
-	}
-	return SNPCTL_EXIT_OK;
-}
-
-/* --json prints the daemon's object without the envelope. */
-static int print_json(json_t *body)
-{
-	json_object_del(body, "ok");
-	json_object_del(body, "id");
-	return snpctl_json_print(body) < 0 ? SNPCTL_EXIT_FAIL : SNPCTL_EXIT_OK;
-}
-
 /* Accessors that never fail: the reply comes from the daemon but is still only data. */
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -183,11 +161,11 @@ int snpctl_status(int argc, char **argv)
 	r = parse_args(argc, argv, OPT_JSON, false, &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
-	r = call(argv[0], &a, &b);
+	r = snpctl_call(argv[0], a.socket, &a.q, &b);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
 	if (a.json)
-		return print_json(TAKE_PTR(b));
+		return snpctl_print_reply_json(TAKE_PTR(b));
 
 	br = json_object_get(b, "broker");
 	ch = json_object_get(b, "chain");
@@ -258,11 +236,11 @@ int snpctl_vm_list(int argc, char **argv)
 	r = parse_args(argc, argv, OPT_JSON, false, &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
-	r = call(argv[0], &a, &b);
+	r = snpctl_call(argv[0], a.socket, &a.q, &b);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
 	if (a.json)
-		return print_json(TAKE_PTR(b));
+		return snpctl_print_reply_json(TAKE_PTR(b));
 	if (json_array_size(json_object_get(b, "vms")) == 0) {
 		printf("no VMs\n");
 		return SNPCTL_EXIT_OK;
@@ -292,11 +270,11 @@ int snpctl_vm_show(int argc, char **argv)
 	r = parse_args(argc, argv, OPT_JSON, true, &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
-	r = call(argv[0], &a, &b);
+	r = snpctl_call(argv[0], a.socket, &a.q, &b);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
 	if (a.json)
-		return print_json(TAKE_PTR(b));
+		return snpctl_print_reply_json(TAKE_PTR(b));
 	vm = json_object_get(b, "vm_info");
 	quota_text(json_object_get(vm, "quota"), q, sizeof(q));
 	printf("VM %llu\n", jnum(vm, "vm"));
@@ -346,11 +324,11 @@ static int quota_one(int argc, char **argv, enum ctl_cmd cmd, unsigned allowed)
 	r = parse_args(argc, argv, allowed, true, &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
-	r = call(argv[0], &a, &b);
+	r = snpctl_call(argv[0], a.socket, &a.q, &b);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
 	if (a.json)
-		return print_json(TAKE_PTR(b));
+		return snpctl_print_reply_json(TAKE_PTR(b));
 	return print_quota_entry(b);
 }
 
@@ -381,11 +359,11 @@ int snpctl_quota_list(int argc, char **argv)
 	r = parse_args(argc, argv, OPT_JSON, false, &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
-	r = call(argv[0], &a, &b);
+	r = snpctl_call(argv[0], a.socket, &a.q, &b);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
 	if (a.json)
-		return print_json(TAKE_PTR(b));
+		return snpctl_print_reply_json(TAKE_PTR(b));
 	quota_text(json_object_get(b, "default"), q, sizeof(q));
 	printf("default: %s\n", q);
 	if (json_array_size(json_object_get(b, "quotas")) == 0) {

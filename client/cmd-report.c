@@ -296,6 +296,7 @@ int snpctl_report_show(int argc, char **argv)
 struct verify_args {
 	const char *report, *leaf, *chain, *ark, *product;
 	time_t now;
+	bool json;
 };
 
 /* Loads --chain (ASK then ARK; or just the ASK when --ark supplies the root) and --ark. */
@@ -353,7 +354,8 @@ static int parse_verify_options(int argc, char **argv, bool need_report, struct 
 		{"vcek", required_argument, NULL, 'v'},	   {"vlek", required_argument, NULL, 'v'},
 		{"chain", required_argument, NULL, 'c'},   {"ark", required_argument, NULL, 'a'},
 		{"product", required_argument, NULL, 'p'}, {"at", required_argument, NULL, 't'},
-		{"no-time-check", no_argument, NULL, 'n'}, {NULL, 0, NULL, 0},
+		{"no-time-check", no_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
 	};
 	bool no_time = false, have_at = false;
 	enum snp_product p;
@@ -389,6 +391,9 @@ static int parse_verify_options(int argc, char **argv, bool need_report, struct 
 		case 'n':
 			no_time = true;
 			break;
+		case 'j':
+			a->json = true;
+			break;
 		case ':':
 			return snpctl_usage_error(argv[0], "option '%s' needs a value",
 						  argv[optind - 1]);
@@ -416,6 +421,29 @@ static int parse_verify_options(int argc, char **argv, bool need_report, struct 
 			return snpctl_usage_error(argv[0], "--chain PEM is required");
 	}
 	return 0;
+}
+
+/* "root": "amd" (a pinned AMD ARK), "supplied" (--ark, not AMD's) or null (no --chain). */
+static json_t *root_json(X509 *ark)
+{
+	enum snp_product p;
+
+	if (!ark)
+		return json_null();
+	return json_string(certs_ark_pinned(ark, &p) == 0 ? "amd" : "supplied");
+}
+
+/* --json of a successful report verify; failures go to stderr as without --json. */
+static int verify_json(const struct report *r, enum snp_product product, const char *product_src,
+		       bool vlek, X509 *ark)
+{
+	json_t *o = json_pack("{s:b, s:i, s:s, s:s, s:s, s:b, s:b, s:o}", "ok", 1, "version",
+			      (int)r->version, "product", snp_product_name(product),
+			      "product_source", product_src, "signing_key", vlek ? "VLEK" : "VCEK",
+			      "chip_id_checked", !vlek, "chain_checked", ark != NULL, "root",
+			      root_json(ark));
+
+	return snpctl_json_print(o) < 0 ? SNPCTL_EXIT_FAIL : SNPCTL_EXIT_OK;
 }
 
 int snpctl_report_verify(int argc, char **argv)
@@ -493,6 +521,8 @@ int snpctl_report_verify(int argc, char **argv)
 		ret = snpctl_check_validity(leaf, a.now);
 		if (ret < 0)
 			return snpctl_fail(ret, "validity", "%s", a.leaf);
+		if (a.json)
+			return verify_json(&r, product, product_src, leaf_is_vlek, NULL);
 		printf("OK: report v%u (%s, from %s) signed by the %s; %s; "
 		       "no --chain, so the %s was not checked against an AMD root\n",
 		       r.version, snp_product_name(product), product_src,
@@ -509,6 +539,8 @@ int snpctl_report_verify(int argc, char **argv)
 		return snpctl_fail(-EXDEV, "chain", "chain is for %s, report is for %s",
 				   snp_product_name(chain_product), snp_product_name(product));
 
+	if (a.json)
+		return verify_json(&r, product, product_src, leaf_is_vlek, ark);
 	printf("OK%s: report v%u (%s) signed by the %s; %s; chain to %s\n", root_note(ark),
 	       r.version, snp_product_name(product), leaf_is_vlek ? "VLEK" : "VCEK",
 	       ext_match_note(leaf_is_vlek),
@@ -544,6 +576,17 @@ int snpctl_cert_verify(int argc, char **argv)
 		return snpctl_fail(ret, "chain", "%s%s%s", a.chain, a.leaf ? " with " : "",
 				   a.leaf ? a.leaf : "");
 
+	if (a.json) {
+		json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:o, s:o}", "ok", 1, "product",
+				      snp_product_name(product), "ask_cn",
+				      snpctl_subject_cn(ask, ask_cn, sizeof(ask_cn)), "ark_cn",
+				      snpctl_subject_cn(ark, ark_cn, sizeof(ark_cn)), "root",
+				      root_json(ark), "leaf_cn",
+				      leaf ? json_string(snpctl_subject_cn(leaf, leaf_cn,
+									  sizeof(leaf_cn)))
+					   : json_null());
+		return snpctl_json_print(o) < 0 ? SNPCTL_EXIT_FAIL : SNPCTL_EXIT_OK;
+	}
 	printf("OK%s: %s chain %s -> %s", root_note(ark), snp_product_name(product),
 	       snpctl_subject_cn(ask, ask_cn, sizeof(ask_cn)),
 	       snpctl_subject_cn(ark, ark_cn, sizeof(ark_cn)));

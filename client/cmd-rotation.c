@@ -22,9 +22,9 @@ struct rot_args {
 static int parse(int argc, char **argv, const char *arg_name, struct rot_args *a)
 {
 	static const struct option options[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -72,18 +72,16 @@ static int print_reply(json_t *b, bool json)
 {
 	const json_t *last = json_object_get(b, "last_rotation");
 
-	if (json) {
-		json_object_del(b, "ok");
-		json_object_del(b, "id");
-		return snpctl_json_print(b) < 0 ? SNPCTL_EXIT_FAIL : SNPCTL_EXIT_OK;
-	}
+	if (json)
+		return snpctl_print_reply_json(json_incref(b));
 	if (json_object_get(b, "message"))
 		printf("%s\n", jstr(b, "message"));
 	printf("%-15s %s\n", "product", jstr(b, "product"));
 	print_tcb("current TCB", json_object_get(b, "current_tcb"));
 	print_tcb("reported TCB", json_object_get(b, "reported_tcb"));
 	print_tcb("committed TCB", json_object_get(b, "committed_tcb"));
-	printf("%-15s %s\n", "VLEK loaded", json_is_true(json_object_get(b, "vlek_loaded")) ? "yes" : "no");
+	printf("%-15s %s\n", "VLEK loaded",
+	       json_is_true(json_object_get(b, "vlek_loaded")) ? "yes" : "no");
 	if (json_is_true(json_object_get(b, "rotation_in_progress")))
 		printf("%-15s %s\n", "rotation", "in progress");
 	if (last)
@@ -96,8 +94,7 @@ static int print_reply(json_t *b, bool json)
 static int run(int argc, char **argv, enum ctl_cmd cmd, const char *arg_name)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = { .q.cmd = cmd };
-	char err[1024];
+	struct rot_args a = {.q.cmd = cmd};
 	int r;
 
 	r = parse(argc, argv, arg_name, &a);
@@ -121,11 +118,9 @@ static int run(int argc, char **argv, enum ctl_cmd cmd, const char *arg_name)
 		memcpy(a.q.hashstick, buf, CTL_HASHSTICK_SIZE);
 		a.q.has_hashstick = true;
 	}
-	r = ctl_client_call(a.socket, &a.q, &b, err, sizeof(err));
-	if (r < 0) {
-		fprintf(stderr, "snpctl: %s: %s\n", argv[0], err);
-		return SNPCTL_EXIT_FAIL;
-	}
+	r = snpctl_call(argv[0], a.socket, &a.q, &b);
+	if (r != SNPCTL_EXIT_OK)
+		return r;
 	return print_reply(b, a.json);
 }
 
@@ -154,22 +149,26 @@ int snpctl_vlek_load(int argc, char **argv)
 	return run(argc, argv, CTL_CMD_VLEK_LOAD, "HASHSTICK file");
 }
 
-#define COMMON_HELP                                                                               \
-	"  --json            print the daemon's JSON object\n"                                       \
-	"  --socket PATH     the daemon's control socket (default /run/snp-attestd/control.sock)\n" \
+#define COMMON_HELP                                                                                \
+	"  --json            print the daemon's JSON object\n"                                     \
+	"  --socket PATH     the daemon's control socket (default "                                \
+	"/run/snp-attestd/control.sock)\n"                                                         \
 	"  -h, --help        this text\n"
 
-#define ROTATION_TEXT                                                                             \
+#define ROTATION_TEXT                                                                              \
 	"The daemon first obtains the chain for the new state (certificate directory, or cache\n"  \
-	"then KDS) and refuses if it cannot; then it pauses admission (guests get BUSY), waits for\n" \
-	"requests in flight, changes the firmware and rewrites the VMM certificate file under its\n" \
-	"exclusive lock, swaps the chain and resumes. The answer comes when all that is done.\n"    \
+	"then KDS) and refuses if it cannot; then it pauses admission (guests get BUSY), waits "   \
+	"for\n"                                                                                    \
+	"requests in flight, changes the firmware and rewrites the VMM certificate file under "    \
+	"its\n"                                                                                    \
+	"exclusive lock, swaps the chain and resumes. The answer comes when all that is done.\n"   \
 	"Needs the admin group or root.\n"
 
-const char snpctl_help_cert_rotate[] = "Usage: snpctl cert rotate [--json] [--socket PATH]\n"
-				       "\n"
-				       "Rebuilds the served chain from its source and swaps it in.\n"
-				       ROTATION_TEXT "\n" COMMON_HELP;
+const char snpctl_help_cert_rotate[] =
+	"Usage: snpctl cert rotate [--json] [--socket PATH]\n"
+	"\n"
+	"Rebuilds the served chain from its source and swaps it in.\n" ROTATION_TEXT
+	"\n" COMMON_HELP;
 const char snpctl_help_tcb_show[] =
 	"Usage: snpctl tcb show [--json] [--socket PATH]\n"
 	"\n"
@@ -180,8 +179,8 @@ const char snpctl_help_tcb_set[] =
 	"Usage: snpctl tcb set TCB [--json] [--socket PATH]\n"
 	"\n"
 	"Sets the reported TCB (SNP_SET_CONFIG). TCB: 16 hex digits, 0x..., or\n"
-	"bl=N,tee=N,snp=N,ucode=N (with fmc=N on Turin); not newer than the current TCB.\n"
-	ROTATION_TEXT "\n" COMMON_HELP;
+	"bl=N,tee=N,snp=N,ucode=N (with fmc=N on Turin); not newer than the current "
+	"TCB.\n" ROTATION_TEXT "\n" COMMON_HELP;
 const char snpctl_help_tcb_commit[] =
 	"Usage: snpctl tcb commit [--json] [--socket PATH]\n"
 	"\n"

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* snpctl: command-line entry point and the command table. Offline commands only need files;
- * daemon-facing commands are further rows of the same table. */
+ * online ones talk to snp-attestd over the control socket. */
 #include "snpctl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "config.h"
 #include "cmd-rotation.h"
@@ -13,8 +14,8 @@
 /* The help texts are laid out as they print. */
 /* clang-format off */
 #define EXIT_CODES_HELP                                                                            \
-	"Exit status: 0 success; 1 verification or operation failed (the reason and the step are\n" \
-	"printed on stderr); 2 usage error.\n"
+	"Exit status: 0 success; 1 verification or operation failed, or was refused (the reason is\n"\
+	"printed on stderr); 2 usage error; 3 snp-attestd is not running or cannot be reached.\n"
 
 const struct snpctl_command snpctl_commands[] = {
 	{
@@ -31,11 +32,13 @@ const struct snpctl_command snpctl_commands[] = {
 		"                    version 2 reports, which carry no CPUID (default: guess, else the\n"
 		"                    Milan/Genoa layout)\n"
 		"  -h, --help        this text\n",
+		false,
 	},
 	{
 		"report", "verify", snpctl_report_verify,
 		"verify a report's signature, its VCEK/VLEK and optionally the chain",
 		"Usage: snpctl report verify FILE --vcek CERT [--chain PEM] [--ark PEM] [options]\n"
+		"                            [--json]\n"
 		"\n"
 		"Checks that the report in FILE is signed by CERT (a VCEK or a VLEK, DER or PEM), that\n"
 		"CERT's TCB and hwID extensions match the report's REPORTED_TCB and CHIP_ID, and with\n"
@@ -52,13 +55,17 @@ const struct snpctl_command snpctl_commands[] = {
 		"  --at TIME         check certificate validity at TIME (seconds since the epoch or\n"
 		"                    YYYY-MM-DD) instead of now\n"
 		"  --no-time-check   do not check certificate validity periods\n"
+		"  --json            on success print a JSON object (ok, version, product,\n"
+		"                    product_source, signing_key, chip_id_checked, chain_checked,\n"
+		"                    root: \"amd\", \"supplied\" or null)\n"
 		"  -h, --help        this text\n",
+		false,
 	},
 	{
 		"cert", "verify", snpctl_cert_verify,
 		"verify a KDS certificate chain and optionally a VCEK/VLEK",
 		"Usage: snpctl cert verify --chain PEM [--vcek CERT] [--ark PEM] [--at TIME]\n"
-		"                          [--no-time-check]\n"
+		"                          [--no-time-check] [--json]\n"
 		"\n"
 		"Checks that the ASK/ASVK in PEM is signed by the ARK and that the ARK is one of the\n"
 		"pinned AMD roots (or the --ark root); with --vcek, also that CERT is issued by the\n"
@@ -69,7 +76,10 @@ const struct snpctl_command snpctl_commands[] = {
 		"  --ark PEM         an extra trusted root (e.g. the simulator's ARK)\n"
 		"  --at TIME         check validity at TIME (epoch seconds or YYYY-MM-DD), not now\n"
 		"  --no-time-check   do not check validity periods\n"
+		"  --json            on success print a JSON object (ok, product, ask_cn, ark_cn,\n"
+		"                    leaf_cn, root: \"amd\" or \"supplied\")\n"
 		"  -h, --help        this text\n",
+		false,
 	},
 	{
 		"certs", "build", snpctl_certs_build,
@@ -89,6 +99,7 @@ const struct snpctl_command snpctl_commands[] = {
 		"  --crl F           the KDS CRL (DER or PEM)\n"
 		"  -o, --output TABLE  the file to write\n"
 		"  -h, --help        this text\n",
+		false,
 	},
 	{
 		"certs", "show", snpctl_certs_show,
@@ -100,12 +111,13 @@ const struct snpctl_command snpctl_commands[] = {
 		"\n"
 		"  --json            print a JSON object {\"size\":..,\"entries\":[..]}\n"
 		"  -h, --help        this text\n",
+		false,
 	},
 	{
 		"kds-url", NULL, snpctl_kds_url,
 		"print the AMD KDS URL for a VCEK, chain or CRL",
 		"Usage: snpctl kds-url --product NAME [--hwid HEX --tcb TCB] [--kind KIND] [--vlek]\n"
-		"                      [--base URL]\n"
+		"                      [--base URL] [--json]\n"
 		"\n"
 		"Prints the KDS URL for a certificate. Nothing is fetched.\n"
 		"\n"
@@ -120,26 +132,30 @@ const struct snpctl_command snpctl_commands[] = {
 		"                    certificates themselves need CSP credentials and are not offered.\n"
 		"  --base URL        KDS base URL, e.g. a mirror or the simulator; a trailing '/' is\n"
 		"                    ignored (default " KDS_DEFAULT_BASE ")\n"
+		"  --json            print a JSON object (url, product, kind, key)\n"
 		"  -h, --help        this text\n",
+		false,
 	},
-	{ "status", NULL, snpctl_status, "show the daemon's state", snpctl_help_status },
-	{ "vm", "list", snpctl_vm_list, "list the VMs the daemon knows", snpctl_help_vm_list },
-	{ "vm", "show", snpctl_vm_show, "show one VM's counters and quota", snpctl_help_vm_show },
-	{ "quota", "get", snpctl_quota_get, "show a VM's quota", snpctl_help_quota_get },
-	{ "quota", "set", snpctl_quota_set, "set a VM's quota (persisted)", snpctl_help_quota_set },
+	{ "status", NULL, snpctl_status, "show the daemon's state", snpctl_help_status, true },
+	{ "vm", "list", snpctl_vm_list, "list the VMs the daemon knows", snpctl_help_vm_list, true },
+	{ "vm", "show", snpctl_vm_show, "show one VM's counters and quota", snpctl_help_vm_show, true },
+	{ "quota", "get", snpctl_quota_get, "show a VM's quota", snpctl_help_quota_get, true },
+	{ "quota", "set", snpctl_quota_set, "set a VM's quota (persisted)", snpctl_help_quota_set, true },
 	{ "quota", "reset", snpctl_quota_reset, "put a VM back on the default quota",
-	  snpctl_help_quota_reset },
+	  snpctl_help_quota_reset, true },
 	{ "quota", "list", snpctl_quota_list, "list the default and per-VM quotas",
-	  snpctl_help_quota_list },
+	  snpctl_help_quota_list, true },
 	{ "cert", "rotate", snpctl_cert_rotate, "rebuild the served chain and swap it in",
-	  snpctl_help_cert_rotate },
+	  snpctl_help_cert_rotate, true },
 	{ "tcb", "show", snpctl_tcb_show, "show the current, reported and committed TCB",
-	  snpctl_help_tcb_show },
-	{ "tcb", "set", snpctl_tcb_set, "set the reported TCB (as a rotation)", snpctl_help_tcb_set },
+	  snpctl_help_tcb_show, true },
+	{ "tcb", "set", snpctl_tcb_set, "set the reported TCB (as a rotation)", snpctl_help_tcb_set, true },
 	{ "tcb", "commit", snpctl_tcb_commit, "commit the current TCB (as a rotation)",
-	  snpctl_help_tcb_commit },
+	  snpctl_help_tcb_commit, true },
 	{ "vlek", "load", snpctl_vlek_load, "load a wrapped VLEK hashstick (as a rotation)",
-	  snpctl_help_vlek_load },
+	  snpctl_help_vlek_load, true },
+	{ "top", NULL, snpctl_top, "live per-VM view of requests, BUSY answers and quotas",
+	  snpctl_help_top, true },
 };
 
 /* clang-format on */
@@ -154,21 +170,40 @@ static void command_full_name(const struct snpctl_command *c, char *buf, size_t 
 		snprintf(buf, size, "%s", c->name);
 }
 
-static void print_overview(FILE *f)
+static void list_commands(FILE *f, bool online)
 {
 	char name[64];
 
-	fprintf(f,
-		"Usage: snpctl COMMAND [ARGS...]\n"
-		"       snpctl COMMAND --help\n"
-		"\n"
-		"SEV-SNP attestation tool (snp-attestd %s). Offline commands:\n\n",
-		PACKAGE_VERSION);
 	for (size_t i = 0; i < snpctl_n_commands; i++) {
+		if (snpctl_commands[i].online != online)
+			continue;
 		command_full_name(&snpctl_commands[i], name, sizeof(name));
 		fprintf(f, "  %-16s %s\n", name, snpctl_commands[i].summary);
 	}
-	fprintf(f, "\nOptions: -h, --help (this text), --version.\n\n" EXIT_CODES_HELP);
+}
+
+static void print_overview(FILE *f)
+{
+	fprintf(f,
+		"Usage: snpctl [--socket PATH] [--json] COMMAND [ARGS...]\n"
+		"       snpctl COMMAND --help\n"
+		"       snpctl help COMMAND\n"
+		"\n"
+		"SEV-SNP attestation tool (snp-attestd %s).\n"
+		"\nOffline commands (files only, no daemon needed):\n",
+		PACKAGE_VERSION);
+	list_commands(f, false);
+	fprintf(f, "\nOnline commands (talk to snp-attestd over its control socket):\n");
+	list_commands(f, true);
+	fprintf(f,
+		"\nGlobal options (also accepted after the command):\n"
+		"  --socket PATH     the daemon's control socket (online commands; default from\n"
+		"                    snp-attestd.conf, else /run/snp-attestd/control.sock)\n"
+		"  --json            JSON output instead of text (every command that prints data,\n"
+		"                    online or offline; not top or certs build)\n"
+		"  -h, --help        this text; COMMAND --help for one command\n"
+		"  --version         print the version\n"
+		"\n" EXIT_CODES_HELP);
 }
 
 int snpctl_help_for(const char *full_name)
@@ -209,12 +244,88 @@ static int group_help(const char *group, FILE *f)
 	return SNPCTL_EXIT_OK;
 }
 
+/* Moves global options given before the command ("snpctl --json vm list") to just after the
+ * command words, where the command's own parser reads them. Returns the new argc; usage errors
+ * print and return -1. */
+static int hoist_globals(int argc, char **argv, char **out)
+{
+	char *globals[4];
+	int ng = 0, i = 1, n = 0, words;
+	bool online = false;
+
+	while (i < argc && argv[i][0] == '-' && ng < 3) {
+		if (strcmp(argv[i], "--json") == 0) {
+			globals[ng++] = argv[i++];
+		} else if (strcmp(argv[i], "--socket") == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "snpctl: option '--socket' needs a value\n"
+						"Try 'snpctl --help'.\n");
+				return -1;
+			}
+			globals[ng++] = argv[i++];
+			globals[ng++] = argv[i++];
+		} else if (strncmp(argv[i], "--socket=", 9) == 0) {
+			globals[ng++] = argv[i++];
+		} else
+			break;
+	}
+	out[n++] = argv[0];
+	if (ng == 0) {
+		for (int j = 1; j < argc; j++)
+			out[n++] = argv[j];
+		return n;
+	}
+	if (i >= argc) {
+		fprintf(stderr, "snpctl: missing command after the global options\n"
+				"Try 'snpctl --help'.\n");
+		return -1;
+	}
+	/* The command words: one, or two when the first is a group ("vm list"). */
+	words = 1;
+	for (size_t k = 0; k < snpctl_n_commands; k++) {
+		const struct snpctl_command *c = &snpctl_commands[k];
+		if (strcmp(c->name, argv[i]) != 0)
+			continue;
+		if (!c->sub) {
+			online = c->online;
+		} else if (i + 1 < argc && strcmp(c->sub, argv[i + 1]) == 0) {
+			words = 2;
+			online = c->online;
+		}
+	}
+	for (int w = 0; w < words; w++)
+		out[n++] = argv[i++];
+	/* --socket means nothing to an offline command: dropped there, not an error. */
+	for (int g = 0; g < ng; g++) {
+		if (strcmp(globals[g], "--socket") == 0 && !online)
+			g++;
+		else if (strncmp(globals[g], "--socket=", 9) == 0 && !online)
+			continue;
+		else
+			out[n++] = globals[g];
+	}
+	while (i < argc)
+		out[n++] = argv[i++];
+	return n;
+}
+
+static char **main_args;
+
 int main(int argc, char **argv)
 {
 	const struct snpctl_command *c;
 	bool group_known = false;
 	char name[64];
 	int skip;
+
+	/* A global, so that it lives until exit (the handlers keep pointers into it). */
+	main_args = calloc((size_t)argc + 1, sizeof(*main_args));
+	if (!main_args)
+		return snpctl_fail(-ENOMEM, "snpctl", NULL);
+	argc = hoist_globals(argc, argv, main_args);
+	if (argc < 0)
+		return SNPCTL_EXIT_USAGE;
+	argv = main_args;
 
 	if (argc < 2) {
 		print_overview(stderr);

@@ -14,22 +14,24 @@
 #include "tcb.h"
 #include "util.h"
 
-/* Exit codes (documented in --help). */
+/* Exit codes (documented in --help and snpctl(8)). */
 #define SNPCTL_EXIT_OK 0
-#define SNPCTL_EXIT_FAIL 1  /* verification failed or the operation failed */
-#define SNPCTL_EXIT_USAGE 2 /* bad arguments */
+#define SNPCTL_EXIT_FAIL 1	  /* verification or the operation failed, or was refused */
+#define SNPCTL_EXIT_USAGE 2	  /* bad arguments */
+#define SNPCTL_EXIT_UNREACHABLE 3 /* snp-attestd is not running / cannot be connected to */
 
 /* Largest input file snpctl reads: every file it handles is a few KiB at most. */
 #define SNPCTL_MAX_FILE (1024 * 1024)
 
 /* One row of the command table. sub is NULL for single-word commands ("kds-url").
- * Daemon-facing commands (status, vm, quota, ...) are added as further rows. */
+ * Online commands (status, vm, quota, ...) set online. */
 struct snpctl_command {
 	const char *name;
 	const char *sub;
 	int (*run)(int argc, char **argv); /* argv[0] is "name sub"; returns an exit code */
 	const char *summary;		   /* one line for the overview */
 	const char *help;		   /* full text for COMMAND --help */
+	bool online;			   /* talks to snp-attestd (listed apart in --help) */
 };
 
 extern const struct snpctl_command snpctl_commands[];

@@ -122,6 +122,20 @@ run 1 "vm show of an unknown VM fails" ctl vm show 42
 has err 'no VM 42' "vm show: clear reason"
 run 2 "vm show without a VM is a usage error" ctl vm show
 
+run 0 "global options before the command" "$SNPCTL" --json --socket "$SOCK" vm list
+has out '"vms": \[\]' "global --json before the command: JSON"
+run 0 "SNPCTL_SOCKET names the socket" env SNPCTL_SOCKET="$SOCK" "$SNPCTL" status --json
+has out '"backend": "sim"' "SNPCTL_SOCKET: reached the daemon"
+printf '[control]\nsocket = %s\n' "$SOCK" >"$T/client.conf"
+run 0 "socket from the configuration file (SNPCTL_CONFIG)" env SNPCTL_CONFIG="$T/client.conf" \
+	"$SNPCTL" vm list --json
+run 0 "top --once without VMs" ctl top --once --interval 0.1
+has out '^snp-attestd [0-9].*VMs 0 .*admission running' "top: header with the daemon's state"
+has out '^no VMs$' "top: no VMs"
+hasnt out $'\033' "top without a terminal: no escape codes"
+run 2 "top: bad --interval" ctl top --once --interval 0
+run 2 "top: bad -n" ctl top -n x
+
 # --- quotas ---
 run 0 "quota get (default)" ctl quota get 42
 has out '^VM 42: rate 2/s, burst [0-9]+, weight 1 \(default\)' "quota get: default quota"
@@ -169,15 +183,19 @@ run 0 "and after an oversized line" ctl quota get 42
 if [ "$(id -u)" -ne 0 ] || [ -z "$ADMIN_GID" ] || [ -z "$READ_GID" ]; then
 	for i in $(seq 1 12); do skip "authorisation $i" "needs root and groups staff/users"; done
 else
-	as() { local g=$1; shift; setpriv --reuid=65534 --regid=65534 "$g" -- "$@"; }
+	# SNPCTL_CONFIG: snpctl reads the group names for its messages from the daemon's config.
+	as() { local g=$1; shift; setpriv --reuid=65534 --regid=65534 "$g" -- \
+		env SNPCTL_CONFIG="$T/d.conf" "$@"; }
 	run 1 "no group: status refused" as --clear-groups "$SNPCTL" status --socket "$SOCK"
-	has err 'permission denied' "no group: clear message"
+	has err "permission denied: 'status' refused by snp-attestd \(needs root or group $ADMIN_GROUP or $READ_GROUP\)" \
+		"no group: clear message naming the groups"
 	run 1 "no group: quota set refused" as --clear-groups "$SNPCTL" quota set 1 --burst 2 --socket "$SOCK"
 	run 0 "read-only group: status" as --groups="$READ_GID" "$SNPCTL" status --socket "$SOCK"
 	has out 'your role: +reader' "read-only group: reader role"
 	run 0 "read-only group: quota list" as --groups="$READ_GID" "$SNPCTL" quota list --socket "$SOCK"
 	run 1 "read-only group: quota set refused" as --groups="$READ_GID" "$SNPCTL" quota set 42 --burst 2 --socket "$SOCK"
-	has err 'permission denied' "read-only group: write refused with a clear message"
+	has err "permission denied: 'quota.set' refused by snp-attestd \(needs root or group $ADMIN_GROUP\)" \
+		"read-only group: write refused with a clear message naming the admin group"
 	run 1 "read-only group: quota reset refused" as --groups="$READ_GID" "$SNPCTL" quota reset 42 --socket "$SOCK"
 	run 0 "admin group: quota set" as --groups="$ADMIN_GID" "$SNPCTL" quota set 42 --burst 5 --socket "$SOCK"
 	has out 'burst 5' "admin group: quota changed"
@@ -189,8 +207,13 @@ for p in "${stall_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; do
 stall_pids=()
 if stop_daemon; then ok "daemon stops cleanly"; else not_ok "daemon stops cleanly"; fi
 if [ ! -e "$SOCK" ]; then ok "socket removed on stop"; else not_ok "socket removed on stop"; fi
-run 1 "snpctl with no daemon fails" ctl status
+run 3 "snpctl with no daemon fails with exit 3" ctl status
 has err "snp-attestd is not running \(no socket at $SOCK\)" "no daemon: clear message"
+run 3 "top with no daemon: exit 3" ctl top --once --interval 0.1
+has err "snp-attestd is not running" "top, no daemon: clear message"
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$T/stale.sock"
+run 3 "a stale socket file nobody listens on: exit 3" "$SNPCTL" vm list --socket "$T/stale.sock"
+has err "snp-attestd is not running \(nothing listens on $T/stale.sock\)" "stale socket: clear message"
 if start_daemon; then ok "daemon restarts"; else not_ok "daemon restarts"; fi
 run 0 "quota get after restart" ctl quota get 42 --json
 has out '"rate": "0.5"' "custom quota survived the restart"
