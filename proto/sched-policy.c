@@ -1,7 +1,31 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* sched-policy: admission policy (design §4, §5). Owns per-VM buckets, queues and sequence
- * state; never reads a clock, does no I/O and allocates only on VM add. */
+ * state; never reads a clock, does no I/O and allocates only on VM add.
+ *
+ * Why the queue has three classes (rule 4 under overload). Guests retry BUSY after a fixed
+ * interval R with nothing else to go on, so a VM refused at t comes back at t + R, and a request
+ * can only be served within max_queue_wait W of its arrival. Guests that are refused together
+ * come back together: if every unserved request of a burst is refused at the same instant, the
+ * group stays in lockstep for ever and only about W / service of it is served per retry, however
+ * idle the PSP is in between (the old failure: 8.7 s streaks against a 3 s budget). Therefore:
+ *  - urgent (the streak nears busy_budget): earliest streak start first, over quota if need be;
+ *  - owed (refused for capacity since the last admission): oldest refusal first, ahead of any
+ *    VM that has not been refused; a VM served just now never overtakes one that is owed;
+ *  - normal: deficit round robin with weights among the rest.
+ * Two more rules act under contention only:
+ *  - fair-share gate: once some owed VM has missed a retry, a VM that was admitted after that
+ *    VM's first refusal and is not owed itself is refused at once (it was served since the other
+ *    started waiting); its retry then comes at a new phase of the cycle;
+ *  - spreading: when more requests are queued than the PSP can start before the newest
+ *    deadline (from a running estimate of the service time), the surplus is refused a little at
+ *    each admission, earliest arrivals first, instead of all at the deadlines: the earliest
+ *    keep their phase, the latest move W later, so a lockstep group widens by up to W on every
+ *    retry until it covers the retry interval and every slot of the cycle serves someone owed.
+ * What cannot be helped: a group refused at one instant can only widen by W per retry, so from a
+ * cold lockstep start only about (k + 1) * W / service of it is served on its k-th retry. */
 #include "sched-policy.h"
+
+#include <assert.h>
 
 #include "msg.h"
 #include "util.h"
@@ -26,7 +50,7 @@ struct sched_seq {
 struct sched_vm {
 	uint64_t id;
 	struct sched_vm *hnext;	 /* hash chain */
-	struct sched_link qlink; /* urgent list, or the DRR list given by `round` */
+	struct sched_link qlink; /* the DRR list given by `round` (normal class only) */
 	struct sched_link tlink; /* queued requests in arrival (= deadline) order */
 
 	struct sched_quota own_quota;
@@ -39,13 +63,20 @@ struct sched_vm {
 
 	/* The one request the VM may have: queued or in flight, never both. */
 	bool queued, urgent, inflight;
-	uint64_t req_id, queued_at;
+	uint64_t req_id, queued_at, admitted_at;
+	uint64_t enq_seq; /* enqueue order: ties in the priority heap go first come first */
+	size_t hidx[2];	  /* position in s->heap[0/1]; HEAP_NONE if not in the heaps */
 	bool req_tracked; /* req_seqno/req_vmpck valid for sequence tracking */
 	uint8_t req_vmpck;
 	uint64_t req_seqno;
 
 	bool in_streak;
 	uint64_t streak_start;
+	bool owed;	     /* refused for capacity (overload, pause) since the last admission */
+	uint64_t owed_since; /* the first such refusal */
+	uint64_t last_busy;  /* the latest BUSY answer */
+	bool ever_admitted;
+	struct sched_link olink; /* s->owed while owed and still retrying */
 
 	struct sched_seq seq[NVMPCK];
 
@@ -62,7 +93,15 @@ struct sched {
 	struct sched_vm **buckets; /* owned */
 	size_t nbuckets, nvms;
 
-	struct sched_link urgent;  /* VMs near their BUSY budget, FIFO */
+	/* Queued urgent and owed VMs, in two binary heaps over the same elements: heap[0] puts
+	 * the next to serve on top, heap[1] the first to refuse early. Capacity >= nvms. */
+	struct sched_vm **heap[2]; /* owned */
+	size_t nheap, heap_cap;
+	uint64_t enq_seq;
+	uint64_t svc_est; /* running mean of ALLOW -> DONE time, usec; 0 until the first DONE */
+	/* Owed VMs by owed_since (time only moves forward, so appending keeps the order). VMs that
+	 * stopped retrying are dropped from it lazily, from the head. */
+	struct sched_link owed;
 	struct sched_link current; /* DRR: VMs served in this round (vm->round == round) */
 	struct sched_link next;	   /* DRR: VMs waiting for the next round (round + 1) */
 	struct sched_link bytime;  /* every queued request, oldest first */
@@ -113,6 +152,92 @@ static void link_splice(struct sched_link *to, struct sched_link *from)
 	from->prev->next = to;
 	to->prev = from->prev;
 	link_init(from);
+}
+
+/* --- priority heaps (urgent and owed requests) --- */
+
+#define HEAP_NONE SIZE_MAX
+
+/* Serve a before b: urgent before owed; urgent by streak start (earliest deadline first), owed by
+ * the first refusal; then first come first served. */
+static bool prio_before(const struct sched_vm *a, const struct sched_vm *b)
+{
+	uint64_t ka = a->urgent ? a->streak_start : a->owed_since;
+	uint64_t kb = b->urgent ? b->streak_start : b->owed_since;
+
+	if (a->urgent != b->urgent)
+		return a->urgent;
+	if (ka != kb)
+		return ka < kb;
+	return a->enq_seq < b->enq_seq;
+}
+
+/* heap[0]: the best on top; heap[1]: the worst on top. */
+static bool heap_above(int h, const struct sched_vm *a, const struct sched_vm *b)
+{
+	return h == 0 ? prio_before(a, b) : prio_before(b, a);
+}
+
+static void heap_set(struct sched *s, int h, size_t i, struct sched_vm *vm)
+{
+	s->heap[h][i] = vm;
+	vm->hidx[h] = i;
+}
+
+static void heap_sift(struct sched *s, int h, size_t i)
+{
+	struct sched_vm **a = s->heap[h], *vm = a[i];
+
+	while (i > 0 && heap_above(h, vm, a[(i - 1) / 2])) {
+		heap_set(s, h, i, a[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= s->nheap)
+			break;
+		if (c + 1 < s->nheap && heap_above(h, a[c + 1], a[c]))
+			c++;
+		if (!heap_above(h, a[c], vm))
+			break;
+		heap_set(s, h, i, a[c]);
+		i = c;
+	}
+	heap_set(s, h, i, vm);
+}
+
+/* Room is reserved on VM add (heap_cap >= nvms), so this cannot fail. */
+static void heap_push(struct sched *s, struct sched_vm *vm)
+{
+	size_t i = s->nheap++;
+
+	assert(s->nheap <= s->heap_cap);
+	for (int h = 0; h < 2; h++) {
+		heap_set(s, h, i, vm);
+		heap_sift(s, h, i);
+	}
+}
+
+static void heap_remove(struct sched *s, struct sched_vm *vm)
+{
+	size_t last = --s->nheap;
+
+	for (int h = 0; h < 2; h++) {
+		size_t i = vm->hidx[h];
+		struct sched_vm *moved = s->heap[h][last];
+
+		vm->hidx[h] = HEAP_NONE;
+		if (i == last)
+			continue;
+		heap_set(s, h, i, moved);
+		heap_sift(s, h, i);
+	}
+}
+
+static struct sched_vm *heap_top(const struct sched *s, int h)
+{
+	return s->nheap > 0 ? s->heap[h][0] : NULL;
 }
 
 /* --- config --- */
@@ -322,9 +447,17 @@ static void emit(struct sched *s, enum sched_event_type type, const struct sched
 }
 
 /* A BUSY answer for vm at now: counts it and extends the VM's BUSY streak. */
-static void vm_note_busy(struct sched_vm *vm, enum sched_busy_reason reason, uint64_t now)
+static void vm_note_busy(struct sched *s, struct sched_vm *vm, enum sched_busy_reason reason,
+			 uint64_t now)
 {
 	vm->n_busy[reason]++;
+	if (!vm->owed && (reason == SCHED_BUSY_OVERLOAD || reason == SCHED_BUSY_PAUSED)) {
+		/* Refused for lack of capacity, not for its own quota or a second request. */
+		vm->owed = true;
+		vm->owed_since = now;
+		link_append(&s->owed, &vm->olink);
+	}
+	vm->last_busy = now;
 	if (!vm->in_streak) {
 		vm->in_streak = true;
 		vm->streak_start = now;
@@ -341,11 +474,15 @@ static bool vm_urgent(const struct sched *s, const struct sched_vm *vm, uint64_t
 	return vm->in_streak && now - vm->streak_start + margin >= s->cfg.busy_budget_usec;
 }
 
-static void vm_admit(struct sched *s, struct sched_vm *vm, bool forced)
+static void vm_admit(struct sched *s, struct sched_vm *vm, bool forced, uint64_t now)
 {
 	vm_take_token(s, vm);
 	vm->inflight = true;
+	vm->admitted_at = now;
+	vm->ever_admitted = true;
 	vm->in_streak = false;
+	vm->owed = false;
+	link_remove(&vm->olink);
 	vm->n_admitted++;
 	if (forced)
 		vm->n_forced++;
@@ -388,10 +525,11 @@ static void vm_enqueue(struct sched *s, struct sched_vm *vm, uint64_t req_id, bo
 	vm->urgent = urgent;
 	vm->req_id = req_id;
 	vm->queued_at = now;
+	vm->enq_seq = s->enq_seq++;
 	link_append(&s->bytime, &vm->tlink);
 	s->nqueued++;
-	if (urgent) {
-		link_append(&s->urgent, &vm->qlink);
+	if (urgent || vm->owed) {
+		heap_push(s, vm);
 		return;
 	}
 	if (drr_catch_up(s, vm))
@@ -403,17 +541,20 @@ static void vm_enqueue(struct sched *s, struct sched_vm *vm, uint64_t req_id, bo
 
 static void vm_dequeue(struct sched *s, struct sched_vm *vm)
 {
-	link_remove(&vm->qlink);
+	if (vm->hidx[0] != HEAP_NONE)
+		heap_remove(s, vm);
+	else
+		link_remove(&vm->qlink);
 	link_remove(&vm->tlink);
 	vm->queued = false;
 	s->nqueued--;
 }
 
-/* Urgent requests first, then deficit round robin. */
+/* Urgent requests first, then owed ones, then deficit round robin. */
 static struct sched_vm *pick_next(struct sched *s)
 {
-	if (!link_empty(&s->urgent))
-		return container_of(s->urgent.next, struct sched_vm, qlink);
+	if (s->nheap > 0)
+		return heap_top(s, 0);
 	if (link_empty(&s->current)) {
 		if (link_empty(&s->next))
 			return NULL;
@@ -421,6 +562,64 @@ static struct sched_vm *pick_next(struct sched *s)
 		s->round++;
 	}
 	return container_of(s->current.next, struct sched_vm, qlink);
+}
+
+/* The request to refuse early: the longest queued one that is neither urgent nor the next to be
+ * served (looking at a few at most). Refusing the earliest arrivals early and letting the later
+ * ones run to their deadline is what widens a group's arrival window on each retry: refused on
+ * arrival, a guest keeps its phase; refused at the deadline, it moves max_queue_wait later. */
+#define VICTIM_SCAN 8
+
+static struct sched_vm *pick_victim(struct sched *s)
+{
+	const struct sched_vm *top = pick_next(s);
+	unsigned n = 0;
+
+	for (struct sched_link *l = s->bytime.next; l != &s->bytime && n < VICTIM_SCAN;
+	     l = l->next, n++) {
+		struct sched_vm *vm = container_of(l, struct sched_vm, tlink);
+
+		if (vm != top && !vm->urgent)
+			return vm;
+	}
+	return NULL;
+}
+
+/* Called after each admission. `fit` is how many queued requests the slots can still start
+ * before the newest queued request's deadline (one per svc_est / slots). The surplus cannot all
+ * be served in time; this admission's share of it is refused now, so the refusals are spread
+ * over the admissions left instead of all falling on the deadlines (see the top of the file).
+ * Nothing happens without a surplus, so an uncontended queue never sees it; no estimate yet (no
+ * DONE seen), nothing either. */
+static int spread(struct sched *s, uint64_t now)
+{
+	const struct sched_vm *newest;
+	uint64_t deadline, left, fit, surplus, share;
+	int n = 0;
+
+	if (s->svc_est == 0 || link_empty(&s->bytime))
+		return 0;
+	newest = container_of(s->bytime.prev, struct sched_vm, tlink);
+	deadline = newest->queued_at + s->cfg.max_queue_wait_usec;
+	left = deadline > now ? deadline - now : 0;
+	/* svc_est <= max DONE delay seen, left < 100 ms, slots <= 64: no overflow. */
+	fit = left * s->cfg.psp_concurrency / s->svc_est;
+	if (s->nqueued <= fit + s->cfg.psp_concurrency)
+		return 0;
+	surplus = s->nqueued - fit - s->cfg.psp_concurrency; /* a slot's worth of slack */
+	share = DIV_ROUND_UP(surplus, fit + 1);		     /* fit admissions remain */
+	for (; share > 0; share--) {
+		struct sched_vm *vm = pick_victim(s);
+
+		if (!vm)
+			break;
+		vm_dequeue(s, vm);
+		vm_note_busy(s, vm, SCHED_BUSY_OVERLOAD, now);
+		emit(s, SCHED_EV_BUSY, vm, vm->req_id, SCHED_BUSY_OVERLOAD, false,
+		     now - vm->queued_at);
+		n++;
+	}
+	return n;
 }
 
 /* Work conservation: fills free slots from the queues. */
@@ -435,14 +634,17 @@ static int dispatch(struct sched *s, uint64_t now)
 		if (!vm)
 			break;
 		forced = vm->urgent;
-		if (!forced)
+		/* Only DRR picks spend DRR credit: urgent and owed VMs are served ahead of the
+		 * rounds (charging them could move a VM two rounds ahead). */
+		if (vm->hidx[0] == HEAP_NONE)
 			drr_charge(s, vm);
 		vm_dequeue(s, vm);
 		vm_refill(s, vm, now);
-		vm_admit(s, vm, forced);
+		vm_admit(s, vm, forced, now);
 		emit(s, SCHED_EV_ADMIT, vm, vm->req_id, SCHED_BUSY_NONE, forced,
 		     now - vm->queued_at);
 		n++;
+		n += spread(s, now);
 	}
 	return n;
 }
@@ -459,7 +661,7 @@ static int expire(struct sched *s, uint64_t now)
 		if (now - vm->queued_at < s->cfg.max_queue_wait_usec)
 			break;
 		vm_dequeue(s, vm);
-		vm_note_busy(vm, reason, now);
+		vm_note_busy(s, vm, reason, now);
 		emit(s, SCHED_EV_BUSY, vm, vm->req_id, reason, false, now - vm->queued_at);
 		n++;
 	}
@@ -501,7 +703,7 @@ int sched_new(const struct sched_config *c, sched_emit_fn emit_fn, void *userdat
 	s->cfg = *c;
 	s->emit = emit_fn;
 	s->userdata = userdata;
-	link_init(&s->urgent);
+	link_init(&s->owed);
 	link_init(&s->current);
 	link_init(&s->next);
 	link_init(&s->bytime);
@@ -521,6 +723,8 @@ void sched_free(struct sched *s)
 		}
 	}
 	free(s->buckets);
+	free(s->heap[0]);
+	free(s->heap[1]);
 	free(s);
 }
 
@@ -534,12 +738,27 @@ int sched_vm_add(struct sched *s, uint64_t vm_id, uint64_t now)
 	now = clock_in(s, now);
 	if (vm_find(s, vm_id))
 		return -EEXIST;
+	if (s->heap_cap <= s->nvms) {
+		/* Every VM may be in the heaps at once: reserve room now, so enqueueing (which
+		 * must not fail) never allocates. */
+		size_t cap = MAX(2 * s->heap_cap, (size_t)HASH_MIN_BUCKETS);
+
+		for (int h = 0; h < 2; h++) {
+			struct sched_vm **a = reallocarray(s->heap[h], cap, sizeof(*a));
+			if (!a)
+				return -ENOMEM;
+			s->heap[h] = a;
+		}
+		s->heap_cap = cap;
+	}
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
 	vm->id = vm_id;
 	link_init(&vm->qlink);
 	link_init(&vm->tlink);
+	link_init(&vm->olink);
+	vm->hidx[0] = vm->hidx[1] = HEAP_NONE;
 	vm->tokens = (int64_t)s->cfg.quota.burst * TOKEN_UNIT;
 	vm->refilled_at = now;
 	vm->round = s->round;
@@ -572,6 +791,7 @@ int sched_vm_remove(struct sched *s, uint64_t vm_id, uint64_t now)
 		emit(s, SCHED_EV_BUSY, vm, vm->req_id, SCHED_BUSY_REMOVED, false,
 		     now - vm->queued_at);
 	}
+	link_remove(&vm->olink);
 	had_slot = vm->inflight;
 	if (had_slot)
 		s->ninflight--;
@@ -596,7 +816,11 @@ int sched_vm_restore_inflight(struct sched *s, uint64_t vm_id, uint64_t req_id, 
 	vm->req_id = req_id;
 	vm->req_tracked = false;
 	vm->inflight = true;
+	vm->admitted_at = now;
+	vm->ever_admitted = true;
 	vm->in_streak = false;
+	vm->owed = false;
+	link_remove(&vm->olink);
 	s->ninflight++;
 	return 0;
 }
@@ -664,6 +888,38 @@ static void seq_done(struct sched_vm *vm, enum sched_outcome outcome)
 
 /* --- requests --- */
 
+/* The oldest owed VM that still retries, or NULL. A VM whose last BUSY is older than two retry
+ * intervals and a queue wait has stopped asking (or its guest is gone): it no longer holds
+ * others back, though it keeps its place in the queue order if it comes back. */
+static const struct sched_vm *oldest_owed(struct sched *s, uint64_t now)
+{
+	uint64_t stale = 2 * s->cfg.retry_interval_usec + s->cfg.max_queue_wait_usec;
+
+	while (!link_empty(&s->owed)) {
+		struct sched_vm *vm = container_of(s->owed.next, struct sched_vm, olink);
+
+		if (vm->queued || now - vm->last_busy <= stale)
+			return vm;
+		link_remove(&vm->olink);
+	}
+	return NULL;
+}
+
+/* Fair-share gate: a VM that has not been refused, asking again after an admission that came
+ * later than the oldest owed VM's first refusal, is refused too: it was served since that VM
+ * started waiting, so it must not take a slot that VM's retry needs. Its own retry then lands at
+ * a fresh phase of the retry cycle, which is what breaks up lockstep groups. */
+static bool fair_share_gate(struct sched *s, const struct sched_vm *vm, uint64_t now)
+{
+	const struct sched_vm *o;
+
+	if (vm->owed || !vm->ever_admitted)
+		return false;
+	o = oldest_owed(s, now);
+	return o && o != vm && vm->admitted_at > o->owed_since &&
+	       now - o->owed_since > s->cfg.retry_interval_usec + s->cfg.max_queue_wait_usec;
+}
+
 int sched_request(struct sched *s, uint64_t vm_id, uint64_t req_id, const struct sched_msg *msg,
 		  uint64_t now, struct sched_decision *ret)
 {
@@ -715,6 +971,10 @@ int sched_request(struct sched *s, uint64_t vm_id, uint64_t req_id, const struct
 		d.reason = SCHED_BUSY_QUOTA;
 		goto busy;
 	}
+	if (!urgent && fair_share_gate(s, vm, now)) {
+		d.reason = SCHED_BUSY_OVERLOAD;
+		goto busy;
+	}
 	d.forced = urgent;
 	if (s->ninflight < s->cfg.psp_concurrency && s->nqueued == 0) {
 		vm->req_id = req_id;
@@ -723,7 +983,7 @@ int sched_request(struct sched *s, uint64_t vm_id, uint64_t req_id, const struct
 		s->round = MAX(s->round, vm->round);
 		if (!urgent)
 			drr_charge(s, vm);
-		vm_admit(s, vm, urgent);
+		vm_admit(s, vm, urgent, now);
 		d.verdict = SCHED_ADMIT;
 	} else {
 		vm_enqueue(s, vm, req_id, urgent, now);
@@ -733,7 +993,7 @@ int sched_request(struct sched *s, uint64_t vm_id, uint64_t req_id, const struct
 	goto out;
 
 busy:
-	vm_note_busy(vm, d.reason, now);
+	vm_note_busy(s, vm, d.reason, now);
 out:
 	for (unsigned i = 0; i < _SCHED_ANOM_MAX; i++)
 		if (d.anomalies & (1u << i))
@@ -755,6 +1015,11 @@ int sched_done(struct sched *s, uint64_t vm_id, uint64_t req_id, uint64_t now,
 	if (!vm)
 		return -ENOENT;
 	if (vm->inflight && vm->req_id == req_id) {
+		/* Service time estimate for spread(): a mean over about the last 8 requests. */
+		uint64_t took = MAX(now - MIN(vm->admitted_at, now), 1u);
+
+		s->svc_est = s->svc_est ? s->svc_est - s->svc_est / 8 + took / 8 : took;
+		s->svc_est = MAX(s->svc_est, 1u);
 		vm->inflight = false;
 		vm->n_done++;
 		seq_done(vm, outcome);
@@ -765,7 +1030,7 @@ int sched_done(struct sched *s, uint64_t vm_id, uint64_t req_id, uint64_t now,
 	if (vm->queued && vm->req_id == req_id) {
 		/* The kernel stopped waiting and answered BUSY itself. */
 		vm_dequeue(s, vm);
-		vm_note_busy(vm, SCHED_BUSY_OVERLOAD, now);
+		vm_note_busy(s, vm, SCHED_BUSY_OVERLOAD, now);
 		dispatch(s, now);
 		return 0;
 	}
@@ -971,8 +1236,8 @@ static bool list_ok(const struct sched *s, const struct sched_link *head, int ki
 
 		if (l->next->prev != l || !vm->queued || vm->inflight || vm_find(s, vm->id) != vm)
 			return false;
-		if (kind == 0 && !vm->urgent)
-			return false;
+		if (vm->hidx[0] != HEAP_NONE || vm->owed)
+			return false; /* owed and urgent requests live in the heaps */
 		if (kind == 1 && (vm->urgent || vm->round != s->round))
 			return false;
 		if (kind == 2 && (vm->urgent || vm->round != s->round + 1))
@@ -991,9 +1256,21 @@ int sched_selfcheck(const struct sched *s)
 
 	if (!s)
 		return -EINVAL;
-	if (!list_ok(s, &s->urgent, 0, &inq) || !list_ok(s, &s->current, 1, &inq) ||
-	    !list_ok(s, &s->next, 2, &inq))
+	if (!list_ok(s, &s->current, 1, &inq) || !list_ok(s, &s->next, 2, &inq))
 		return -EUCLEAN;
+	if (s->nheap > s->heap_cap || s->heap_cap < s->nvms)
+		return -EUCLEAN;
+	for (int h = 0; h < 2; h++)
+		for (size_t i = 0; i < s->nheap; i++) {
+			const struct sched_vm *vm = s->heap[h][i];
+
+			if (vm->hidx[h] != i || !vm->queued || !(vm->urgent || vm->owed) ||
+			    vm_find(s, vm->id) != vm)
+				return -EUCLEAN;
+			if (i > 0 && heap_above(h, vm, s->heap[h][(i - 1) / 2]))
+				return -EUCLEAN;
+		}
+	inq += (unsigned)s->nheap;
 	for (const struct sched_link *l = s->bytime.next; l != &s->bytime; l = l->next) {
 		const struct sched_vm *vm = container_of(l, struct sched_vm, tlink);
 		if (!vm->queued || vm->queued_at < prev || ++bytime > s->nvms)

@@ -46,7 +46,7 @@ enum sched_busy_reason {
 	SCHED_BUSY_NONE = 0,
 	SCHED_BUSY_INFLIGHT, /* the VM already has a request admitted or queued (rule 3) */
 	SCHED_BUSY_QUOTA,    /* the VM's token bucket is empty */
-	SCHED_BUSY_OVERLOAD, /* waited max_queue_wait without a free slot */
+	SCHED_BUSY_OVERLOAD, /* no slot within max_queue_wait, or not admissible (see below) */
 	SCHED_BUSY_NO_VM,    /* unknown VM */
 	SCHED_BUSY_PAUSED,   /* admission paused (certificate rotation) */
 	SCHED_BUSY_REMOVED,  /* the VM was removed while its request was queued */
@@ -104,6 +104,21 @@ struct sched_event {
 	uint64_t waited_usec; /* time spent queued */
 };
 
+/* Admission order and admissibility (rule 4 under overload; the reasons are in sched-policy.c).
+ * A VM is "owed" from its first BUSY for capacity (OVERLOAD or PAUSED, not QUOTA or INFLIGHT)
+ * until its next admission. Queued requests are served: urgent first (the BUSY streak is within
+ * retry_interval + max_queue_wait of busy_budget; earliest streak start first; admitted over
+ * quota), then owed (earliest first refusal first), then the rest by weighted deficit round
+ * robin. A request is admissible unless the fair-share gate refuses it, which happens only when
+ * the VM is neither urgent nor owed, has been admitted before, and some other owed VM that still
+ * retries was first refused before that admission and more than retry_interval +
+ * max_queue_wait ago. An admissible request with tokens is queued or admitted, and the PSP never
+ * idles while one is queued. Under contention a queued request may also be refused before its
+ * max_queue_wait: when more are queued than the slots can start before the newest deadline (by
+ * a running mean of the ALLOW -> DONE time), the surplus is refused a share at each admission,
+ * earliest arrivals first, never an urgent one or the next to be served. Both refusals are
+ * OVERLOAD and exist to spread the guests' retry phases. */
+
 /* Called synchronously from the calls that take `now`. It must not call back into sched. */
 typedef void (*sched_emit_fn)(void *userdata, const struct sched_event *ev);
 
@@ -111,7 +126,8 @@ struct sched_config {
 	uint32_t psp_concurrency;     /* slots: admitted and not done, at most (>= 1) */
 	uint64_t busy_budget_usec;    /* rule 4: longest continuous BUSY for a VM (< 60 s) */
 	uint64_t max_queue_wait_usec; /* a queued request is refused BUSY after this (< 100 ms) */
-	uint64_t retry_interval_usec; /* the guest's BUSY retry delay; margin for rule 4 */
+	uint64_t retry_interval_usec; /* the guest's BUSY retry delay ([scheduler]
+				       * guest_retry_interval): rule 4 margin, gate, staleness */
 	struct sched_quota quota;     /* default per-VM quota */
 	uint64_t hash_seed;	      /* mixes VM ids in the lookup table (any value) */
 };
