@@ -180,6 +180,25 @@ jq_eq "VLEK signing key" .signer_info.signing_key '"VLEK"'
 expect_fail "report show on a truncated file" "parse report" "wrong size" report show "$W/trunc.bin"
 expect_fail "report show on an MBZ-violating file" "parse report" "malformed input" report show "$W/tampered.bin"
 
+# --- --json of the verify commands and kds-url ------------------------------------------------
+expect 0 "report verify --json" report verify "${MV3[@]}" --chain milan/cert_chain.pem --json
+jq_eq "report verify --json: ok, product, key, root" '[.ok,.product,.signing_key,.root,.chain_checked]' \
+	'[true,"Milan","VCEK","amd",true]'
+expect 0 "report verify --json without a chain" report verify "${MV3[@]}" --json
+jq_eq "no chain: root null" '[.root,.chain_checked,.chip_id_checked]' '[null,false,true]'
+expect_fail "report verify --json failure: stderr only" signature "$SIG" report verify \
+	milan/report-v3.bin --vcek milan/report-v2.vcek.der --json
+check "report verify --json failure: nothing on stdout" test ! -s "$W/out"
+expect 0 "cert verify --json" cert verify --chain genoa/cert_chain.pem --vcek genoa/vcek.pem --json
+jq_eq "cert verify --json" '[.ok,.product,.ark_cn,.root]' '[true,"Genoa","ARK-Genoa","amd"]'
+expect 0 "kds-url --json" kds-url --product milan --vlek --kind crl --json
+jq_eq "kds-url --json" '[.url,.kind,.key]' '["https://kdsintf.amd.com/vlek/v1/Milan/crl","crl","vlek"]'
+expect 0 "global --json and --socket before kds-url (socket ignored offline)" --socket /x --json \
+	kds-url --product turin --kind chain
+jq_eq "global --json reached kds-url" .product '"Turin"'
+expect 2 "global --socket without a value" --socket
+expect 2 "global options without a command" --json
+
 # --- cert verify ----------------------------------------------------------------------------
 for p in milan genoa turin; do
 	expect_ok "$p VCEK chain" cert verify --chain $p/cert_chain.pem
@@ -398,6 +417,14 @@ for c in "report show" "report verify" "cert verify" "certs build" "certs show" 
 	grep -q "^  $c " "$W/out" && ok "overview lists '$c'" || nok "overview lists '$c'"
 done
 grep -q '2 usage error' "$W/out" && ok "overview documents exit codes" || nok "overview documents exit codes"
+grep -q '3 snp-attestd is not running' "$W/out" && ok "overview documents exit code 3" \
+	|| nok "overview documents exit code 3"
+for c in status "vm list" "quota set" "tcb set" "cert rotate" top; do
+	sed -n '/^Online commands/,/^$/p' "$W/out" | grep -q "^  $c " && ok "overview lists online '$c'" \
+		|| nok "overview lists online '$c'"
+done
+grep -q '^  --socket PATH' "$W/out" && grep -q '^  --json ' "$W/out" && ok "overview: global options" \
+	|| nok "overview: global options"
 for c in "report show" "report verify" "cert verify" "certs build" "certs show" "kds-url"; do
 	# shellcheck disable=SC2086
 	expect 0 "$c --help" $c --help
