@@ -68,6 +68,8 @@ static const struct conf_key conf_keys[] = {
 	  "longest a request waits for a PSP slot before BUSY (the kernel waits 100 ms)"),
 	K("scheduler", "busy_budget", T_DURATION, busy_budget_usec, "20s", 2000000, 3600000000ull,
 	  "longest a VM is answered BUSY continuously (must be < 60 s)"),
+	K("scheduler", "guest_retry_interval", T_DURATION, guest_retry_interval_usec, "2s", 1000,
+	  59000000ull, "how long a guest waits before re-sending after BUSY (Linux: 2 s)"),
 	K("quota", "rate", T_MILLI, quota_rate_milli, "2", 1, 1000000000ull,
 	  "default per-VM requests per second (fractions allowed)"),
 	K("quota", "burst", T_U32, quota_burst, "4", 1, 1000000, "default per-VM burst"),
@@ -357,6 +359,14 @@ int conf_validate(const struct conf *c, char *err, size_t err_size)
 	if (c->max_queue_wait_usec >= 100000ull) {
 		snprintf(err, err_size,
 			 "[scheduler] max_queue_wait must be below the kernel's 100ms verdict timeout");
+		return -EINVAL;
+	}
+	/* A VM must get at least one retry before its BUSY streak reaches the budget. */
+	if (c->guest_retry_interval_usec + c->max_queue_wait_usec >= c->busy_budget_usec) {
+		snprintf(err, err_size,
+			 "[scheduler] busy_budget %s must exceed guest_retry_interval %s + max_queue_wait",
+			 format_duration_usec(c->busy_budget_usec, a, sizeof(a)),
+			 format_duration_usec(c->guest_retry_interval_usec, b, sizeof(b)));
 		return -EINVAL;
 	}
 	if (c->backend == CONF_BACKEND_SIM && (!c->sim_state_dir || !c->sim_state_dir[0])) {

@@ -37,6 +37,7 @@ struct conf {
 	uint32_t psp_concurrency;
 	uint64_t max_queue_wait_usec;
 	uint64_t busy_budget_usec;
+	uint64_t guest_retry_interval_usec; /* the guests' BUSY retry delay (Linux: 2 s) */
 	/* [quota] defaults for every VM */
 	uint64_t quota_rate_milli; /* requests per second, thousandths */
 	uint32_t quota_burst;

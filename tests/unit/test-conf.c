@@ -14,6 +14,7 @@ START_TEST(test_defaults_valid)
 	ck_assert_int_eq(c.backend, CONF_BACKEND_SEV);
 	ck_assert_uint_eq(c.busy_budget_usec, 20000000);
 	ck_assert_uint_eq(c.max_queue_wait_usec, 50000);
+	ck_assert_uint_eq(c.guest_retry_interval_usec, 2000000);
 	ck_assert_uint_eq(c.psp_concurrency, 1);
 	ck_assert_str_eq(c.sev_device, "/dev/sev");
 	conf_done(&c);
@@ -47,6 +48,14 @@ static const struct {
 	{ "[daemon]\nlog_level = LOUD\n", -EINVAL, 0, "unknown log level" },
 	{ "this is not ini\n", -EINVAL, 0, "test.conf:1:" },
 	{ "[scheduler]\nmax_queue_wait = 100ms\n", -EINVAL, 0, "out of range" },
+	{ "[scheduler]\nguest_retry_interval = 200ms\nbusy_budget = 3s\n", 0, 0, NULL },
+	{ "[scheduler]\nguest_retry_interval = 0\n", -EINVAL, 0, "out of range" },
+	{ "[scheduler]\nguest_retry_interval = 1min\n", -EINVAL, 0, "out of range" },
+	{ "[scheduler]\nguest_retry_interval = later\n", -EINVAL, 0, "not a duration" },
+	{ "[scheduler]\nbusy_budget = 2s\n", 0, -EINVAL,
+	  "busy_budget 2s must exceed guest_retry_interval 2s" },
+	{ "[scheduler]\nguest_retry_interval = 19.95s\n", 0, -EINVAL, "must exceed" },
+	{ "[scheduler]\nguest_retry_interval = 19.949s\n", 0, 0, NULL },
 	{ "[certs]\ntrust_sim_ark = maybe\n", -EINVAL, 0, "not a boolean" },
 	{ "[daemon]\nguest_log_burst = 010\n", -EINVAL, 0, "not a number" },
 	{ "[daemon]\nguest_log_burst = 0x10\n", -EINVAL, 0, "not a number" },
@@ -102,12 +111,13 @@ START_TEST(test_format_roundtrip)
 	ck_assert_int_eq(conf_apply_string(&c,
 					   "[daemon]\nbackend=sim\nlog_level=DEBUG\n"
 					   "[scheduler]\nmax_queue_wait=20000us\n[quota]\nrate=0.25\n"
-					   "[scheduler]\nbusy_budget=10s\n",
+					   "[scheduler]\nbusy_budget=10s\nguest_retry_interval=500ms\n",
 					   "x", err, sizeof(err)),
 			 0);
 	a = conf_format(&c);
 	ck_assert_ptr_nonnull(a);
 	ck_assert_ptr_nonnull(strstr(a, "max_queue_wait = 20ms\n"));
+	ck_assert_ptr_nonnull(strstr(a, "guest_retry_interval = 500ms\n"));
 	ck_assert_ptr_nonnull(strstr(a, "rate = 0.25\n"));
 	ck_assert_ptr_nonnull(strstr(a, "log_level = debug\n"));
 	ck_assert_ptr_nonnull(strstr(a, "backend = sim\n"));
