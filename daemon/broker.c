@@ -587,6 +587,7 @@ static int sched_config_from(const struct conf *c, struct sched_config *sc)
 	sc->psp_concurrency = c->psp_concurrency;
 	sc->busy_budget_usec = c->busy_budget_usec;
 	sc->max_queue_wait_usec = c->max_queue_wait_usec;
+	sc->retry_interval_usec = c->guest_retry_interval_usec;
 	sc->quota.rate_milli = c->quota_rate_milli;
 	sc->quota.burst = c->quota_burst;
 	sc->quota.weight = c->quota_weight;
