@@ -331,6 +331,12 @@ def main():
     else:
         T.add('fairness', "Jain's index", 'not measured', '>= 0.99', None)
 
+    la = run.get('loadavg') or []
+    if la and run.get('cpus') and max(la) > 0.5 * run['cpus']:
+        notes.append('the machine was busy with other work (load average %s on %s CPUs): '
+                     'runs are sequential, so figures and ratios carry that noise; repeat '
+                     'on an idle machine before judging a MISS' % (
+                         ' -> '.join('%.2f' % x for x in la), run['cpus']))
     failed = run.get('failed') or []
     print()
     print('snp-attestd benchmarks%s (%s CPUs, kernel %s)' % (

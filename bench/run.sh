@@ -240,6 +240,7 @@ bench_fairness() {
 	return $rc
 }
 
+LOAD_BEFORE=$(cut -d" " -f1 /proc/loadavg)
 run_step platform platform || { log "the simulated platform did not start"; exit 1; }
 run_step overhead bench_overhead
 run_step psp bench_psp
@@ -248,8 +249,9 @@ run_step sched bench_sched
 run_step fairness bench_fairness
 simenv_stop_daemon
 
-printf '{"quick":%s,"load_vms":%s,"scale_big":%s,"scale_total_rate":%s,"fair_quiet":%s,"failed":%s,"host":"%s","cpus":%s}\n' \
-	"$([ "$QUICK" = 1 ] && echo true || echo false)" "$LOAD_VMS" "$SCALE_BIG" "$SCALE_TOTAL" \
+LOAD_AFTER=$(cut -d" " -f1 /proc/loadavg)
+printf '{"loadavg":[%s,%s],"quick":%s,"load_vms":%s,"scale_big":%s,"scale_total_rate":%s,"fair_quiet":%s,"failed":%s,"host":"%s","cpus":%s}\n' \
+	"$LOAD_BEFORE" "$LOAD_AFTER" "$([ "$QUICK" = 1 ] && echo true || echo false)" "$LOAD_VMS" "$SCALE_BIG" "$SCALE_TOTAL" \
 	"$FAIR_QUIET" "$(printf '%s\n' "${FAILED[@]}" | jq -R . | jq -sc 'map(select(. != ""))')" \
 	"$(uname -r)" "$(nproc)" > "$R/run.json"
 python3 "$HERE/report.py" "$R" ${OUT:+--out "$OUT"} || FAILED+=(report)
