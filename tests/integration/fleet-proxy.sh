@@ -322,3 +322,43 @@ check "no entry was set aside as corrupt" eval "! ls $D/d*/cache/ | grep -q corr
 check "the 304 renewed every entry's freshness" fresh_until_all_future "$D"/d*/cache/*.kdsc
 check "every daemon still serves its chain" wait_chains cache 10
 check "the daemons stop cleanly" stop_daemons
+
+# --- 4. expired entries and the proxy unreachable: the stale copy is served ---
+# Daemon 0 alone, its entries aged again. Refused connections (proxy stopped), then a proxy that
+# accepts and never answers (kds_timeout = 10 s in the configuration). Times reported only.
+time_to_chain() { # label: start daemon 0, wait for a chain from the cache (30 s at most)
+	local t0 t
+	date +%s%N > "$D/t0"
+	t0=$(cat "$D/t0")
+	start_daemon 0
+	for ((t = 0; t < 600; t++)); do
+		has_chain 0 cache && break
+		sleep 0.05
+	done
+	has_chain 0 cache || return 1
+	echo "$1: chain from the stale cache after $((($(date +%s%N) - t0) / 1000000)) ms" |
+		tee -a "$D/stale.txt"
+}
+check "the proxy stops" stop_nginx
+check "daemon 0's entries are made a day old again" age_entries "$D"/d0/cache/*.kdsc
+N=1
+check "refused connections: daemon 0 serves the expired copy" time_to_chain "proxy refused"
+check "daemon 0 stops cleanly" stop_daemons
+check "daemon 0's entries are still expired (nothing renewed them)" \
+	eval "! fresh_until_all_future $D/d0/cache/*.kdsc > /dev/null"
+python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])
+' "$PROXY_PORT" &
+SIMENV_PIDS+=($!)
+for ((t = 0; t < 50; t++)); do port_open "$PROXY_PORT" && break; sleep 0.1; done
+check "black-holed proxy: daemon 0 serves the expired copy after kds_timeout" \
+	time_to_chain "proxy accepts, never answers"
+diag < "$D/stale.txt"
+check "daemon 0 stops cleanly" stop_daemons
