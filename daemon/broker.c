@@ -33,6 +33,8 @@
  * from being refused forever. Well under busy_budget. */
 #define BROKER_STALE_INFLIGHT_USEC (5 * 1000000ull)
 #define BROKER_HOUSEKEEPING_SEC 1.0
+/* Longest start-up wait for the first chain before READY=1 (KDS slow or down, cache cold). */
+#define BROKER_READY_MAX_SEC 10.0
 /* Refetch this long before the chain's (or CRL's) end of validity; retry no more often than
  * BROKER_EXPIRY_RETRY_SEC once inside that window. */
 #define BROKER_EXPIRY_MARGIN_SEC (24 * 3600)
@@ -131,6 +133,8 @@ struct broker {
 	struct manager *m;	     /* borrowed */
 	struct worker *worker;	     /* owned: every firmware call after start runs here */
 	struct kdsc *kdsc;	     /* owned; the chain source when no cert_dir is configured */
+	bool ready_held;	     /* READY=1 waits for the first chain decision */
+	ev_timer ready_timer;	     /* ... at most BROKER_READY_MAX_SEC */
 	struct vmmfile *vmm;	     /* owned; NULL if no vmm_certs_file */
 	struct broker_rotation *rot; /* owned: the rotation under way, or NULL */
 	bool rotate_again;	     /* an internal trigger arrived during a rotation */
@@ -939,6 +943,26 @@ static void rot_run(struct worker_job *j)
 	}
 }
 
+/* The first chain decision (a chain, or running without one) lets the daemon report READY. */
+static void release_ready(struct broker *b, const char *why)
+{
+	if (!b->ready_held)
+		return;
+	b->ready_held = false;
+	ev_timer_stop(b->m->loop, &b->ready_timer);
+	log_info("Start-up chain decision: %s", why);
+	manager_ready_release(b->m);
+}
+
+static void on_ready_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = container_of(w, struct broker, ready_timer);
+
+	(void)loop;
+	(void)revents;
+	release_ready(b, "no chain yet: serving without certificates until one arrives");
+}
+
 static void rot_finish(struct broker *b, struct broker_rotation *rot, int r, const char *msg)
 {
 	broker_op_done_fn cb = rot->cb;
@@ -961,7 +985,10 @@ static void rot_finish(struct broker *b, struct broker_rotation *rot, int r, con
 		st->succeeded++;
 		log_notice("Rotation (%s): %s", rot->why, msg);
 	}
-	manager_notify_status(b->m, "serving: %s", msg);
+	if (b->ready_held)
+		release_ready(b, b->chain ? "chain loaded" : "running without a chain for now");
+	else
+		manager_notify_status(b->m, "serving: %s", msg);
 	rot_free(rot);
 	broker_arm(b);
 	if (cb)
@@ -1356,6 +1383,7 @@ static void rot_start_internal(struct broker *b, const char *why,
 		b->rstats.last_result = r;
 		snprintf(b->rstats.last_message, sizeof(b->rstats.last_message), "%.250s", err);
 		log_error("Rotation (%s) refused: %s", why, err);
+		release_ready(b, "no chain could be obtained: serving without certificates");
 	}
 }
 
@@ -1816,8 +1844,15 @@ static int broker_start(struct manager *m)
 	if (r < 0)
 		return r;
 	ev_timer_start(m->loop, &b->housekeeping);
-	if (b->kdsc)
+	if (b->kdsc) {
+		/* READY waits for the first chain from the cache (instant when warm) or KDS, or
+		 * for the decision to run without one: at most BROKER_READY_MAX_SEC. */
+		b->ready_held = true;
+		manager_ready_hold(m);
+		ev_timer_init(&b->ready_timer, on_ready_timer, BROKER_READY_MAX_SEC, 0.);
+		ev_timer_start(m->loop, &b->ready_timer);
 		rot_start_internal(b, "first chain from the cache or KDS", NULL);
+	}
 	return nlsock_start(b->nl);
 }
 
@@ -1829,6 +1864,8 @@ static void broker_stop(struct manager *m)
 
 	if (!b)
 		return;
+	if (b->ready_held)
+		ev_timer_stop(m->loop, &b->ready_timer);
 	ev_timer_stop(m->loop, &b->deadline);
 	ev_timer_stop(m->loop, &b->housekeeping);
 	ev_timer_stop(m->loop, &b->rot_timeout);

@@ -52,7 +52,8 @@ int manager_reload(struct manager *m)
 		log_error("Reload refused, keeping the running configuration: %s", err);
 		return r;
 	}
-	sd_notify(0, "RELOADING=1");
+	if (m->ready)
+		sd_notify(0, "RELOADING=1");
 	old = m->conf;
 	m->conf = n;
 	log_set_level_name(m->conf.log_level);
@@ -66,7 +67,8 @@ int manager_reload(struct manager *m)
 	conf_done(&old);
 	m->reloads++;
 	log_info("Configuration reloaded from %s", m->config_path);
-	sd_notify(0, "READY=1");
+	if (m->ready)
+		sd_notify(0, "READY=1");
 	return 0;
 }
 
@@ -185,6 +187,30 @@ void manager_free(struct manager *m)
 	free(m);
 }
 
+static void announce_ready(struct manager *m)
+{
+	if (m->ready)
+		return;
+	m->ready = true;
+	sd_notify(0, "READY=1");
+	manager_notify_status(m, "serving");
+	log_info("snp-attestd ready (backend %s)",
+		 m->conf.backend == CONF_BACKEND_SIM ? "sim" : "sev");
+}
+
+void manager_ready_hold(struct manager *m)
+{
+	m->ready_holds++;
+}
+
+void manager_ready_release(struct manager *m)
+{
+	if (m->ready_holds == 0)
+		return;
+	if (--m->ready_holds == 0 && m->started)
+		announce_ready(m);
+}
+
 int manager_run(struct manager *m)
 {
 	int r;
@@ -200,10 +226,11 @@ int manager_run(struct manager *m)
 			}
 		}
 	}
-	m->ready = true;
-	sd_notify(0, "READY=1");
-	manager_notify_status(m, "serving");
-	log_info("snp-attestd ready (backend %s)", m->conf.backend == CONF_BACKEND_SIM ? "sim" : "sev");
+	m->started = true;
+	if (m->ready_holds == 0)
+		announce_ready(m);
+	else
+		manager_notify_status(m, "starting: waiting for the certificate chain");
 	/* Runs until SIGTERM/SIGINT has drained and breaks the loop. */
 	ev_run(m->loop, 0);
 	return m->exit_code;

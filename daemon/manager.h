@@ -37,6 +37,8 @@ struct manager {
 	unsigned drain_polls;
 	uint64_t watchdog_usec;
 	bool ready;
+	bool started;          /* every module started */
+	unsigned ready_holds;  /* READY=1 waits until these are released */
 	bool stopping;
 	int exit_code;
 	uint64_t reloads;
@@ -63,5 +65,9 @@ int manager_reload(struct manager *m);
 /* Status line for sd_notify STATUS= and snpctl status. */
 void manager_notify_status(struct manager *m, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* READY=1 is sent once every module has started and every hold is released (design §7: only
+ * once the chain is loaded or the daemon has decided to run without one). */
+void manager_ready_hold(struct manager *m);
+void manager_ready_release(struct manager *m);
 /* CLOCK_MONOTONIC in usec (the one clock the daemon uses for policy). */
 uint64_t manager_now_usec(void);
