@@ -122,7 +122,8 @@ int confload(const char *path, int required, struct conf *out, char *err, size_t
 			n++;
 		}
 		closedir(d);
-		qsort(names, n, sizeof(*names), cmp_str);
+		if (n > 1)
+			qsort(names, n, sizeof(*names), cmp_str);
 		for (size_t i = 0; i < n; i++) {
 			char p[4400];
 			snprintf(p, sizeof(p), "%s/%s", dropin, names[i]);
