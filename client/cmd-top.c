@@ -48,7 +48,7 @@ static void sample_done(struct top_sample *s)
 {
 	json_decref(s->status);
 	json_decref(s->vms);
-	*s = (struct top_sample){ 0 };
+	*s = (struct top_sample){0};
 }
 
 static int cmp_busy_desc(const void *a, const void *b)
@@ -67,7 +67,8 @@ static int add_details(const char *sock, json_t *sample)
 	size_t n = 0, i;
 	const char *key;
 
-	json_object_foreach(sample, key, vm) {
+	json_object_foreach(sample, key, vm)
+	{
 		uint64_t busy = 0;
 		(void)ctl_json_get_u64(json_object_get(vm, "busy"), &busy);
 		if (busy == 0)
@@ -84,7 +85,7 @@ static int add_details(const char *sock, json_t *sample)
 	for (i = 0; i < n; i++) {
 		_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
 		struct ctl_client_error e;
-		struct ctl_request q = { .cmd = CTL_CMD_VM_SHOW, .has_vm = true };
+		struct ctl_request q = {.cmd = CTL_CMD_VM_SHOW, .has_vm = true};
 		int r;
 
 		if (ctl_json_get_u64(json_object_get(picked[i], "vm"), &q.vm_id) < 0)
@@ -103,8 +104,8 @@ static int add_details(const char *sock, json_t *sample)
 
 static int take_sample(const char *sock, struct top_sample *ret)
 {
-	struct top_sample s = { 0 };
-	struct ctl_request q = { .cmd = CTL_CMD_STATUS };
+	struct top_sample s = {0};
+	struct ctl_request q = {.cmd = CTL_CMD_STATUS};
 	_cleanup_(snpctl_json_decrefp) json_t *list = NULL;
 	int r;
 
@@ -212,7 +213,7 @@ static bool wait_or_quit(unsigned msec, bool keys)
 
 	while (!top_stop) {
 		uint64_t now = now_usec();
-		struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+		struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
 		char c;
 		int r;
 
@@ -243,18 +244,18 @@ static unsigned terminal_rows(void)
 int snpctl_top(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "once", no_argument, NULL, 'o' },
-		{ "iterations", required_argument, NULL, 'n' },
-		{ "interval", required_argument, NULL, 'i' },
-		{ NULL, 0, NULL, 0 },
+		{"socket", required_argument, NULL, 's'},
+		{"once", no_argument, NULL, 'o'},
+		{"iterations", required_argument, NULL, 'n'},
+		{"interval", required_argument, NULL, 'i'},
+		{NULL, 0, NULL, 0},
 	};
-	struct top_sample prev = { 0 }, cur = { 0 };
+	struct top_sample prev = {0}, cur = {0};
 	const char *sock = ctl_client_default_socket();
 	uint64_t iterations = 0, v, interval_msec = 1000;
 	struct termios saved, raw;
 	bool tty_in, tty_out, raw_mode = false;
-	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction sa = {.sa_handler = on_signal};
 	int c, r;
 
 	opterr = 0;
@@ -276,9 +277,9 @@ int snpctl_top(int argc, char **argv)
 		case 'i':
 			if (parse_milli(optarg, &v) < 0 || v < TOP_INTERVAL_MIN_MSEC ||
 			    v > TOP_INTERVAL_MAX_MSEC)
-				return snpctl_usage_error(argv[0],
-							  "bad --interval '%s' (seconds, 0.1 to 3600)",
-							  optarg);
+				return snpctl_usage_error(
+					argv[0], "bad --interval '%s' (seconds, 0.1 to 3600)",
+					optarg);
 			interval_msec = v;
 			break;
 		case ':':
@@ -323,7 +324,7 @@ int snpctl_top(int argc, char **argv)
 		r = draw(&prev, &cur, tty_out, tty_out ? terminal_rows() : 0);
 		sample_done(&prev);
 		prev = cur;
-		cur = (struct top_sample){ 0 };
+		cur = (struct top_sample){0};
 		if (r != SNPCTL_EXIT_OK)
 			break;
 	}
@@ -340,10 +341,13 @@ int snpctl_top(int argc, char **argv)
 const char snpctl_help_top[] =
 	"Usage: snpctl top [--once | -n N] [--interval S] [--socket PATH]\n"
 	"\n"
-	"A live view of the VMs, refreshed every S seconds (default 1): per VM the guest requests,\n"
-	"admissions and BUSY answers per second, BUSY per second by reason (for the 64 VMs with the\n"
+	"A live view of the VMs, refreshed every S seconds (default 1): per VM the guest "
+	"requests,\n"
+	"admissions and BUSY answers per second, BUSY per second by reason (for the 64 VMs with "
+	"the\n"
 	"most BUSY answers), whether a request is in flight or queued, firmware errors and the\n"
-	"quota ('*': a custom one); above, the fleet's rates and the daemon's state. VMs are sorted\n"
+	"quota ('*': a custom one); above, the fleet's rates and the daemon's state. VMs are "
+	"sorted\n"
 	"by requests per second, then BUSY per second. Rates compare two samples, so the first\n"
 	"frame comes after one interval. Type q or Ctrl-C to quit. Without a terminal, one frame\n"
 	"is printed unless -n says otherwise, with no screen control codes.\n"

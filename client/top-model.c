@@ -37,7 +37,8 @@ int top_sample_add_list(json_t *sample, const json_t *vms)
 	char key[24];
 	size_t i;
 
-	json_array_foreach(vms, i, vm) {
+	json_array_foreach(vms, i, vm)
+	{
 		if (!json_is_object(vm) || id_key(vm, key, sizeof(key), NULL) < 0)
 			continue;
 		if (json_object_get(sample, key))
@@ -81,7 +82,8 @@ void top_reason_rates(const json_t *prev, const json_t *cur, double interval_s, 
 	buf[0] = '\0';
 	if (!json_is_object(cur) || interval_s <= 0)
 		return;
-	json_object_foreach((json_t *)cur, k, v) {
+	json_object_foreach((json_t *)cur, k, v)
+	{
 		uint64_t d = delta(num(prev, k), num(cur, k));
 		int n;
 
@@ -145,11 +147,12 @@ int top_rows(const json_t *prev, const json_t *cur, double interval_s, struct to
 		if (!rows)
 			return -ENOMEM;
 	}
-	json_object_foreach((json_t *)cur, key, vm) {
+	json_object_foreach((json_t *)cur, key, vm)
+	{
 		const json_t *old = json_object_get(prev, key);
 		struct top_row *r = &rows[n];
 
-		if (id_key(vm, (char[24]){ 0 }, 24, &r->vm) < 0)
+		if (id_key(vm, (char[24]){0}, 24, &r->vm) < 0)
 			continue;
 		r->requests = num(vm, "requests");
 		r->req_s = (double)delta(num(old, "requests"), r->requests) / interval_s;

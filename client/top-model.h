@@ -23,10 +23,10 @@ int top_sample_add_detail(json_t *sample, const json_t *vm_info);
 
 struct top_row {
 	uint64_t vm;
-	double req_s, adm_s, busy_s; /* per second over the interval */
+	double req_s, adm_s, busy_s;   /* per second over the interval */
 	char reasons[TOP_REASONS_MAX]; /* "rate 2.0 fairness 1.0"; "" if unknown or none */
-	const char *state;		/* "in-flight", "queued", "idle" (static) */
-	uint64_t requests;		/* cumulative */
+	const char *state;	       /* "in-flight", "queued", "idle" (static) */
+	uint64_t requests;	       /* cumulative */
 	uint64_t fw_errors;
 	char quota[TOP_QUOTA_MAX]; /* "2/s b4 w1", "*" appended for a custom quota */
 };

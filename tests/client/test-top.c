@@ -20,8 +20,7 @@ static json_t *sample(const char *vms_text, const char *details_text)
 	if (details_text) {
 		d = json_loads(details_text, 0, &e);
 		ck_assert_msg(d, "bad test JSON: %s", e.text);
-		json_array_foreach(d, i, v)
-			ck_assert_int_eq(top_sample_add_detail(s, v), 0);
+		json_array_foreach(d, i, v) ck_assert_int_eq(top_sample_add_detail(s, v), 0);
 		json_decref(d);
 	}
 	return s;
@@ -39,11 +38,11 @@ START_TEST(test_rates_and_order)
 		double req_s, adm_s, busy_s;
 		const char *state, *quota;
 	} want[] = {
-		{ 9, 5.0, 4.0, 1.0, "in-flight", "0.5/s b4 w2*" }, /* busiest first */
-		{ 7, 1.0, 0.0, 1.0, "idle", "2/s b4 w1" }, /* new VM: counts from zero */
-		{ 3, 1.0, 1.0, 0.0, "queued", "2/s b4 w1" }, /* same req/s, fewer BUSY */
-		{ 2, 0.0, 0.0, 0.0, "idle", "2/s b4 w1" }, /* idle: more in total than 1 */
-		{ 1, 0.0, 0.0, 0.0, "idle", "2/s b4 w1" }, /* reset counter: from zero */
+		{9, 5.0, 4.0, 1.0, "in-flight", "0.5/s b4 w2*"}, /* busiest first */
+		{7, 1.0, 0.0, 1.0, "idle", "2/s b4 w1"},	 /* new VM: counts from zero */
+		{3, 1.0, 1.0, 0.0, "queued", "2/s b4 w1"},	 /* same req/s, fewer BUSY */
+		{2, 0.0, 0.0, 0.0, "idle", "2/s b4 w1"},	 /* idle: more in total than 1 */
+		{1, 0.0, 0.0, 0.0, "idle", "2/s b4 w1"},	 /* reset counter: from zero */
 	};
 	const char *q = "\"quota\":{\"rate\":\"2\",\"burst\":4,\"weight\":1}";
 	char prev_text[1024], cur_text[2048];
@@ -93,17 +92,18 @@ START_TEST(test_busy_reasons)
 		double interval;
 		const char *want;
 	} cases[] = {
-		{ "{\"rate\":1,\"fairness\":0}", "{\"rate\":5,\"fairness\":2}", 2.0,
-		  "rate 2.0 fairness 1.0" },
-		{ "{\"rate\":5}", "{\"rate\":5}", 1.0, "" },	      /* nothing moved */
-		{ "{\"rate\":9}", "{\"rate\":3}", 1.0, "rate 3.0" },  /* reset: from zero */
-		{ "{}", "{\"in-flight\":1}", 0.5, "in-flight 2.0" }, /* new reason */
-		{ "{\"rate\":1}", "{\"rate\":\"x\"}", 1.0, "" },     /* hostile value: 0 */
-		{ "{\"rate\":1}", "[1,2]", 1.0, "" },		      /* not an object */
+		{"{\"rate\":1,\"fairness\":0}", "{\"rate\":5,\"fairness\":2}", 2.0,
+		 "rate 2.0 fairness 1.0"},
+		{"{\"rate\":5}", "{\"rate\":5}", 1.0, ""},	   /* nothing moved */
+		{"{\"rate\":9}", "{\"rate\":3}", 1.0, "rate 3.0"}, /* reset: from zero */
+		{"{}", "{\"in-flight\":1}", 0.5, "in-flight 2.0"}, /* new reason */
+		{"{\"rate\":1}", "{\"rate\":\"x\"}", 1.0, ""},	   /* hostile value: 0 */
+		{"{\"rate\":1}", "[1,2]", 1.0, ""},		   /* not an object */
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-		json_t *a = json_loads(cases[i].prev, 0, NULL), *b = json_loads(cases[i].cur, 0, NULL);
+		json_t *a = json_loads(cases[i].prev, 0, NULL),
+		       *b = json_loads(cases[i].cur, 0, NULL);
 		char buf[TOP_REASONS_MAX];
 
 		ck_assert(a && b);
