@@ -64,12 +64,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t pos = 0;
 	uint64_t now = 0, nreq = 0;
 	bool restored = false;
+	uint8_t k;
 
 	memset(&m, 0, sizeof(m));
 	sched_config_defaults(&c);
 	c.psp_concurrency = 1 + next(data, size, &pos) % 4;
 	c.quota.rate_milli = 50 + 100ull * next(data, size, &pos);
-	c.quota.burst = 1 + next(data, size, &pos) % 8;
+	k = next(data, size, &pos);
+	c.quota.burst = 1 + k % 8;
+	/* Short guest retry intervals (8..256 ms) bring the fair-share gate, the staleness of owed
+	 * VMs and the urgent class within the time the input can cover. */
+	c.retry_interval_usec = 8000ull * (1 + (k >> 3));
 	if (sched_new(&c, on_event, &m, &s) < 0)
 		return 0;
 
