@@ -61,6 +61,18 @@ struct ctl {
 	uint64_t requests, errors, refused, dropped;
 };
 
+int ctl_get_stats(struct manager *m, struct ctl_stats *ret)
+{
+	const struct ctl *c = m->ctl;
+
+	if (!c)
+		return -ENOENT;
+	*ret = (struct ctl_stats){ .requests = c->requests, .errors = c->errors,
+				   .refused = c->refused, .dropped = c->dropped,
+				   .clients = c->n_clients };
+	return 0;
+}
+
 /* --- authorisation --- */
 
 static bool group_gid(const char *name, gid_t *ret)

@@ -21,6 +21,16 @@
 
 extern const struct manager_module ctl_module;
 
+struct ctl_stats {
+	uint64_t requests; /* request lines answered */
+	uint64_t errors;   /* answered with an error (malformed, refused by the daemon, ...) */
+	uint64_t refused;  /* not authorised */
+	uint64_t dropped;  /* connections dropped (oversized line, idle, too many) */
+	uint64_t clients;  /* connected now */
+};
+/* -ENOENT when the control socket is not running. */
+int ctl_get_stats(struct manager *m, struct ctl_stats *ret);
+
 /* The role of a peer with these credentials under the configured groups (exposed for tests).
  * groups are the peer's supplementary groups. */
 enum ctl_role ctl_role_for(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,

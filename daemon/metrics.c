@@ -24,6 +24,8 @@
 #include "log.h"
 /* The pure writer shares the module's name; "metrics.h" here is this directory's header. */
 #include "../proto/metrics.h"
+#include "ctl.h"
+#include "kdsc.h"
 #include "nlsock.h"
 #include "tcb.h"
 #include "util.h"
@@ -410,16 +412,90 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
  * (daemon/kdsc.h, daemon/cache.h) are owned by the manager; nothing to read before that. */
 static void render_kds(struct metrics *x, struct metrics_writer *w)
 {
-	(void)x;
-	(void)w;
+	const struct broker *b = broker_get(x->m);
+	const struct broker_rotation_stats *rs;
+	struct kdsc *k;
+	struct kdsc_stats ks;
+
+	if (!b)
+		return;
+	rs = broker_get_rotation_stats(b);
+	metrics_family(w, "snp_attestd_rotations_total", METRICS_COUNTER,
+		       "Certificate/TCB rotations, by result.");
+	{
+		struct metrics_label ok = { "result", "succeeded" }, bad = { "result", "failed" };
+		metrics_sample_u64(w, &ok, 1, rs->succeeded);
+		metrics_sample_u64(w, &bad, 1, rs->failed);
+	}
+	gauge(w, "snp_attestd_rotation_in_progress",
+	      "1 while a rotation is under way (admission may be paused).", rs->in_progress);
+	counter(w, "snp_attestd_tcb_changes_seen_total",
+		"Reported-TCB changes noticed in platform status (made outside the daemon).",
+		rs->tcb_changes_seen);
+	counter(w, "snp_attestd_vmm_file_writes_total",
+		"Rewrites of the VMM certificate file under the exclusive OFD lock.",
+		rs->vmm_file_writes);
+	counter(w, "snp_attestd_vmm_file_errors_total",
+		"Failed rewrites of the VMM certificate file.", rs->vmm_file_errors);
+
+	k = broker_kdsc(b);
+	if (!k)
+		return;
+	kdsc_get_stats(k, &ks);
+	metrics_family(w, "snp_attestd_kds_fetches_total", METRICS_COUNTER,
+		       "KDS HTTP requests, by outcome.");
+	{
+		const struct {
+			const char *o;
+			uint64_t n;
+		} os[] = { { "ok", ks.ok },
+			   { "not_modified", ks.not_modified },
+			   { "not_found", ks.not_found },
+			   { "throttled", ks.throttled },
+			   { "server_error", ks.server_error },
+			   { "other_status", ks.other_status },
+			   { "timeout", ks.timeouts },
+			   { "bad_body", ks.bad_body },
+			   { "transport_error", ks.transport_errors } };
+		for (size_t i = 0; i < ELEMENTSOF(os); i++) {
+			struct metrics_label l = { "outcome", os[i].o };
+			metrics_sample_u64(w, &l, 1, os[i].n);
+		}
+	}
+	counter(w, "snp_attestd_kds_requests_total", "KDS HTTP requests started.", ks.requests);
+	counter(w, "snp_attestd_kds_coalesced_total",
+		"Fetches that joined a KDS request already in flight for the same key.",
+		ks.coalesced);
+	counter(w, "snp_attestd_kds_backoff_refused_total",
+		"Fetches answered without a request because the key is backing off.",
+		ks.backoff_refused);
+	counter(w, "snp_attestd_kds_cache_hits_total", "Fetches answered from a fresh cache entry.",
+		ks.cache_hits);
+	counter(w, "snp_attestd_kds_stale_served_total",
+		"Fetches answered from a stale cache entry because KDS could not be reached.",
+		ks.stale_served);
+	counter(w, "snp_attestd_kds_cache_write_errors_total", "Failed cache writes.",
+		ks.cache_write_errors);
+	counter(w, "snp_attestd_kds_received_bytes_total", "KDS response body bytes received.",
+		ks.bytes);
 }
 
-/* Control-socket request counters: the control socket module (daemon/ctl.h) exposes none
- * yet. */
 static void render_ctl(struct metrics *x, struct metrics_writer *w)
 {
-	(void)x;
-	(void)w;
+	struct ctl_stats cs;
+
+	if (ctl_get_stats(x->m, &cs) < 0)
+		return;
+	counter(w, "snp_attestd_control_requests_total",
+		"Control-socket requests answered (snpctl).", cs.requests);
+	counter(w, "snp_attestd_control_errors_total",
+		"Control-socket requests answered with an error.", cs.errors);
+	counter(w, "snp_attestd_control_refused_total",
+		"Control-socket requests refused for lack of authorisation.", cs.refused);
+	counter(w, "snp_attestd_control_dropped_total",
+		"Control-socket connections dropped (oversized, idle, too many).", cs.dropped);
+	gauge(w, "snp_attestd_control_clients", "Control-socket connections open now.",
+	      (double)cs.clients);
 }
 
 static int render(struct metrics *x, char **ret_text, size_t *ret_len)
