@@ -853,6 +853,30 @@ int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc
 		free(w);
 		return defer_answer(k, cb, userdata, -EAGAIN, NULL, 0, &meta);
 	}
+	if (cached && !(flags & KDSC_FETCH_REVALIDATE)) {
+		/* Expired: answer with the copy we have now and revalidate in the background (a
+		 * VCEK or chain never changes for its key; a slow or hung mirror must not hold up a
+		 * chain we already have). The transfer refreshes the cache entry. */
+		uint8_t *copy = malloc(clen ? clen : 1);
+
+		if (copy) {
+			memcpy(copy, cached, clen);
+			meta.source = KDSC_SOURCE_CACHE;
+			meta.fetched = cm.fetched;
+			meta.stale = true;
+			meta.fetch_error = -EAGAIN;
+			k->stats.stale_served++;
+			free(w);
+			r = defer_answer(k, cb, userdata, 0, copy, clen, &meta);
+			if (r < 0) {
+				free(copy);
+				return r; /* cached is freed on return */
+			}
+			if (xfer_start(k, e, flags, cached, clen, &cm) == 0)
+				TAKE_PTR(cached); /* the transfer owns it now */
+			return 0;
+		}
+	}
 	r = xfer_start(k, e, flags, cached, clen, &cm);
 	if (r < 0) {
 		free(w);
