@@ -417,7 +417,7 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
-	uint64_t u;
+	uint64_t u = 0;
 	int c;
 
 	*o = (struct kvs_options){ .vms = 1, .rate = 10, .noisy_rate = 100, .time_scale = 1,
