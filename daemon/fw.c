@@ -232,14 +232,19 @@ int fw_vlek_load(struct fw *fw, const uint8_t hashstick[SNP_VLEK_HASHSTICK_SIZE]
 	return r;
 }
 
+/* The simulation state, for what only the sim backend can tell. */
+static int sim_read(struct fw *fw, struct sim_state_data *d)
+{
+	if (!fw->state)
+		return -EOPNOTSUPP;
+	return sim_state_read(fw->state, d);
+}
+
 int fw_committed_tcb(struct fw *fw, uint64_t *ret)
 {
 	struct sim_state_data d;
-	int r;
+	int r = sim_read(fw, &d);
 
-	if (!fw->state)
-		return -EOPNOTSUPP;
-	r = sim_state_read(fw->state, &d);
 	if (r < 0)
 		return r;
 	*ret = d.committed_tcb;
@@ -250,11 +255,8 @@ int fw_committed_tcb(struct fw *fw, uint64_t *ret)
 int fw_product(struct fw *fw, enum snp_product *ret)
 {
 	struct sim_state_data d;
-	int r;
+	int r = sim_read(fw, &d);
 
-	if (!fw->state)
-		return -EOPNOTSUPP;
-	r = sim_state_read(fw->state, &d);
 	if (r < 0)
 		return r;
 	*ret = d.product;

@@ -225,29 +225,6 @@ static bool printable(const char *s, size_t len)
 	return true;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Exactly 2 * n hex digits into out[n]. */
-static int unhex(const char *s, uint8_t *out, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 static int fail(struct ctl_parse_error *err, int r, const char *msg)
 {
 	if (err)
@@ -383,7 +360,8 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 	if (seen & K_HASHSTICK) {
 		v = json_object_get(root, "hashstick");
 		if (!json_is_string(v) || json_string_length(v) != 2 * CTL_HASHSTICK_SIZE ||
-		    unhex(json_string_value(v), q.hashstick, CTL_HASHSTICK_SIZE) < 0) {
+		    hex_decode(json_string_value(v), json_string_length(v), q.hashstick,
+			       CTL_HASHSTICK_SIZE) < 0) {
 			r = fail(err, -EINVAL, "hashstick must be 864 hex digits (432 bytes)");
 			goto out;
 		}

@@ -140,16 +140,6 @@ const char *tcb_format(uint64_t raw, enum snp_product p, char *buf, size_t size)
 	return buf;
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* The u64 in hex: exactly 16 digits, or 1..16 digits after 0x. Nothing else in s. */
 static int tcb_parse_hex(const char *s, uint64_t *ret)

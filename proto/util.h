@@ -72,6 +72,8 @@ static inline bool mem_is_zero(const void *p, size_t n)
 	return true;
 }
 
+/* Value of one hex digit (either case), or -1. */
+int hex_digit(char c);
 /* Lower-case hex of n bytes into out (2n+1 bytes incl. NUL). */
 void hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decode exactly 2*n hex digits (either case) from s into out; -EINVAL on anything else. */
