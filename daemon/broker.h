@@ -14,6 +14,8 @@
 #include "sevuapi.h"
 #include "store.h"
 
+#include <openssl/x509.h>
+
 struct broker;
 struct nlsock_stats;
 
@@ -123,6 +125,44 @@ const struct broker_rotation_stats *broker_get_rotation_stats(const struct broke
 /* The KDS client (with its cache) when it is the chain source, else NULL. */
 struct kdsc;
 struct kdsc *broker_kdsc(const struct broker *b);
+
+/* --- offline import and explicit KDS fetch (snpctl cert import|fetch) --- */
+/* Verifies leaf/ask/ark (always taken over, freed here) against the platform's chip, reported
+ * TCB and the trusted roots, writes them into the KDS cache under the platform's cert_chain and
+ * VCEK keys (fresh for ever), then starts a rotation that serves them (cb as broker_rotate).
+ * -EOPNOTSUPP when the chain does not come from the KDS cache (cert_dir configured, no kds_url,
+ * a VLEK loaded), -EBUSY, -ESHUTDOWN, the store_chain_build error when they do not fit. */
+int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broker_op_done_fn cb,
+		       void *userdata, char *err, size_t err_size);
+
+/* Outcome of one key of a cert fetch. */
+struct broker_fetch_key {
+	int r;		      /* 0 or the kdsc error */
+	unsigned http_status; /* 0: no request was made (backing off, or served from cache) */
+	bool from_kds;	      /* the body came from a 200 just now */
+	bool stale;	      /* a cached copy was served because KDS could not be asked */
+	int fetch_error;      /* with stale */
+	unsigned failures;    /* consecutive failed attempts of the key */
+	double retry_in_sec;  /* until the next request for the key is allowed, 0 if now */
+};
+struct broker_fetch_result {
+	struct broker_fetch_key chain, leaf;
+	bool changed;	/* the answer differs from the chain served (or none is served) */
+	bool rotated;	/* a rotation was started and has finished */
+	int rotate_r;	/* of that rotation */
+	char message[700];
+};
+/* Called once on the loop thread (never from inside broker_cert_fetch); res borrowed. */
+typedef void (*broker_fetch_done_fn)(void *userdata, const struct broker_fetch_result *res);
+/* Revalidates the platform's cert_chain and VCEK with KDS now (KDSC_FETCH_REVALIDATE) and
+ * rotates when the answer differs from the served chain. -EOPNOTSUPP when KDS is not the
+ * source (message says which is), -EBUSY while a fetch or rotation runs, -ESHUTDOWN. */
+int broker_cert_fetch(struct broker *b, broker_fetch_done_fn cb, void *userdata, char *err,
+		      size_t err_size);
+/* Wall-clock time of the next scheduled chain refresh (expiry re-fetch or KDS retry), 0 none. */
+time_t broker_next_refresh(const struct broker *b);
+/* Wall-clock time the served chain was obtained and swapped in, 0 if none is served. */
+time_t broker_chain_since(const struct broker *b);
 
 /* The quota a VM gets (custom or default); false if it has no custom one. */
 bool broker_get_quota(const struct broker *b, uint64_t vm_id, struct sched_quota *ret);

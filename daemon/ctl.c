@@ -17,9 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <systemd/sd-daemon.h>
 
 #include "broker.h"
+#include "certs.h"
 #include "config.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -239,6 +243,127 @@ static json_t *jint(uint64_t v)
 	return json_integer((json_int_t)MIN(v, (uint64_t)INT64_MAX));
 }
 
+static void time_text(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+
+	buf[0] = '\0';
+	if (gmtime_r(&t, &tm))
+		strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *name_cn(const X509_NAME *n, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (n && X509_NAME_get_text_by_NID((X509_NAME *)n, NID_commonName, buf, (int)size) < 0)
+		buf[0] = '\0';
+	return buf;
+}
+
+static json_t *asn1_time_json(const ASN1_TIME *t)
+{
+	struct tm tm;
+	char text[64];
+
+	if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
+		return json_null();
+	strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_pack("{s:I, s:s}", "epoch", (json_int_t)timegm(&tm), "text", text);
+}
+
+/* One certificate of the served chain: names, serial, validity, fingerprint and PEM. */
+static json_t *cert_json(X509 *x, const char *role)
+{
+	char subject[256], issuer[256], fp_hex[65];
+	uint8_t fp[32];
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *serial = bn ? BN_bn2hex(bn) : NULL;
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *pem = NULL;
+	long pem_len = 0;
+	json_t *o = NULL;
+
+	if (bio && PEM_write_bio_X509(bio, x) == 1)
+		pem_len = BIO_get_mem_data(bio, &pem);
+	if (certs_fingerprint_sha256(x, fp) == 0)
+		hex_encode(fp, sizeof(fp), fp_hex);
+	else
+		fp_hex[0] = '\0';
+	if (serial && pem && pem_len > 0)
+		o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s%}", "role", role, "subject_cn",
+			      name_cn(X509_get_subject_name(x), subject, sizeof(subject)),
+			      "issuer_cn", name_cn(X509_get_issuer_name(x), issuer, sizeof(issuer)),
+			      "serial", serial, "not_before", asn1_time_json(X509_get0_notBefore(x)),
+			      "not_after", asn1_time_json(X509_get0_notAfter(x)), "sha256", fp_hex,
+			      "pem", pem, (size_t)pem_len);
+	OPENSSL_free(serial);
+	BN_free(bn);
+	BIO_free(bio);
+	return o;
+}
+
+/* status' chain object gets subjects, notAfter per certificate, when it was obtained (and its
+ * age) and the next scheduled refresh. */
+static void chain_extra(json_t *chain, struct broker *b, const struct store_chain *ch)
+{
+	X509 *certs[3] = { ch->leaf, ch->ask, ch->ark };
+	const char *roles[3] = { ch->vlek ? "vlek" : "vcek", ch->vlek ? "asvk" : "ask", "ark" };
+	json_t *subj = json_array();
+	time_t since = broker_chain_since(b), next = broker_next_refresh(b), now = time(NULL);
+	char text[64], cn[256];
+
+	for (size_t i = 0; subj && i < 3; i++)
+		json_array_append_new(subj, json_pack("{s:s, s:s, s:o}", "role", roles[i],
+						      "subject_cn",
+						      name_cn(X509_get_subject_name(certs[i]), cn,
+							      sizeof(cn)),
+						      "not_after",
+						      asn1_time_json(X509_get0_notAfter(certs[i]))));
+	json_object_set_new(chain, "certificates", subj ? subj : json_null());
+	time_text(since, text, sizeof(text));
+	json_object_set_new(chain, "obtained", json_integer((json_int_t)since));
+	json_object_set_new(chain, "obtained_text", json_string(text));
+	json_object_set_new(chain, "age_sec", json_integer(since && now > since ? now - since : 0));
+	if (next) {
+		time_text(next, text, sizeof(text));
+		json_object_set_new(chain, "next_refresh", json_integer((json_int_t)next));
+		json_object_set_new(chain, "next_refresh_text", json_string(text));
+	} else {
+		json_object_set_new(chain, "next_refresh", json_null());
+	}
+}
+
+/* cert.show: the served chain in full (null when none is served). */
+static json_t *cert_show_json(struct broker *b)
+{
+	const struct store_chain *ch = broker_chain(b);
+	const struct store_platform *pf = broker_platform(b);
+	json_t *o, *chain, *certs;
+
+	if (!ch)
+		return json_pack("{s:n, s:s, s:o}", "chain", "product",
+				 snp_product_name(pf->product), "reported_tcb",
+				 tcb_json(pf->reported_tcb, pf->product));
+	certs = json_pack("[o, o, o]", cert_json(ch->leaf, ch->vlek ? "vlek" : "vcek"),
+			  cert_json(ch->ask, ch->vlek ? "asvk" : "ask"), cert_json(ch->ark, "ark"));
+	chain = json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:b}", "product",
+			  snp_product_name(ch->product), "key", ch->vlek ? "VLEK" : "VCEK", "tcb",
+			  tcb_json(ch->tcb, ch->product), "source", ch->source, "root",
+			  ch->sim_root ? "simulator" : "amd", "table_bytes", (json_int_t)ch->table_len,
+			  "table_pages", (json_int_t)ch->table_pages, "has_crl", ch->has_crl);
+	if (!chain || !certs) {
+		json_decref(chain);
+		json_decref(certs);
+		return NULL;
+	}
+	chain_extra(chain, b, ch);
+	/* chain_extra's short list is superseded by the full one. */
+	json_object_set_new(chain, "certificates", certs);
+	o = json_pack("{s:o, s:s, s:o}", "chain", chain, "product", snp_product_name(pf->product),
+		      "reported_tcb", tcb_json(pf->reported_tcb, pf->product));
+	return o;
+}
+
 static json_t *status_json(struct ctl *c, struct broker *b, enum ctl_role role)
 {
 	const struct broker_stats *st = broker_get_stats(b);
@@ -260,6 +385,8 @@ static json_t *status_json(struct ctl *c, struct broker *b, enum ctl_role role)
 				  "not_after_text", when, "table_pages", (json_int_t)ch->table_pages,
 				  "table_bytes", (json_int_t)ch->table_len, "vlek", ch->vlek, "tcb",
 				  tcb_json(ch->tcb, ch->product));
+		if (chain)
+			chain_extra(chain, b, ch);
 	}
 	hex_encode(pf->chip_id, MIN(pf->chip_id_len, (size_t)64), chip);
 	o = json_pack("{s:s, s:s, s:b, s:b, s:s, s:{s:b, s:b, s:I, s:I, s:I}, s:o, "
@@ -399,27 +526,22 @@ static json_t *tcb_show_json(struct broker *b)
 	return o;
 }
 
-/* Completion of an asynchronous operation: the reply goes out now. */
-static void on_op_done(void *userdata, int r, const char *message)
+/* The reply of an asynchronous operation goes out now (body stolen; r < 0: error reply). */
+static void op_reply(struct ctl_client *cl, int r, const char *message, json_t *body)
 {
-	struct ctl_client *cl = userdata;
-	struct broker *b = cl->ctl->m->broker;
 	json_t *id = TAKE_PTR(cl->op_id);
 
 	cl->op_pending = false;
 	log_notice("Control: %s by uid %u (pid %d): %s", ctl_cmd_name(cl->op_cmd),
 		   (unsigned)cl->uid, (int)cl->pid, r < 0 ? "failed" : "done");
-	if (r < 0)
+	if (r < 0) {
+		json_decref(body);
 		client_error(cl, id, r, message);
-	else {
-		json_t *body = b ? tcb_show_json(b) : json_object();
-		if (body)
-			json_object_set_new(body, "message", json_string(message));
-		if (body)
-			client_queue(cl, ctl_reply_ok(id, body));
-		else
-			client_error(cl, id, -ENOMEM, "out of memory building the reply");
-	}
+	} else if (body) {
+		json_object_set_new(body, "message", json_string(message));
+		client_queue(cl, ctl_reply_ok(id, body));
+	} else
+		client_error(cl, id, -ENOMEM, "out of memory building the reply");
 	json_decref(id);
 	if (client_flush(cl) < 0) {
 		client_free(cl);
@@ -428,6 +550,110 @@ static void on_op_done(void *userdata, int r, const char *message)
 	client_process(cl); /* requests that arrived meanwhile */
 	(void)client_flush(cl);
 	client_update(cl);
+}
+
+/* Completion of an asynchronous operation. */
+static void on_op_done(void *userdata, int r, const char *message)
+{
+	struct ctl_client *cl = userdata;
+	struct broker *b = cl->ctl->m->broker;
+
+	op_reply(cl, r, message, r < 0 ? NULL : b ? tcb_show_json(b) : json_object());
+}
+
+static json_t *fetch_key_json(const struct broker_fetch_key *k, const char *key)
+{
+	const char *outcome = k->r < 0	      ? "error"
+			      : k->http_status == 304 ? "not_modified"
+			      : k->from_kds	      ? "fetched"
+			      : k->stale	      ? "stale"
+						      : "cache";
+	json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:b, s:I, s:f}", "key", key, "outcome",
+			      outcome, "http_status", (json_int_t)k->http_status, "source",
+			      k->from_kds ? "kds" : k->r < 0 ? "none" : "cache", "stale", k->stale,
+			      "failures", (json_int_t)k->failures, "retry_in_sec", k->retry_in_sec);
+
+	if (o && k->r < 0)
+		json_object_set_new(o, "error", json_string(snp_strerror(k->r)));
+	if (o && k->stale && k->fetch_error < 0)
+		json_object_set_new(o, "fetch_error", json_string(snp_strerror(k->fetch_error)));
+	return o;
+}
+
+/* Completion of cert.fetch: per-key outcomes, then whether a rotation ran. */
+static void on_fetch_done(void *userdata, const struct broker_fetch_result *res)
+{
+	struct ctl_client *cl = userdata;
+	json_t *body;
+	int r = 0;
+
+	body = json_pack("{s:[o, o], s:b, s:b}", "keys", fetch_key_json(&res->chain, "cert_chain"),
+			 fetch_key_json(&res->leaf, "vcek"), "changed", res->changed, "rotated",
+			 res->rotated);
+	if (body && res->rotated)
+		json_object_set_new(body, "rotation_ok", json_boolean(res->rotate_r == 0));
+	/* The outcomes are the answer even when KDS failed; only a failed rotation is an error
+	 * reply, since the admin asked for the chain to be brought up to date. */
+	if (res->rotated && res->rotate_r < 0)
+		r = res->rotate_r;
+	op_reply(cl, r, res->message, body);
+}
+
+/* A certificate of cert.import: PEM text, or base64 of the DER. NULL with err on failure. */
+static X509 *import_cert(const char *text, const char *what, char *err, size_t err_size)
+{
+	size_t len = strlen(text), n = 0;
+	_cleanup_(freep) char *b64 = NULL;
+	_cleanup_(freep) uint8_t *der = NULL;
+	X509 *x = NULL;
+	int r, dl;
+
+	if (strstr(text, "-----BEGIN")) {
+		r = certs_parse((const uint8_t *)text, len, &x);
+	} else {
+		/* Base64 without the whitespace; EVP_DecodeBlock counts the padding as zeros. */
+		b64 = malloc(len + 1);
+		der = malloc(len + 1);
+		if (!b64 || !der) {
+			snprintf(err, err_size, "out of memory");
+			return NULL;
+		}
+		for (size_t i = 0; i < len; i++)
+			if (text[i] != '\n' && text[i] != '\r' && text[i] != ' ' && text[i] != '\t')
+				b64[n++] = text[i];
+		r = -EBADMSG;
+		if (n > 0 && n % 4 == 0) {
+			dl = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)n);
+			if (dl > 0) {
+				dl -= (b64[n - 1] == '=') + (b64[n - 2] == '=');
+				r = certs_parse(der, (size_t)dl, &x);
+			}
+		}
+	}
+	if (r < 0) {
+		snprintf(err, err_size, "the %s is not a certificate (PEM or base64 DER): %s", what,
+			 snp_strerror(r));
+		return NULL;
+	}
+	return x;
+}
+
+static int start_import(struct ctl_client *cl, struct broker *b, const struct ctl_request *q,
+			char *err, size_t err_size)
+{
+	X509 *leaf = NULL, *ask = NULL, *ark = NULL;
+
+	leaf = import_cert(q->leaf, "leaf (VCEK)", err, err_size);
+	if (leaf)
+		ask = import_cert(q->ask, "ASK", err, err_size);
+	if (ask)
+		ark = import_cert(q->ark, "ARK", err, err_size);
+	if (!ark) {
+		X509_free(leaf);
+		X509_free(ask);
+		return -EINVAL;
+	}
+	return broker_cert_import(b, leaf, ask, ark, on_op_done, cl, err, err_size);
 }
 
 static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_request *q)
@@ -461,6 +687,12 @@ static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_r
 		break;
 	case CTL_CMD_VLEK_LOAD:
 		r = broker_vlek_load(b, q->hashstick, on_op_done, cl, err, sizeof(err));
+		break;
+	case CTL_CMD_CERT_IMPORT:
+		r = start_import(cl, b, q, err, sizeof(err));
+		break;
+	case CTL_CMD_CERT_FETCH:
+		r = broker_cert_fetch(b, on_fetch_done, cl, err, sizeof(err));
 		break;
 	default:
 		r = -EOPNOTSUPP;
@@ -572,8 +804,13 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 	case CTL_CMD_TCB_SET:
 	case CTL_CMD_TCB_COMMIT:
 	case CTL_CMD_VLEK_LOAD:
+	case CTL_CMD_CERT_IMPORT:
+	case CTL_CMD_CERT_FETCH:
 		start_op(cl, b, q);
 		return;
+	case CTL_CMD_CERT_SHOW:
+		body = cert_show_json(b);
+		break;
 	default:
 		client_error(cl, q->id, -EOPNOTSUPP, "unknown command");
 		return;

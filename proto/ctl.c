@@ -19,6 +19,9 @@ enum {
 	K_WEIGHT = 1u << 5,
 	K_TCB = 1u << 6,
 	K_HASHSTICK = 1u << 7,
+	K_LEAF = 1u << 8,
+	K_ASK = 1u << 9,
+	K_ARK = 1u << 10,
 };
 
 static const struct {
@@ -40,6 +43,10 @@ static const struct {
 	[CTL_CMD_TCB_SET] = { "tcb.set", CTL_ROLE_ADMIN, K_TCB, K_TCB },
 	[CTL_CMD_TCB_COMMIT] = { "tcb.commit", CTL_ROLE_ADMIN, 0, 0 },
 	[CTL_CMD_VLEK_LOAD] = { "vlek.load", CTL_ROLE_ADMIN, K_HASHSTICK, K_HASHSTICK },
+	[CTL_CMD_CERT_SHOW] = { "cert.show", CTL_ROLE_READER, 0, 0 },
+	[CTL_CMD_CERT_FETCH] = { "cert.fetch", CTL_ROLE_ADMIN, 0, 0 },
+	[CTL_CMD_CERT_IMPORT] = { "cert.import", CTL_ROLE_ADMIN, K_LEAF | K_ASK | K_ARK,
+				  K_LEAF | K_ASK | K_ARK },
 };
 
 static const struct {
@@ -49,6 +56,7 @@ static const struct {
 	{ "id", K_ID },	    { "cmd", K_CMD },	  { "vm", K_VM },
 	{ "rate", K_RATE }, { "burst", K_BURST }, { "weight", K_WEIGHT },
 	{ "tcb", K_TCB },   { "hashstick", K_HASHSTICK },
+	{ "leaf", K_LEAF }, { "ask", K_ASK },	  { "ark", K_ARK },
 };
 
 /* The errno values that travel in "code". Anything else is sent as EIO. */
@@ -225,6 +233,29 @@ static bool printable(const char *s, size_t len)
 	return true;
 }
 
+/* A certificate text: printable ASCII, CR and LF (PEM or base64), 1..CTL_CERT_TEXT_MAX bytes. */
+static int get_cert_text(const json_t *v, char **ret)
+{
+	const char *s;
+	size_t len;
+	char *copy;
+
+	if (!json_is_string(v))
+		return -EINVAL;
+	s = json_string_value(v);
+	len = json_string_length(v);
+	if (len == 0 || len > CTL_CERT_TEXT_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if ((s[i] < 0x20 || s[i] > 0x7e) && s[i] != '\n' && s[i] != '\r')
+			return -EINVAL;
+	copy = strndup(s, len);
+	if (!copy)
+		return -ENOMEM;
+	*ret = copy;
+	return 0;
+}
+
 static int fail(struct ctl_parse_error *err, int r, const char *msg)
 {
 	if (err)
@@ -305,6 +336,7 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 		r = fail(err, -EINVAL,
 			 cmds[q.cmd].required & K_TCB	      ? "missing tcb"
 			 : cmds[q.cmd].required & K_HASHSTICK ? "missing hashstick"
+			 : cmds[q.cmd].required & K_LEAF      ? "cert.import needs leaf, ask and ark"
 							      : "missing vm");
 		goto out;
 	}
@@ -367,6 +399,22 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 		}
 		q.has_hashstick = true;
 	}
+	for (unsigned k = 0; k < 3; k++) {
+		static const char *const names[] = { "leaf", "ask", "ark" };
+		char **dst = k == 0 ? &q.leaf : k == 1 ? &q.ask : &q.ark;
+		if (!(seen & (K_LEAF << k)))
+			continue;
+		r = get_cert_text(json_object_get(root, names[k]), dst);
+		if (r == -ENOMEM) {
+			r = fail(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		if (r < 0) {
+			r = fail(err, -EINVAL, "leaf, ask and ark must be certificates as PEM text or "
+					       "base64 DER (printable ASCII, at most 16384 bytes)");
+			goto out;
+		}
+	}
 	if (q.cmd == CTL_CMD_QUOTA_SET && !q.quota_fields) {
 		r = fail(err, -EINVAL, "quota.set needs at least one of rate, burst, weight");
 		goto out;
@@ -379,7 +427,12 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 		err->id = NULL;
 	}
 	r = 0;
+	json_decref(root);
+	return r;
 out:
+	free(q.leaf);
+	free(q.ask);
+	free(q.ark);
 	json_decref(root);
 	return r;
 }
@@ -390,6 +443,10 @@ void ctl_request_done(struct ctl_request *r)
 		return;
 	json_decref(r->id);
 	r->id = NULL;
+	free(r->leaf);
+	free(r->ask);
+	free(r->ark);
+	r->leaf = r->ask = r->ark = NULL;
 }
 
 /* Dumps o compactly with a trailing newline; a NUL-free line (jansson escapes controls). */
@@ -440,6 +497,12 @@ char *ctl_request_build(const struct ctl_request *r)
 			snprintf(hex + 2 * i, 3, "%02x", r->hashstick[i]);
 		e |= json_object_set_new(o, "hashstick", json_string(hex));
 	}
+	if (r->leaf)
+		e |= json_object_set_new(o, "leaf", json_string(r->leaf));
+	if (r->ask)
+		e |= json_object_set_new(o, "ask", json_string(r->ask));
+	if (r->ark)
+		e |= json_object_set_new(o, "ark", json_string(r->ark));
 	line = e ? NULL : dump_line(o);
 	json_decref(o);
 	return line;

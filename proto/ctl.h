@@ -18,6 +18,8 @@
 
 #define CTL_TCB_TEXT_MAX 64   /* longest "tcb" text of tcb.set, NUL included */
 #define CTL_HASHSTICK_SIZE 432 /* SNP_VLEK_HASHSTICK_SIZE (facts §8) */
+/* Longest certificate text of cert.import (PEM, or base64 of the DER), NUL not included. */
+#define CTL_CERT_TEXT_MAX (16 * 1024)
 
 enum ctl_cmd {
 	CTL_CMD_STATUS = 1,
@@ -32,6 +34,9 @@ enum ctl_cmd {
 	CTL_CMD_TCB_SET,     /* "tcb": the new reported TCB (tcb_parse syntax; the daemon checks) */
 	CTL_CMD_TCB_COMMIT,
 	CTL_CMD_VLEK_LOAD,   /* "hashstick": the 432-byte wrapped VLEK as 864 hex digits */
+	CTL_CMD_CERT_SHOW,   /* the served chain, certificate by certificate, with PEMs */
+	CTL_CMD_CERT_FETCH,  /* revalidate the chain and VCEK with KDS now; rotate if they changed */
+	CTL_CMD_CERT_IMPORT, /* "leaf", "ask", "ark": certificates for the KDS cache (air-gapped) */
 	_CTL_CMD_MAX,
 };
 
@@ -59,6 +64,9 @@ struct ctl_request {
 	char tcb[CTL_TCB_TEXT_MAX]; /* tcb.set: as sent (printable ASCII), "" otherwise */
 	bool has_hashstick;
 	uint8_t hashstick[CTL_HASHSTICK_SIZE];
+	/* cert.import: owned NUL-terminated texts (PEM or base64 DER; printable ASCII and line
+	 * breaks), NULL otherwise. ctl_request_done frees them. */
+	char *leaf, *ask, *ark;
 };
 
 /* Why a request was refused, for the error reply. id is a new reference (or NULL) that the
