@@ -119,7 +119,14 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 
 	switch (k->type) {
 	case T_STR: {
-		char *d = strdup(v);
+		char *d;
+		/* What --check-config prints must parse back to the same value: a value that
+		 * starts like a comment, or holds " ;" (an inline comment to inih), could not. */
+		if (v[0] == ';' || v[0] == '#' || strstr(v, " ;") || strstr(v, "\t;")) {
+			snprintf(why, why_size, "'%s' contains a comment marker (';' or '#')", v);
+			return -EINVAL;
+		}
+		d = strdup(v);
 		if (!d)
 			return -ENOMEM;
 		free(*(char **)field);

@@ -60,6 +60,8 @@ static const struct {
 	{ "[daemon]\nguest_log_burst = 010\n", -EINVAL, 0, "not a number" },
 	{ "[daemon]\nguest_log_burst = 0x10\n", -EINVAL, 0, "not a number" },
 	{ "[daemon]\nguest_log_burst = 10\n", 0, 0, NULL },
+	{ "[certs]\nkds_url =; ==\n", -EINVAL, 0, "comment marker" }, /* found by fuzz-conf */
+	{ "[certs]\nkds_url = #x\n", -EINVAL, 0, "comment marker" },
 	{ "; comment\n# comment\n[control]\nsocket = /run/x.sock\n", 0, 0, NULL },
 };
 
