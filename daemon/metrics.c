@@ -299,6 +299,17 @@ static void render_platform(struct metrics_writer *w, const struct broker *b)
 		return;
 	gauge(w, "snp_attestd_cert_not_after_timestamp_seconds",
 	      "Earliest notAfter in the served chain, Unix time.", (double)ch->not_after);
+	{
+		time_t since = broker_chain_since(b), next = broker_next_refresh(b),
+		       now = time(NULL);
+		gauge(w, "snp_attestd_cert_chain_age_seconds",
+		      "Time since the served chain was obtained (fetched, loaded or imported).",
+		      since && now > since ? (double)(now - since) : 0.);
+		if (next)
+			gauge(w, "snp_attestd_cert_next_refresh_timestamp_seconds",
+			      "When the chain is next re-fetched (before it expires), Unix time.",
+			      (double)next);
+	}
 	/* Only the kind of source ("dir", "cache", "kds", "import"): paths stay out of labels. */
 	snprintf(source, sizeof(source), "%.*s", (int)strcspn(ch->source, ":"), ch->source);
 	metrics_family(w, "snp_attestd_cert_chain_info", METRICS_GAUGE,
