@@ -524,6 +524,11 @@ const struct nlsock_stats *nlsock_get_stats(const struct nlsock *s)
 	return &s->stats;
 }
 
+int nlsock_fd(const struct nlsock *s)
+{
+	return s->fd;
+}
+
 const char *nlsock_transport_name(const struct nlsock *s)
 {
 	return s->transport == CONF_TRANSPORT_GENL ? "generic netlink" : "netlink usersock";

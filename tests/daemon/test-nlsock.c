@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The netlink transport against a stand-in kernel on NETLINK_USERSOCK: REGISTER/ACK, VM_DUMP
+ * after registration, sender checks, malformed input, and the receive-overrun resync. An
+ * overrun only happens when the kernel delivers to a full socket; a user-space sender cannot
+ * cause one by unicast, so the test joins the daemon's socket to a multicast group and floods
+ * that group (netlink marks the overflowing member with ENOBUFS exactly as for kernel traffic). */
+#include "testutil.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/netlink.h>
+
+#include "conf.h"
+#include "nl.h"
+#include "nlsock.h"
+#include "util.h"
+
+#define KPORT 0x5e7e5701u
+#define GROUP 3
+
+struct ctx {
+	int registered, unregistered, resyncs, messages;
+	struct snpa_msg last;
+};
+
+static void on_message(void *u, const struct snpa_msg *m)
+{
+	struct ctx *c = u;
+	c->messages++;
+	c->last = *m;
+}
+static void on_registered(void *u)
+{
+	((struct ctx *)u)->registered++;
+}
+static void on_unregistered(void *u, int r)
+{
+	(void)r;
+	((struct ctx *)u)->unregistered++;
+}
+static void on_resync(void *u)
+{
+	((struct ctx *)u)->resyncs++;
+}
+static const struct nlsock_handler handler = { on_message, on_registered, on_unregistered,
+					       on_resync };
+
+static int kernel_socket(uint32_t port)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_pid = port };
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_USERSOCK);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Receives one datagram (waits up to 2 s while running the loop). */
+static ssize_t kernel_recv(struct ev_loop *loop, int fd, void *buf, size_t size,
+			   uint32_t *ret_from)
+{
+	struct sockaddr_nl from;
+	socklen_t fl = sizeof(from);
+
+	for (int i = 0; i < 200; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ev_run(loop, EVRUN_NOWAIT);
+		if (poll(&p, 1, 10) == 1) {
+			ssize_t n = recvfrom(fd, buf, size, 0, (struct sockaddr *)&from, &fl);
+			if (ret_from)
+				*ret_from = from.nl_pid;
+			return n;
+		}
+	}
+	return -1;
+}
+
+static void kernel_send(int fd, uint32_t to, const void *buf, size_t len)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_pid = to };
+	ck_assert_int_eq(sendto(fd, buf, len, 0, (struct sockaddr *)&sa, sizeof(sa)), (ssize_t)len);
+}
+
+static void pump(struct ev_loop *loop, int rounds)
+{
+	for (int i = 0; i < rounds; i++) {
+		ev_run(loop, EVRUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+/* Registers a fresh transport with the stand-in kernel and swallows the VM_DUMP that follows. */
+static struct nlsock *setup(struct ev_loop *loop, int kfd, struct ctx *c, uint32_t *ret_port)
+{
+	uint8_t buf[8192] __attribute__((aligned(4)));
+	struct conf conf;
+	struct nlsock *s;
+	struct snpa_msg m;
+	uint32_t from = 0;
+	int len;
+	ssize_t n;
+
+	ck_assert_int_eq(conf_init_defaults(&conf), 0);
+	conf.transport = CONF_TRANSPORT_USERSOCK;
+	conf.usersock_port = KPORT;
+	ck_assert_int_eq(nlsock_new(loop, &conf, &handler, c, &s), 0);
+	conf_done(&conf);
+	ck_assert_int_eq(nlsock_start(s), 0);
+	n = kernel_recv(loop, kfd, buf, sizeof(buf), &from);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(nl_parse(buf, (size_t)n, SNPA_USERSOCK_FAMILY, &m), 0);
+	ck_assert_uint_eq(m.cmd, SNPA_CMD_REGISTER);
+	{
+		uint8_t ack[256] __attribute__((aligned(4)));
+		len = nl_build_ack(ack, sizeof(ack), (struct nlmsghdr *)buf, 0);
+		ck_assert_int_gt(len, 0);
+		kernel_send(kfd, from, ack, (size_t)len);
+	}
+	n = kernel_recv(loop, kfd, buf, sizeof(buf), NULL);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(nl_parse(buf, (size_t)n, SNPA_USERSOCK_FAMILY, &m), 0);
+	ck_assert_uint_eq(m.cmd, SNPA_CMD_VM_DUMP); /* replay asked for right after the ACK */
+	ck_assert(nlsock_registered(s));
+	ck_assert_int_eq(c->registered, 1);
+	*ret_port = from;
+	return s;
+}
+
+static int build_vm_add(uint8_t *buf, size_t size, uint64_t vm)
+{
+	struct snpa_msg m = {
+		.cmd = SNPA_CMD_VM_ADD,
+		.present = (1u << SNPA_A_VM_ID) | (1u << SNPA_A_VMM_PID) | (1u << SNPA_A_ASID) |
+			   (1u << SNPA_A_POLICY),
+		.vm_id = vm,
+		.vmm_pid = 1,
+		.asid = 1,
+		.policy = 0x30000,
+	};
+	return nl_build(buf, size, SNPA_USERSOCK_FAMILY, 0, 1, KPORT, &m);
+}
+
+START_TEST(test_register_and_messages)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	uint8_t buf[4096] __attribute__((aligned(4)));
+	struct ctx c = { 0 };
+	int kfd = kernel_socket(KPORT), other = kernel_socket(0), len;
+	uint32_t port;
+	struct nlsock *s = setup(loop, kfd, &c, &port);
+
+	len = build_vm_add(buf, sizeof(buf), 42);
+	ck_assert_int_gt(len, 0);
+	kernel_send(kfd, port, buf, (size_t)len);
+	pump(loop, 50);
+	ck_assert_int_eq(c.messages, 1);
+	ck_assert_uint_eq(c.last.vm_id, 42);
+
+	/* The same message from another port is dropped and counted. */
+	kernel_send(other, port, buf, (size_t)len);
+	pump(loop, 50);
+	ck_assert_int_eq(c.messages, 1);
+	ck_assert_uint_eq(nlsock_get_stats(s)->foreign_sender, 1);
+
+	/* Malformed (truncated) input is counted, never delivered. */
+	kernel_send(kfd, port, buf, (size_t)len - 4);
+	pump(loop, 50);
+	ck_assert_int_eq(c.messages, 1);
+	ck_assert_uint_ge(nlsock_get_stats(s)->malformed, 1);
+
+	nlsock_free(s);
+	close(kfd);
+	close(other);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
+START_TEST(test_overrun_resyncs)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	uint8_t buf[4096] __attribute__((aligned(4)));
+	struct sockaddr_nl grp = { .nl_family = AF_NETLINK, .nl_groups = 1u << (GROUP - 1) };
+	struct ctx c = { 0 };
+	int kfd = kernel_socket(KPORT), g = GROUP, small = 4096, len, sent = 0;
+	uint32_t port;
+	struct nlsock *s = setup(loop, kfd, &c, &port);
+	struct snpa_msg m;
+	ssize_t n;
+
+	/* Let the daemon's socket overflow: tiny buffer, member of a group we flood. */
+	ck_assert_int_eq(setsockopt(nlsock_fd(s), SOL_SOCKET, SO_RCVBUFFORCE, &small, sizeof(small)),
+			 0);
+	ck_assert_int_eq(setsockopt(nlsock_fd(s), SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g,
+				    sizeof(g)),
+			 0);
+	len = build_vm_add(buf, sizeof(buf), 7);
+	ck_assert_int_gt(len, 0);
+	/* netlink delivers to the group, then also tries the (absent) kernel port 0 and reports
+	 * ECONNREFUSED for that part: the broadcast has happened either way. */
+	for (int i = 0; i < 200; i++)
+		if (sendto(kfd, buf, (size_t)len, MSG_DONTWAIT, (struct sockaddr *)&grp,
+			   sizeof(grp)) == len ||
+		    errno == ECONNREFUSED)
+			sent++;
+	ck_assert_int_gt(sent, 0);
+	/* The transport notices the overrun, resynchronises with VM_DUMP, keeps the role. */
+	for (int i = 0; i < 100 && c.resyncs == 0; i++)
+		pump(loop, 5);
+	ck_assert_int_ge(c.resyncs, 1);
+	ck_assert_uint_ge(nlsock_get_stats(s)->enobufs, 1);
+	ck_assert(nlsock_registered(s));
+	do {
+		n = kernel_recv(loop, kfd, buf, sizeof(buf), NULL);
+		ck_assert_int_gt(n, 0);
+		ck_assert_int_eq(nl_parse(buf, (size_t)n, SNPA_USERSOCK_FAMILY, &m), 0);
+	} while (m.cmd != SNPA_CMD_VM_DUMP);
+	ck_assert_uint_eq(m.cmd, SNPA_CMD_VM_DUMP);
+	/* Messages that did fit were still delivered. */
+	ck_assert_int_gt(c.messages, 0);
+
+	nlsock_free(s);
+	close(kfd);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
+static Suite *nlsock_suite(void)
+{
+	Suite *s = suite_create("nlsock");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_register_and_messages);
+	tcase_add_test(tc, test_overrun_resyncs);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return test_run_suite(nlsock_suite());
+}
