@@ -18,6 +18,9 @@ jq -c '{totals, max_streak: ([.per_vm[] | .max_busy_streak_s] | max)}' "$F" | di
 check "exit 0: no wipes, no verification failures" test "$rc" = 0
 check "the PSP was overloaded (BUSY answers seen)" jqt "$F" '.totals.busy > 100'
 check "zero VMPCK wipes" jqt "$F" '.totals.vmpck_wipes == 0'
-check "no VM's BUSY streak exceeded busy_budget (3 s)" \
-	jqt "$F" '[.per_vm[] | .max_busy_streak_s] | max <= 3.0'
+# The guest measures its streak up to the answer of the request that got through, so it adds
+# that request's queueing, firmware time and the simulator's own loop delay (large under
+# ASan) to the daemon's bound, which ends at the admission: allow 0.5 s for it.
+check "no VM's BUSY streak exceeded busy_budget (3 s, +0.5 s until the answer)" \
+	jqt "$F" '[.per_vm[] | .max_busy_streak_s] | max <= 3.5'
 check "every VM completed requests" jqt "$F" 'all(.per_vm[]; .completed > 0)'
