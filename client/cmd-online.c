@@ -99,6 +99,30 @@ static int parse_args(int argc, char **argv, unsigned allowed, bool needs_vm,
 	return SNPCTL_EXIT_OK;
 }
 
+/* Parses the options, sends the request and, with --json, prints the reply (then *ret_body is
+ * NULL). Otherwise *ret_body is the reply, for the caller's human output. Returns the exit
+ * code. */
+static int online_request(int argc, char **argv, unsigned allowed, bool needs_vm,
+			  struct online_args *a, json_t **ret_body)
+{
+	json_t *b = NULL;
+	int r;
+
+	*ret_body = NULL;
+	r = parse_args(argc, argv, allowed, needs_vm, a);
+	if (r != SNPCTL_EXIT_OK)
+		return r;
+	r = snpctl_call(argv[0], a->socket, &a->q, &b);
+	if (r != SNPCTL_EXIT_OK) {
+		json_decref(b);
+		return r;
+	}
+	if (a->json)
+		return snpctl_print_reply_json(b);
+	*ret_body = b;
+	return SNPCTL_EXIT_OK;
+}
+
 /* Accessors that never fail: the reply comes from the daemon but is still only data. */
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -158,14 +182,9 @@ int snpctl_status(int argc, char **argv)
 	char t1[TCB_FORMAT_MAX], t2[TCB_FORMAT_MAX];
 	int r;
 
-	r = parse_args(argc, argv, OPT_JSON, false, &a);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	if (a.json)
-		return snpctl_print_reply_json(TAKE_PTR(b));
+	r = online_request(argc, argv, OPT_JSON, false, &a, &b);
+	if (r != SNPCTL_EXIT_OK || !b)
+		return r; /* an error, or the reply already printed as JSON */
 
 	br = json_object_get(b, "broker");
 	ch = json_object_get(b, "chain");
@@ -233,14 +252,9 @@ int snpctl_vm_list(int argc, char **argv)
 	size_t i;
 	int r;
 
-	r = parse_args(argc, argv, OPT_JSON, false, &a);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	if (a.json)
-		return snpctl_print_reply_json(TAKE_PTR(b));
+	r = online_request(argc, argv, OPT_JSON, false, &a, &b);
+	if (r != SNPCTL_EXIT_OK || !b)
+		return r; /* an error, or the reply already printed as JSON */
 	if (json_array_size(json_object_get(b, "vms")) == 0) {
 		printf("no VMs\n");
 		return SNPCTL_EXIT_OK;
@@ -267,14 +281,9 @@ int snpctl_vm_show(int argc, char **argv)
 	char q[128];
 	int r;
 
-	r = parse_args(argc, argv, OPT_JSON, true, &a);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	if (a.json)
-		return snpctl_print_reply_json(TAKE_PTR(b));
+	r = online_request(argc, argv, OPT_JSON, true, &a, &b);
+	if (r != SNPCTL_EXIT_OK || !b)
+		return r; /* an error, or the reply already printed as JSON */
 	vm = json_object_get(b, "vm_info");
 	quota_text(json_object_get(vm, "quota"), q, sizeof(q));
 	printf("VM %llu\n", jnum(vm, "vm"));
@@ -321,14 +330,9 @@ static int quota_one(int argc, char **argv, enum ctl_cmd cmd, unsigned allowed)
 	struct online_args a = { .q.cmd = cmd };
 	int r;
 
-	r = parse_args(argc, argv, allowed, true, &a);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	if (a.json)
-		return snpctl_print_reply_json(TAKE_PTR(b));
+	r = online_request(argc, argv, allowed, true, &a, &b);
+	if (r != SNPCTL_EXIT_OK || !b)
+		return r; /* an error, or the reply already printed as JSON */
 	return print_quota_entry(b);
 }
 
@@ -356,14 +360,9 @@ int snpctl_quota_list(int argc, char **argv)
 	char q[128];
 	int r;
 
-	r = parse_args(argc, argv, OPT_JSON, false, &a);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	if (a.json)
-		return snpctl_print_reply_json(TAKE_PTR(b));
+	r = online_request(argc, argv, OPT_JSON, false, &a, &b);
+	if (r != SNPCTL_EXIT_OK || !b)
+		return r; /* an error, or the reply already printed as JSON */
 	quota_text(json_object_get(b, "default"), q, sizeof(q));
 	printf("default: %s\n", q);
 	if (json_array_size(json_object_get(b, "quotas")) == 0) {
