@@ -54,6 +54,21 @@ struct broker_req {
 	uint64_t arrived;
 };
 
+const uint64_t broker_wait_bounds_usec[BROKER_WAIT_NBOUNDS] = {
+	500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 11000, 12000,
+	15000, 20000, 30000, 50000, 100000,
+};
+
+static void count_wait(struct broker_vm_info *info, uint64_t usec)
+{
+	size_t i = 0;
+
+	while (i < BROKER_WAIT_NBOUNDS && usec > broker_wait_bounds_usec[i])
+		i++;
+	info->wait_buckets[i]++;
+	info->wait_usec_total += usec;
+}
+
 struct broker_vm {
 	struct broker_vm_info info; /* counters; info.sched filled on demand */
 	uint64_t dump_gen;
@@ -304,6 +319,8 @@ static void admitted(struct broker *b, struct broker_vm *vm, const struct broker
 	}
 	b->stats.admission_wait_usec_total += now - rq->arrived;
 	metrics_observe_admission_wait(b->m, now - rq->arrived);
+	if (vm)
+		count_wait(&vm->info, now - rq->arrived);
 }
 
 static void on_sched_event(void *userdata, const struct sched_event *ev)

@@ -21,6 +21,11 @@ struct nlsock_stats;
 
 extern const struct manager_module broker_module;
 
+/* Bucket bounds (µs, "le") of the per-VM admission wait counts: 1 ms steps around one PSP
+ * report slot (~8 ms), so that "within one slot + 1 ms" can be read off exactly. */
+#define BROKER_WAIT_NBOUNDS 18
+extern const uint64_t broker_wait_bounds_usec[BROKER_WAIT_NBOUNDS];
+
 struct broker_vm_info {
 	uint64_t vm_id;
 	uint32_t vmm_pid;
@@ -32,6 +37,10 @@ struct broker_vm_info {
 	uint64_t expired;     /* the kernel gave up waiting for our verdict */
 	uint64_t fw_time_ns_total;
 	uint64_t req_report, req_key, req_other;
+	/* Admission wait (GUEST_REQ to ALLOW) of this VM's admitted requests: a count per bucket
+	 * of broker_wait_bounds_usec (the last is above every bound) and the sum. */
+	uint64_t wait_buckets[BROKER_WAIT_NBOUNDS + 1];
+	uint64_t wait_usec_total;
 	struct sched_vm_stats sched;
 };
 

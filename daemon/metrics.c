@@ -54,6 +54,8 @@ enum {
 	VC_ADMITTED = VC_ANOM_FIRST + _SCHED_ANOM_MAX,
 	VC_FORCED,
 	VC_FW_NSEC,
+	VC_WAIT_FIRST, /* BROKER_WAIT_NBOUNDS + 1 bucket counts (not cumulative) */
+	VC_WAIT_USEC = VC_WAIT_FIRST + BROKER_WAIT_NBOUNDS + 1,
 	_VC_MAX,
 };
 
@@ -158,6 +160,8 @@ static void collect_vm(void *userdata, const struct broker_vm_info *info)
 	c[VC_ADMITTED] = info->sched.admitted;
 	c[VC_FORCED] = info->sched.forced;
 	c[VC_FW_NSEC] = info->fw_time_ns_total;
+	memcpy(&c[VC_WAIT_FIRST], info->wait_buckets, sizeof(info->wait_buckets));
+	c[VC_WAIT_USEC] = info->wait_usec_total;
 	if (metrics_vmset_update(&x->vmset, info->vm_id, c) < 0)
 		x->render_errors++; /* this VM is missing from one scrape; nothing else is lost */
 }
@@ -237,6 +241,22 @@ static void render_vms(struct metrics *x, struct metrics_writer *w)
 	for (size_t i = 0; i < n; i++) {
 		struct metrics_label l = { "vm", rows[i].id };
 		metrics_sample_double(w, &l, 1, (double)rows[i].c[VC_FW_NSEC] / 1e9);
+	}
+	metrics_family(w, "snp_attestd_vm_admission_wait_seconds", METRICS_HISTOGRAM,
+		       "Time from GUEST_REQ to ALLOW for admitted requests, per VM (1 ms buckets "
+		       "around one PSP report slot).");
+	for (size_t i = 0; i < n; i++) {
+		struct metrics_label l = { "vm", rows[i].id };
+		struct metrics_hist h;
+
+		if (metrics_hist_init(&h, broker_wait_bounds_usec, BROKER_WAIT_NBOUNDS, 1e6) < 0)
+			break;
+		for (size_t k = 0; k <= BROKER_WAIT_NBOUNDS; k++) {
+			h.counts[k] = rows[i].c[VC_WAIT_FIRST + k];
+			h.count += h.counts[k];
+		}
+		h.sum = rows[i].c[VC_WAIT_USEC];
+		metrics_sample_hist(w, &l, 1, &h);
 	}
 	free(rows);
 	gauge(w, "snp_attestd_vms_in_other_series",
