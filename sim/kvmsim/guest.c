@@ -220,6 +220,11 @@ static void schedule_next(struct kvs_guest *g)
 		return;
 	}
 	g->state = KVS_G_IDLE;
+	if (kvs_guest_paced(g)) {
+		/* The run's pacer starts its next request (kvs_guest_kick). */
+		ev_timer_stop(g->k->loop, &g->timer);
+		return;
+	}
 	/* Jitter keeps the fleet from marching in lockstep. */
 	arm(g, iv > 0 ? iv * (0.5 + kvs_rand01(&g->rng)) : 0.);
 }
@@ -321,10 +326,24 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+bool kvs_guest_paced(const struct kvs_guest *g)
+{
+	return g->k->o.total_rate > 0 && !g->noisy;
+}
+
 void kvs_guest_start(struct kvs_guest *g, double delay)
 {
 	g->state = KVS_G_IDLE;
-	arm(g, delay);
+	if (!kvs_guest_paced(g))
+		arm(g, delay);
+}
+
+bool kvs_guest_kick(struct kvs_guest *g)
+{
+	if (g->state != KVS_G_IDLE || !g->live || g->k->stopping || !g->req_page)
+		return false;
+	start_request(g);
+	return true;
 }
 
 void kvs_guest_finish(struct kvs_guest *g)

@@ -31,6 +31,10 @@ static void usage(FILE *f)
 		"  --requests K        requests per guest, then stop\n"
 		"  --duration S        run for S seconds (real time)\n"
 		"  --rate R            requests per second per guest (default 10; 0 = back to back)\n"
+		"  --total-rate R      the quiet guests together request at R per second, evenly\n"
+		"                      spaced, each request going to the next idle guest in turn\n"
+		"                      (replaces --rate for them; when every quiet guest is busy\n"
+		"                      the request waits; pace_missed: still waiting at the end)\n"
 		"  --noisy N           the first N guests are noisy ...\n"
 		"  --noisy-rate R      ... and request at R per second (default 100)\n"
 		"  --churn             remove and add VMs during the run (VM_REMOVE / VM_ADD)\n"
@@ -144,6 +148,16 @@ static void start_guests(struct kvs *k)
 		ev_timer_set(&k->end_timer, k->o.duration, 0.);
 		ev_timer_start(k->loop, &k->end_timer);
 	}
+	if (k->o.total_rate > 0 && k->o.noisy < k->o.vms) {
+		/* Short ticks (0.2 ms at most) so that requests do not leave in bursts; the
+		 * window starts once every guest is added (10,000 VM_ADDs take a while). */
+		double iv = 1.0 / k->o.total_rate;
+		iv = iv < 0.0002 ? 0.0002 : iv;
+		k->pace_t0 = kvs_now();
+		ev_now_update(k->loop);
+		ev_timer_set(&k->pace_timer, 0., iv);
+		ev_timer_start(k->loop, &k->pace_timer);
+	}
 	if (k->o.churn) {
 		ev_timer_set(&k->churn_timer, KVS_CHURN_INTERVAL_S, KVS_CHURN_INTERVAL_S);
 		ev_timer_start(k->loop, &k->churn_timer);
@@ -153,6 +167,32 @@ static void start_guests(struct kvs *k)
 		ev_timer_start(k->loop, &k->malformed_timer);
 	}
 	kvs_check_end(k);
+}
+
+/* --total-rate: issue every request due by now, each to the next idle quiet guest. When every
+ * quiet guest has a request out, the rest wait for the next tick (a backlog, caught up later);
+ * what is still due at the end is reported as pace_missed. */
+static void on_pace(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct kvs *k = container_of(w, struct kvs, pace_timer);
+	uint64_t due = (uint64_t)((kvs_now() - k->pace_t0) * k->o.total_rate) + 1;
+
+	(void)loop;
+	(void)revents;
+	while (k->pace_issued < due && !k->stopping) {
+		bool sent = false;
+		for (size_t n = 0; n < k->n_guests && !sent; n++) {
+			struct kvs_guest *g = k->guests[(k->pace_next + n) % k->n_guests];
+			if (kvs_guest_paced(g) && kvs_guest_kick(g)) {
+				k->pace_next = (k->pace_next + n + 1) % k->n_guests;
+				sent = true;
+			}
+		}
+		if (!sent)
+			break;
+		k->pace_issued++;
+	}
+	k->pace_missed = due - k->pace_issued;
 }
 
 static void on_wait(struct ev_loop *loop, ev_timer *w, int revents)
@@ -174,6 +214,8 @@ static void on_end(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	k->stopping = true;
 	ev_timer_stop(k->loop, &k->churn_timer);
+	ev_timer_stop(k->loop, &k->pace_timer);
+	k->pace_t1 = kvs_now();
 	for (size_t i = 0; i < k->n_guests; i++)
 		kvs_guest_finish(k->guests[i]);
 	kvs_check_end(k);
@@ -328,6 +370,12 @@ static int print_json(const struct kvs *k, const struct kvs_vm_stats *t, double 
 		"per_vm", per_vm);
 	if (!root)
 		return -ENOMEM;
+	json_object_set_new(root, "total_rate", json_real(k->o.total_rate));
+	json_object_set_new(root, "pace_missed", json_integer((json_int_t)k->pace_missed));
+	json_object_set_new(root, "paced_requests",
+			    json_integer((json_int_t)k->pace_issued));
+	json_object_set_new(root, "pace_window_s", json_real(k->pace_t1 > k->pace_t0 ?
+								k->pace_t1 - k->pace_t0 : 0.));
 	json_object_set_new(root, "kernel", json_pack(
 		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
 		"rx_msgs", (json_int_t)k->ks.rx_msgs,
@@ -387,7 +435,7 @@ enum {
 	OPT_STATE = 256, OPT_PRODUCT, OPT_VMS, OPT_REQUESTS, OPT_DURATION, OPT_RATE, OPT_NOISY,
 	OPT_NOISY_RATE, OPT_CHURN, OPT_TIME_SCALE, OPT_PSP_DELAY, OPT_NO_BROKER, OPT_JSON,
 	OPT_DUMP, OPT_TRUST_ARK, OPT_LOAD, OPT_MALFORMED, OPT_SEED, OPT_WAIT_BROKER, OPT_PORT,
-	OPT_QUIET, OPT_HELP,
+	OPT_QUIET, OPT_TOTAL_RATE, OPT_HELP,
 };
 
 static int parse_args(int argc, char **argv, struct kvs_options *o)
@@ -414,6 +462,7 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 		{ "wait-broker", required_argument, NULL, OPT_WAIT_BROKER },
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
+		{ "total-rate", required_argument, NULL, OPT_TOTAL_RATE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
@@ -498,6 +547,9 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 			break;
 		case OPT_QUIET:
 			o->quiet = true;
+			break;
+		case OPT_TOTAL_RATE:
+			r = parse_double(optarg, 0, 1e6, &o->total_rate);
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -612,6 +664,7 @@ int main(int argc, char **argv)
 	ev_timer_init(&k.churn_timer, on_churn, 0., 0.);
 	ev_timer_init(&k.malformed_timer, on_malformed, 0., 0.);
 	ev_timer_init(&k.wait_timer, on_wait, 0., 0.);
+	ev_timer_init(&k.pace_timer, on_pace, 0., 0.);
 	ev_signal_init(&sigint, on_signal, SIGINT);
 	ev_signal_init(&sigterm, on_signal, SIGTERM);
 	sigint.data = sigterm.data = &k;
@@ -635,6 +688,7 @@ int main(int argc, char **argv)
 	ev_timer_stop(k.loop, &k.churn_timer);
 	ev_timer_stop(k.loop, &k.malformed_timer);
 	ev_timer_stop(k.loop, &k.wait_timer);
+	ev_timer_stop(k.loop, &k.pace_timer);
 	ev_signal_stop(k.loop, &sigint);
 	ev_signal_stop(k.loop, &sigterm);
 

@@ -115,6 +115,7 @@ struct kvs_options {
 	uint64_t requests;
 	double duration;
 	double rate;
+	double total_rate; /* > 0: the quiet guests' aggregate rate, paced by the run */
 	unsigned noisy;
 	double noisy_rate;
 	bool churn;
@@ -165,7 +166,12 @@ struct kvs {
 	uint64_t next_req_id;
 	struct u64map waiting; /* req_id -> guest waiting for a VERDICT (borrowed) */
 	ev_io io;
-	ev_timer malformed_timer, churn_timer, end_timer, wait_timer;
+	ev_timer malformed_timer, churn_timer, end_timer, wait_timer, pace_timer;
+	/* --total-rate: requests due so far, the next guest in turn, requests that found
+	 * every quiet guest busy (dropped, not caught up later). */
+	uint64_t pace_issued, pace_missed;
+	size_t pace_next;
+	double pace_t0, pace_t1; /* the pacing window: every guest added .. the end */
 	struct kvs_kstats ks;
 	uint8_t rx[SNPA_MSG_MAX + 4096] __attribute__((aligned(4)));
 	uint8_t tx[SNPA_MSG_MAX] __attribute__((aligned(4)));
@@ -205,6 +211,10 @@ void kvs_guest_start(struct kvs_guest *g, double delay);
 void kvs_guest_on_answer(struct kvs_guest *g, uint64_t exitinfo2, uint32_t rbx);
 /* Ends the run for this guest: a request waiting for a retry is abandoned. */
 void kvs_guest_finish(struct kvs_guest *g);
+/* The guest is paced by the run (--total-rate), not by its own timer. */
+bool kvs_guest_paced(const struct kvs_guest *g);
+/* Paced mode: starts the guest's next request if it is idle; false when it is not. */
+bool kvs_guest_kick(struct kvs_guest *g);
 bool kvs_guest_busy(const struct kvs_guest *g); /* a request is with the host right now */
 uint64_t kvs_rand(uint64_t *state);
 double kvs_rand01(uint64_t *state);
