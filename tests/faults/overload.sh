@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Fault campaign, overload: 1,000 VMs requesting back to back (--rate 0) against the one
+# serial PSP (8 ms per report, about 125 reports/s). The guests behave like the Linux driver
+# with its timings scaled by FAULTS_SCALE (retry 2 s x scale, give up and wipe after
+# 60 s x scale); the daemon's busy_budget and guest_retry_interval are scaled to match.
+# Every VM waits about 1,000 x 8 ms = 8 s (more in a sanitizer build) between admissions, so
+# the guests' limit (30 s at the default scale 0.5) is what the daemon must keep them under.
+. "$(dirname "$0")/lib.sh"
+
+VMS=${FAULTS_VMS:-1000}
+# Long: the driver's real timings and the daemon's defaults (busy_budget 20 s, retry 2 s).
+SCALE=${FAULTS_SCALE:-$(faults_pick 0.5 1)}
+# Short: longer than one guest limit (60 s x scale), so a starved VM would be wiped.
+DUR=$(faults_pick 32 300)
+# Half the guest's limit (the default 20 s is a third of it; at scale 0.5 a third would be
+# below the ~10 s round of 1,000 VMs, and every VM would be over budget all the time).
+budget_ms=$(awk -v s="$SCALE" 'BEGIN { printf "%d", (s == 1 ? 20000 : 30000 * s) }')
+retry_ms=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 2000 * s }')
+check "daemon starts (busy_budget ${budget_ms}ms, guest_retry_interval ${retry_ms}ms)" \
+	it_platform "[scheduler]" "busy_budget = ${budget_ms}ms" \
+	"guest_retry_interval = ${retry_ms}ms"
+faults_kvmsim overload "$DUR" --vms "$VMS" --rate 0 --duration "$DUR" --time-scale "$SCALE" \
+	--wait-broker 10
+F=$SIMENV_DIR/overload.json
+faults_alive "after the overload run"
+if [ -s "$F" ]; then
+	faults_extra vms "$VMS"
+	faults_extra time_scale "$SCALE"
+	faults_extra max_busy_streak_s "$(jq '[.per_vm[] | .max_busy_streak_s] | max' "$F")"
+	faults_extra vms_completing "$(jq '[.per_vm[] | select(.completed > 0)] | length' "$F")"
+	faults_extra reports_verified "$(jq '.totals.reports_verified' "$F")"
+	check "the PSP was overloaded (BUSY answers seen)" jqt "$F" '.totals.busy > 1000'
+	check "every VM completed a request" jqt "$F" 'all(.per_vm[]; .completed > 0)'
+fi
+faults_stop_daemon

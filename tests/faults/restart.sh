@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Fault campaign, restart: the daemon is killed with SIGKILL again and again while a fleet
+# runs, and started again after a pause. While no broker is registered the (simulated) kernel
+# answers BUSY; requests ALLOWed before the kill finish on the PSP; the new daemon registers,
+# replays the VMs (VM_DUMP with in-flight requests) and serves on. No guest may lose its key.
+. "$(dirname "$0")/lib.sh"
+
+DUR=$(faults_pick 20 300)
+VMS=$(faults_pick 32 128)
+check "daemon starts" it_platform
+faults_kvmsim_run restart "$DUR" --vms "$VMS" --rate 5 --duration "$DUR" --wait-broker 10 &
+KVM=$!
+sleep 2
+kills=0
+start=$(date +%s)
+# A kill every 1..4 s (seeded by the run, in the middle of whatever the daemon does), down
+# for 0.2..1.5 s, until 3 s before the end of the load.
+RANDOM=$$
+while [ $(($(date +%s) - start)) -lt $((DUR - 5)) ]; do
+	sleep "$((1 + RANDOM % 3)).$((RANDOM % 10))"
+	faults_alive "before kill $((kills + 1))" || break
+	kill -KILL "$SIMENV_DAEMON_PID"
+	wait "$SIMENV_DAEMON_PID" 2> /dev/null
+	SIMENV_DAEMON_PID=
+	kills=$((kills + 1))
+	sleep "$((RANDOM % 2)).$((2 + RANDOM % 8))"
+	if ! simenv_start_daemon; then
+		F_CRASH=$((F_CRASH + 1))
+		faults_note "daemon did not restart after kill $kills"
+		break
+	fi
+done
+wait "$KVM"
+# The run was in the background (a subshell): its counts are read now.
+faults_kvmsim_collect restart
+faults_extra kills "$kills"
+faults_extra registrations "$(jq '.kernel.registrations' "$SIMENV_DIR/restart.json" 2> /dev/null || echo 0)"
+echo "# $kills SIGKILLs"
+check "the daemon was killed under load at least twice" test "$kills" -ge 2
+check "the kernel saw a registration per start" \
+	jqt "$SIMENV_DIR/restart.json" ".kernel.registrations >= $((kills + 1))"
+check "requests completed after the restarts" jqt "$SIMENV_DIR/restart.json" \
+	".totals.completed > $VMS"
+faults_alive "at the end"
+faults_stop_daemon
