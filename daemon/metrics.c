@@ -416,6 +416,9 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 			metrics_sample_u64(w, &rx, 1, ns->rx_msgs);
 			metrics_sample_u64(w, &tx, 1, ns->tx_msgs);
 		}
+		counter(w, "snp_attestd_netlink_tx_datagrams_total",
+			"Datagrams sent; the verdicts answering one receive batch share one.",
+			ns->tx_datagrams);
 		metrics_family(w, "snp_attestd_netlink_errors_total", METRICS_COUNTER,
 			       "Netlink problems, by kind.");
 		{

@@ -20,6 +20,12 @@
 #define NLSOCK_SNDBUF (4 * 1024 * 1024)
 #define NLSOCK_BATCH 32
 #define NLSOCK_DGRAM_MAX 32768
+/* Verdicts produced while one receive batch is handled are sent together, several netlink
+ * messages in one datagram (the kernel's netlink_rcv_skb walks them all, as the simulator
+ * does): one send per batch instead of one per verdict. Flushed after each batch, so a verdict
+ * waits at most for the rest of its batch. A datagram never exceeds the largest single message
+ * of the ABI, so a peer sized for one message of each kind takes it whole. */
+#define NLSOCK_TXQ_MAX SNPA_MSG_MAX
 #define NLSOCK_RETRY_SEC 1.0
 /* NETLINK_USERSOCK has no notification when the peer (snp-kvmsim) exits: while registered we
  * send it a NOOP with NLM_F_ACK this often; a refused send says it is gone, an error ACK that
@@ -45,6 +51,10 @@ struct nlsock {
 	ev_timer heartbeat;
 	struct nlsock_stats stats;
 	uint8_t (*rx)[NLSOCK_DGRAM_MAX]; /* owned: NLSOCK_BATCH buffers */
+	uint8_t *txq;			 /* owned: NLSOCK_TXQ_MAX, verdicts of this batch */
+	size_t txq_len;
+	unsigned txq_n;
+	bool coalesce; /* inside a receive batch: nlsock_send appends to txq */
 	uint8_t tx[SNPA_MSG_MAX] __attribute__((aligned(4)));
 };
 
@@ -136,7 +146,8 @@ static int open_socket(struct nlsock *s)
 	return fd;
 }
 
-static int send_raw(struct nlsock *s, const void *buf, size_t len)
+/* One datagram carrying nmsgs netlink messages. */
+static int send_datagram(struct nlsock *s, const void *buf, size_t len, unsigned nmsgs)
 {
 	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = s->peer_port };
 	ssize_t n;
@@ -145,11 +156,17 @@ static int send_raw(struct nlsock *s, const void *buf, size_t len)
 		n = sendto(s->fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to));
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		s->stats.tx_errors++;
+		s->stats.tx_errors += nmsgs;
 		return -errno;
 	}
-	s->stats.tx_msgs++;
+	s->stats.tx_msgs += nmsgs;
+	s->stats.tx_datagrams++;
 	return 0;
+}
+
+static int send_raw(struct nlsock *s, const void *buf, size_t len)
+{
+	return send_datagram(s, buf, len, 1);
 }
 
 static void lose_role(struct nlsock *s, int reason)
@@ -191,6 +208,34 @@ static int build_and_send(struct nlsock *s, const struct snpa_msg *m, uint16_t f
 	if (ret_seq)
 		*ret_seq = seq;
 	return 0;
+}
+
+/* Sends the queued verdicts. A failure loses all of them, as separate sends would have: the
+ * kernel answers BUSY on its own timeout and reports the expiry in GUEST_DONE. */
+static void txq_flush(struct nlsock *s)
+{
+	unsigned n = s->txq_n;
+	size_t len = s->txq_len;
+	int r;
+
+	if (n == 0)
+		return;
+	s->txq_len = 0;
+	s->txq_n = 0;
+	if (!s->registered) {
+		s->stats.tx_errors += n;
+		return;
+	}
+	r = send_datagram(s, s->txq, len, n);
+	if (r == -ECONNREFUSED || r == -ENOENT) {
+		if (!s->peer_missing_logged)
+			log_warning("The %s peer is not there; retrying every %.0fs",
+				    nlsock_transport_name(s), NLSOCK_RETRY_SEC);
+		s->peer_missing_logged = true;
+		lose_role(s, r);
+	} else if (r < 0) {
+		log_warning_errno(r, "Failed to send %u verdicts", n);
+	}
 }
 
 static void send_register(struct nlsock *s)
@@ -369,16 +414,13 @@ static void handle_datagram(struct nlsock *s, uint8_t *buf, size_t len)
 		s->stats.malformed++;
 }
 
-static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+static void receive_batches(struct nlsock *s)
 {
-	struct nlsock *s = container_of(w, struct nlsock, io);
 	struct mmsghdr msgs[NLSOCK_BATCH];
 	struct iovec iov[NLSOCK_BATCH];
 	struct sockaddr_nl from[NLSOCK_BATCH];
 	int n;
 
-	(void)loop;
-	(void)revents;
 	for (int round = 0; round < 8; round++) {
 		for (int i = 0; i < NLSOCK_BATCH; i++) {
 			iov[i] = (struct iovec){ .iov_base = s->rx[i], .iov_len = NLSOCK_DGRAM_MAX };
@@ -418,9 +460,22 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 			}
 			handle_datagram(s, s->rx[i], msgs[i].msg_len);
 		}
+		txq_flush(s);
 		if (n < NLSOCK_BATCH)
 			return;
 	}
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct nlsock *s = container_of(w, struct nlsock, io);
+
+	(void)loop;
+	(void)revents;
+	s->coalesce = s->txq != NULL;
+	receive_batches(s);
+	txq_flush(s);
+	s->coalesce = false;
 }
 
 static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
@@ -457,7 +512,10 @@ int nlsock_new(struct ev_loop *loop, const struct conf *c, const struct nlsock_h
 	if (!s)
 		return -ENOMEM;
 	s->rx = calloc(NLSOCK_BATCH, sizeof(*s->rx));
-	if (!s->rx) {
+	s->txq = aligned_alloc(NLMSG_ALIGNTO, NLSOCK_TXQ_MAX);
+	if (!s->rx || !s->txq) {
+		free(s->rx);
+		free(s->txq);
 		free(s);
 		return -ENOMEM;
 	}
@@ -472,6 +530,7 @@ int nlsock_new(struct ev_loop *loop, const struct conf *c, const struct nlsock_h
 	fd = open_socket(s);
 	if (fd < 0) {
 		free(s->rx);
+		free(s->txq);
 		free(s);
 		return log_error_errno(fd, "Cannot open the netlink socket");
 	}
@@ -493,6 +552,7 @@ void nlsock_free(struct nlsock *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->rx);
+	free(s->txq);
 	free(s);
 }
 
@@ -509,9 +569,27 @@ int nlsock_start(struct nlsock *s)
 
 int nlsock_send(struct nlsock *s, const struct snpa_msg *m)
 {
+	int len;
+
 	if (!s->registered)
 		return -ENOTCONN;
-	return build_and_send(s, m, NLM_F_REQUEST, NULL);
+	if (!s->coalesce || m->cmd != SNPA_CMD_VERDICT)
+		return build_and_send(s, m, NLM_F_REQUEST, NULL);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		len = nl_build(s->txq + s->txq_len, NLSOCK_TXQ_MAX - s->txq_len, s->family,
+			       NLM_F_REQUEST, s->seq + 1, 0, m);
+		if (len != -ENOSPC || s->txq_n == 0)
+			break;
+		txq_flush(s); /* full: send what is queued, then this one into the empty queue */
+	}
+	if (len < 0) {
+		s->stats.tx_errors++;
+		return log_error_errno(len, "Cannot encode %s", nl_cmd_name(m->cmd));
+	}
+	s->seq++;
+	s->txq_len += NLMSG_ALIGN((size_t)len);
+	s->txq_n++;
+	return 0;
 }
 
 bool nlsock_registered(const struct nlsock *s)

@@ -27,6 +27,7 @@ struct nlsock_handler {
 struct nlsock_stats {
 	uint64_t rx_msgs;
 	uint64_t tx_msgs;
+	uint64_t tx_datagrams; /* verdicts answering one receive batch share a datagram */
 	uint64_t tx_errors;
 	uint64_t malformed;      /* failed nl_parse */
 	uint64_t foreign_sender; /* dropped: not from the kernel's (or simulator's) port */
