@@ -1,14 +1,23 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
 # bench/report.py: turns the raw figures of one bench/run.sh run into the table of design §10
-# (metric, measured, target, PASS/MISS) and a JSON file. A MISS is information, not a failure:
-# the exit status is non-zero only when the raw files cannot be read.
+# (metric, measured, target, PASS/MISS): RESULTS/<benchmark>.json for overhead, psp, scale,
+# sched, fairness and startup, RESULTS/summary.txt (printed too) and the plots (gnuplot).
+# A MISS is information, not a failure: the exit status is non-zero only when the raw files
+# cannot be read.
 import argparse
 import glob
 import json
 import math
 import os
+import re
+import shutil
+import statistics
+import subprocess
 import sys
+
+BENCHMARKS = ('overhead', 'psp', 'scale', 'sched', 'fairness', 'startup')
+LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def load_json(path):
@@ -19,70 +28,85 @@ def load_json(path):
         return None
 
 
-def prom(path):
-    """Prometheus text -> {name{labels}: value} (the labels kept verbatim)."""
-    out = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                if not line.strip() or line.startswith('#'):
-                    continue
-                key, _, val = line.rstrip('\n').rpartition(' ')
-                try:
-                    out[key] = float(val)
-                except ValueError:
-                    pass
-    except OSError:
-        pass
-    return out
+class Prom:
+    """One /metrics scrape: samples as (name, {labels}, value)."""
+
+    def __init__(self, path):
+        self.samples = []
+        try:
+            with open(path) as f:
+                for line in f:
+                    if not line.strip() or line.startswith('#'):
+                        continue
+                    key, _, val = line.rstrip('\n').rpartition(' ')
+                    name, _, rest = key.partition('{')
+                    labels = dict(LABEL_RE.findall(rest)) if rest else {}
+                    try:
+                        self.samples.append((name, labels, float(val)))
+                    except ValueError:
+                        pass
+        except OSError:
+            pass
+
+    def __bool__(self):
+        return bool(self.samples)
+
+    def get(self, name, default=None, **labels):
+        for n, lab, v in self.samples:
+            if n == name and all(lab.get(k) == w for k, w in labels.items()):
+                return v
+        return default
+
+    def has(self, name):
+        return any(n == name for n, _, _ in self.samples)
+
+    def buckets(self, name, **labels):
+        """{le (s, inf for +Inf): cumulative count} of one histogram series."""
+        out = {}
+        for n, lab, v in self.samples:
+            if n != name + '_bucket' or 'le' not in lab:
+                continue
+            if all(lab.get(k) == w for k, w in labels.items()):
+                le = math.inf if lab['le'] == '+Inf' else float(lab['le'])
+                out[le] = out.get(le, 0) + v
+        return out
+
+    def label_values(self, name, label):
+        return sorted({lab[label] for n, lab, _ in self.samples if n == name and label in lab})
 
 
-def hist_quantile(m, name, q):
-    """Upper bound (s) of the bucket holding quantile q of histogram name, or None."""
-    buckets = []
-    for k, v in m.items():
-        if k.startswith(name + '_bucket{le="'):
-            le = k[len(name) + 12:-2]
-            buckets.append((math.inf if le == '+Inf' else float(le), v))
-    buckets.sort()
-    if not buckets or buckets[-1][1] <= 0:
+def bucket_quantile(b, q):
+    """(lower, upper) bound in s of the bucket holding quantile q of cumulative buckets b."""
+    les = sorted(b)
+    if not les or b[les[-1]] <= 0:
         return None
-    total = buckets[-1][1]
-    for le, c in buckets:
-        if c >= q * total:
-            return le
+    total = b[les[-1]]
+    for i, le in enumerate(les):
+        if b[le] >= q * total:
+            return (les[i - 1] if i else 0.0, le)
     return None
-
-
-def prom_sub(m, base):
-    """The counters of m minus those of an earlier scrape of the same daemon."""
-    return {k: v - base.get(k, 0) for k, v in m.items()}
-
-
-def bucket_bounds(m, name, q):
-    """(lower, upper) bound in s of the bucket holding quantile q, or None."""
-    up = hist_quantile(m, name, q)
-    if up is None:
-        return None
-    les = sorted(math.inf if k[len(name) + 12:-2] == '+Inf' else float(k[len(name) + 12:-2])
-                 for k in m if k.startswith(name + '_bucket{le="'))
-    i = les.index(up)
-    return (les[i - 1] if i else 0.0, up)
 
 
 def fw_mean_s(m):
     n = m.get('snp_attestd_firmware_seconds_count', 0)
-    return m['snp_attestd_firmware_seconds_sum'] / n if n else None
+    return m.get('snp_attestd_firmware_seconds_sum') / n if n else None
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
 
 
 class Run:
+    """One snp-kvmsim run with its peer's CPU and the daemon's last scrape."""
+
     def __init__(self, raw, name):
-        self.ok = os.path.exists(os.path.join(raw, name + '.kvmsim.json'))
+        self.name = name
         self.k = load_json(os.path.join(raw, name + '.kvmsim.json')) or {}
         self.t = load_json(os.path.join(raw, name + '.kvmsim-time.json')) or {}
         self.p = load_json(os.path.join(raw, name + '.peer.json')) or {}
-        self.m = prom(os.path.join(raw, name + '.metrics'))
-        self.ok = self.ok and 'totals' in self.k and self.k.get('duration_s', 0) > 0
+        self.m = Prom(os.path.join(raw, name + '.metrics'))
+        self.ok = 'totals' in self.k and self.k.get('duration_s', 0) > 0
 
     @property
     def verdicts(self):
@@ -93,17 +117,21 @@ class Run:
         return self.verdicts / self.k['duration_s']
 
     @property
-    def p99_ms(self):
-        return self.k['latency_ms']['p99']
+    def paced_rate(self):
+        """Achieved aggregate rate of a --total-rate run (requests / pacing window)."""
+        w = self.k.get('pace_window_s') or 0
+        return self.k.get('paced_requests', 0) / w if w > 0 else self.vps
+
+    def lat(self, q):
+        return self.k['latency_ms'][q]
 
     @property
-    def peer_ns_per_verdict(self):
-        return self.p['cpu_ns'] / self.verdicts if self.verdicts and 'cpu_ns' in self.p else None
+    def cpu_ns_per_verdict(self):
+        v = self.verdicts
+        return self.p['cpu_ns'] / v if v and 'cpu_ns' in self.p else None
 
     @property
     def gen_cpu(self):
-        """snp-kvmsim's CPU (both threads) in cores over its run (start-up and the wait for
-        the broker are counted too, so this slightly overstates it)."""
         if 'user_s' not in self.t:
             return None
         return (self.t['user_s'] + self.t['sys_s']) / self.k['duration_s']
@@ -120,6 +148,8 @@ def jain(xs):
 
 
 class Table:
+    COLS = ('metric', 'measured', 'target', 'result')
+
     def __init__(self):
         self.rows = []
 
@@ -131,228 +161,477 @@ class Table:
                           'value': value})
 
     def render(self):
-        w = [max(len(r[k]) for r in self.rows + [{'metric': 'metric', 'measured': 'measured',
-                                                    'target': 'target', 'result': 'result'}])
-             for k in ('metric', 'measured', 'target', 'result')]
-        line = '  '.join('-' * x for x in w)
-        out = ['  '.join(h.ljust(x) for h, x in zip(('metric', 'measured', 'target',
-                                                      'result'), w)), line]
+        hdr = dict(zip(self.COLS, self.COLS))
+        w = [max(len(r[k]) for r in self.rows + [hdr]) for k in self.COLS]
+        out = ['  '.join(h.ljust(x) for h, x in zip(self.COLS, w)).rstrip(),
+               '  '.join('-' * x for x in w)]
         section = None
         for r in self.rows:
             if r['section'] != section:
                 section = r['section']
                 out.append('[%s]' % section)
-            out.append('  '.join(r[k].ljust(x) for k, x in zip(
-                ('metric', 'measured', 'target', 'result'), w)).rstrip())
+            out.append('  '.join(r[k].ljust(x) for k, x in zip(self.COLS, w)).rstrip())
         return '\n'.join(out)
+
+
+def spread(xs, fmt):
+    xs = [x for x in xs if x is not None]
+    return (fmt + '..' + fmt) % (min(xs), max(xs)) if xs else 'n/a'
+
+
+def overhead(raw, run, T, figs, notes):
+    reps = run.get('overhead_reps') or 1
+    fl = [Run(raw, 'floor-%d' % i) for i in range(1, reps + 1)]
+    dm = [Run(raw, 'daemon-%d' % i) for i in range(1, reps + 1)]
+    fl, dm = [r for r in fl if r.ok], [r for r in dm if r.ok]
+    if not fl or not dm:
+        T.add('overhead', 'floor/daemon throughput (PSP free)', 'not measured', '<= 1.3x', None)
+        return
+    f_vps, d_vps = median([r.vps for r in fl]), median([r.vps for r in dm])
+    f_p99, d_p99 = median([r.lat('p99') for r in fl]), median([r.lat('p99') for r in dm])
+    f_p50, d_p50 = median([r.lat('p50') for r in fl]), median([r.lat('p50') for r in dm])
+    tp = f_vps / d_vps if d_vps else math.inf
+    p99 = d_p99 / f_p99 if f_p99 else math.inf
+    p50 = d_p50 / f_p50 if f_p50 else math.inf
+    side = lambda rs: {'verdicts_per_s': [r.vps for r in rs], 'p50_ms': [r.lat('p50') for r in rs],
+                       'p99_ms': [r.lat('p99') for r in rs],
+                       'cpu_ns_per_verdict': [r.cpu_ns_per_verdict for r in rs],
+                       'kvmsim_cpu_cores': [r.gen_cpu for r in rs],
+                       'clean': all(r.clean() for r in rs)}
+    figs['overhead'] = {'vms': run.get('load_vms'), 'reps': len(dm), 'floor': side(fl),
+                        'daemon': side(dm), 'median': {
+                            'floor_verdicts_per_s': f_vps, 'daemon_verdicts_per_s': d_vps,
+                            'floor_p50_ms': f_p50, 'daemon_p50_ms': d_p50,
+                            'floor_p99_ms': f_p99, 'daemon_p99_ms': d_p99},
+                        'throughput_ratio': tp, 'p50_ratio': p50, 'p99_ratio': p99}
+    n = '%d+%d runs' % (len(fl), len(dm))
+    T.add('overhead', 'floor/daemon throughput (median, %s)' % n,
+          '%.2fx (floor %.0f/s, daemon %.0f/s)' % (tp, f_vps, d_vps), '<= 1.3x', tp <= 1.3, tp)
+    T.add('overhead', '  spread of the runs (verdicts/s)',
+          'floor %s, daemon %s' % (spread([r.vps for r in fl], '%.0f'),
+                                   spread([r.vps for r in dm], '%.0f')), 'informational', None)
+    T.add('overhead', 'daemon/floor p99 turnaround (median)',
+          '%.2fx (floor %.3f ms, daemon %.3f ms)' % (p99, f_p99, d_p99), '<= 1.3x', p99 <= 1.3,
+          p99)
+    T.add('overhead', '  spread of the runs (p99 ms)',
+          'floor %s, daemon %s' % (spread([r.lat('p99') for r in fl], '%.3f'),
+                                   spread([r.lat('p99') for r in dm], '%.3f')),
+          'informational', None)
+    T.add('overhead', 'daemon/floor p50 turnaround (median)',
+          '%.2fx (floor %.3f ms, daemon %.3f ms)' % (p50, f_p50, d_p50), 'informational', None,
+          p50)
+    vms = run.get('load_vms')
+    T.add('overhead', 'daemon verdicts/s, %s VMs (issue 7)' % vms, '%.0f' % d_vps,
+          '>= 100000', d_vps >= 100000, d_vps)
+    T.add('overhead', 'daemon verdicts/s, %s VMs (design §10)' % vms, '%.0f' % d_vps,
+          '>= 50000', d_vps >= 50000, d_vps)
+    gen = max((r.gen_cpu or 0) for r in fl)
+    T.add('overhead', 'snp-kvmsim CPU in the floor runs', '%.2f cores' % gen, 'informational',
+          None, gen)
+    if gen >= 0.9:
+        notes.append('snp-kvmsim used %.2f cores in the floor runs: on %s cores the generator '
+                     'and the peer compete for the CPU, so verdicts/s are a machine-wide '
+                     'figure, not the daemon\'s ceiling' % (gen, run.get('cpus')))
+    if not all(r.clean() for r in fl + dm):
+        notes.append('an overhead run had wipes or bad responses')
+
+
+def psp(raw, run, T, figs, notes):
+    p = Run(raw, 'daemon-psp')
+    fw = fw_mean_s(p.m) if p.ok else None
+    if not (p.ok and fw and p.cpu_ns_per_verdict):
+        T.add('overhead', 'daemon CPU / PSP time (8 ms report)', 'not measured', '< 1%', None)
+        return
+    pct = 100.0 * p.cpu_ns_per_verdict / (fw * 1e9)
+    figs['psp'] = {'daemon_cpu_ns_per_request': p.cpu_ns_per_verdict,
+                   'firmware_mean_ms': fw * 1e3, 'cost_percent': pct,
+                   'requests': p.verdicts, 'clean': p.clean()}
+    T.add('overhead', 'daemon CPU / PSP time (8 ms report)',
+          '%.3f%% (%.1f us of %.2f ms)' % (pct, p.cpu_ns_per_verdict / 1e3, fw * 1e3),
+          '< 1%', pct < 1.0, pct)
+    if not p.clean():
+        notes.append('PSP run had wipes or verification failures')
+
+
+def scale(raw, run, T, figs, notes):
+    sizes = run.get('scale_sizes') or []
+    rs = [(n, Run(raw, 'scale-%d' % n)) for n in sizes]
+    rs = [(n, r) for n, r in rs if r.ok and r.cpu_ns_per_verdict]
+    if len(rs) < 2:
+        T.add('scale', 'daemon CPU/request across VM counts', 'not measured', '<= 1.2x', None)
+        return
+    pts = []
+    for n, r in rs:
+        # Steady state: daemon CPU over GUEST_REQs received between two instants of the run.
+        st = load_json(os.path.join(raw, 'scale-%d.steady.json' % n)) or {}
+        ma, mb = (Prom(os.path.join(raw, 'scale-%d.steady-%s.metrics' % (n, x))) for x in 'ab')
+        key = 'snp_attestd_guest_requests_received_total'
+        reqs = (mb.get(key) or 0) - (ma.get(key) or 0)
+        steady = st['cpu_ns'] / reqs if reqs > 0 and 'cpu_ns' in st else None
+        during = None
+        try:
+            with open(os.path.join(raw, 'scale-%d.during-rss' % n)) as f:
+                during = int(f.read().strip()) / 1024.0
+        except (OSError, ValueError):
+            pass
+        pts.append({'vms': n, 'rate_per_s': r.paced_rate, 'verdicts': r.verdicts,
+                    'cpu_ns_per_request': steady or r.cpu_ns_per_verdict,
+                    'cpu_ns_per_request_steady': steady, 'steady_requests': reqs,
+                    'steady_window_s': st.get('window_s'),
+                    'cpu_ns_per_request_whole_run': r.cpu_ns_per_verdict,
+                    'p50_ms': r.lat('p50'),
+                    'p99_ms': r.lat('p99'), 'vmrss_mib': during,
+                    'vmhwm_mib': r.p.get('hwm_kib', 0) / 1024.0 or None,
+                    'pace_missed': r.k.get('pace_missed'), 'clean': r.clean()})
+    cpu = [p['cpu_ns_per_request'] for p in pts]
+    lo, hi = pts[0], pts[-1]
+    ratio = hi['cpu_ns_per_request'] / lo['cpu_ns_per_request']
+    worst = max(cpu) / min(cpu)
+    rates = [p['rate_per_s'] for p in pts]
+    figs['scale'] = {'target_rate_per_s': run.get('scale_rate'), 'points': pts,
+                     'cpu_ratio_last_first': ratio, 'cpu_ratio_max_min': worst,
+                     'rate_spread': max(rates) / min(rates) if min(rates) else None}
+    T.add('scale', 'offered = achieved rate at every size',
+          '%s/s (target %s/s)' % (spread(rates, '%.0f'), run.get('scale_rate')),
+          'same at every size', None)
+    T.add('scale', 'daemon CPU/request %d vs %d VMs (steady)' % (hi['vms'], lo['vms']),
+          '%.2fx (%.1f vs %.1f us)' % (ratio, hi['cpu_ns_per_request'] / 1e3,
+                                     lo['cpu_ns_per_request'] / 1e3), '<= 1.2x', ratio <= 1.2,
+          ratio)
+    T.add('scale', 'daemon CPU/request max/min over sizes',
+          '%.2fx (%s us)' % (worst, ' / '.join('%.1f' % (c / 1e3) for c in cpu)), '<= 1.2x',
+          worst <= 1.2, worst)
+    T.add('scale', '  whole run incl. VM_ADD/REMOVE (us)',
+          ' / '.join('%.1f' % (p['cpu_ns_per_request_whole_run'] / 1e3) for p in pts),
+          'informational', None)
+    if not all(p['cpu_ns_per_request_steady'] for p in pts):
+        notes.append('scale: no steady-state CPU window for some size; whole-run CPU used')
+    T.add('scale', 'latency p50 / p99 per VM count (ms)',
+          ', '.join('%d: %.3f/%.3f' % (p['vms'], p['p50_ms'], p['p99_ms']) for p in pts),
+          'informational', None)
+    m1k = [p for p in pts if p['vms'] == 1000]
+    if m1k and m1k[0]['vmhwm_mib']:
+        h = m1k[0]['vmhwm_mib']
+        T.add('scale', 'daemon VmHWM at 1,000 VMs', '%.1f MiB' % h, '<= 32 MiB', h <= 32, h)
+    else:
+        T.add('scale', 'daemon VmHWM at 1,000 VMs', 'not measured', '<= 32 MiB', None)
+    T.add('scale', 'daemon VmHWM per VM count (MiB)',
+          ', '.join('%d: %.1f' % (p['vms'], p['vmhwm_mib'] or 0) for p in pts), 'informational',
+          None)
+    if max(rates) > 1.05 * min(rates):
+        notes.append('scale runs did not reach the same rate (%s/s): the per-request figures '
+                     'are less comparable' % spread(rates, '%.0f'))
+    if not all(p['clean'] for p in pts):
+        notes.append('a scale run had wipes or bad responses')
+
+
+def sched(raw, run, T, figs, notes):
+    sch = load_json(os.path.join(raw, 'sched.json'))
+    if not sch or len(sch.get('results', [])) < 2:
+        T.add('scale', 'sched policy ns/req', 'not measured', '<= 1.2x', None)
+        return
+    lo, hi = sch['results'][0], sch['results'][-1]
+    for pat in ('direct', 'queued'):
+        r = hi[pat + '_ns'] / lo[pat + '_ns'] if lo[pat + '_ns'] else math.inf
+        T.add('scale', 'sched policy %s ns/req %d vs %d VMs' % (pat, hi['vms'], lo['vms']),
+              '%.2fx (%s ns)' % (r, ' / '.join('%.0f' % x[pat + '_ns'] for x in sch['results'])),
+              '<= 1.2x', r <= 1.2, r)
+    figs['sched'] = sch
+
+
+def fair_phase(raw, name):
+    """Quiet VMs' admitted rates, their merged per-VM admission wait histogram, the flooder's."""
+    r = Run(raw, name)
+    if not r.ok:
+        return None
+    quiet = [str(v['vm']) for v in r.k['per_vm'] if not v.get('noisy')]
+    noisy = [str(v['vm']) for v in r.k['per_vm'] if v.get('noisy')]
+    hname = 'snp_attestd_vm_admission_wait_seconds'
+    m = r.m
+    # The per-VM series may go with VM_REMOVE at the end of the run: then the last sample
+    # taken while the VMs were live stands in for the final scrape.
+    if not any(m.buckets(hname, vm=v) for v in quiet):
+        samples = sorted(glob.glob(os.path.join(raw, name + '.sample.*')),
+                         key=lambda p: int(p.rsplit('.', 1)[1]))
+        for sp in reversed(samples):
+            s = Prom(sp)
+            if any(s.buckets(hname, vm=v) for v in quiet):
+                m = s
+                break
+    dur = r.k['duration_s']
+    per_vm = []
+    for v in r.k['per_vm']:
+        vid = str(v['vm'])
+        b = m.buckets(hname, vm=vid)
+        adm = m.get('snp_attestd_admitted_total', vm=vid)
+        q = bucket_quantile(b, 0.99) if b else None
+        per_vm.append({'vm': vid, 'noisy': bool(v.get('noisy')),
+                       'admitted': adm, 'completed': v['completed'], 'busy': v['busy'],
+                       'admitted_per_s': (adm if adm is not None else v['completed']) / dur,
+                       'wait_p99_bucket_ms': [x * 1e3 for x in q] if q else None,
+                       'kvmsim_p99_ms': v['p99_ms']})
+    merged = {}
+    for v in quiet:
+        for le, c in m.buckets(hname, vm=v).items():
+            merged[le] = merged.get(le, 0) + c
+    q = bucket_quantile(merged, 0.99)
+    fw = fw_mean_s(m)
+    # PSP idle while admissible work waited: the daemon's counters when it has them, else the
+    # 110 ms samples (a sample counts when queue_depth > 0 and a slot is free).
+    idle = None
+    if m.has('snp_attestd_psp_idle_while_waiting_seconds_total'):
+        idle = {'source': 'counters',
+                'seconds': m.get('snp_attestd_psp_idle_while_waiting_seconds_total', 0),
+                'events': m.get('snp_attestd_psp_idle_while_waiting_total', 0)}
+    else:
+        n_s = n_q = n_idle = 0
+        for sp in glob.glob(os.path.join(raw, name + '.sample.*')):
+            s = Prom(sp)
+            if s.get('snp_attestd_queue_depth') is None:
+                continue
+            n_s += 1
+            if s.get('snp_attestd_queue_depth') > 0:
+                n_q += 1
+                if s.get('snp_attestd_psp_slots_busy', 0) < s.get('snp_attestd_psp_slots', 1):
+                    n_idle += 1
+        idle = {'source': 'samples', 'samples': n_s, 'samples_queued': n_q,
+                'samples_idle_with_queue': n_idle}
+    rates = [p['admitted_per_s'] for p in per_vm if not p['noisy']]
+    return {'quiet_vms': len(quiet), 'noisy_vms': len(noisy), 'duration_s': dur,
+            'per_vm': per_vm, 'jain_quiet': jain(rates),
+            'quiet_wait_p99_bucket_ms': [x * 1e3 for x in q] if q else None,
+            'quiet_wait_buckets': {('+Inf' if le == math.inf else '%g' % le): c
+                                   for le, c in sorted(merged.items())},
+            'quiet_admitted': merged.get(math.inf, 0),
+            'firmware_mean_ms': fw * 1e3 if fw else None,
+            'quiet_busy': sum(p['busy'] for p in per_vm if not p['noisy']),
+            'noisy_admitted_per_s': [p['admitted_per_s'] for p in per_vm if p['noisy']],
+            'noisy_busy': [p['busy'] for p in per_vm if p['noisy']],
+            'psp_idle_while_waiting': idle, 'clean': r.clean()}
+
+
+def fairness(raw, run, T, figs, notes):
+    fl, base = fair_phase(raw, 'fairness'), fair_phase(raw, 'fair-base')
+    if not fl:
+        T.add('fairness', "Jain's index", 'not measured', '>= 0.99', None)
+        return
+    figs['fairness'] = {'quiet_vms': fl['quiet_vms'], 'quiet_total_rate': run.get('fair_rate'),
+                        'flood_rate': run.get('flood_rate'),
+                        'quiet_utilisation': (run.get('fair_rate') or 0) *
+                        (fl['firmware_mean_ms'] or 8) / 1e3,
+                        'flood': fl, 'no_flood': base}
+    j = fl['jain_quiet']
+    T.add('fairness', "Jain's index, %d quiet VMs (%d flooders)" % (fl['quiet_vms'],
+                                                                   fl['noisy_vms']),
+          '%.4f' % j if j is not None else 'n/a',
+          '>= 0.99', None if j is None else j >= 0.99, j)
+    fw = fl['firmware_mean_ms']
+    lim = fw + 1.0 if fw else None
+    for ph, lab in ((fl, 'flood'), (base, 'no flood')):
+        if not ph:
+            continue
+        b = ph['quiet_wait_p99_bucket_ms']
+        if b and lim:
+            ok = True if b[1] <= lim else (False if b[0] >= lim else None)
+            T.add('fairness', 'quiet p99 admission wait (%s)' % lab,
+                  '%.3g..%.3g ms bucket%s' % (b[0], b[1], '' if ok is not None else
+                                              ' (straddles)'),
+                  '<= %.2f ms (slot+1)' % lim, ok if lab == 'flood' else None,
+                  b[1])
+        else:
+            T.add('fairness', 'quiet p99 admission wait (%s)' % lab, 'not measured',
+                  '<= slot + 1 ms', None)
+    if fw:
+        T.add('fairness', 'PSP slot (mean firmware time)', '%.2f ms' % fw, 'informational', None,
+              fw)
+    T.add('fairness', 'flooder admitted/s, BUSY answers',
+          ', '.join('%.1f/s, %d' % (a, b) for a, b in zip(fl['noisy_admitted_per_s'],
+                                                          fl['noisy_busy'])) or 'n/a',
+          'informational', None)
+    T.add('fairness', 'BUSY answers to quiet VMs (flood / no flood)',
+          '%d / %s' % (fl['quiet_busy'], base['quiet_busy'] if base else 'n/a'),
+          '0 (informational)', None, fl['quiet_busy'])
+    idle = fl['psp_idle_while_waiting']
+    if idle['source'] == 'counters':
+        T.add('fairness', 'PSP idle while work waited (counters)',
+              '%.6f s in %d events' % (idle['seconds'], idle['events']), '0',
+              idle['events'] == 0, idle['events'])
+    else:
+        T.add('fairness', 'PSP idle while a request waited (sampled)',
+              '%d of %d samples with a queue (%d scrapes)' % (
+                  idle['samples_idle_with_queue'], idle['samples_queued'], idle['samples']),
+              '0', idle['samples_idle_with_queue'] == 0 if idle['samples'] else None,
+              idle['samples_idle_with_queue'])
+        notes.append('the daemon exports no snp_attestd_psp_idle_while_waiting_* counters yet: '
+                     'PSP idle time is sampled from /metrics every 110 ms (queue_depth > 0 '
+                     'with a free slot), which can miss short idle spans')
+    if not fl['clean'] or (base and not base['clean']):
+        notes.append('a fairness run had wipes or verification failures')
+
+
+def startup(raw, run, T, figs, notes):
+    s = load_json(os.path.join(raw, 'startup.json'))
+    if not s or not s.get('ready') or not s.get('check_config'):
+        T.add('startup', 'READY (warm cache, KDS down)', 'not measured', '<= 50 ms', None)
+        return
+    st = load_json(os.path.join(raw, 'startup.status.json'))
+    s['status_after'] = st
+    figs['startup'] = s
+    rd, ck = s['ready'], s['check_config']
+    ratio = s.get('ratio_median')
+    T.add('startup', 'READY / --check-config (medians, %d runs)' % rd['n'],
+          '%.2fx (%.1f vs %.1f ms)' % (ratio, rd['median_ms'], ck['median_ms']),
+          'informational', None, ratio)
+    T.add('startup', 'READY after start, warm cache, KDS down',
+          'median %.1f ms, max %.1f ms' % (rd['median_ms'], rd['max_ms']), '<= 50 ms (median)',
+          rd['median_ms'] <= 50, rd['median_ms'])
+    if s.get('ready_missing'):
+        notes.append('%d start-up run(s) sent no READY=1 within the timeout' % s['ready_missing'])
+
+
+def plots(raw, out, figs, notes):
+    gp = shutil.which('gnuplot')
+    if not gp:
+        notes.append('gnuplot not found: no plots')
+        return []
+    made, script = [], ['set terminal pngcairo size 1000,420 font ",10"' if
+                        subprocess.run([gp, '-e', 'set terminal pngcairo'],
+                                       capture_output=True).returncode == 0 else
+                        'set terminal png size 1000,420']
+    sc = figs.get('scale')
+    if sc:
+        dat = os.path.join(raw, 'scale.dat')
+        with open(dat, 'w') as f:
+            f.write('# vms p50_ms p99_ms cpu_us_per_req vmhwm_mib\n')
+            for p in sc['points']:
+                f.write('%d %g %g %g %g\n' % (p['vms'], p['p50_ms'], p['p99_ms'],
+                                             p['cpu_ns_per_request'] / 1e3,
+                                             p['vmhwm_mib'] or 0))
+        png = os.path.join(out, 'scale.png')
+        script += [
+            'set output "%s"' % png, 'set multiplot layout 1,2 title "snp-attestd scale: '
+            'same aggregate rate (%s/s) at every VM count"' % sc['target_rate_per_s'],
+            'set logscale x', 'set xlabel "VMs"', 'set grid', 'set key top left',
+            'set ylabel "turnaround (ms)"', 'set title "latency"',
+            'plot "%s" u 1:2 w lp t "p50", "" u 1:3 w lp t "p99"' % dat,
+            'set ylabel "daemon CPU per request (us)"', 'set y2label "VmHWM (MiB)"',
+            'set y2tics', 'set yrange [0:*]', 'set y2range [0:*]',
+            'set title "CPU per request and memory"',
+            'plot "%s" u 1:4 w lp t "CPU/request", "" u 1:5 axes x1y2 w lp t "VmHWM"' % dat,
+            'unset multiplot', 'unset logscale x', 'unset y2tics', 'unset y2label',
+            'set yrange [*:*]']
+        made.append(png)
+    fr = figs.get('fairness')
+    if fr:
+        dat = os.path.join(raw, 'fairness.dat')
+        lim = (fr['flood']['firmware_mean_ms'] or 0) + 1
+        with open(dat, 'w') as f:
+            f.write('# vm flood_rate flood_wait_p99 noflood_rate noflood_wait_p99 noisy\n')
+            # One row per flooder (F1..), then the quiet VMs in order (q1..), the same
+            # quiet VM of both phases side by side (their vm ids differ by the flooders).
+            fq = [p for p in fr['flood']['per_vm'] if not p['noisy']]
+            ff = [p for p in fr['flood']['per_vm'] if p['noisy']]
+            bq = [p for p in (fr['no_flood'] or {}).get('per_vm', []) if not p['noisy']]
+            rows = [('F%d' % (i + 1), p, None) for i, p in enumerate(ff)]
+            rows += [('q%d' % (i + 1), p, bq[i] if i < len(bq) else None)
+                     for i, p in enumerate(fq)]
+            w99 = lambda p: p['wait_p99_bucket_ms'][1] if p and p['wait_p99_bucket_ms'] else 0
+            for lab, p, b in rows:
+                f.write('%s %g %g %g %g %d\n' % (
+                    lab, p['admitted_per_s'], min(w99(p), 200),
+                    b['admitted_per_s'] if b else 0, min(w99(b), 200), 1 if p['noisy'] else 0))
+        png = os.path.join(out, 'fairness.png')
+        script += [
+            'set output "%s"' % png,
+            'set multiplot layout 1,2 title "fairness: %d quiet VMs (q) + %d flooder(s) (F), '
+            'one PSP slot; +Inf bucket drawn at 200 ms"' % (fr['quiet_vms'],
+                                                            fr['flood']['noisy_vms']),
+            'set style data histograms', 'set style histogram clustered gap 1',
+            'set style fill solid 0.8 border -1', 'set boxwidth 0.9', 'set grid ytics',
+            'set xlabel "VM"', 'set key top right', 'set yrange [0:*]',
+            'set ylabel "admitted requests/s"', 'set title "admitted rate per VM"',
+            'plot "%s" u 2:xtic(1) t "with flooder", "" u 4 t "no flooder"' % dat,
+            'set ylabel "p99 admission wait, bucket upper bound (ms)"',
+            'set title "p99 admission wait per VM (slot+1 = %.1f ms)"' % lim,
+            'plot "%s" u 3:xtic(1) t "with flooder", "" u 5 t "no flooder", '
+            '%g w l lw 2 dt 2 t "slot+1 ms"' % (dat, lim),
+            'unset yrange',
+            'unset multiplot']
+        made.append(png)
+    if not made:
+        return []
+    gpf = os.path.join(raw, 'plots.gp')
+    with open(gpf, 'w') as f:
+        f.write('\n'.join(script) + '\n')
+    r = subprocess.run([gp, gpf], capture_output=True, text=True)
+    if r.returncode != 0:
+        notes.append('gnuplot failed: %s' % r.stderr.strip().splitlines()[-1:])
+        return []
+    return [os.path.basename(p) for p in made]
+
+
+def finite(o):
+    """The document with every non-finite number as null (JSON has no Infinity)."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite(v) for v in o]
+    return o
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('raw')
-    ap.add_argument('--out')
+    ap.add_argument('--results', help='directory for <benchmark>.json, summary.txt, *.png')
     a = ap.parse_args()
     run = load_json(os.path.join(a.raw, 'run.json'))
     if run is None:
         print('report.py: no run.json in %s' % a.raw, file=sys.stderr)
         return 1
-    T = Table()
-    notes = []
-    figs = {'run': run}
-
-    # --- 1. overhead ---
-    d = Run(a.raw, 'daemon-load')
-    floors = {n: Run(a.raw, 'floor-' + n) for n in ('null-broker', 'bench-null')}
-    floors = {n: f for n, f in floors.items() if f.ok}
-    if d.ok and floors:
-        best_tp = max(floors.items(), key=lambda kv: kv[1].vps)
-        best_p99 = min(floors.items(), key=lambda kv: kv[1].p99_ms)
-        tp_ratio = best_tp[1].vps / d.vps if d.vps else math.inf
-        p99_ratio = d.p99_ms / best_p99[1].p99_ms if best_p99[1].p99_ms else math.inf
-        figs['overhead'] = {
-            'daemon': {'verdicts_per_s': d.vps, 'p99_ms': d.p99_ms,
-                       'cpu_ns_per_verdict': d.peer_ns_per_verdict,
-                       'kvmsim_cpu_cores': d.gen_cpu},
-            'floors': {n: {'verdicts_per_s': f.vps, 'p99_ms': f.p99_ms,
-                           'cpu_ns_per_verdict': f.peer_ns_per_verdict,
-                           'kvmsim_cpu_cores': f.gen_cpu} for n, f in floors.items()},
-            'throughput_ratio': tp_ratio, 'p99_ratio': p99_ratio,
-        }
-        T.add('overhead', 'floor/daemon throughput (PSP free)',
-              '%.2fx (%s %.0f/s, daemon %.0f/s)' % (tp_ratio, best_tp[0], best_tp[1].vps, d.vps),
-              '<= 1.3x', tp_ratio <= 1.3, tp_ratio)
-        T.add('overhead', 'daemon/floor p99 turnaround',
-              '%.2fx (%s %.3f ms, daemon %.3f ms)' % (p99_ratio, best_p99[0],
-                                                     best_p99[1].p99_ms, d.p99_ms),
-              '<= 1.3x', p99_ratio <= 1.3, p99_ratio)
-        T.add('overhead', 'daemon verdicts/s', '%.0f' % d.vps, '>= 50000', d.vps >= 50000, d.vps)
-        gen = max((f.gen_cpu or 0) for f in floors.values())
-        T.add('overhead', 'snp-kvmsim CPU in the floor run', '%.2f cores' % gen,
-              'informational', None, gen)
-        if max(f.vps for f in floors.values()) < 50000:
-            notes.append('The load generator itself caps below 50,000 verdicts/s against the '
-                         'do-nothing floor (best floor %.0f/s, snp-kvmsim using %.2f cores of %s):'
-                         ' the absolute target cannot be judged with this generator.'
-                         % (best_tp[1].vps, gen, run.get('cpus')))
-        elif gen >= 0.9:
-            notes.append('snp-kvmsim used %.2f cores in the floor run: on %s cores the generator '
-                         'and the peer compete for the CPU, so verdicts/s are a machine-wide '
-                         'figure, not the daemon\'s ceiling.' % (gen, run.get('cpus')))
-        for n, f in floors.items():
-            if not f.clean():
-                notes.append('floor %s run had wipes or bad responses' % n)
-        if not d.clean():
-            notes.append('daemon load run had wipes or bad responses')
-    else:
-        T.add('overhead', 'floor/daemon throughput (PSP free)', 'not measured', '<= 1.3x', None)
-
-    # --- 1b. cost against the PSP report time ---
-    p = Run(a.raw, 'daemon-psp')
-    if p.ok and fw_mean_s(p.m) and p.peer_ns_per_verdict:
-        fw = fw_mean_s(p.m)
-        pct = 100.0 * p.peer_ns_per_verdict / (fw * 1e9)
-        figs['psp'] = {'daemon_cpu_ns_per_request': p.peer_ns_per_verdict,
-                       'firmware_mean_ms': fw * 1e3, 'cost_percent': pct,
-                       'requests': p.verdicts, 'clean': p.clean()}
-        T.add('overhead', 'daemon CPU / PSP time (8 ms report)',
-              '%.3f%% (%.1f us of %.2f ms)' % (pct, p.peer_ns_per_verdict / 1e3, fw * 1e3),
-              '< 1%', pct < 1.0, pct)
-        if not p.clean():
-            notes.append('PSP run had wipes or verification failures')
-    else:
-        T.add('overhead', 'daemon CPU / PSP time (8 ms report)', 'not measured', '< 1%', None)
-
-    # --- 2. scale ---
-    s10, sbig = Run(a.raw, 'scale-10'), Run(a.raw, 'scale-big')
-    big = run.get('scale_big')
-    if s10.ok and sbig.ok and s10.peer_ns_per_verdict and sbig.peer_ns_per_verdict:
-        ratio = sbig.peer_ns_per_verdict / s10.peer_ns_per_verdict
-        figs['scale'] = {'cpu_ns_per_request_10': s10.peer_ns_per_verdict,
-                         'cpu_ns_per_request_big': sbig.peer_ns_per_verdict, 'big_vms': big,
-                         'verdicts_per_s_10': s10.vps, 'verdicts_per_s_big': sbig.vps,
-                         'ratio': ratio}
-        T.add('scale', 'daemon CPU/request %s vs 10 VMs' % big,
-              '%.2fx (%.1f vs %.1f us)' % (ratio, sbig.peer_ns_per_verdict / 1e3,
-                                         s10.peer_ns_per_verdict / 1e3),
-              '<= 1.2x', ratio <= 1.2, ratio)
-        if abs(sbig.vps - s10.vps) > 0.2 * max(s10.vps, 1):
-            notes.append('scale runs did not reach the same rate (%.0f/s vs %.0f/s): the '
-                         'per-request figures are less comparable' % (s10.vps, sbig.vps))
-    else:
-        T.add('scale', 'daemon CPU/request at scale', 'not measured', '<= 1.2x', None)
-    mem = Run(a.raw, 'mem-1000')
-    if mem.ok and mem.p.get('hwm_kib'):
-        hwm = mem.p['hwm_kib'] / 1024.0
-        during = None
+    T, notes, figs = Table(), [], {}
+    for f in (overhead, psp, scale, sched, fairness, startup):
         try:
-            with open(os.path.join(a.raw, 'mem-1000.during-rss')) as f:
-                during = int(f.read().strip()) / 1024.0
-        except (OSError, ValueError):
-            pass
-        figs['memory'] = {'vmhwm_mib': hwm, 'vmrss_during_mib': during}
-        T.add('scale', 'daemon VmHWM at 1,000 VMs',
-              '%.1f MiB' % hwm + (' (VmRSS %.1f)' % during if during else ''),
-              '<= 32 MiB', hwm <= 32, hwm)
-    else:
-        T.add('scale', 'daemon VmHWM at 1,000 VMs', 'not measured', '<= 32 MiB', None)
-    sch = load_json(os.path.join(a.raw, 'sched.json'))
-    if sch and len(sch.get('results', [])) >= 2:
-        lo, hi = sch['results'][0], sch['results'][-1]
-        for pat in ('direct', 'queued'):
-            r = hi[pat + '_ns'] / lo[pat + '_ns'] if lo[pat + '_ns'] else math.inf
-            T.add('scale', 'sched policy %s ns/req %d vs %d VMs' % (pat, hi['vms'], lo['vms']),
-                  '%.2fx (%.0f vs %.0f ns)' % (r, hi[pat + '_ns'], lo[pat + '_ns']),
-                  '<= 1.2x', r <= 1.2, r)
-        figs['sched'] = sch
-    else:
-        T.add('scale', 'sched policy ns/req', 'not measured', '<= 1.2x', None)
-
-    # --- 3. fairness ---
-    fr = Run(a.raw, 'fairness')
-    if fr.ok:
-        quiet = [v for v in fr.k['per_vm'] if not v.get('noisy')]
-        noisy = [v for v in fr.k['per_vm'] if v.get('noisy')]
-        dur = fr.k['duration_s']
-        rates = [v['completed'] / dur for v in quiet]
-        j = jain(rates)
-        fw = fw_mean_s(fr.m)
-        qp99 = max((v['p99_ms'] for v in quiet), default=None)
-        T.add('fairness', "Jain's index, %d well-behaved VMs" % len(quiet),
-              '%.4f' % j if j is not None else 'n/a', '>= 0.99',
-              None if j is None else j >= 0.99, j)
-        base = Run(a.raw, 'fair-base')
-        hname = 'snp_attestd_admission_wait_seconds'
-        hm = prom_sub(fr.m, base.m) if base.ok else fr.m
-        bb = bucket_bounds(hm, hname, 0.99)
-        lim = fw * 1e3 + 1.0 if fw else None
-        if bb and lim:
-            lo_ms, up_ms = bb[0] * 1e3, bb[1] * 1e3
-            ok = True if up_ms <= lim else (False if lo_ms >= lim else None)
-            T.add('fairness', 'p99 admission wait under flood (daemon)',
-                  '%.3g..%.3g ms bucket' % (lo_ms, up_ms) + ('' if ok is not None else
-                                                             ' (straddles)'),
-                  '<= %.2f ms (slot+1)' % lim, ok, up_ms)
-        else:
-            T.add('fairness', 'p99 admission wait under flood (daemon)', 'not measured',
-                  '<= slot + 1 ms', None)
-        wait_ms = None
-        if fw and qp99 is not None:
-            wait_ms = max(qp99 - fw * 1e3, 0.0)
-            base_p99 = max((v['p99_ms'] for v in base.k.get('per_vm', [])), default=None)
-            T.add('fairness', 'well-behaved p99 latency - slot (kvmsim)',
-                  '%.2f ms (p99 %.2f%s)' % (wait_ms, qp99, '; no flood %.2f' % base_p99
-                                            if base_p99 is not None else ''),
-                  'informational', None, wait_ms)
-        qbusy = sum(v['busy'] for v in quiet)
-        T.add('fairness', 'BUSY answers to well-behaved VMs', '%d' % qbusy, '0 (informational)',
-              None, qbusy)
-        samples = sorted(glob.glob(os.path.join(a.raw, 'fair.sample.*')))
-        n_q = n_idle = 0
-        for sp in samples:
-            m = prom(sp)
-            if 'snp_attestd_queue_depth' not in m:
-                continue
-            if m['snp_attestd_queue_depth'] > 0:
-                n_q += 1
-                if m.get('snp_attestd_psp_slots_busy', 0) < m.get('snp_attestd_psp_slots', 1):
-                    n_idle += 1
-        T.add('fairness', 'PSP idle while a request waited',
-              '%d of %d samples with a queue (%d scrapes)' % (n_idle, n_q, len(samples)),
-              '0', n_idle == 0 if samples else None, n_idle)
-        figs['fairness'] = {'quiet_rates': rates, 'jain': j, 'quiet_p99_ms_max': qp99,
-                            'firmware_mean_ms': fw * 1e3 if fw else None,
-                            'wait_p99_ms': wait_ms, 'quiet_busy': qbusy,
-                            'noisy_completed': [v['completed'] for v in noisy],
-                            'noisy_busy': [v['busy'] for v in noisy],
-                            'samples': len(samples), 'samples_queued': n_q,
-                            'samples_idle_with_queue': n_idle, 'clean': fr.clean()}
-        if not fr.clean():
-            notes.append('fairness run had wipes or verification failures')
-    else:
-        T.add('fairness', "Jain's index", 'not measured', '>= 0.99', None)
-
+            f(a.raw, run, T, figs, notes)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+            notes.append('%s: raw figures unreadable (%s: %s)' % (f.__name__, type(e).__name__, e))
     la = run.get('loadavg') or []
     if la and run.get('cpus') and max(la) > 0.5 * run['cpus']:
         notes.append('the machine was busy with other work (load average %s on %s CPUs): '
                      'runs are sequential, so figures and ratios carry that noise; repeat '
                      'on an idle machine before judging a MISS' % (
                          ' -> '.join('%.2f' % x for x in la), run['cpus']))
+    if a.results:
+        os.makedirs(a.results, exist_ok=True)
+    pngs = plots(a.raw, a.results, figs, notes) if a.results else []
     failed = run.get('failed') or []
-    print()
-    print('snp-attestd benchmarks%s (%s CPUs, kernel %s)' % (
-        ' [quick: figures not meaningful]' if run.get('quick') else '', run.get('cpus'),
-        run.get('host')))
-    print(T.render())
-    for n in notes:
-        print('note: ' + n)
+    lines = ['snp-attestd benchmarks%s (commit %s, %s CPUs, kernel %s, load %s)' % (
+        ' [quick: figures not meaningful]' if run.get('quick') else '', run.get('commit'),
+        run.get('cpus'), run.get('host'), ' -> '.join('%.2f' % x for x in la)), T.render()]
+    lines += ['note: ' + n for n in notes]
     if failed:
-        print('could not run: ' + ', '.join(failed))
-    doc = {'table': T.rows, 'figures': figs, 'notes': notes, 'failed': failed}
-    if a.out:
-        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-        with open(a.out, 'w') as f:
-            json.dump(doc, f, indent=1, default=lambda o: None)
-            f.write('\n')
+        lines.append('could not run: ' + ', '.join(failed))
+    text = '\n'.join(lines) + '\n'
+    print()
+    print(text, end='')
+    if a.results:
+        os.makedirs(a.results, exist_ok=True)
+        section = {'overhead': 'overhead', 'psp': 'overhead', 'scale': 'scale',
+                   'sched': 'scale', 'fairness': 'fairness', 'startup': 'startup'}
+        for b in BENCHMARKS:
+            rows = [r for r in T.rows if r['section'] == section[b] and
+                    (b not in ('psp', 'sched', 'overhead', 'scale') or
+                     (b == 'psp') == ('PSP time' in r['metric']) and
+                     (b == 'sched') == r['metric'].startswith('sched policy'))]
+            doc = {'benchmark': b, 'run': run, 'ran': b in figs, 'rows': rows,
+                   'figures': figs.get(b), 'notes': notes,
+                   'plots': [p for p in pngs if p.startswith(b)]}
+            with open(os.path.join(a.results, b + '.json'), 'w') as f:
+                json.dump(finite(doc), f, indent=1, default=lambda o: None, allow_nan=False)
+                f.write('\n')
+        with open(os.path.join(a.results, 'summary.txt'), 'w') as f:
+            f.write(text)
     return 0
 
 

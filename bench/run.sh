@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# bench/run.sh: runs every benchmark of design §10 against an existing build tree and prints
-# the table (bench/report.py). Usage: run.sh --build DIR [--quick] [--out FILE] [--keep]
+# bench/run.sh: runs every benchmark of design §10 against an existing build tree, then
+# bench/report.py writes RESULTS/<name>.json, RESULTS/summary.txt and the plots and prints the
+# table. Usage: run.sh --build DIR --results DIR [--quick] [--keep] [--only "NAME..."]
+# (bench/run builds first; --only runs some of overhead psp scale sched fairness startup)
 # Raw figures go to a work directory; nothing here asserts a speed: the exit status is non-zero
 # only when a benchmark could not run.
 set -u
@@ -12,20 +14,23 @@ BUILD=
 QUICK=0
 OUT=
 KEEP=0
+ONLY=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) BUILD=$2; shift 2 ;;
 	--quick) QUICK=1; shift ;;
-	--out) OUT=$2; shift 2 ;;
+	--results) OUT=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--only) ONLY=" $2 "; shift 2 ;;
 	-h | --help)
-		sed -n '3,6p' "$0"
+		sed -n "3,8p" "$0"
 		exit 0
 		;;
 	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
 [ -n "$BUILD" ] || { echo "run.sh: --build DIR is required" >&2; exit 2; }
+[ -n "$OUT" ] || { echo "run.sh: --results DIR is required" >&2; exit 2; }
 BUILD=$(cd "$BUILD" && pwd) || exit 2
 for t in jq python3 curl; do
 	command -v "$t" > /dev/null || { echo "run.sh: $t is needed" >&2; exit 2; }
@@ -34,13 +39,20 @@ done
 # Durations (seconds) and sizes. --quick is the smoke configuration: every benchmark runs,
 # briefly and small; its figures mean little.
 if [ "$QUICK" = 1 ]; then
-	T_LOAD=1 T_PSP=2 T_SCALE=1 T_MEM=1 T_FAIR=2
-	SCALE_BIG=1000 SCALE_TOTAL=2000 FAIR_QUIET=7 SCHED_ITERS=20000 SCHED_ROUNDS=2
+	T_LOAD=1 OVH_REPS=1 T_PSP=2 T_SCALE=1 SCALE_RATE=1000 T_FAIR=2 STARTUP_RUNS=2
+	SCALE_SIZES="10 100 1000 10000" FAIR_QUIET=7 SCHED_ITERS=20000 SCHED_ROUNDS=1
 else
-	T_LOAD=5 T_PSP=8 T_SCALE=5 T_MEM=4 T_FAIR=12
-	SCALE_BIG=10000 SCALE_TOTAL=20000 FAIR_QUIET=15 SCHED_ITERS=1000000 SCHED_ROUNDS=7
+	T_LOAD=4 OVH_REPS=3 T_PSP=8 T_SCALE=5 SCALE_RATE=5000 T_FAIR=12 STARTUP_RUNS=9
+	SCALE_SIZES="10 100 1000 10000" FAIR_QUIET=15 SCHED_ITERS=1000000 SCHED_ROUNDS=7
 fi
 LOAD_VMS=64
+# Fairness load: the quiet VMs together ask FAIR_RATE requests/s, evenly spaced and handed out
+# round robin (snp-kvmsim --total-rate), i.e. one request every 1/FAIR_RATE = 25 ms: longer
+# than one PSP slot (~8 ms), so quiet VMs do not queue behind each other; PSP utilisation from
+# the quiet load is FAIR_RATE x 8 ms = 0.32. Each quiet VM asks FAIR_RATE/N per second, under
+# the quota (rate 5, burst 5) that the FLOODERS flooding VMs (FLOOD_RATE/s each) exceed; a
+# flooder answered BUSY waits the driver's 2 s before its re-send, as a Linux guest does.
+FAIR_RATE=40 FLOOD_RATE=200 FLOODERS=2
 
 export SIMENV_BUILD=$BUILD SIMENV_QUIET=1
 SIMENV_DIR=$(mktemp -d /tmp/snp-bench.XXXXXX)
@@ -139,6 +151,9 @@ floor_run() { # NAME PORT PEER-COMMAND... -- kvmsim-args...
 }
 
 run_step() { # NAME FUNCTION: a benchmark that could not run is recorded, the others go on
+	if [ -n "$ONLY" ] && [ "$1" != platform ] && [[ $ONLY != *" $1 "* ]]; then
+		return 0
+	fi
 	log "running $1"
 	if ! "$2"; then
 		log "$1 could not run"
@@ -169,21 +184,24 @@ platform() {
 FREE_CONF=("[scheduler]" "psp_concurrency = 64" "[quota]" "rate = 1000000" "burst = 1000000"
 	"[certs]" "vmm_certs_file = $SIMENV_DIR/vmm-certs.bin")
 
-# 1. Overhead with the PSP modelled as free (--load), floor and daemon on one transport.
+# 1. Overhead with the PSP modelled as free (--load): the floor (bench-null) and the daemon
+# alternate OVH_REPS times on one transport, same VMs and outstanding requests (64 VMs back to
+# back, one request each outstanding); report.py takes the median of each and the spread.
 bench_overhead() {
-	local load=(--load --vms "$LOAD_VMS" --rate 0 --duration "$T_LOAD")
+	local load=(--load --vms "$LOAD_VMS" --rate 0 --duration "$T_LOAD") i table=()
+	# The daemon writes the VMM certificate table bench-null serves: start it once first.
 	daemon_start "${FREE_CONF[@]}" || return 1
-	daemon_run daemon-load "${load[@]}" || return 1
 	simenv_stop_daemon
-	[ -s "$SIMENV_DIR/vmm-certs.bin" ] || log "no VMM certificate file: bench-null serves no table"
-	local table=()
 	[ -s "$SIMENV_DIR/vmm-certs.bin" ] && table=(--table "$SIMENV_DIR/vmm-certs.bin")
-	floor_run floor-null-broker $((SIMENV_PORT + 1)) \
-		"$BUILD/tests/kvmsim/null-broker" --port $((SIMENV_PORT + 1)) --state "$SIMENV_STATE" \
-		--stats -- "${load[@]}" || return 1
-	floor_run floor-bench-null $((SIMENV_PORT + 2)) \
-		"$BUILD/bench/bench-null" --port $((SIMENV_PORT + 2)) "${table[@]}" \
-		-- "${load[@]}" || return 1
+	[ ${#table[@]} -gt 0 ] || log "no VMM certificate file: bench-null serves no table"
+	for ((i = 1; i <= OVH_REPS; i++)); do
+		floor_run "floor-$i" $((SIMENV_PORT + 2)) \
+			"$BUILD/bench/bench-null" --port $((SIMENV_PORT + 2)) "${table[@]}" \
+			-- "${load[@]}" || return 1
+		daemon_start "${FREE_CONF[@]}" || return 1
+		daemon_run "daemon-$i" "${load[@]}" || return 1
+		simenv_stop_daemon
+	done
 }
 
 # 1b. Against the simulated PSP's report time (real cryptography, 8 ms per report), default
@@ -193,50 +211,108 @@ bench_psp() {
 	daemon_run daemon-psp --vms 16 --rate 5 --duration "$T_PSP"
 }
 
-# 2. Scale: same offered rate from 10 and from SCALE_BIG VMs; memory at 1,000 VMs.
+# 2. Scale: the same aggregate rate (SCALE_RATE/s, snp-kvmsim --total-rate) from each fleet
+# size, a fresh daemon each time: CPU per request, VmRSS during the run, VmHWM, latency. CPU
+# per request is taken in the steady state too: daemon CPU and its GUEST_REQ counter read at
+# two instants inside the run (after the fleet's VM_ADDs, before its VM_REMOVEs).
+steady_probe() { # NAME SETTLE WINDOW: from the first GUEST_REQ + SETTLE s, for WINDOW s
+	local a b i
+	for ((i = 0; i < 300; i++)); do
+		scrape "$R/$1.steady-a.metrics" 2>/dev/null &&
+			awk '$1 == "snp_attestd_guest_requests_received_total" && $2 > 0 { f = 1 }
+				END { exit !f }' "$R/$1.steady-a.metrics" && break
+		sleep 0.05
+	done
+	sleep "$2"
+	a=$(cpu_ns "$SIMENV_DAEMON_PID")
+	scrape "$R/$1.steady-a.metrics"
+	mem_kib "$SIMENV_DAEMON_PID" VmRSS > "$R/$1.during-rss"
+	sleep "$3"
+	b=$(cpu_ns "$SIMENV_DAEMON_PID")
+	scrape "$R/$1.steady-b.metrics"
+	printf '{"cpu_ns":%s,"settle_s":%s,"window_s":%s}\n' "$((b - a))" "$2" "$3" \
+		> "$R/$1.steady.json"
+}
+
 bench_scale() {
-	daemon_start "${FREE_CONF[@]}" || return 1
-	local probe
-	(
-		sleep "$(awk -v t="$T_MEM" 'BEGIN { print t * 0.8 }')"
-		mem_kib "$SIMENV_DAEMON_PID" VmRSS > "$R/mem-1000.during-rss"
-	) &
-	probe=$!
-	daemon_run mem-1000 --load --vms 1000 --rate 10 --duration "$T_MEM" || return 1
-	wait "$probe"
-	daemon_run scale-10 --load --vms 10 --rate $((SCALE_TOTAL / 10)) --duration "$T_SCALE" ||
-		return 1
-	daemon_run scale-big --load --vms "$SCALE_BIG" --rate "$((SCALE_TOTAL / SCALE_BIG))" \
-		--duration "$T_SCALE"
+	local n probe settle window
+	settle=$(awk -v t="$T_SCALE" 'BEGIN { print 0.2 * t }')
+	window=$(awk -v t="$T_SCALE" 'BEGIN { print 0.6 * t }')
+	for n in $SCALE_SIZES; do
+		daemon_start "${FREE_CONF[@]}" || return 1
+		steady_probe "scale-$n" "$settle" "$window" &
+		probe=$!
+		daemon_run "scale-$n" --load --vms "$n" --total-rate "$SCALE_RATE" \
+			--duration "$T_SCALE" || return 1
+		wait "$probe"
+		simenv_stop_daemon
+	done
 }
 
 bench_sched() {
-	"$BUILD/bench/bench-sched" --vms "10,$SCALE_BIG" --iterations "$SCHED_ITERS" \
+	"$BUILD/bench/bench-sched" --vms "$(echo $SCALE_SIZES | tr ' ' ,)" --iterations "$SCHED_ITERS" \
 		--rounds "$SCHED_ROUNDS" > "$R/sched.json"
 }
 
-# 3. Fairness: one VM floods, the others ask at a steady rate; default slots (1), a quota the
-# flooder exceeds. /metrics is sampled meanwhile to catch the PSP idle while a request waits.
-bench_fairness() {
+# 3. Fairness: FAIR_QUIET quiet VMs (paced, see FAIR_RATE) alone, then the same quiet load with
+# FLOODERS flooding VMs (the first vm ids), default slots (1), a fresh daemon for each phase so
+# that each phase's figures are its own. /metrics is sampled every 110 ms: the per-VM series
+# come from the last sample that has them (the daemon drops a VM's series at VM_REMOVE; the
+# VMs linger 0.6 s after the run), and PSP idle while a request waited is sampled when the
+# daemon has no counter for it.
+fair_phase() { # NAME kvmsim-args...
+	local name=$1 sampler
+	shift
 	daemon_start "[quota]" "rate = 5" "burst = 5" || return 1
 	(
-		end=$((SECONDS + 2 * T_FAIR + 20))
 		i=0
-		while [ $SECONDS -lt $end ]; do
-			scrape "$R/fair.sample.$i" 2>/dev/null || rm -f "$R/fair.sample.$i"
+		while :; do
+			scrape "$R/$name.sample.$i" 2>/dev/null || rm -f "$R/$name.sample.$i"
 			i=$((i + 1))
 			sleep 0.11
 		done
 	) &
-	local sampler=$!
+	sampler=$!
 	BG+=("$sampler")
-	# Baseline without the flooder first: its histogram is subtracted from the next scrape.
-	daemon_run fair-base --vms "$FAIR_QUIET" --rate 2 --duration "$T_FAIR" &&
-		daemon_run fairness --vms $((FAIR_QUIET + 1)) --noisy 1 --noisy-rate 200 --rate 2 \
-			--duration "$T_FAIR"
+	daemon_run "$name" "$@"
 	local rc=$?
 	kill "$sampler" 2>/dev/null
 	wait "$sampler" 2>/dev/null
+	simenv_stop_daemon
+	return $rc
+}
+
+bench_fairness() {
+	# --linger: the VMs stay 0.6 s after the run, so that samples hold their complete per-VM
+	# series (the daemon drops a VM's series with its VM_REMOVE).
+	fair_phase fair-base --vms "$FAIR_QUIET" --total-rate "$FAIR_RATE" --duration "$T_FAIR" \
+		--linger 0.6 &&
+		fair_phase fairness --vms $((FAIR_QUIET + FLOODERS)) --noisy "$FLOODERS" \
+			--noisy-rate "$FLOOD_RATE" \
+			--total-rate "$FAIR_RATE" --duration "$T_FAIR" --linger 0.6
+}
+
+# 4. Start-up: time to READY=1 with a warm cache and the KDS unreachable, against the daemon's
+# own --check-config run. The daemon fetches its chain from the simulated KDS once (KDS mode,
+# no certificate directory) to warm the cache, then starts STARTUP_RUNS times with the KDS URL
+# pointing at a closed port.
+bench_startup() {
+	local kds=$SIMENV_KDS_URL
+	simenv_stop_daemon
+	simenv_write_conf
+	sed -i 's/^cert_dir = .*/cert_dir =/' "$SIMENV_CONF"
+	simenv_start_daemon || return 1
+	simenv_snpctl status --json > "$R/startup.warm-status.json" 2>/dev/null
+	simenv_stop_daemon
+	SIMENV_KDS_URL=http://127.0.0.1:9 simenv_write_conf
+	sed -i 's/^cert_dir = .*/cert_dir =/' "$SIMENV_CONF"
+	python3 "$HERE/startup.py" --daemon "$(simenv_bin snp-attestd)" --config "$SIMENV_CONF" \
+		--runs "$STARTUP_RUNS" > "$R/startup.json"
+	local rc=$?
+	# Was the chain served from the cache with the KDS down? Ask a daemon started the same way.
+	simenv_start_daemon && simenv_snpctl status --json > "$R/startup.status.json" 2>/dev/null
+	simenv_stop_daemon
+	SIMENV_KDS_URL=$kds
 	return $rc
 }
 
@@ -247,12 +323,23 @@ run_step psp bench_psp
 run_step scale bench_scale
 run_step sched bench_sched
 run_step fairness bench_fairness
+run_step startup bench_startup
 simenv_stop_daemon
 
 LOAD_AFTER=$(cut -d" " -f1 /proc/loadavg)
-printf '{"loadavg":[%s,%s],"quick":%s,"load_vms":%s,"scale_big":%s,"scale_total_rate":%s,"fair_quiet":%s,"failed":%s,"host":"%s","cpus":%s}\n' \
-	"$LOAD_BEFORE" "$LOAD_AFTER" "$([ "$QUICK" = 1 ] && echo true || echo false)" "$LOAD_VMS" "$SCALE_BIG" "$SCALE_TOTAL" \
-	"$FAIR_QUIET" "$(printf '%s\n' "${FAILED[@]}" | jq -R . | jq -sc 'map(select(. != ""))')" \
-	"$(uname -r)" "$(nproc)" > "$R/run.json"
-python3 "$HERE/report.py" "$R" ${OUT:+--out "$OUT"} || FAILED+=(report)
+COMMIT=$(git -C "$SRC" describe --always --dirty 2>/dev/null || echo unknown)
+QUICK_JSON=false
+[ "$QUICK" = 1 ] && QUICK_JSON=true
+FAILED_JSON=$(printf '%s\n' ${FAILED[@]+"${FAILED[@]}"} | jq -R . | jq -sc 'map(select(. != ""))')
+jq -n --argjson la "[$LOAD_BEFORE,$LOAD_AFTER]" --argjson quick "$QUICK_JSON" \
+	--argjson sizes "[$(echo $SCALE_SIZES | tr ' ' ,)]" --arg commit "$COMMIT" \
+	--arg host "$(uname -r)" --argjson cpus "$(nproc)" \
+	--argjson failed "$FAILED_JSON" \
+	--argjson n "$(printf '{"load_vms":%s,"overhead_reps":%s,"scale_rate":%s,"fair_quiet":%s,
+		"fair_rate":%s,"flood_rate":%s,"flooders":%s,"startup_runs":%s}' "$LOAD_VMS" \
+		"$OVH_REPS" "$SCALE_RATE" "$FAIR_QUIET" "$FAIR_RATE" "$FLOOD_RATE" "$FLOODERS" \
+		"$STARTUP_RUNS")" \
+	'{loadavg: $la, quick: $quick, scale_sizes: $sizes, commit: $commit, host: $host,
+	  cpus: $cpus, failed: $failed} + $n' > "$R/run.json"
+python3 "$HERE/report.py" "$R" --results "$OUT" || FAILED+=(report)
 [ ${#FAILED[@]} -eq 0 ]

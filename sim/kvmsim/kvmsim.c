@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -42,6 +43,7 @@ static void usage(FILE *f)
 		"  --psp-delay-ms MS   PSP time per report (default 8)\n"
 		"  --no-broker         no daemon: admit every request, empty certificate table\n"
 		"  --wait-broker S     wait up to S seconds for a REGISTER before starting guests\n"
+		"  --linger S          keep the VMs S seconds after the run before removing them\n"
 		"  --port N            netlink port id to bind (default 0x%08x)\n"
 		"  --load              no cryptography: pre-built messages, the PSP answers at once\n"
 		"  --malformed N       send N malformed netlink messages to the broker\n"
@@ -435,7 +437,7 @@ enum {
 	OPT_STATE = 256, OPT_PRODUCT, OPT_VMS, OPT_REQUESTS, OPT_DURATION, OPT_RATE, OPT_NOISY,
 	OPT_NOISY_RATE, OPT_CHURN, OPT_TIME_SCALE, OPT_PSP_DELAY, OPT_NO_BROKER, OPT_JSON,
 	OPT_DUMP, OPT_TRUST_ARK, OPT_LOAD, OPT_MALFORMED, OPT_SEED, OPT_WAIT_BROKER, OPT_PORT,
-	OPT_QUIET, OPT_TOTAL_RATE, OPT_HELP,
+	OPT_QUIET, OPT_TOTAL_RATE, OPT_LINGER, OPT_HELP,
 };
 
 static int parse_args(int argc, char **argv, struct kvs_options *o)
@@ -463,6 +465,7 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "total-rate", required_argument, NULL, OPT_TOTAL_RATE },
+		{ "linger", required_argument, NULL, OPT_LINGER },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
@@ -550,6 +553,9 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 			break;
 		case OPT_TOTAL_RATE:
 			r = parse_double(optarg, 0, 1e6, &o->total_rate);
+			break;
+		case OPT_LINGER:
+			r = parse_double(optarg, 0, 3600, &o->linger);
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -680,6 +686,14 @@ int main(int argc, char **argv)
 	ev_run(k.loop, 0);
 	dur = k.started ? kvs_now() - k.t_start : 0;
 
+	/* --linger: the VMs stay (idle) a while, so that the broker's per-VM metrics can be read
+	 * with the whole run in them. The broker's messages wait in the socket meanwhile. */
+	if (k.o.linger > 0) {
+		struct timespec ts = { .tv_sec = (time_t)k.o.linger,
+				       .tv_nsec = (long)((k.o.linger - floor(k.o.linger)) * 1e9) };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	/* The VMs stop: tell the broker, then wait for the PSP before freeing contexts. */
 	for (size_t i = 0; i < k.n_guests; i++)
 		kvs_kernel_vm_remove(&k, k.guests[i]);

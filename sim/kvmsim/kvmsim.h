@@ -129,6 +129,7 @@ struct kvs_options {
 	unsigned malformed;
 	uint64_t seed;
 	double wait_broker;
+	double linger; /* seconds to keep the VMs after the run, before VM_REMOVE */
 	uint32_t port;
 	bool quiet;
 };
