@@ -8,7 +8,7 @@
 # keep being served from the cached chain with zero wipes and zero verification failures.
 . "$(dirname "$0")/lib.sh"
 
-PHASE=$(faults_pick 5 30)
+PHASE=$(faults_pick 4 30)
 CYCLES=$(faults_pick 1 3)
 DUR=$((PHASE * 4 * CYCLES + 4))
 VMS=$(faults_pick 16 64)
