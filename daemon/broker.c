@@ -187,6 +187,8 @@ struct broker {
 	struct fw *fw;		   /* owned */
 	struct sched *sched;	   /* owned */
 	struct nlsock *nl;	   /* owned */
+	uint64_t handoff_rx;	   /* a GUEST_DONE received then freed a slot with a queue: the
+				    * next admission is its hand-off (0: none pending) */
 	struct store_chain *chain; /* owned; NULL = serve no certificates */
 	X509 *sim_ark;		   /* owned; trusted extra root (sim backend only) */
 	struct store_platform pf;
@@ -318,6 +320,13 @@ static void admitted(struct broker *b, struct broker_vm *vm, const struct broker
 		vm->inflight_since = now;
 	}
 	b->stats.admission_wait_usec_total += now - rq->arrived;
+	if (b->handoff_rx) {
+		uint64_t t = now_usec();
+
+		b->stats.handoffs++;
+		b->stats.handoff_usec_total += t > b->handoff_rx ? t - b->handoff_rx : 0;
+		b->handoff_rx = 0;
+	}
 	metrics_observe_admission_wait(b->m, now - rq->arrived);
 	if (vm)
 		count_wait(&vm->info, now - rq->arrived);
@@ -491,7 +500,14 @@ static void handle_done(struct broker *b, const struct snpa_msg *m)
 		free(vm->queued);
 		vm->queued = NULL;
 	}
+	/* A slot freed while requests wait: time the hand-off to the next one. */
+	if (sched_queued(b->sched) > 0) {
+		uint64_t rx = nlsock_rx_usec(b->nl);
+
+		b->handoff_rx = rx ? rx : now;
+	}
 	(void)sched_done(b->sched, m->vm_id, m->req_id, now, o);
+	b->handoff_rx = 0;
 	broker_arm(b);
 }
 

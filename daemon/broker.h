@@ -57,6 +57,11 @@ struct broker_stats {
 	uint64_t busy_by_reason[_SCHED_BUSY_MAX];
 	uint64_t anomalies[_SCHED_ANOM_MAX];
 	uint64_t admission_wait_usec_total;
+	/* Slot hand-offs: a GUEST_DONE freed a PSP slot while requests were queued. The time from
+	 * the receipt of that GUEST_DONE to the ALLOW of the next queued request is the daemon's
+	 * share of the PSP's idle time while admissible work waited. */
+	uint64_t handoffs;
+	uint64_t handoff_usec_total;
 };
 
 struct broker *broker_get(struct manager *m);

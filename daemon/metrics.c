@@ -403,6 +403,12 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 	counter(w, "snp_attestd_stale_inflight_freed_total",
 		"In-flight requests freed because their GUEST_DONE never came.",
 		st->stale_inflight_freed);
+	counter(w, "snp_attestd_psp_idle_while_waiting_total",
+		"GUEST_DONEs that freed a PSP slot while requests were queued.", st->handoffs);
+	metrics_family(w, "snp_attestd_psp_idle_while_waiting_seconds_total", METRICS_COUNTER,
+		       "Time from such a GUEST_DONE's receipt to the next queued request's ALLOW: "
+		       "the daemon's share of PSP idle time while admissible work waited.");
+	metrics_sample_double(w, NULL, 0, (double)st->handoff_usec_total / 1e6);
 	counter(w, "snp_attestd_vm_dumps_sent_total", "VM_DUMP requests sent.", st->dumps_sent);
 	counter(w, "snp_attestd_vms_pruned_total",
 		"VMs dropped because a VM_DUMP no longer listed them.", st->vms_pruned);

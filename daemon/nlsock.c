@@ -14,6 +14,7 @@
 #include <linux/genetlink.h>
 
 #include "log.h"
+#include "manager.h"
 #include "util.h"
 
 #define NLSOCK_RCVBUF (8 * 1024 * 1024)
@@ -55,6 +56,7 @@ struct nlsock {
 	size_t txq_len;
 	unsigned txq_n;
 	bool coalesce; /* inside a receive batch: nlsock_send appends to txq */
+	uint64_t rx_usec; /* receive time of the batch being handled, 0 outside one */
 	uint8_t tx[SNPA_MSG_MAX] __attribute__((aligned(4)));
 };
 
@@ -450,6 +452,7 @@ static void receive_batches(struct nlsock *s)
 				log_warning_errno(-errno, "Netlink receive failed");
 			return;
 		}
+		s->rx_usec = manager_now_usec();
 		for (int i = 0; i < n; i++) {
 			if (msgs[i].msg_hdr.msg_namelen != sizeof(struct sockaddr_nl) ||
 			    from[i].nl_pid != s->peer_port ||
@@ -476,6 +479,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	receive_batches(s);
 	txq_flush(s);
 	s->coalesce = false;
+	s->rx_usec = 0;
 }
 
 static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
@@ -600,6 +604,11 @@ bool nlsock_registered(const struct nlsock *s)
 const struct nlsock_stats *nlsock_get_stats(const struct nlsock *s)
 {
 	return &s->stats;
+}
+
+uint64_t nlsock_rx_usec(const struct nlsock *s)
+{
+	return s ? s->rx_usec : 0;
 }
 
 int nlsock_fd(const struct nlsock *s)

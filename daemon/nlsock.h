@@ -48,5 +48,8 @@ int nlsock_send(struct nlsock *s, const struct snpa_msg *m);
 bool nlsock_registered(const struct nlsock *s);
 const struct nlsock_stats *nlsock_get_stats(const struct nlsock *s);
 const char *nlsock_transport_name(const struct nlsock *s);
+/* CLOCK_MONOTONIC µs at which the datagrams being handled were received (valid inside
+ * on_message; 0 outside a receive batch). */
+uint64_t nlsock_rx_usec(const struct nlsock *s);
 /* The socket, for tests that need to provoke conditions only a kernel sender can (overruns). */
 int nlsock_fd(const struct nlsock *s);
