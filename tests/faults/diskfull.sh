@@ -9,7 +9,7 @@
 # restart (KDS down) serve from what it stored.
 . "$(dirname "$0")/lib.sh"
 
-DUR=$(faults_pick 14 240)
+DUR=$(faults_pick 14 180)
 VMS=$(faults_pick 16 64)
 ROUNDS=$(faults_pick 1 10)
 DISK=$SIMENV_DIR/disk

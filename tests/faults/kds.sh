@@ -8,7 +8,7 @@
 # keep being served from the cached chain with zero wipes and zero verification failures.
 . "$(dirname "$0")/lib.sh"
 
-PHASE=$(faults_pick 4 30)
+PHASE=$(faults_pick 4 15)
 CYCLES=$(faults_pick 1 3)
 DUR=$((PHASE * 4 * CYCLES + 4))
 VMS=$(faults_pick 16 64)
@@ -82,8 +82,8 @@ done
 kds_down
 wait "$KVM"
 faults_kvmsim_collect kds
-ops=$(for k in "${!succeeded[@]}"; do echo "\"ok-$k\": ${succeeded[$k]},"; done
-	for k in "${!refused[@]}"; do echo "\"refused-$k\": ${refused[$k]},"; done)
+ops=$(for k in "${!succeeded[@]}"; do printf '"ok-%s": %s,' "$k" "${succeeded[$k]}"; done
+	for k in "${!refused[@]}"; do printf '"refused-%s": %s,' "$k" "${refused[$k]}"; done)
 faults_extra operations "{${ops%,}}"
 faults_extra kds_upstream_requests "$upstream"
 echo "# operations: {${ops%,}}; upstream KDS requests $upstream"

@@ -8,9 +8,9 @@
 # connections than the daemon serves. Guests must not notice.
 . "$(dirname "$0")/lib.sh"
 
-DUR=$(faults_pick 12 300)
+DUR=$(faults_pick 12 180)
 VMS=$(faults_pick 16 64)
-NL=$(faults_pick 20000 1000000)
+NL=$(faults_pick 20000 2000000)
 CTL=$(faults_pick 200 10000)
 SIMENV_METRICS=127.0.0.1:$((20000 + ($$ * 7) % 20000))
 check "daemon starts (metrics on $SIMENV_METRICS)" it_platform

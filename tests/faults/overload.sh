@@ -12,7 +12,7 @@ VMS=${FAULTS_VMS:-1000}
 # Long: the driver's real timings and the daemon's defaults (busy_budget 20 s, retry 2 s).
 SCALE=${FAULTS_SCALE:-$(faults_pick 0.5 1)}
 # Short: longer than one guest limit (60 s x scale), so a starved VM would be wiped.
-DUR=$(faults_pick 32 300)
+DUR=$(faults_pick 32 180)
 # Half the guest's limit (the default 20 s is a third of it; at scale 0.5 a third would be
 # below the ~10 s round of 1,000 VMs, and every VM would be over budget all the time).
 budget_ms=$(awk -v s="$SCALE" 'BEGIN { printf "%d", (s == 1 ? 20000 : 30000 * s) }')

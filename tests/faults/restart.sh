@@ -6,7 +6,7 @@
 # replays the VMs (VM_DUMP with in-flight requests) and serves on. No guest may lose its key.
 . "$(dirname "$0")/lib.sh"
 
-DUR=$(faults_pick 20 300)
+DUR=$(faults_pick 20 180)
 VMS=$(faults_pick 32 128)
 check "daemon starts" it_platform
 faults_kvmsim_run restart "$DUR" --vms "$VMS" --rate 5 --duration "$DUR" --wait-broker 10 &

@@ -6,7 +6,7 @@
 # Every guest must get the chain that signed its report, also in the middle of a change.
 . "$(dirname "$0")/lib.sh"
 
-DUR=$(faults_pick 15 300)
+DUR=$(faults_pick 15 180)
 VMS=$(faults_pick 48 128)
 BLOB=$SIMENV_DIR/vmm-certs.blob
 check "daemon starts with a VMM certificate file" \
@@ -47,8 +47,8 @@ while kill -0 "$KVM" 2> /dev/null; do
 done
 wait "$KVM"
 faults_kvmsim_collect rotation
-ops=$(for k in "${!done_ops[@]}"; do echo "\"$k\": ${done_ops[$k]},"; done)
-fails=$(for k in "${!failed_ops[@]}"; do echo "\"$k\": ${failed_ops[$k]},"; done)
+ops=$(for k in "${!done_ops[@]}"; do printf '"%s": %s,' "$k" "${done_ops[$k]}"; done)
+fails=$(for k in "${!failed_ops[@]}"; do printf '"%s": %s,' "$k" "${failed_ops[$k]}"; done)
 faults_extra operations "{${ops%,}}"
 faults_extra operations_failed "{${fails%,}}"
 faults_extra drain_timeouts "$drains"
