@@ -17,11 +17,21 @@ DUR=$(faults_pick 32 180)
 # below the ~10 s round of 1,000 VMs, and every VM would be over budget all the time).
 budget_ms=$(awk -v s="$SCALE" 'BEGIN { printf "%d", (s == 1 ? 20000 : 30000 * s) }')
 retry_ms=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 2000 * s }')
+SIMENV_METRICS=127.0.0.1:$((20000 + ($$ * 11) % 20000))
 check "daemon starts (busy_budget ${budget_ms}ms, guest_retry_interval ${retry_ms}ms)" \
 	it_platform "[scheduler]" "busy_budget = ${budget_ms}ms" \
 	"guest_retry_interval = ${retry_ms}ms"
-faults_kvmsim overload "$DUR" --vms "$VMS" --rate 0 --duration "$DUR" --time-scale "$SCALE" \
-	--wait-broker 10
+faults_kvmsim_run overload "$DUR" --vms "$VMS" --rate 0 --duration "$DUR" \
+	--time-scale "$SCALE" --wait-broker 10 &
+KVM=$!
+# The daemon's own view, sampled just before the fleet ends (VMs leave with their counters).
+sleep $((DUR - 1))
+curl -sf "http://$SIMENV_METRICS/metrics" > "$SIMENV_DIR/metrics.txt"
+wait "$KVM"
+faults_kvmsim_collect overload
+forced=$(awk '$1 ~ /^snp_attestd_forced_admissions_total/ { s += $NF } END { printf "%d", s }' \
+	"$SIMENV_DIR/metrics.txt")
+faults_extra daemon_forced_admissions "${forced:-0}"
 F=$SIMENV_DIR/overload.json
 faults_alive "after the overload run"
 if [ -s "$F" ]; then
