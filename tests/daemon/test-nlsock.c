@@ -25,13 +25,33 @@
 struct ctx {
 	int registered, unregistered, resyncs, messages;
 	struct snpa_msg last;
+	struct nlsock *answer; /* if set: every VM_ADD is answered with an ALLOW VERDICT */
+	uint32_t table_len;    /* ... carrying a certificate table this long (0: none) */
+	int answer_failures;
 };
 
 static void on_message(void *u, const struct snpa_msg *m)
 {
+	static uint8_t table[16384];
 	struct ctx *c = u;
+
 	c->messages++;
 	c->last = *m;
+	if (c->answer && m->cmd == SNPA_CMD_VM_ADD) {
+		struct snpa_msg v = {
+			.cmd = SNPA_CMD_VERDICT,
+			.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT),
+			.req_id = m->vm_id,
+			.verdict = SNPA_VERDICT_ALLOW,
+		};
+		if (c->table_len) {
+			v.present |= 1u << SNPA_A_CERT_TABLE;
+			v.cert_table = table;
+			v.cert_table_len = c->table_len;
+		}
+		if (nlsock_send(c->answer, &v) < 0)
+			c->answer_failures++;
+	}
 }
 static void on_registered(void *u)
 {
@@ -228,6 +248,88 @@ START_TEST(test_overrun_resyncs)
 }
 END_TEST
 
+/* Sends `count` VM_ADDs in separate datagrams before the transport reads any, then collects
+ * the verdicts: every one arrives, in order, and none is lost to the coalescing. Returns the
+ * number of datagrams they came in. */
+static int burst_and_collect(struct ev_loop *loop, int kfd, uint32_t port, int count,
+			     size_t *ret_max_datagram)
+{
+	static uint8_t buf[65536] __attribute__((aligned(4)));
+	int got = 0, datagrams = 0, len;
+
+	*ret_max_datagram = 0;
+	for (int i = 1; i <= count; i++) {
+		len = build_vm_add(buf, sizeof(buf), (uint64_t)i);
+		ck_assert_int_gt(len, 0);
+		kernel_send(kfd, port, buf, (size_t)len);
+	}
+	while (got < count) {
+		ssize_t n = kernel_recv(loop, kfd, buf, sizeof(buf), NULL);
+		size_t off = 0;
+
+		ck_assert_msg(n > 0, "verdict %d of %d never came", got + 1, count);
+		datagrams++;
+		if ((size_t)n > *ret_max_datagram)
+			*ret_max_datagram = (size_t)n;
+		while (off + sizeof(struct nlmsghdr) <= (size_t)n) {
+			const struct nlmsghdr *h = (const struct nlmsghdr *)(buf + off);
+			struct snpa_msg m;
+
+			ck_assert_uint_le(off + h->nlmsg_len, (size_t)n);
+			ck_assert_int_eq(nl_parse(h, h->nlmsg_len, SNPA_USERSOCK_FAMILY, &m), 0);
+			ck_assert_uint_eq(m.cmd, SNPA_CMD_VERDICT);
+			ck_assert_uint_eq(m.req_id, (uint64_t)++got); /* in order, none missing */
+			off += NLMSG_ALIGN(h->nlmsg_len);
+		}
+		ck_assert_uint_eq(off, NLMSG_ALIGN((size_t)n));
+	}
+	return datagrams;
+}
+
+START_TEST(test_verdicts_coalesced)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct ctx c = { 0 };
+	int kfd = kernel_socket(KPORT), datagrams;
+	uint32_t port;
+	struct nlsock *s = setup(loop, kfd, &c, &port);
+	size_t biggest;
+
+	c.answer = s;
+	/* 20 requests waiting in the socket: one receive batch, one datagram of verdicts. */
+	datagrams = burst_and_collect(loop, kfd, port, 20, &biggest);
+	ck_assert_int_eq(c.answer_failures, 0);
+	ck_assert_int_lt(datagrams, 20);
+	ck_assert_uint_eq(nlsock_get_stats(s)->tx_msgs - nlsock_get_stats(s)->tx_datagrams,
+			  (uint64_t)(20 - datagrams));
+
+	/* Verdicts with 16 KiB tables: never more than the largest single message per datagram,
+	 * so a kernel side with a one-message buffer still takes every one whole. */
+	c.table_len = 16384;
+	datagrams = burst_and_collect(loop, kfd, port, 12, &biggest);
+	ck_assert_int_eq(c.answer_failures, 0);
+	ck_assert_int_ge(datagrams, 12 / (SNPA_MSG_MAX / 16384));
+	ck_assert_uint_le(biggest, SNPA_MSG_MAX);
+
+	/* Outside a receive batch a verdict goes out at once, alone. */
+	{
+		uint64_t before = nlsock_get_stats(s)->tx_datagrams;
+		struct snpa_msg v = {
+			.cmd = SNPA_CMD_VERDICT,
+			.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT),
+			.req_id = 99,
+			.verdict = SNPA_VERDICT_ALLOW,
+		};
+		ck_assert_int_eq(nlsock_send(s, &v), 0);
+		ck_assert_uint_eq(nlsock_get_stats(s)->tx_datagrams, before + 1);
+	}
+
+	nlsock_free(s);
+	close(kfd);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
 static Suite *nlsock_suite(void)
 {
 	Suite *s = suite_create("nlsock");
@@ -235,6 +337,7 @@ static Suite *nlsock_suite(void)
 
 	tcase_add_test(tc, test_register_and_messages);
 	tcase_add_test(tc, test_overrun_resyncs);
+	tcase_add_test(tc, test_verdicts_coalesced);
 	suite_add_tcase(s, tc);
 	return s;
 }
