@@ -76,7 +76,7 @@ listen = $2
 EOF
 }
 
-echo "1..13"
+echo "1..14"
 
 # The simulated platform (state, chip, KDS keys): a one-guest run without a broker creates it.
 "$kvmsim" --state "$tmp/sim" --product milan --vms 1 --requests 1 --no-broker --quiet \
@@ -157,6 +157,27 @@ else
 fi
 check "output with live VMs passes promtool check metrics" \
 	promtool check metrics <"$tmp/live.txt"
+
+# Per-VM admission wait histograms agree with the per-VM admission counters of the same render:
+# _count = +Inf bucket = snp_attestd_admitted_total for every VM series, "other" included.
+wait_hist_consistent() {
+	awk '
+	match($1, /^snp_attestd_admitted_total\{vm="[^"]*"\}$/) { adm[$1] = $2 }
+	/^snp_attestd_vm_admission_wait_seconds_count\{/ { n++; cnt[$1] = $2; if ($2 > 0) pos++ }
+	/^snp_attestd_vm_admission_wait_seconds_bucket\{.*le="\+Inf"\}/ { inf[$1] = $2 }
+	END {
+		if (n < 64 || pos < 1) { print "histograms: " n ", non-empty: " pos; exit 1 }
+		for (k in cnt) {
+			a = k; sub(/^snp_attestd_vm_admission_wait_seconds_count/, "snp_attestd_admitted_total", a)
+			i = k; sub(/_count\{/, "_bucket{", i); sub(/\}$/, ",le=\"+Inf\"}", i)
+			if (!(a in adm) || adm[a] != cnt[k] || inf[i] != cnt[k]) {
+				print "mismatch " k "=" cnt[k] " " a "=" adm[a] " " i "=" inf[i]; exit 1
+			}
+		}
+	}' "$1"
+}
+check "per-VM admission wait histograms (65 series) match the admission counters" \
+	wait_hist_consistent "$tmp/live.txt"
 
 wait "$kpid"
 krc=$?
