@@ -441,6 +441,17 @@ def fairness(raw, run, T, figs, notes):
         else:
             T.add('fairness', 'quiet p99 admission wait (%s)' % lab, 'not measured',
                   '<= slot + 1 ms', None)
+    for ph, lab in ((fl, 'flood'), (base, 'no flood')):
+        bk = {(math.inf if k == '+Inf' else float(k)): c
+              for k, c in (ph or {}).get('quiet_wait_buckets', {}).items()}
+        over = [le for le in sorted(bk) if lim and le * 1e3 >= lim]
+        if bk and over:
+            total = bk.get(math.inf, 0)
+            n_over = total - bk[over[0]]
+            ph['quiet_over_limit'] = {'bound_ms': over[0] * 1e3, 'count': n_over,
+                                      'of': total}
+            T.add('fairness', '  quiet requests waiting > %g ms (%s)' % (over[0] * 1e3, lab),
+                  '%d of %d' % (n_over, total), 'informational', None, n_over)
     if fw:
         T.add('fairness', 'PSP slot (mean firmware time)', '%.2f ms' % fw, 'informational', None,
               fw)
@@ -485,6 +496,9 @@ def startup(raw, run, T, figs, notes):
     T.add('startup', 'READY after start, warm cache, KDS down',
           'median %.1f ms, max %.1f ms' % (rd['median_ms'], rd['max_ms']), '<= 50 ms (median)',
           rd['median_ms'] <= 50, rd['median_ms'])
+    src = ((st or {}).get('chain') or {}).get('source')
+    T.add('startup', 'chain at start with the KDS down', 'from %s' % src if src else 'none',
+          'from cache', src == 'cache', src)
     if s.get('ready_missing'):
         notes.append('%d start-up run(s) sent no READY=1 within the timeout' % s['ready_missing'])
 
