@@ -21,8 +21,8 @@ if ! mount -t tmpfs -o size=4m,mode=0700 tmpfs "$DISK" 2> "$SIMENV_DIR/mount.err
 	exit 0
 fi
 umount_disk() { umount "$DISK" 2> /dev/null || umount -l "$DISK" 2> /dev/null; }
-trap 'faults_finish; ' EXIT
-# faults_finish ends with exit: unmount first via simenv's cleanup order.
+# The tmpfs goes once everything using it is stopped: it_finish (the end of faults_finish)
+# gets an unmount right after its simenv_cleanup.
 _it_finish_orig=$(declare -f it_finish)
 eval "${_it_finish_orig/simenv_cleanup/simenv_cleanup; umount_disk}"
 
@@ -31,7 +31,8 @@ check "snp-kdssim starts" simenv_start_kds
 cp -a "$SIMENV_STATE" "$DISK/sim" && rm -rf "$SIMENV_STATE" && ln -s "$DISK/sim" "$SIMENV_STATE"
 simenv_write_conf "[certs]" "kds_timeout = 3s"
 sed -i -e 's/^cert_dir = .*/cert_dir =/' -e "s|^state_dir = .*|state_dir = $DISK/state|" \
-	-e "s|^cache_dir = .*|cache_dir = $DISK/cache|" -e "s|^sim_state_dir = .*|sim_state_dir = $DISK/sim|" \
+	-e "s|^cache_dir = .*|cache_dir = $DISK/cache|" \
+	-e "s|^sim_state_dir = .*|sim_state_dir = $DISK/sim|" \
 	"$SIMENV_CONF"
 check "daemon starts with its cache, state and platform on a 4 MiB tmpfs" simenv_start_daemon
 T0=$(simenv_state_field reported_tcb)
@@ -116,7 +117,8 @@ faults_extra writes_after_freeing_ok "$recovered"
 faults_extra writes_after_freeing_tried $((ROUNDS * 5))
 faults_extra retries_after_freeing "$retries"
 echo "# full disk: refused $refused (without naming the cause $unclear), accepted $accepted;" \
-	"stored files changed $changed, temp files left $tmp_left; after freeing $recovered/$((ROUNDS * 5)) ok ($retries retries)"
+	"stored files changed $changed, temp files left $tmp_left;" \
+	"after freeing $recovered/$((ROUNDS * 5)) ok ($retries retries)"
 check "writes on the full disk were refused" test "$refused" -gt 0
 check "every refusal named the cause" test "$unclear" = 0
 check "files stored before the disk filled are intact" test "$changed" = 0

@@ -91,6 +91,7 @@ cat "$SIMENV_DIR/noreason" 2> /dev/null
 check "operations were attempted in every phase" test "${#refused[@]}${#succeeded[@]}" != 00
 check "guests verified reports during the faults" jqt "$SIMENV_DIR/kds.json" \
 	'.totals.reports_verified > 20'
-check "refusals printed a reason" eval '! grep -q "no reason printed" "$SIMENV_DIR/noreason" 2>/dev/null'
+check "refusals printed a reason" \
+	eval '! grep -q "no reason printed" "$SIMENV_DIR/noreason" 2>/dev/null'
 faults_alive "at the end"
 faults_stop_daemon

@@ -115,7 +115,7 @@ faults_stop_daemon() {
 }
 
 faults_sanitizer_reports() {
-	grep -c -E 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: UndefinedBehavior' \
+	grep -c -E 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|SUMMARY: UndefinedB' \
 		"$SIMENV_DIR/daemon.log" 2> /dev/null || true
 }
 

@@ -59,5 +59,6 @@ if faults_alive "after the flood"; then
 	check "the daemon still knows the fleet (vm list)" eval \
 		"simenv_snpctl vm list --json > '$SIMENV_DIR/vms.json'"
 fi
-check "every VM completed requests" jqt "$SIMENV_DIR/malformed.json" 'all(.per_vm[]; .completed > 0)'
+check "every VM completed requests" \
+	jqt "$SIMENV_DIR/malformed.json" 'all(.per_vm[]; .completed > 0)'
 faults_stop_daemon

@@ -35,7 +35,8 @@ wait "$KVM"
 # The run was in the background (a subshell): its counts are read now.
 faults_kvmsim_collect restart
 faults_extra kills "$kills"
-faults_extra registrations "$(jq '.kernel.registrations' "$SIMENV_DIR/restart.json" 2> /dev/null || echo 0)"
+faults_extra registrations \
+	"$(jq '.kernel.registrations' "$SIMENV_DIR/restart.json" 2> /dev/null || echo 0)"
 echo "# $kills SIGKILLs"
 check "the daemon was killed under load at least twice" test "$kills" -ge 2
 check "the kernel saw a registration per start" \
