@@ -42,7 +42,8 @@ struct nlsock {
 	uint16_t family;
 	int fd;
 	uint32_t seq;
-	uint32_t register_seq;
+	uint32_t register_seq;	      /* the latest REGISTER */
+	uint32_t register_seq_first;  /* the first REGISTER still unanswered (see on ACK) */
 	uint32_t heartbeat_seq;
 	bool registered;
 	bool register_pending;
@@ -262,8 +263,21 @@ static void send_register(struct nlsock *s)
 		s->family = fam;
 	}
 	s->stats.register_attempts++;
-	if (build_and_send(s, &m, NLM_F_REQUEST | NLM_F_ACK, &s->register_seq) == 0)
+	if (build_and_send(s, &m, NLM_F_REQUEST | NLM_F_ACK, &s->register_seq) == 0) {
+		if (!s->register_pending)
+			s->register_seq_first = s->register_seq;
 		s->register_pending = true;
+	}
+}
+
+/* An ACK answers one of the REGISTERs sent since the role was last lost or refused. The peer
+ * may take a while to read them (a simulator starting up while our retries queue in its
+ * socket): the first one it grants is the role, and requests can follow that ACK at once, so
+ * waiting for the ACK of the latest retry would leave them unanswered. */
+static bool register_seq_ours(const struct nlsock *s, uint32_t seq)
+{
+	return s->register_pending && seq - s->register_seq_first <= s->register_seq -
+		s->register_seq_first;
 }
 
 static void send_dump(struct nlsock *s)
@@ -343,7 +357,7 @@ static void handle_one(struct nlsock *s, const struct nlmsghdr *nlh, size_t len)
 			s->stats.malformed++;
 			return;
 		}
-		if (s->register_pending && seq == s->register_seq) {
+		if (register_seq_ours(s, seq) && (err == 0 || seq == s->register_seq)) {
 			s->register_pending = false;
 			if (err == 0) {
 				s->registered = true;

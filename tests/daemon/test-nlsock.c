@@ -330,6 +330,70 @@ START_TEST(test_verdicts_coalesced)
 }
 END_TEST
 
+/* The peer reads our REGISTERs late (a simulator still starting): the retry has sent a second
+ * one when the first is granted, and requests follow that grant at once. The first grant is
+ * the role: the requests are answered, and the late ACK of the retry changes nothing. */
+START_TEST(test_late_ack_of_earlier_register)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	uint8_t reg1[512] __attribute__((aligned(4))), reg2[512] __attribute__((aligned(4)));
+	uint8_t buf[4096] __attribute__((aligned(4)));
+	struct ctx c = { 0 };
+	int kfd = kernel_socket(KPORT), len;
+	struct conf conf;
+	struct nlsock *s;
+	struct snpa_msg m;
+	uint32_t port = 0;
+	ssize_t n1, n2, n;
+
+	ck_assert_int_eq(conf_init_defaults(&conf), 0);
+	conf.transport = CONF_TRANSPORT_USERSOCK;
+	conf.usersock_port = KPORT;
+	ck_assert_int_eq(nlsock_new(loop, &conf, &handler, &c, &s), 0);
+	conf_done(&conf);
+	c.answer = s;
+	ck_assert_int_eq(nlsock_start(s), 0);
+	n1 = kernel_recv(loop, kfd, reg1, sizeof(reg1), &port);
+	ck_assert_int_gt(n1, 0);
+	/* No answer: the retry (every second) sends another REGISTER. */
+	n2 = kernel_recv(loop, kfd, reg2, sizeof(reg2), NULL);
+	ck_assert_int_gt(n2, 0);
+	ck_assert_int_eq(nl_parse(reg2, (size_t)n2, SNPA_USERSOCK_FAMILY, &m), 0);
+	ck_assert_uint_eq(m.cmd, SNPA_CMD_REGISTER);
+	ck_assert_uint_ne(((struct nlmsghdr *)reg1)->nlmsg_seq, ((struct nlmsghdr *)reg2)->nlmsg_seq);
+
+	/* Grant the first, and a request right behind the grant. */
+	len = nl_build_ack(buf, sizeof(buf), (struct nlmsghdr *)reg1, 0);
+	ck_assert_int_gt(len, 0);
+	kernel_send(kfd, port, buf, (size_t)len);
+	len = build_vm_add(buf, sizeof(buf), 5);
+	ck_assert_int_gt(len, 0);
+	kernel_send(kfd, port, buf, (size_t)len);
+	do {
+		n = kernel_recv(loop, kfd, buf, sizeof(buf), NULL);
+		ck_assert_int_gt(n, 0);
+		ck_assert_int_eq(nl_parse(buf, (size_t)n, SNPA_USERSOCK_FAMILY, &m), 0);
+	} while (m.cmd == SNPA_CMD_VM_DUMP);
+	ck_assert_uint_eq(m.cmd, SNPA_CMD_VERDICT);
+	ck_assert_uint_eq(m.req_id, 5);
+	ck_assert_int_eq(c.answer_failures, 0);
+	ck_assert(nlsock_registered(s));
+
+	/* The retry's ACK arrives late: still one registration, still registered. */
+	len = nl_build_ack(buf, sizeof(buf), (struct nlmsghdr *)reg2, 0);
+	ck_assert_int_gt(len, 0);
+	kernel_send(kfd, port, buf, (size_t)len);
+	pump(loop, 20);
+	ck_assert(nlsock_registered(s));
+	ck_assert_uint_eq(nlsock_get_stats(s)->registrations, 1);
+	ck_assert_int_eq(c.registered, 1);
+
+	nlsock_free(s);
+	close(kfd);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
 static Suite *nlsock_suite(void)
 {
 	Suite *s = suite_create("nlsock");
@@ -338,6 +402,7 @@ static Suite *nlsock_suite(void)
 	tcase_add_test(tc, test_register_and_messages);
 	tcase_add_test(tc, test_overrun_resyncs);
 	tcase_add_test(tc, test_verdicts_coalesced);
+	tcase_add_test(tc, test_late_ack_of_earlier_register);
 	suite_add_tcase(s, tc);
 	return s;
 }
