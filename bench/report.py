@@ -268,6 +268,7 @@ def scale(raw, run, T, figs, notes):
         key = 'snp_attestd_guest_requests_received_total'
         reqs = (mb.get(key) or 0) - (ma.get(key) or 0)
         steady = st['cpu_ns'] / reqs if reqs > 0 and 'cpu_ns' in st else None
+        fr = Run(raw, 'scale-floor-%d' % n)
         during = None
         try:
             with open(os.path.join(raw, 'scale-%d.during-rss' % n)) as f:
@@ -281,6 +282,8 @@ def scale(raw, run, T, figs, notes):
                     'cpu_ns_per_request_whole_run': r.cpu_ns_per_verdict,
                     'p50_ms': r.lat('p50'),
                     'p99_ms': r.lat('p99'), 'vmrss_mib': during,
+                    'floor_p50_ms': fr.lat('p50') if fr.ok else None,
+                    'floor_p99_ms': fr.lat('p99') if fr.ok else None,
                     'vmhwm_mib': r.p.get('hwm_kib', 0) / 1024.0 or None,
                     'pace_missed': r.k.get('pace_missed'), 'clean': r.clean()})
     cpu = [p['cpu_ns_per_request'] for p in pts]
@@ -306,9 +309,13 @@ def scale(raw, run, T, figs, notes):
           'informational', None)
     if not all(p['cpu_ns_per_request_steady'] for p in pts):
         notes.append('scale: no steady-state CPU window for some size; whole-run CPU used')
-    T.add('scale', 'latency p50 / p99 per VM count (ms)',
+    T.add('scale', 'daemon latency p50/p99 per VM count (ms)',
           ', '.join('%d: %.3f/%.3f' % (p['vms'], p['p50_ms'], p['p99_ms']) for p in pts),
           'informational', None)
+    if all(p['floor_p99_ms'] is not None for p in pts):
+        T.add('scale', 'floor latency p50/p99, same load (ms)',
+              ', '.join('%d: %.3f/%.3f' % (p['vms'], p['floor_p50_ms'], p['floor_p99_ms'])
+                        for p in pts), 'informational', None)
     m1k = [p for p in pts if p['vms'] == 1000]
     if m1k and m1k[0]['vmhwm_mib']:
         h = m1k[0]['vmhwm_mib']
@@ -516,21 +523,26 @@ def plots(raw, out, figs, notes):
     if sc:
         dat = os.path.join(raw, 'scale.dat')
         with open(dat, 'w') as f:
-            f.write('# vms p50_ms p99_ms cpu_us_per_req vmhwm_mib\n')
+            f.write('# vms p50_ms p99_ms cpu_us_per_req vmhwm_mib floor_p50 floor_p99\n')
             for p in sc['points']:
-                f.write('%d %g %g %g %g\n' % (p['vms'], p['p50_ms'], p['p99_ms'],
-                                             p['cpu_ns_per_request'] / 1e3,
-                                             p['vmhwm_mib'] or 0))
+                f.write('%d %g %g %g %g %s %s\n' % (
+                    p['vms'], p['p50_ms'], p['p99_ms'], p['cpu_ns_per_request'] / 1e3,
+                    p['vmhwm_mib'] or 0, '%g' % p['floor_p50_ms'] if p['floor_p50_ms']
+                    is not None else 'NaN', '%g' % p['floor_p99_ms'] if p['floor_p99_ms']
+                    is not None else 'NaN'))
         png = os.path.join(out, 'scale.png')
         script += [
             'set output "%s"' % png, 'set multiplot layout 1,2 title "snp-attestd scale: '
             'same aggregate rate (%s/s) at every VM count"' % sc['target_rate_per_s'],
             'set logscale x', 'set xlabel "VMs"', 'set grid', 'set key top left',
-            'set ylabel "turnaround (ms)"', 'set title "latency"',
-            'plot "%s" u 1:2 w lp t "p50", "" u 1:3 w lp t "p99"' % dat,
+            'set ylabel "turnaround (ms, log)"', 'set title "latency"',
+            'set logscale y',
+            'plot "%s" u 1:2 w lp t "daemon p50", "" u 1:3 w lp t "daemon p99", '
+            '"" u 1:6 w lp dt 2 t "floor p50", "" u 1:7 w lp dt 2 t "floor p99"' % dat,
+            'unset logscale y',
             'set ylabel "daemon CPU per request (us)"', 'set y2label "VmHWM (MiB)"',
             'set y2tics', 'set yrange [0:*]', 'set y2range [0:*]',
-            'set title "CPU per request and memory"',
+            'set title "CPU per request and memory"', 'set key bottom right',
             'plot "%s" u 1:4 w lp t "CPU/request", "" u 1:5 axes x1y2 w lp t "VmHWM"' % dat,
             'unset multiplot', 'unset logscale x', 'unset y2tics', 'unset y2label',
             'set yrange [*:*]']

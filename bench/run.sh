@@ -196,7 +196,7 @@ bench_overhead() {
 	[ ${#table[@]} -gt 0 ] || log "no VMM certificate file: bench-null serves no table"
 	for ((i = 1; i <= OVH_REPS; i++)); do
 		floor_run "floor-$i" $((SIMENV_PORT + 2)) \
-			"$BUILD/bench/bench-null" --port $((SIMENV_PORT + 2)) "${table[@]}" \
+			"$BUILD/bench/bench-null" --port $((SIMENV_PORT + 2)) ${table[@]+"${table[@]}"} \
 			-- "${load[@]}" || return 1
 		daemon_start "${FREE_CONF[@]}" || return 1
 		daemon_run "daemon-$i" "${load[@]}" || return 1
@@ -212,7 +212,8 @@ bench_psp() {
 }
 
 # 2. Scale: the same aggregate rate (SCALE_RATE/s, snp-kvmsim --total-rate) from each fleet
-# size, a fresh daemon each time: CPU per request, VmRSS during the run, VmHWM, latency. CPU
+# size, a fresh daemon each time: CPU per request, VmRSS during the run, VmHWM, latency (and
+# the floor's latency at the same size and rate, for the generator's own share). CPU
 # per request is taken in the steady state too: daemon CPU and its GUEST_REQ counter read at
 # two instants inside the run (after the fleet's VM_ADDs, before its VM_REMOVEs).
 steady_probe() { # NAME SETTLE WINDOW: from the first GUEST_REQ + SETTLE s, for WINDOW s
@@ -235,7 +236,8 @@ steady_probe() { # NAME SETTLE WINDOW: from the first GUEST_REQ + SETTLE s, for 
 }
 
 bench_scale() {
-	local n probe settle window
+	local n probe settle window table=()
+	[ -s "$SIMENV_DIR/vmm-certs.bin" ] && table=(--table "$SIMENV_DIR/vmm-certs.bin")
 	settle=$(awk -v t="$T_SCALE" 'BEGIN { print 0.2 * t }')
 	window=$(awk -v t="$T_SCALE" 'BEGIN { print 0.6 * t }')
 	for n in $SCALE_SIZES; do
@@ -246,6 +248,10 @@ bench_scale() {
 			--duration "$T_SCALE" || return 1
 		wait "$probe"
 		simenv_stop_daemon
+		# The floor at the same size and rate: how much of the latency is the generator's.
+		floor_run "scale-floor-$n" $((SIMENV_PORT + 2)) \
+			"$BUILD/bench/bench-null" --port $((SIMENV_PORT + 2)) ${table[@]+"${table[@]}"} \
+			-- --load --vms "$n" --total-rate "$SCALE_RATE" --duration "$T_SCALE" || return 1
 	done
 }
 

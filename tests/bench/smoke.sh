@@ -51,6 +51,7 @@ jqf "psp: daemon cost against the PSP time" psp \
 jqf "scale: 10, 100, 1000, 10000 VMs with CPU/request, rate, latency, memory" scale \
 	'([.points[].vms] == [10, 100, 1000, 10000]) and all(.points[]; .cpu_ns_per_request > 0
 	  and .rate_per_s > 0 and .p50_ms >= 0 and .p99_ms >= .p50_ms and .vmhwm_mib > 0
+	  and .floor_p99_ms >= .floor_p50_ms and .floor_p50_ms >= 0
 	  and .clean) and .cpu_ratio_max_min >= 1'
 jqf "sched: the policy at every size" sched \
 	'.results | length == 4 and all(.[]; .direct_ns > 0 and .queued_ns > 0)'
