@@ -243,12 +243,24 @@ def psp(raw, run, T, figs, notes):
         T.add('overhead', 'daemon CPU / PSP time (8 ms report)', 'not measured', '< 1%', None)
         return
     pct = 100.0 * p.cpu_ns_per_verdict / (fw * 1e9)
+    idle = load_json(os.path.join(raw, 'daemon-idle.json')) or {}
+    idle_ns_s = idle['cpu_ns'] / idle['seconds'] if idle.get('seconds') else None
+    net = None
+    if idle_ns_s is not None:
+        net = max(p.p['cpu_ns'] - idle_ns_s * p.k['duration_s'], 0) / p.verdicts
     figs['psp'] = {'daemon_cpu_ns_per_request': p.cpu_ns_per_verdict,
                    'firmware_mean_ms': fw * 1e3, 'cost_percent': pct,
-                   'requests': p.verdicts, 'clean': p.clean()}
+                   'requests': p.verdicts, 'requests_per_s': p.vps,
+                   'idle_cpu_ns_per_s': idle_ns_s, 'net_cpu_ns_per_request': net,
+                   'clean': p.clean()}
     T.add('overhead', 'daemon CPU / PSP time (8 ms report)',
           '%.3f%% (%.1f us of %.2f ms)' % (pct, p.cpu_ns_per_verdict / 1e3, fw * 1e3),
           '< 1%', pct < 1.0, pct)
+    if idle_ns_s is not None:
+        T.add('overhead', '  daemon idle CPU; net of idle per request',
+              '%.1f us/s idle; %.1f us (%.3f%%) at %.0f req/s' % (
+                  idle_ns_s / 1e3, net / 1e3, 100.0 * net / (fw * 1e9), p.vps),
+              'informational', None, net)
     if not p.clean():
         notes.append('PSP run had wipes or verification failures')
 
