@@ -395,6 +395,7 @@ def fair_phase(raw, name):
             merged[le] = merged.get(le, 0) + c
     q = bucket_quantile(merged, 0.99)
     fw = fw_mean_s(m)
+    fwq = bucket_quantile(m.buckets('snp_attestd_firmware_seconds'), 0.99)
     # PSP idle while admissible work waited: the daemon's counters when it has them, else the
     # 110 ms samples (a sample counts when queue_depth > 0 and a slot is free).
     idle = None
@@ -423,6 +424,7 @@ def fair_phase(raw, name):
                                    for le, c in sorted(merged.items())},
             'quiet_admitted': merged.get(math.inf, 0),
             'firmware_mean_ms': fw * 1e3 if fw else None,
+            'firmware_p99_bucket_ms': [x * 1e3 for x in fwq] if fwq else None,
             'quiet_busy': sum(p['busy'] for p in per_vm if not p['noisy']),
             'noisy_admitted_per_s': [p['admitted_per_s'] for p in per_vm if p['noisy']],
             'noisy_busy': [p['busy'] for p in per_vm if p['noisy']],
@@ -472,8 +474,10 @@ def fairness(raw, run, T, figs, notes):
             T.add('fairness', '  quiet requests waiting > %g ms (%s)' % (over[0] * 1e3, lab),
                   '%d of %d' % (n_over, total), 'informational', None, n_over)
     if fw:
-        T.add('fairness', 'PSP slot (mean firmware time)', '%.2f ms' % fw, 'informational', None,
-              fw)
+        fq = fl.get('firmware_p99_bucket_ms')
+        T.add('fairness', 'PSP slot (mean firmware time; p99 bucket)',
+              '%.2f ms%s' % (fw, '; %.3g..%.3g ms' % tuple(fq) if fq else ''), 'informational',
+              None, fw)
     T.add('fairness', 'flooder admitted/s, BUSY answers',
           ', '.join('%.1f/s, %d' % (a, b) for a, b in zip(fl['noisy_admitted_per_s'],
                                                           fl['noisy_busy'])) or 'n/a',
@@ -484,7 +488,9 @@ def fairness(raw, run, T, figs, notes):
     idle = fl['psp_idle_while_waiting']
     if idle['source'] == 'counters':
         T.add('fairness', 'PSP idle while work waited (counters)',
-              '%.6f s in %d events' % (idle['seconds'], idle['events']), '0',
+              '%.3f ms in %d events (mean %.1f us)' % (
+                  idle['seconds'] * 1e3, idle['events'],
+                  idle['seconds'] * 1e6 / idle['events'] if idle['events'] else 0), '0',
               idle['events'] == 0, idle['events'])
     else:
         T.add('fairness', 'PSP idle while a request waited (sampled)',
