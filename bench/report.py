@@ -217,6 +217,10 @@ def overhead(raw, run, T, figs, notes):
           'floor %s, daemon %s' % (spread([r.lat('p99') for r in fl], '%.3f'),
                                    spread([r.lat('p99') for r in dm], '%.3f')),
           'informational', None)
+    pairs = [d.lat('p99') / f.lat('p99') for f, d in zip(fl, dm) if f.lat('p99')]
+    figs['overhead']['paired_p99_ratios'] = pairs
+    T.add('overhead', '  p99 ratio of each floor/daemon pair',
+          ', '.join('%.2fx' % x for x in pairs), 'informational', None)
     T.add('overhead', 'daemon/floor p50 turnaround (median)',
           '%.2fx (floor %.3f ms, daemon %.3f ms)' % (p50, f_p50, d_p50), 'informational', None,
           p50)
