@@ -73,6 +73,10 @@ if command -v gnuplot > /dev/null; then
 		check "$p.png is a PNG image" sh -c "head -c 8 '$R/$p.png' | od -An -c | grep -q 'P   N   G'"
 	done
 fi
+check "bench/run and scripts/bench answer --help; run.sh refuses a missing --results" sh -c "
+	'$SNP_SOURCE_ROOT/bench/run' --help | grep -q 'bench/results' &&
+	'$SNP_SOURCE_ROOT/scripts/bench' --help | grep -q 'bench/results' &&
+	'$SNP_SOURCE_ROOT/bench/run.sh' --build '$SNP_BUILD_ROOT' 2> /dev/null; [ \$? -eq 2 ]"
 # Hostile input: bad options are refused with a usage error, a bad table file is an error.
 check "bench-sched refuses --vms 0 and a non-number" sh -c \
 	"'$SNP_BUILD_ROOT/bench/bench-sched' --vms 0; [ \$? -eq 2 ] &&
