@@ -44,7 +44,7 @@ kds_down() {
 }
 
 upstream=0
-declare -A refused=() succeeded=()
+declare -A refused=() succeeded=() reason=()
 faults_kvmsim_run kds "$DUR" --vms "$VMS" --rate 2 --duration "$DUR" --wait-broker 10 &
 KVM=$!
 sleep 2
@@ -74,6 +74,8 @@ for ((c = 0; c < CYCLES; c++)); do
 				grep -q . "$SIMENV_DIR/op.out" || echo "(no reason printed)" > "$SIMENV_DIR/op.out"
 				[ -s "$SIMENV_DIR/noreason" ] || sed 's/^/# refused: /' "$SIMENV_DIR/op.out" |
 					head -2 > "$SIMENV_DIR/noreason"
+				# The last reason per phase, for the result.
+				reason[$phase]=$(head -1 "$SIMENV_DIR/op.out" | cut -c1-160)
 			fi
 			sleep 0.5
 		done
@@ -86,6 +88,8 @@ ops=$(for k in "${!succeeded[@]}"; do printf '"ok-%s": %s,' "$k" "${succeeded[$k
 	for k in "${!refused[@]}"; do printf '"refused-%s": %s,' "$k" "${refused[$k]}"; done)
 faults_extra operations "{${ops%,}}"
 faults_extra kds_upstream_requests "$upstream"
+faults_extra tcb_refusal_reasons "$(for p in "${!reason[@]}"; do
+	jq -nc --arg k "$p" --arg v "${reason[$p]}" '{($k): $v}'; done | jq -sc 'add // {}')"
 echo "# operations: {${ops%,}}; upstream KDS requests $upstream"
 cat "$SIMENV_DIR/noreason" 2> /dev/null
 check "operations were attempted in every phase" test "${#refused[@]}${#succeeded[@]}" != 00
