@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* bench-null: the leanest broker the transport allows, as the benchmark floor. Registers over
- * NETLINK_USERSOCK, drains datagrams in batches (recvmmsg, as the daemon does) and answers
- * every GUEST_REQ ALLOW with the same certificate table the daemon serves; no policy. */
+ * NETLINK_USERSOCK, drains datagrams in batches (recvmmsg, up to 8 per wakeup) and answers
+ * every GUEST_REQ ALLOW with the same certificate table the daemon serves, the verdicts of one
+ * batch in one datagram (the daemon's transport habits); no policy. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -20,6 +21,7 @@
 #include "util.h"
 
 #define BN_BATCH 32
+#define BN_ROUNDS 8
 #define BN_DGRAM_MAX (SNPA_MSG_MAX + 4096)
 #define BN_TABLE_MAX (64 * 1024)
 
@@ -79,6 +81,34 @@ struct bn_stats {
 	unsigned long long guest_reqs, allow, invalid_len, done, malformed;
 };
 
+/* Verdicts answering one receive batch share one datagram, as the daemon sends them. */
+static uint8_t txq[SNPA_MSG_MAX] __attribute__((aligned(4)));
+static size_t txq_len;
+
+static void txq_flush(int fd, uint32_t port)
+{
+	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = port };
+
+	if (txq_len)
+		(void)sendto(fd, txq, txq_len, 0, (struct sockaddr *)&to, sizeof(to));
+	txq_len = 0;
+}
+
+static void txq_add(int fd, uint32_t port, const struct snpa_msg *m, uint32_t seq)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int len = nl_build(txq + txq_len, sizeof(txq) - txq_len, SNPA_USERSOCK_FAMILY,
+				   NLM_F_REQUEST, seq, 0, m);
+		if (len >= 0) {
+			txq_len += NLMSG_ALIGN((size_t)len);
+			return;
+		}
+		if (len != -ENOSPC || txq_len == 0)
+			return;
+		txq_flush(fd, port); /* full: send what is queued, then this one alone */
+	}
+}
+
 static void handle(int fd, uint32_t port, uint32_t *seq, const struct snpa_msg *m,
 		   const uint8_t *table, size_t table_len, struct bn_stats *st)
 {
@@ -110,7 +140,7 @@ static void handle(int fd, uint32_t port, uint32_t *seq, const struct snpa_msg *
 		}
 		st->allow++;
 	}
-	(void)send_msg(fd, port, &vd, NLM_F_REQUEST, ++*seq);
+	txq_add(fd, port, &vd, ++*seq);
 }
 
 int main(int argc, char **argv)
@@ -187,43 +217,58 @@ int main(int argc, char **argv)
 		}
 		if (poll(&pfd, 1, 200) <= 0)
 			continue;
-		for (int i = 0; i < BN_BATCH; i++) {
-			iov[i] = (struct iovec){ .iov_base = rx[i], .iov_len = BN_DGRAM_MAX };
-			msgs[i] = (struct mmsghdr){ .msg_hdr = {
-				.msg_name = &from[i], .msg_namelen = sizeof(from[i]),
-				.msg_iov = &iov[i], .msg_iovlen = 1 } };
-		}
-		n = recvmmsg(fd, msgs, BN_BATCH, MSG_DONTWAIT, NULL);
-		for (int i = 0; i < n; i++) {
-			size_t len = msgs[i].msg_len;
-
-			if (from[i].nl_pid != port)
-				continue;
-			for (size_t off = 0; off + sizeof(struct nlmsghdr) <= len;) {
-				struct nlmsghdr *nlh = (struct nlmsghdr *)(rx[i] + off);
-				size_t ml = nlh->nlmsg_len;
-				struct snpa_msg m;
-				uint32_t aseq;
-				int err;
-
-				if (ml < sizeof(*nlh) || ml > len - off)
-					break;
-				off += NLMSG_ALIGN(ml);
-				if (nl_msg_class(nlh, ml, SNPA_USERSOCK_FAMILY) == NL_MSG_ACK) {
-					if (nl_parse_ack(nlh, ml, &aseq, &err) == 0 && aseq == reg_seq &&
-					    err == 0 && !registered) {
-						struct snpa_msg dump = { .cmd = SNPA_CMD_VM_DUMP };
-						registered = true;
-						(void)send_msg(fd, port, &dump, NLM_F_REQUEST, ++seq);
-					}
-					continue;
-				}
-				if (nl_parse(nlh, ml, SNPA_USERSOCK_FAMILY, &m) < 0) {
-					st.malformed++;
-					continue;
-				}
-				handle(fd, port, &seq, &m, table, table_len, &st);
+		/* Drain as the daemon does: up to BN_ROUNDS batches per wakeup. */
+		for (int round = 0; round < BN_ROUNDS; round++) {
+			for (int i = 0; i < BN_BATCH; i++) {
+				iov[i] = (struct iovec){ .iov_base = rx[i],
+							 .iov_len = BN_DGRAM_MAX };
+				msgs[i] = (struct mmsghdr){ .msg_hdr = {
+					.msg_name = &from[i], .msg_namelen = sizeof(from[i]),
+					.msg_iov = &iov[i], .msg_iovlen = 1 } };
 			}
+			n = recvmmsg(fd, msgs, BN_BATCH, MSG_DONTWAIT, NULL);
+			if (n <= 0)
+				break;
+			txq_len = 0;
+			for (int i = 0; i < n; i++) {
+				size_t len = msgs[i].msg_len;
+
+				if (from[i].nl_pid != port)
+					continue;
+				for (size_t off = 0; off + sizeof(struct nlmsghdr) <= len;) {
+					struct nlmsghdr *nlh =
+					(struct nlmsghdr *)(rx[i] + off);
+					size_t ml = nlh->nlmsg_len;
+					struct snpa_msg m;
+					uint32_t aseq;
+					int err;
+
+					if (ml < sizeof(*nlh) || ml > len - off)
+						break;
+					off += NLMSG_ALIGN(ml);
+					if (nl_msg_class(nlh, ml, SNPA_USERSOCK_FAMILY) ==
+					    NL_MSG_ACK) {
+						if (nl_parse_ack(nlh, ml, &aseq, &err) == 0 &&
+						    aseq == reg_seq && err == 0 && !registered) {
+							struct snpa_msg d = {
+								.cmd = SNPA_CMD_VM_DUMP
+							};
+							registered = true;
+							(void)send_msg(fd, port, &d, NLM_F_REQUEST,
+								       ++seq);
+						}
+						continue;
+					}
+					if (nl_parse(nlh, ml, SNPA_USERSOCK_FAMILY, &m) < 0) {
+						st.malformed++;
+						continue;
+					}
+					handle(fd, port, &seq, &m, table, table_len, &st);
+				}
+			}
+			txq_flush(fd, port);
+			if (n < BN_BATCH)
+				break;
 		}
 	}
 	printf("{\"guest_reqs\":%llu,\"allow\":%llu,\"invalid_len\":%llu,\"done\":%llu,"

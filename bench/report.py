@@ -224,6 +224,13 @@ def overhead(raw, run, T, figs, notes):
     T.add('overhead', 'daemon/floor p50 turnaround (median)',
           '%.2fx (floor %.3f ms, daemon %.3f ms)' % (p50, f_p50, d_p50), 'informational', None,
           p50)
+    f_cpu = median([r.cpu_ns_per_verdict for r in fl])
+    d_cpu = median([r.cpu_ns_per_verdict for r in dm])
+    if f_cpu and d_cpu:
+        figs['overhead']['cpu_ratio'] = d_cpu / f_cpu
+        T.add('overhead', 'daemon/floor CPU per verdict (median)',
+              '%.2fx (floor %.2f us, daemon %.2f us)' % (d_cpu / f_cpu, f_cpu / 1e3, d_cpu / 1e3),
+              'informational', None, d_cpu / f_cpu)
     vms = run.get('load_vms')
     T.add('overhead', 'daemon verdicts/s, %s VMs (issue 7)' % vms, '%.0f' % d_vps,
           '>= 100000', d_vps >= 100000, d_vps)
