@@ -407,26 +407,25 @@ def fair_phase(raw, name):
     q = bucket_quantile(merged, 0.99)
     fw = fw_mean_s(m)
     fwq = bucket_quantile(m.buckets('snp_attestd_firmware_seconds'), 0.99)
-    # PSP idle while admissible work waited: the daemon's counters when it has them, else the
-    # 110 ms samples (a sample counts when queue_depth > 0 and a slot is free).
-    idle = None
+    # PSP idle while admissible work waited. Sampled: /metrics every 110 ms, a sample counts
+    # when queue_depth > 0 and a slot is free. The daemon's counters, when present, add the
+    # slot hand-offs (GUEST_DONE receipt to the next queued request's ALLOW) and their time.
+    n_s = n_q = n_idle = 0
+    for sp in glob.glob(os.path.join(raw, name + '.sample.*')):
+        s = Prom(sp)
+        if s.get('snp_attestd_queue_depth') is None:
+            continue
+        n_s += 1
+        if s.get('snp_attestd_queue_depth') > 0:
+            n_q += 1
+            if s.get('snp_attestd_psp_slots_busy', 0) < s.get('snp_attestd_psp_slots', 1):
+                n_idle += 1
+    idle = {'samples': n_s, 'samples_queued': n_q, 'samples_idle_with_queue': n_idle,
+            'stale_inflight_freed': m.get('snp_attestd_stale_inflight_freed_total')}
     if m.has('snp_attestd_psp_idle_while_waiting_seconds_total'):
-        idle = {'source': 'counters',
-                'seconds': m.get('snp_attestd_psp_idle_while_waiting_seconds_total', 0),
-                'events': m.get('snp_attestd_psp_idle_while_waiting_total', 0)}
-    else:
-        n_s = n_q = n_idle = 0
-        for sp in glob.glob(os.path.join(raw, name + '.sample.*')):
-            s = Prom(sp)
-            if s.get('snp_attestd_queue_depth') is None:
-                continue
-            n_s += 1
-            if s.get('snp_attestd_queue_depth') > 0:
-                n_q += 1
-                if s.get('snp_attestd_psp_slots_busy', 0) < s.get('snp_attestd_psp_slots', 1):
-                    n_idle += 1
-        idle = {'source': 'samples', 'samples': n_s, 'samples_queued': n_q,
-                'samples_idle_with_queue': n_idle}
+        idle['handoffs'] = m.get('snp_attestd_psp_idle_while_waiting_total', 0)
+        idle['handoff_seconds'] = m.get('snp_attestd_psp_idle_while_waiting_seconds_total', 0)
+        idle['psp_busy_seconds'] = m.get('snp_attestd_firmware_seconds_sum')
     rates = [p['admitted_per_s'] for p in per_vm if not p['noisy']]
     return {'quiet_vms': len(quiet), 'noisy_vms': len(noisy), 'duration_s': dur,
             'per_vm': per_vm, 'jain_quiet': jain(rates),
@@ -497,21 +496,26 @@ def fairness(raw, run, T, figs, notes):
           '%d / %s' % (fl['quiet_busy'], base['quiet_busy'] if base else 'n/a'),
           '0 (informational)', None, fl['quiet_busy'])
     idle = fl['psp_idle_while_waiting']
-    if idle['source'] == 'counters':
-        T.add('fairness', 'PSP idle while work waited (counters)',
-              '%.3f ms in %d events (mean %.1f us)' % (
-                  idle['seconds'] * 1e3, idle['events'],
-                  idle['seconds'] * 1e6 / idle['events'] if idle['events'] else 0), '0',
-              idle['events'] == 0, idle['events'])
+    T.add('fairness', 'PSP idle while a request waited (sampled)',
+          '%d of %d samples with a queue (%d scrapes)' % (
+              idle['samples_idle_with_queue'], idle['samples_queued'], idle['samples']),
+          '0', idle['samples_idle_with_queue'] == 0 if idle['samples'] else None,
+          idle['samples_idle_with_queue'])
+    if 'handoffs' in idle:
+        busy = idle.get('psp_busy_seconds')
+        T.add('fairness', '  slot hand-offs with work queued (counters)',
+              '%d, %.3f ms in all (mean %.1f us%s)' % (
+                  idle['handoffs'], idle['handoff_seconds'] * 1e3,
+                  idle['handoff_seconds'] * 1e6 / idle['handoffs'] if idle['handoffs'] else 0,
+                  ', %.3f%% of PSP busy time' % (100 * idle['handoff_seconds'] / busy)
+                  if busy else ''), 'informational', None, idle['handoff_seconds'])
     else:
-        T.add('fairness', 'PSP idle while a request waited (sampled)',
-              '%d of %d samples with a queue (%d scrapes)' % (
-                  idle['samples_idle_with_queue'], idle['samples_queued'], idle['samples']),
-              '0', idle['samples_idle_with_queue'] == 0 if idle['samples'] else None,
-              idle['samples_idle_with_queue'])
-        notes.append('the daemon exports no snp_attestd_psp_idle_while_waiting_* counters yet: '
-                     'PSP idle time is sampled from /metrics every 110 ms (queue_depth > 0 '
-                     'with a free slot), which can miss short idle spans')
+        notes.append('the daemon exports no snp_attestd_psp_idle_while_waiting_* counters: '
+                     'only the 110 ms samples judge PSP idle time')
+    if idle.get('stale_inflight_freed') is not None:
+        T.add('fairness', 'slots freed only by the stale in-flight timeout',
+              '%d' % idle['stale_inflight_freed'], '0', idle['stale_inflight_freed'] == 0,
+              idle['stale_inflight_freed'])
     if not fl['clean'] or (base and not base['clean']):
         notes.append('a fairness run had wipes or verification failures')
 

@@ -59,7 +59,7 @@ jqf "fairness: both phases, Jain in (0,1], quiet p99 bucket, slot, clean" fairne
 	'(.flood | (.jain_quiet > 0 and .jain_quiet <= 1.000001) and .noisy_vms >= 1 and
 	  (.quiet_wait_p99_bucket_ms | length == 2 and .[0] <= .[1]) and .firmware_mean_ms > 0
 	  and (.per_vm | length) == (.quiet_vms + .noisy_vms) and .quiet_admitted > 0 and .clean
-	  and (.psp_idle_while_waiting.source | IN("counters", "samples"))) and
+	  and (.psp_idle_while_waiting | .samples > 0 and .samples_idle_with_queue >= 0)) and
 	 (.no_flood | .noisy_vms == 0 and .clean) and .no_flood.quiet_vms == .flood.quiet_vms'
 jqf "startup: READY and --check-config timed every run" startup \
 	'.ready.n == .runs and .check_config.n == .runs and .ready.median_ms > 0 and
