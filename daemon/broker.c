@@ -351,6 +351,9 @@ static void on_sched_event(void *userdata, const struct sched_event *ev)
 		vm->queued = NULL;
 	if (ev->type == SCHED_EV_ADMIT) {
 		struct broker_req tmp = {.req_id = ev->req_id, .vm_id = ev->vm_id, .arrived = now};
+		/* Rule 4 over the slots: it waits for the PSP in the kernel. */
+		if (sched_inflight(b->sched) > b->m->conf.psp_concurrency)
+			b->stats.admissions_over_slots++;
 		admitted(b, vm, rq ? rq : &tmp, now);
 	} else {
 		b->stats.busy_by_reason[ev->reason < _SCHED_BUSY_MAX ? ev->reason : 0]++;

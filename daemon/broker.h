@@ -62,6 +62,7 @@ struct broker_stats {
 	 * share of the PSP's idle time while admissible work waited. */
 	uint64_t handoffs;
 	uint64_t handoff_usec_total;
+	uint64_t admissions_over_slots; /* forced (rule 4) while every slot was taken */
 };
 
 struct broker *broker_get(struct manager *m);

@@ -403,6 +403,9 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 	counter(w, "snp_attestd_stale_inflight_freed_total",
 		"In-flight requests freed because their GUEST_DONE never came.",
 		st->stale_inflight_freed);
+	counter(w, "snp_attestd_admissions_over_slots_total",
+		"Forced admissions (bounded-BUSY rule) made while every PSP slot was taken; they "
+		"wait for the PSP in the kernel.", st->admissions_over_slots);
 	counter(w, "snp_attestd_psp_idle_while_waiting_total",
 		"GUEST_DONEs that freed a PSP slot while requests were queued.", st->handoffs);
 	metrics_family(w, "snp_attestd_psp_idle_while_waiting_seconds_total", METRICS_COUNTER,

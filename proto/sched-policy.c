@@ -63,6 +63,7 @@ struct sched_vm {
 
 	/* The one request the VM may have: queued or in flight, never both. */
 	bool queued, urgent, inflight;
+	bool timed; /* admitted into a free slot: its ALLOW -> DONE time is a service time */
 	uint64_t req_id, queued_at, admitted_at;
 	uint64_t enq_seq; /* enqueue order: ties in the priority heap go first come first */
 	size_t hidx[2];	  /* position in s->heap[0/1]; HEAP_NONE if not in the heaps */
@@ -98,7 +99,8 @@ struct sched {
 	struct sched_vm **heap[2]; /* owned */
 	size_t nheap, heap_cap;
 	uint64_t enq_seq;
-	uint64_t svc_est; /* running mean of ALLOW -> DONE time, usec; 0 until the first DONE */
+	uint64_t svc_est; /* running mean of ALLOW -> DONE time of requests admitted into a free
+			   * slot, usec; 0 until the first such DONE */
 	/* Owed VMs by owed_since (time only moves forward, so appending keeps the order). VMs that
 	 * stopped retrying are dropped from it lazily, from the head. */
 	struct sched_link owed;
@@ -113,6 +115,7 @@ struct sched {
 	bool dump_requested;
 	uint64_t dump_at;
 	uint64_t busy_no_vm;
+	uint64_t overcommitted; /* forced admissions made while every slot was taken */
 };
 
 /* --- lists --- */
@@ -478,6 +481,8 @@ static void vm_admit(struct sched *s, struct sched_vm *vm, bool forced, uint64_t
 {
 	vm_take_token(s, vm);
 	vm->inflight = true;
+	/* Over the slots it first waits in the kernel: that wait is not the PSP's service time. */
+	vm->timed = s->ninflight < s->cfg.psp_concurrency;
 	vm->admitted_at = now;
 	vm->ever_admitted = true;
 	vm->in_streak = false;
@@ -622,15 +627,43 @@ static int spread(struct sched *s, uint64_t now)
 	return n;
 }
 
-/* Work conservation: fills free slots from the queues. */
+/* How many forced admissions may be in flight over the slots: as many as the PSP can serve in
+ * one busy_budget (by the running service estimate), so that no forced request waits in the
+ * kernel for longer than the budget it was admitted to respect; one per max_queue_wait of the
+ * retry interval while there is no estimate yet. */
+static unsigned overcommit_max(const struct sched *s)
+{
+	uint64_t n = s->svc_est ? s->cfg.busy_budget_usec / s->svc_est * s->cfg.psp_concurrency
+				: s->cfg.retry_interval_usec / MAX(s->cfg.max_queue_wait_usec, 1u);
+
+	return (unsigned)MIN(MAX(n, 1u), (uint64_t)SCHED_MAX_OVERCOMMIT);
+}
+
+/* Work conservation: fills free slots from the queues. Rule 4 goes further: an urgent VM (its
+ * retry would land past busy_budget) is admitted even when every slot is taken, and then waits
+ * for the PSP in the kernel. A group of guests refused together widens its arrival window by
+ * only max_queue_wait per retry (top of the file), so a boot storm of 1,000 guests still brings
+ * hundreds of urgent VMs in one window; this is what keeps their keys. Over the slots, urgent VMs
+ * go in deadline order (the heap) and the backlog is bounded by overcommit_max. */
 static int dispatch(struct sched *s, uint64_t now)
 {
 	int n = 0;
 
-	while (!s->paused && s->ninflight < s->cfg.psp_concurrency) {
-		struct sched_vm *vm = pick_next(s);
+	while (!s->paused) {
+		struct sched_vm *vm;
 		bool forced;
 
+		if (s->ninflight < s->cfg.psp_concurrency) {
+			vm = pick_next(s);
+		} else {
+			/* Urgent VMs are on top of the heap when there are any (pick_next would
+			 * start a new DRR round as a side effect: not here). */
+			vm = s->nheap > 0 ? heap_top(s, 0) : NULL;
+			if (!vm || !vm->urgent ||
+			    s->ninflight >= s->cfg.psp_concurrency + overcommit_max(s))
+				break;
+			s->overcommitted++;
+		}
 		if (!vm)
 			break;
 		forced = vm->urgent;
@@ -1018,8 +1051,10 @@ int sched_done(struct sched *s, uint64_t vm_id, uint64_t req_id, uint64_t now,
 		/* Service time estimate for spread(): a mean over about the last 8 requests. */
 		uint64_t took = MAX(now - MIN(vm->admitted_at, now), 1u);
 
-		s->svc_est = s->svc_est ? s->svc_est - s->svc_est / 8 + took / 8 : took;
-		s->svc_est = MAX(s->svc_est, 1u);
+		if (vm->timed) {
+			s->svc_est = s->svc_est ? s->svc_est - s->svc_est / 8 + took / 8 : took;
+			s->svc_est = MAX(s->svc_est, 1u);
+		}
 		vm->inflight = false;
 		vm->n_done++;
 		seq_done(vm, outcome);
@@ -1103,6 +1138,16 @@ size_t sched_vm_count(const struct sched *s)
 uint64_t sched_busy_no_vm(const struct sched *s)
 {
 	return s ? s->busy_no_vm : 0;
+}
+
+uint64_t sched_overcommitted(const struct sched *s)
+{
+	return s ? s->overcommitted : 0;
+}
+
+unsigned sched_inflight_max(const struct sched *s)
+{
+	return s ? s->cfg.psp_concurrency + overcommit_max(s) : 0;
 }
 
 /* --- quotas --- */

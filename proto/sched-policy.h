@@ -190,6 +190,14 @@ unsigned sched_queued(const struct sched *s);
 size_t sched_vm_count(const struct sched *s);
 /* BUSY(NO_VM) answers, which have no per-VM state to count them in. */
 uint64_t sched_busy_no_vm(const struct sched *s);
+/* Forced admissions (rule 4) made while every slot was taken: an urgent VM whose queue wait
+ * ended with no slot free is admitted over psp_concurrency rather than refused, up to
+ * sched_inflight_max in flight (psp_concurrency plus what the PSP serves in one busy_budget
+ * by the running service estimate, at most SCHED_MAX_OVERCOMMIT); they wait for the PSP in the
+ * kernel. */
+#define SCHED_MAX_OVERCOMMIT 4096
+uint64_t sched_overcommitted(const struct sched *s);
+unsigned sched_inflight_max(const struct sched *s);
 
 /* Runtime quota changes, immediate effect (tokens are refilled at the old rate up to now, then
  * capped at the new burst). q == NULL resets the VM to the default. -EINVAL if the quota fails

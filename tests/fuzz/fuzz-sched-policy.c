@@ -159,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		CHECK(sched_selfcheck(s) == 0);
-		CHECK(restored || sched_inflight(s) <= c.psp_concurrency);
+		CHECK(restored || sched_inflight(s) <= sched_inflight_max(s));
 	}
 
 	/* Every request still pending is decided once the pause ends and the queue wait runs out.
