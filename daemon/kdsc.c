@@ -70,6 +70,11 @@ struct kdsc_key {
 	uint64_t last_attempt_usec;
 	uint64_t next_attempt_usec;
 	uint64_t retry_after_usec;
+	/* A fetched answer the cache could not store (disk full): served from memory, and written
+	 * out again at the next use, so freeing the space needs no second fetch. */
+	uint8_t *held;
+	size_t held_len;
+	struct cache_meta held_cm;
 };
 
 struct kdsc_sock {
@@ -202,6 +207,7 @@ static int key_evict(struct kdsc *k, uint64_t now)
 	{
 		struct kdsc_key *e = *victim;
 		*victim = e->next;
+		free(e->held);
 		free(e);
 		k->n_keys--;
 	}
@@ -678,9 +684,18 @@ static void xfer_done(struct kdsc *k, struct kdsc_xfer *x, CURLcode cc)
 				 sizeof(cm.last_modified));
 		if (!(x->flags & KDSC_FETCH_NO_CACHE) && k->cache_dir[0] && !no_store) {
 			int q = cache_put(k->cache_dir, &e->q, x->buf, x->len, &cm);
+			free(e->held);
+			e->held = NULL;
 			if (q < 0) {
 				k->stats.cache_write_errors++;
-				log_warning_errno(q, "Failed to cache KDS answer for %s", e->name);
+				log_warning_errno(q, "Failed to cache KDS answer for %s; keeping it in "
+						  "memory and writing it again at its next use", e->name);
+				e->held = malloc(x->len ? x->len : 1);
+				if (e->held) {
+					memcpy(e->held, x->buf, x->len);
+					e->held_len = x->len;
+					e->held_cm = cm;
+				}
 			}
 		}
 		log_info("Fetched %s from KDS (%zu bytes)", e->name, x->len);
@@ -827,6 +842,22 @@ int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc
 		r = cache_get(k->cache_dir, q, &cached, &clen, &cm);
 		if (r < 0 && r != -ENOENT)
 			log_warning_errno(r, "Failed to read cached %s", name);
+		if (r != 0 && e->held) {
+			/* Not on disk: the answer the cache could not store earlier. */
+			cached = malloc(e->held_len ? e->held_len : 1);
+			if (cached) {
+				memcpy(cached, e->held, e->held_len);
+				clen = e->held_len;
+				cm = e->held_cm;
+				r = 0;
+				if (cache_put(k->cache_dir, q, e->held, e->held_len, &cm) == 0) {
+					log_info("Cached %s now (kept in memory since the cache "
+						 "write failed)", name);
+					free(e->held);
+					e->held = NULL;
+				}
+			}
+		}
 		if (r == 0)
 			fresh = cm.fresh_until == CACHE_FRESH_FOREVER || cm.fresh_until > wall;
 	}
@@ -979,6 +1010,7 @@ void kdsc_free(struct kdsc *k)
 	while (k->keys) {
 		struct kdsc_key *e = k->keys;
 		k->keys = e->next;
+		free(e->held);
 		free(e);
 	}
 	if (k->loop) {

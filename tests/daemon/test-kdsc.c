@@ -712,6 +712,50 @@ START_TEST(test_corrupt_cache_refetched)
 }
 END_TEST
 
+/* The cache cannot store (here: its directory path is a file; on a host: a full disk): the
+ * answer is kept in memory and served from there, and written out at its first use after the
+ * cache works again, without a second download. */
+START_TEST(test_unstorable_answer_kept)
+{
+	struct ctx c;
+	struct result res = { 0 };
+	uint8_t *buf = NULL;
+	size_t len;
+	FILE *fp;
+
+	ctx_start(&c, NULL);
+	fp = fopen(c.cache, "w");
+	ck_assert(fp);
+	fclose(fp);
+	fetch(&c, &c.vcek, 0, &res);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_int_eq(res.meta.source, KDSC_SOURCE_KDS);
+	{
+		struct kdsc_stats st;
+		kdsc_get_stats(c.k, &st);
+		ck_assert_uint_ge(st.cache_write_errors, 1);
+	}
+	fetch(&c, &c.vcek, 0, &res);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_int_eq(res.meta.source, KDSC_SOURCE_CACHE);
+	ck_assert_int_eq(sim_count(&c, &c.vcek, "200"), 1);
+
+	/* Space again: the next use writes the kept answer to the cache. */
+	ck_assert_int_eq(unlink(c.cache), 0);
+	ck_assert_int_eq(mkdir(c.cache, 0700), 0);
+	fetch(&c, &c.vcek, 0, &res);
+	ck_assert_int_eq(res.r, 0);
+	ck_assert_int_eq(res.meta.source, KDSC_SOURCE_CACHE);
+	ck_assert_int_eq(cache_get(c.cache, &c.vcek, &buf, &len, NULL), 0);
+	ck_assert_uint_eq(len, res.len);
+	ck_assert_mem_eq(buf, res.body, len);
+	ck_assert_int_eq(sim_count(&c, &c.vcek, "200"), 1);
+	free(buf);
+	free(res.body);
+	ctx_done(&c);
+}
+END_TEST
+
 static void cb_unused(void *ud, int r, const uint8_t *b, size_t l, const struct kdsc_meta *m)
 {
 	ck_abort_msg("callback for a refused fetch");
@@ -754,6 +798,7 @@ static Suite *kdsc_suite(void)
 	tcase_add_test(tc, test_conditional_revalidation);
 	tcase_add_test(tc, test_warm_cache_kds_down);
 	tcase_add_test(tc, test_corrupt_cache_refetched);
+	tcase_add_test(tc, test_unstorable_answer_kept);
 	tcase_add_test(tc, test_invalid_and_cancel);
 	suite_add_tcase(s, tc);
 	return s;
