@@ -1287,10 +1287,18 @@ static void on_fetch(struct broker_rotation *rot, int r, const uint8_t *body, si
 		}
 	}
 	if (r < 0 && rot->fetch_r == 0) {
+		char why[96] = "";
+		uint64_t now = now_usec();
+
+		if (r == -EAGAIN && meta && meta->retry_at_usec > now)
+			/* Not asked: KDS manners (pacing or backoff after failures). */
+			snprintf(why, sizeof(why), " (KDS not asked again yet: next attempt in %.1fs)",
+				 (double)(meta->retry_at_usec - now) / 1e6);
+		else if (r == -ENOENT)
+			snprintf(why, sizeof(why), " (404: masked chip id or wrong product?)");
 		rot->fetch_r = r;
 		snprintf(rot->fetch_err, sizeof(rot->fetch_err), "%s from KDS: %s%s",
-			 is_leaf ? "VCEK" : "certificate chain", snp_strerror(r),
-			 r == -ENOENT ? " (404: masked chip id or wrong product?)" : "");
+			 is_leaf ? "VCEK" : "certificate chain", snp_strerror(r), why);
 	}
 	if (--rot->fetch_pending == 0)
 		rot_fetched(rot);
