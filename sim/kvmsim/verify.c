@@ -91,8 +91,9 @@ void kvs_verifier_free(struct kvs_verifier *v)
 }
 
 /* The VCEK KDS would hand out for this chip at tcb (what a relying party fetches when the
- * guest got no certificates). */
-static int vcek_for(struct kvs_verifier *v, uint64_t tcb, X509 **ret)
+ * guest got no certificates). It is issued at now, the verification's own clock: a notBefore
+ * read from a later second would make the new VCEK "not yet valid" to this very check. */
+static int vcek_for(struct kvs_verifier *v, uint64_t tcb, time_t now, X509 **ret)
 {
 	struct sim_state_data d;
 	EVP_PKEY *priv = NULL, *pub = NULL;
@@ -112,7 +113,7 @@ static int vcek_for(struct kvs_verifier *v, uint64_t tcb, X509 **ret)
 		r = sim_keys_public(priv, &pub);
 	if (r >= 0)
 		r = sim_ca_issue_vcek(v->ca, pub, d.chip_id, snp_product_hwid_len(d.product), tcb,
-				      time(NULL), &x);
+				      now, &x);
 	EVP_PKEY_free(pub);
 	EVP_PKEY_free(priv);
 	if (r < 0)
@@ -161,7 +162,7 @@ int kvs_verify_report(struct kvs_verifier *v, const uint8_t *report, size_t len,
 	if (n == 0) {
 		/* No certificates: fetch the VCEK for the reported TCB, as from KDS. */
 		X509 *vcek;
-		r = vcek_for(v, rep.reported_tcb, &vcek);
+		r = vcek_for(v, rep.reported_tcb, opts.now, &vcek);
 		if (r < 0) {
 			*ret_why = "cannot obtain the VCEK from the simulated KDS";
 			return r;

@@ -24,9 +24,8 @@ FAULTS_LONG=${FAULTS_LONG:-0}
 FAULTS_NAME=${FAULTS_NAME:-$(basename "$0" .sh)}
 FAULTS_FLOOD=$SNP_BUILD_ROOT/tests/faults/fault-flood
 F_REQ=0 F_DONE=0 F_WIPES=0 F_VERIFY=0 F_LOST=0 F_CRASH=0 F_ABANDONED=0 F_BUSY=0
-F_TIMEOUTS=0 F_TXDROP=0 F_RUNS=0 F_RACES=0
+F_TIMEOUTS=0 F_TXDROP=0 F_RUNS=0
 F_NOTES=()
-FAULTS_RACE_WHY='certificate is not valid at this time'
 F_EXTRA='{}'
 
 # Scenario-specific count: faults_extra KEY NUMBER-OR-JSON
@@ -80,16 +79,6 @@ faults_kvmsim_collect() { # NAME
 		$t.vmpck_wipes, $t.verify_failures + $t.msg_failures,
 		([0, $t.requests - $t.completed - $t.vmpck_wipes - $t.abandoned] | max),
 		$t.abandoned, $t.busy, $k.verdict_timeouts, $k.tx_dropped] | @tsv' "$f")"
-	# snp-kvmsim's verifier (sim/kvmsim/verify.c) takes "now" before it issues, for a report
-	# that came without a certificate table, the VCEK of the simulated KDS with notBefore =
-	# the then current second: when the second turns in between, its own certificate is "not
-	# valid at this time". The daemon has no part in that path (no table, no certificate of
-	# its own): such failures are counted apart, as verifier_clock_races, and not as
-	# verification failures. Nothing else is excluded.
-	n=$(grep -c "verification failed: report vs. the KDS VCEK chain: $FAULTS_RACE_WHY" \
-		"$SIMENV_DIR/$name.err")
-	F_RACES=$((F_RACES + n))
-	v[3]=$((v[3] - n))
 	F_REQ=$((F_REQ + v[0])) F_DONE=$((F_DONE + v[1])) F_WIPES=$((F_WIPES + v[2]))
 	F_VERIFY=$((F_VERIFY + v[3])) F_LOST=$((F_LOST + v[4])) F_ABANDONED=$((F_ABANDONED + v[5]))
 	F_BUSY=$((F_BUSY + v[6])) F_TIMEOUTS=$((F_TIMEOUTS + v[7])) F_TXDROP=$((F_TXDROP + v[8]))
@@ -163,7 +152,6 @@ faults_finish() {
 	faults_extra busy "$F_BUSY"
 	faults_extra verdict_timeouts "$F_TIMEOUTS"
 	faults_extra tx_dropped "$F_TXDROP"
-	[ "$F_RACES" = 0 ] || faults_extra verifier_clock_races "$F_RACES"
 	notes=$(printf '%s\n' "${F_NOTES[@]}" | jq -R . | jq -sc 'map(select(length > 0))')
 	jq -nc --arg s "$FAULTS_NAME" --argjson long "$FAULTS_LONG" --argjson req "$F_REQ" \
 		--argjson done "$F_DONE" --argjson w "$F_WIPES" --argjson v "$F_VERIFY" \
