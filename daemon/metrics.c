@@ -34,10 +34,12 @@
 static const uint64_t wait_bounds_usec[] = {
 	10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
 };
-/* Firmware time: a report takes ~8 ms on real PSPs, a key request less. */
+/* Firmware time: a report takes ~8 ms on real PSPs, a key request less. 1 ms steps from 5 to
+ * 15 ms, so the spread of report times (what one PSP slot lasts) can be read off. */
 static const uint64_t fw_bounds_nsec[] = {
-	100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
-	25000000, 50000000, 100000000, 250000000, 1000000000,
+	100000,	  250000,   500000,   1000000,	2500000,   5000000,   6000000,
+	7000000,  8000000,  9000000,  10000000, 11000000,  12000000,  13000000,
+	14000000, 15000000, 25000000, 50000000, 100000000, 250000000, 1000000000,
 };
 
 /* The per-VM counter vector fed to the series set (proto/metrics.h). */
