@@ -11,7 +11,11 @@
  *  - urgent (the streak nears busy_budget): earliest streak start first, over quota if need be;
  *  - owed (refused for capacity since the last admission): oldest refusal first, ahead of any
  *    VM that has not been refused; a VM served just now never overtakes one that is owed;
- *  - normal: deficit round robin with weights among the rest.
+ *  - normal: deficit round robin with weights among the rest; within a round, a VM that asks
+ *    within its sustained rate (its bucket was full when the request came and it has not been
+ *    refused for quota in the last 10 s) goes before the others. Without that, a quiet VM that
+ *    arrives while two flooders take turns through their bursts waits for the running request
+ *    and the other flooder's queued one: two PSP slots (design §5: one).
  * Two more rules act under contention only:
  *  - fair-share gate: once some owed VM has missed a retry, a VM that was admitted after that
  *    VM's first refusal and is not owed itself is refused at once (it was served since the other
@@ -57,6 +61,8 @@ struct sched_vm {
 	bool custom_quota;
 	int64_t tokens; /* nano-requests; negative is debt */
 	uint64_t refilled_at;
+	uint64_t quota_busy_at; /* last refusal for quota, if quota_refused */
+	bool quota_refused;
 
 	uint64_t deficit; /* DRR credit, in requests, valid for `round` (1 .. 2 * weight) */
 	uint64_t round;
@@ -104,6 +110,7 @@ struct sched {
 	/* Owed VMs by owed_since (time only moves forward, so appending keeps the order). VMs that
 	 * stopped retrying are dropped from it lazily, from the head. */
 	struct sched_link owed;
+	struct sched_link fresh;   /* DRR: this round's VMs with a full bucket on arrival */
 	struct sched_link current; /* DRR: VMs served in this round (vm->round == round) */
 	struct sched_link next;	   /* DRR: VMs waiting for the next round (round + 1) */
 	struct sched_link bytime;  /* every queued request, oldest first */
@@ -424,6 +431,19 @@ static void vm_refill(const struct sched *s, struct sched_vm *vm, uint64_t now)
 	bucket_refill(vm_quota(s, vm), &vm->tokens, &vm->refilled_at, now);
 }
 
+/* How long a refusal for quota marks a VM as one that asks beyond its rate (a guest refused
+ * BUSY comes back after 2 s; its bucket may well be full again by then). */
+#define SCHED_FLOOD_MEMORY_USEC (10 * SCHED_USEC_PER_SEC)
+
+/* The VM asks within its sustained rate: it has drawn nothing of its burst and has not been
+ * refused for quota lately. */
+static bool vm_within_rate(const struct sched *s, const struct sched_vm *vm, uint64_t now)
+{
+	if (vm->quota_refused && now - vm->quota_busy_at < SCHED_FLOOD_MEMORY_USEC)
+		return false;
+	return vm->tokens >= (int64_t)vm_quota(s, vm)->burst * TOKEN_UNIT;
+}
+
 static void vm_take_token(const struct sched *s, struct sched_vm *vm)
 {
 	/* Debt is bounded to one bucket's worth: older debt is forgiven. */
@@ -540,6 +560,8 @@ static void vm_enqueue(struct sched *s, struct sched_vm *vm, uint64_t req_id, bo
 	if (drr_catch_up(s, vm))
 		/* It was owed service in the round that ended: it goes first in this one. */
 		link_append(s->current.next, &vm->qlink);
+	else if (vm->round == s->round && vm_within_rate(s, vm, now))
+		link_append(&s->fresh, &vm->qlink);
 	else
 		link_append(vm->round == s->round ? &s->current : &s->next, &vm->qlink);
 }
@@ -555,11 +577,14 @@ static void vm_dequeue(struct sched *s, struct sched_vm *vm)
 	s->nqueued--;
 }
 
-/* Urgent requests first, then owed ones, then deficit round robin. */
+/* Urgent requests first, then owed ones, then deficit round robin (a round's full-bucket VMs
+ * first). */
 static struct sched_vm *pick_next(struct sched *s)
 {
 	if (s->nheap > 0)
 		return heap_top(s, 0);
+	if (!link_empty(&s->fresh))
+		return container_of(s->fresh.next, struct sched_vm, qlink);
 	if (link_empty(&s->current)) {
 		if (link_empty(&s->next))
 			return NULL;
@@ -737,6 +762,7 @@ int sched_new(const struct sched_config *c, sched_emit_fn emit_fn, void *userdat
 	s->emit = emit_fn;
 	s->userdata = userdata;
 	link_init(&s->owed);
+	link_init(&s->fresh);
 	link_init(&s->current);
 	link_init(&s->next);
 	link_init(&s->bytime);
@@ -1002,6 +1028,8 @@ int sched_request(struct sched *s, uint64_t vm_id, uint64_t req_id, const struct
 	urgent = vm_urgent(s, vm, now);
 	if (vm->tokens < TOKEN_UNIT && !urgent) {
 		d.reason = SCHED_BUSY_QUOTA;
+		vm->quota_busy_at = now;
+		vm->quota_refused = true;
 		goto busy;
 	}
 	if (!urgent && fair_share_gate(s, vm, now)) {
@@ -1301,7 +1329,8 @@ int sched_selfcheck(const struct sched *s)
 
 	if (!s)
 		return -EINVAL;
-	if (!list_ok(s, &s->current, 1, &inq) || !list_ok(s, &s->next, 2, &inq))
+	if (!list_ok(s, &s->fresh, 1, &inq) || !list_ok(s, &s->current, 1, &inq) ||
+	    !list_ok(s, &s->next, 2, &inq))
 		return -EUCLEAN;
 	if (s->nheap > s->heap_cap || s->heap_cap < s->nvms)
 		return -EUCLEAN;

@@ -396,6 +396,124 @@ START_TEST(test_flooder_held_to_quota)
 }
 END_TEST
 
+/* The benchmark's fairness scene (bench/run.sh) in the pure policy: VMs 0 and 1 flood (a new
+ * request as soon as the last one is done, the guest's 2 s pause after a BUSY; quota 5/s,
+ * burst 5, so they take turns through their bursts), VMs 2..16 are quiet: together one
+ * request every 25 ms, in turn (each VM every 375 ms, within its rate). Service 7.5 ms, one
+ * slot. A quiet request waits at most for the request running when it came: one PSP slot,
+ * once the flooders have shown themselves (a quota refusal each). Before that, a flooder's first
+ * request is as well-behaved as anyone's and may be queued ahead. */
+#define BURSTS_N 17
+struct bursts {
+	uint64_t now, inflight_vm, inflight_req, free_at;
+	uint64_t pending_at[BURSTS_N], next_at[BURSTS_N];
+	bool pending[BURSTS_N];
+	uint64_t max_quiet_wait, quiet_waited, quiet_admitted, quiet_sent, flood_admitted;
+	unsigned refused_mask; /* flooders refused at least once */
+	uint64_t known_at;     /* when both had been */
+};
+
+static void bursts_refused(struct bursts *b, uint64_t v)
+{
+	b->pending[v] = false;
+	b->next_at[v] = b->now + 2 * SEC;
+	b->refused_mask |= 1u << v;
+	if (b->refused_mask == 3 && !b->known_at)
+		b->known_at = b->now;
+}
+
+static void bursts_admit(struct bursts *b, uint64_t v, uint64_t id)
+{
+	ck_assert_uint_eq(b->inflight_vm, UINT64_MAX); /* one slot, nothing over it here */
+	b->inflight_vm = v;
+	b->inflight_req = id;
+	b->free_at = b->now + 7500;
+	if (v >= 2) {
+		b->quiet_admitted++;
+		if (b->known_at && b->pending_at[v] >= b->known_at) {
+			b->quiet_waited += b->now > b->pending_at[v];
+			b->max_quiet_wait = MAX(b->max_quiet_wait, b->now - b->pending_at[v]);
+		}
+	} else {
+		b->flood_admitted++;
+	}
+}
+
+static void bursts_event(void *userdata, const struct sched_event *ev)
+{
+	struct bursts *b = userdata;
+
+	ck_assert_msg(ev->type == SCHED_EV_ADMIT || ev->vm_id < 2,
+		      "quiet VM %" PRIu64 " refused (%d)", ev->vm_id, ev->reason);
+	if (ev->type == SCHED_EV_ADMIT)
+		bursts_admit(b, ev->vm_id, ev->req_id);
+	else
+		bursts_refused(b, ev->vm_id);
+}
+
+START_TEST(test_quiet_wait_one_slot_under_two_flooders)
+{
+	struct bursts b = {.inflight_vm = UINT64_MAX};
+	struct sched_config c;
+	struct sched *s;
+	uint64_t id = 1;
+	const uint64_t dur = 20 * SEC;
+
+	sched_config_defaults(&c);
+	c.quota = (struct sched_quota){.rate_milli = 5000, .burst = 5, .weight = 1};
+	ck_assert_int_eq(sched_new(&c, bursts_event, &b, &s), 0);
+	for (uint64_t v = 0; v < BURSTS_N; v++) {
+		ck_assert_int_eq(sched_vm_add(s, v, 0), 0);
+		b.next_at[v] = v < 2 ? 0 : (v - 2) * 25 * MS + 3 * MS;
+	}
+	for (b.now = 0; b.now < dur; b.now += 100) {
+		if (b.inflight_vm != UINT64_MAX && b.now >= b.free_at) {
+			uint64_t v = b.inflight_vm;
+
+			b.inflight_vm = UINT64_MAX;
+			b.pending[v] = false;
+			if (v < 2)
+				b.next_at[v] = b.now; /* a flooder asks again at once */
+			ck_assert_int_eq(
+				sched_done(s, v, b.inflight_req, b.now, SCHED_OUTCOME_SUCCESS), 0);
+		}
+		for (uint64_t v = 0; v < BURSTS_N; v++) {
+			struct sched_decision d;
+
+			if (b.pending[v] || b.now < b.next_at[v])
+				continue;
+			b.pending[v] = true;
+			b.pending_at[v] = b.now;
+			if (v >= 2) {
+				b.quiet_sent++;
+				b.next_at[v] += 375 * MS;
+			}
+			ck_assert_int_eq(sched_request(s, v, id, NULL, b.now, &d), 0);
+			if (d.verdict == SCHED_ADMIT) {
+				bursts_admit(&b, v, id);
+			} else if (d.verdict == SCHED_BUSY) {
+				ck_assert_msg(v < 2, "quiet VM %" PRIu64 " refused (%d)", v, d.reason);
+				bursts_refused(&b, v);
+			}
+			id++;
+		}
+		ck_assert_int_ge(sched_tick(s, b.now), 0);
+	}
+	ck_assert_int_eq(sched_selfcheck(s), 0);
+	ck_assert_uint_gt(b.quiet_sent, 750);
+	ck_assert_uint_ge(b.quiet_admitted + 15, b.quiet_sent);
+	/* The flooders do run (within their quota) and quiet requests do meet them... */
+	ck_assert_uint_gt(b.flood_admitted, 80);
+	ck_assert_uint_gt(b.known_at, 0);
+	ck_assert_uint_lt(b.known_at, 3 * SEC);
+	ck_assert_uint_gt(b.quiet_waited, 10);
+	/* ...yet none waits longer than the one request already running. */
+	ck_assert_msg(b.max_quiet_wait <= 7500, "quiet VM waited %" PRIu64 " us",
+		      b.max_quiet_wait);
+	sched_free(s);
+}
+END_TEST
+
 /* --- queue wait --- */
 
 START_TEST(test_queue_expiry)
@@ -1148,6 +1266,7 @@ static Suite *sched_suite(void)
 	tcase_add_test(tc, test_one_inflight_and_queue_depth);
 	tcase_add_test(tc, test_drr_weights);
 	tcase_add_test(tc, test_flooder_held_to_quota);
+	tcase_add_test(tc, test_quiet_wait_one_slot_under_two_flooders);
 	tcase_add_test(tc, test_queue_expiry);
 	tcase_add_loop_test(tc, test_busy_budget_overload, 0, ELEMENTSOF(overload_cases));
 	tcase_add_test(tc, test_unknown_vm);
