@@ -247,32 +247,59 @@ def overhead(raw, run, T, figs, notes):
         notes.append('an overhead run had wipes or bad responses')
 
 
-def psp(raw, run, T, figs, notes):
-    p = Run(raw, 'daemon-psp')
+def psp_one(raw, name, idle_name):
+    """One PSP run: the daemon's CPU per request against the mean firmware time."""
+    p = Run(raw, name)
     fw = fw_mean_s(p.m) if p.ok else None
     if not (p.ok and fw and p.cpu_ns_per_verdict):
-        T.add('overhead', 'daemon CPU / PSP time (8 ms report)', 'not measured', '< 1%', None)
-        return
-    pct = 100.0 * p.cpu_ns_per_verdict / (fw * 1e9)
-    idle = load_json(os.path.join(raw, 'daemon-idle.json')) or {}
+        return None
+    idle = load_json(os.path.join(raw, idle_name)) or {}
     idle_ns_s = idle['cpu_ns'] / idle['seconds'] if idle.get('seconds') else None
     net = None
     if idle_ns_s is not None:
         net = max(p.p['cpu_ns'] - idle_ns_s * p.k['duration_s'], 0) / p.verdicts
-    figs['psp'] = {'daemon_cpu_ns_per_request': p.cpu_ns_per_verdict,
-                   'firmware_mean_ms': fw * 1e3, 'cost_percent': pct,
-                   'requests': p.verdicts, 'requests_per_s': p.vps,
-                   'idle_cpu_ns_per_s': idle_ns_s, 'net_cpu_ns_per_request': net,
-                   'clean': p.clean()}
-    T.add('overhead', 'daemon CPU / PSP time (8 ms report)',
-          '%.3f%% (%.1f us of %.2f ms)' % (pct, p.cpu_ns_per_verdict / 1e3, fw * 1e3),
-          '< 1%', pct < 1.0, pct)
-    if idle_ns_s is not None:
-        T.add('overhead', '  daemon idle CPU; net of idle per request',
-              '%.1f us/s idle; %.1f us (%.3f%%) at %.0f req/s' % (
-                  idle_ns_s / 1e3, net / 1e3, 100.0 * net / (fw * 1e9), p.vps),
-              'informational', None, net)
-    if not p.clean():
+    return {'daemon_cpu_ns_per_request': p.cpu_ns_per_verdict,
+            'firmware_mean_ms': fw * 1e3,
+            'cost_percent': 100.0 * p.cpu_ns_per_verdict / (fw * 1e9),
+            'requests': p.verdicts, 'requests_per_s': p.vps,
+            'idle_cpu_ns_per_s': idle_ns_s, 'net_cpu_ns_per_request': net,
+            'net_cost_percent': None if net is None else 100.0 * net / (fw * 1e9),
+            'clean': p.clean()}
+
+
+def psp(raw, run, T, figs, notes):
+    # PSP_REPS runs on fresh daemons (daemon-psp-N); a results directory of an older harness
+    # has one run named daemon-psp.
+    runs = [psp_one(raw, 'daemon-psp-%d' % i, 'daemon-idle-%d.json' % i)
+            for i in range(1, (run.get('psp_reps') or 1) + 1)]
+    if not any(runs):
+        runs = [psp_one(raw, 'daemon-psp', 'daemon-idle.json')]
+    runs = [r for r in runs if r]
+    if not runs:
+        T.add('overhead', 'daemon CPU / PSP time (8 ms report)', 'not measured', '< 1%', None)
+        return
+    pct = median([r['cost_percent'] for r in runs])
+    cpu = median([r['daemon_cpu_ns_per_request'] for r in runs])
+    fw = median([r['firmware_mean_ms'] for r in runs])
+    nets = [r['net_cost_percent'] for r in runs if r['net_cost_percent'] is not None]
+    figs['psp'] = {'daemon_cpu_ns_per_request': cpu, 'firmware_mean_ms': fw,
+                   'cost_percent': pct, 'runs': runs,
+                   'net_cost_percent': median(nets) if nets else None,
+                   'clean': all(r['clean'] for r in runs)}
+    T.add('overhead', 'daemon CPU / PSP time (8 ms report%s)' % (
+              ', median of %d runs' % len(runs) if len(runs) > 1 else ''),
+          '%.3f%% (%.1f us of %.2f ms)' % (pct, cpu / 1e3, fw), '< 1%', pct < 1.0, pct)
+    if len(runs) > 1:
+        T.add('overhead', '  each run (%)', ', '.join('%.3f' % r['cost_percent'] for r in runs),
+              'informational', None, None)
+    if nets:
+        T.add('overhead', '  daemon idle CPU; net of idle per request (median)',
+              '%.1f us/s idle; %.3f%% at %.0f req/s' % (
+                  median([r['idle_cpu_ns_per_s'] for r in runs
+                          if r['idle_cpu_ns_per_s'] is not None]) / 1e3,
+                  median(nets), median([r['requests_per_s'] for r in runs])),
+              'informational', None, median(nets))
+    if not figs['psp']['clean']:
         notes.append('PSP run had wipes or verification failures')
 
 
