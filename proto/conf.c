@@ -126,6 +126,16 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 			snprintf(why, why_size, "'%s' contains a comment marker (';' or '#')", v);
 			return -EINVAL;
 		}
+		/* Nor could a value whose printed line "key = value\n" (plus the NUL) is longer
+		 * than inih reads in one line. */
+		if (strlen(k->key) + strlen(v) + 5 > (size_t)ini_max_line) {
+			snprintf(why, why_size, "value is too long (%zu bytes; at most %zu for %s)",
+				 strlen(v),
+				 (size_t)ini_max_line > strlen(k->key) + 5 ?
+					 (size_t)ini_max_line - strlen(k->key) - 5 : 0,
+				 k->key);
+			return -EINVAL;
+		}
 		d = strdup(v);
 		if (!d)
 			return -ENOMEM;

@@ -134,6 +134,38 @@ START_TEST(test_format_roundtrip)
 }
 END_TEST
 
+/* A string value is accepted only if its printed line "key = value" fits what inih reads in
+ * one line: otherwise --check-config would print a file that does not parse (fuzz-conf found a
+ * 188-byte cache_dir written without spaces around '='). */
+START_TEST(test_long_string_value)
+{
+	char text[512], val[256], err[256] = "";
+	struct conf c;
+	char *printed;
+	size_t fit = (size_t)200 - strlen("cache_dir") - 5; /* Debian's inih: 200-byte lines */
+
+	ck_assert_int_eq(conf_init_defaults(&c), 0);
+	memset(val, 'a', sizeof(val));
+	val[0] = '/';
+	val[fit + 1] = '\0';
+	snprintf(text, sizeof(text), "[daemon]\ncache_dir=%s\n", val);
+	ck_assert_int_eq(conf_apply_string(&c, text, "t", err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "too long"), "'%s'", err);
+	val[fit] = '\0';
+	snprintf(text, sizeof(text), "[daemon]\ncache_dir=%s\n", val);
+	ck_assert_int_eq(conf_apply_string(&c, text, "t", err, sizeof(err)), 0);
+	ck_assert_str_eq(c.cache_dir, val);
+	printed = conf_format(&c);
+	ck_assert_ptr_nonnull(printed);
+	conf_done(&c);
+	ck_assert_int_eq(conf_init_defaults(&c), 0);
+	ck_assert_int_eq(conf_apply_string(&c, printed, "printed", err, sizeof(err)), 0);
+	ck_assert_str_eq(c.cache_dir, val);
+	free(printed);
+	conf_done(&c);
+}
+END_TEST
+
 START_TEST(test_durations)
 {
 	static const struct {
@@ -186,6 +218,7 @@ static Suite *conf_suite(void)
 	tcase_add_loop_test(tc, test_apply_table, 0, (int)ELEMENTSOF(cases));
 	tcase_add_test(tc, test_failed_apply_leaves_old);
 	tcase_add_test(tc, test_format_roundtrip);
+	tcase_add_test(tc, test_long_string_value);
 	tcase_add_test(tc, test_durations);
 	tcase_add_test(tc, test_key_table);
 	suite_add_tcase(s, tc);
