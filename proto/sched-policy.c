@@ -110,7 +110,7 @@ struct sched {
 	/* Owed VMs by owed_since (time only moves forward, so appending keeps the order). VMs that
 	 * stopped retrying are dropped from it lazily, from the head. */
 	struct sched_link owed;
-	struct sched_link fresh;   /* DRR: this round's VMs with a full bucket on arrival */
+	struct sched_link fresh;   /* DRR: this round's VMs asking within their rate */
 	struct sched_link current; /* DRR: VMs served in this round (vm->round == round) */
 	struct sched_link next;	   /* DRR: VMs waiting for the next round (round + 1) */
 	struct sched_link bytime;  /* every queued request, oldest first */
@@ -577,8 +577,8 @@ static void vm_dequeue(struct sched *s, struct sched_vm *vm)
 	s->nqueued--;
 }
 
-/* Urgent requests first, then owed ones, then deficit round robin (a round's full-bucket VMs
- * first). */
+/* Urgent requests first, then owed ones, then deficit round robin (in a round, the VMs asking
+ * within their rate first). */
 static struct sched_vm *pick_next(struct sched *s)
 {
 	if (s->nheap > 0)
