@@ -48,13 +48,26 @@ faults_kvmsim_run diskfull "$DUR" --vms "$VMS" --rate 3 --duration "$DUR" --wait
 KVM=$!
 sleep 1
 refused=0 unclear=0 accepted=0 recovered=0 tmp_left=0 changed=0
-try_full() { # DESCRIPTION SNPCTL-ARGS...: a write on a full disk
+# Files of snapshot $1 changed or gone in snapshot $2 count as changed (named in the log).
+files_changed() { # BEFORE AFTER WHAT
+	join -v1 <(sort "$1") <(sort "$2") > "$SIMENV_DIR/changed.txt"
+	changed=$((changed + $(wc -l < "$SIMENV_DIR/changed.txt")))
+	awk -v w="$3" '{ print "# " w ": changed or gone: " $2 }' "$SIMENV_DIR/changed.txt"
+}
+# A write on a full disk. Refused, it must leave every stored file as it was. Accepted (the
+# disk had room after all, e.g. blocks a rename freed), it may change its own file: the
+# baseline moves on.
+try_full() { # DESCRIPTION SNPCTL-ARGS...
 	local d=$1
 	shift
 	if simenv_snpctl "$@" > "$SIMENV_DIR/full.out" 2>&1; then
 		accepted=$((accepted + 1))
 		echo "# full disk, accepted: $d: $(head -c 200 "$SIMENV_DIR/full.out" | tr '\n' ' ')"
+		snapshot "$SIMENV_DIR/before.sum"
 	else
+		snapshot "$SIMENV_DIR/after.sum"
+		files_changed "$SIMENV_DIR/before.sum" "$SIMENV_DIR/after.sum" "refused $d"
+		mv "$SIMENV_DIR/after.sum" "$SIMENV_DIR/before.sum"
 		refused=$((refused + 1))
 		if ! grep -qiE 'space|ENOSPC|quota|disk' "$SIMENV_DIR/full.out"; then
 			unclear=$((unclear + 1))
@@ -92,10 +105,10 @@ for ((r = 0; r < ROUNDS; r++)); do
 	faults_alive "before SIGHUP on a full disk" && kill -HUP "$SIMENV_DAEMON_PID"
 	sleep 1
 	faults_alive "with the disk full" || break
-	# Whatever was stored before is still there, byte for byte.
+	# Whatever was stored before is still there, byte for byte (the SIGHUP wrote nothing over
+	# it either).
 	snapshot "$SIMENV_DIR/full.sum"
-	lost_files=$(join -v1 <(sort "$SIMENV_DIR/before.sum") <(sort "$SIMENV_DIR/full.sum") | wc -l)
-	changed=$((changed + lost_files))
+	files_changed "$SIMENV_DIR/before.sum" "$SIMENV_DIR/full.sum" "round $r, SIGHUP on the full disk"
 	tmp_left=$((tmp_left + $(find "$DISK/cache" "$DISK/state" "$DISK/sim" -name '*.tmp*' | wc -l)))
 	# Free the space: the same writes must now work, without a restart.
 	rm -f "$DISK/filler" "$DISK/filler2"
