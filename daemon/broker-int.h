@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* broker-int: what the files of the broker module (broker.c, admission.c, platform.c,
+ * rotation.c, chainsrc.c, quotas.c) share and nothing outside them may include: the broker's
+ * state, sectioned by the file that owns each part, and the calls between those files. */
+#pragma once
+
+#include "broker.h"
+
+#include <ev.h>
+
+#include "fw.h"
+#include "kdsc.h"
+#include "nlsock.h"
+#include "ratelimit.h"
+#include "u64map.h"
+#include "vmmfile.h"
+#include "worker.h"
+
+#include "worker.h"
+
+/* A request is in flight (ALLOW sent) until GUEST_DONE; the kernel always sends one, so an
+ * entry older than this lost its DONE (e.g. a receive overrun) and is freed to keep the VM
+ * from being refused forever. Well under busy_budget. */
+#define BROKER_STALE_INFLIGHT_USEC (5 * 1000000ull)
+#define BROKER_HOUSEKEEPING_SEC 1.0
+/* Longest start-up wait for the first chain before READY=1 (KDS slow or down, cache cold). */
+#define BROKER_READY_MAX_SEC 10.0
+/* Refetch this long before the chain's (or CRL's) end of validity; retry no more often than
+ * BROKER_EXPIRY_RETRY_SEC once inside that window. */
+#define BROKER_EXPIRY_MARGIN_SEC (24 * 3600)
+#define BROKER_EXPIRY_RETRY_SEC 600
+#define BROKER_KDS_RETRY_SEC 30.
+/* Admission is paused while the worker waits for the VMM file lock: bound the wait. */
+#define BROKER_VMM_LOCK_MSEC 2000
+
+struct broker_req {
+	uint64_t req_id;
+	uint64_t vm_id;
+	bool ext_report;
+	uint32_t data_npages;
+	uint64_t arrived;
+};
+
+struct broker_vm {
+	struct broker_vm_info info; /* counters; info.sched filled on demand */
+	uint64_t dump_gen;
+	uint64_t inflight_req; /* valid if has_inflight */
+	uint64_t inflight_since;
+	bool has_inflight;
+	struct broker_req *queued; /* owned, or NULL */
+	struct ratelimit rl;
+};
+
+enum broker_fw_op {
+	BROKER_OP_NONE,
+	BROKER_OP_SET_CONFIG,
+	BROKER_OP_COMMIT,
+	BROKER_OP_VLEK_LOAD,
+};
+
+enum broker_rot_outcome {
+	BROKER_ROT_KEEP, /* the served chain still matches the platform */
+	BROKER_ROT_NEW,	 /* serve new_chain */
+	BROKER_ROT_NONE, /* nothing matches: serve no chain */
+};
+
+/* One rotation. Fields above "worker" are set on the loop before submission and only read by
+ * the worker; fields below are written by the worker and read on the loop after completion. */
+struct broker_rotation {
+	struct worker_job job;
+	struct broker *b; /* borrowed */
+	char why[128];
+	enum broker_fw_op op;
+	uint64_t tcb;	       /* SET_CONFIG */
+	uint32_t config_flags; /* SET_CONFIG: mask flags kept */
+	uint8_t hashstick[SNP_VLEK_HASHSTICK_SIZE];
+	bool must_run;	     /* platform already changed: follow it even without a chain */
+	struct fw *fw;	     /* borrowed */
+	struct vmmfile *vmm; /* borrowed, may be NULL */
+	char *cert_dir;	     /* owned copy, "" = no source */
+	X509 *extra_ark;     /* borrowed */
+	struct store_platform pf_old;
+	struct store_platform pf_expect;
+	const struct store_chain *old_chain; /* borrowed; not swapped while we run */
+	struct store_chain *prepared; /* owned: built before pausing for the expected platform */
+	broker_op_done_fn cb;
+	void *userdata;
+	bool submitted;
+	/* KDS fetch before the pause (loop thread) */
+	bool fetching;
+	unsigned fetch_pending;
+	int fetch_r;
+	char fetch_err[300];
+	char fetch_source[16];
+	uint8_t *fetch_chain, *fetch_leaf; /* owned */
+	size_t fetch_chain_len, fetch_leaf_len;
+	/* worker results */
+	int r; /* of the operation as a whole */
+	uint32_t fw_status;
+	char err[600];
+	struct store_platform pf_new;
+	enum broker_rot_outcome outcome;
+	struct store_chain *new_chain; /* owned until swapped in */
+	char chain_err[600];
+	int vmm_r;
+	bool vmm_written;
+	int committed_r;
+	uint64_t committed;
+};
+
+struct broker_fetch {
+	struct broker *b; /* borrowed */
+	broker_fetch_done_fn cb;
+	void *userdata;
+	unsigned pending;
+	uint8_t *chain, *leaf; /* owned bodies */
+	size_t chain_len, leaf_len;
+	struct broker_fetch_result res;
+};
+
+struct broker_poll {
+	struct worker_job job;
+	struct broker *b; /* borrowed */
+	struct fw *fw;	  /* borrowed */
+	bool busy;
+	int r;
+	struct store_platform pf;
+	int committed_r;
+	uint64_t committed;
+};
+
+struct broker {
+	struct manager *m;	     /* borrowed */
+	struct worker *worker;	     /* owned: every firmware call after start runs here */
+	struct kdsc *kdsc;	     /* owned; the chain source when no cert_dir is configured */
+	bool ready_held;	     /* READY=1 waits for the first chain decision */
+	ev_timer ready_timer;	     /* ... at most BROKER_READY_MAX_SEC */
+	struct vmmfile *vmm;	     /* owned; NULL if no vmm_certs_file */
+	struct broker_rotation *rot; /* owned: the rotation under way, or NULL */
+	struct broker_fetch *fetch;  /* owned: the snpctl cert fetch under way, or NULL */
+	bool import_next;	     /* the next KDS-cache chain was put there by cert import */
+	time_t chain_since;	     /* wall clock when the served chain was swapped in */
+	bool rotate_again;	     /* an internal trigger arrived during a rotation */
+	char again_why[128];
+	struct broker_poll poll;
+	struct broker_rotation_stats rstats;
+	int committed_r;
+	uint64_t committed_tcb;
+	ev_timer rot_timeout;
+	ev_timer poll_timer;
+	ev_timer expiry;
+	struct fw *fw;		   /* owned */
+	struct sched *sched;	   /* owned */
+	struct nlsock *nl;	   /* owned */
+	uint64_t handoff_rx;	   /* a GUEST_DONE received then freed a slot with a queue: the
+				    * next admission is its hand-off (0: none pending) */
+	struct store_chain *chain; /* owned; NULL = serve no certificates */
+	X509 *sim_ark;		   /* owned; trusted extra root (sim backend only) */
+	struct store_platform pf;
+	struct u64map vms;    /* vm_id -> struct broker_vm (owned) */
+	struct u64map quotas; /* vm_id -> struct sched_quota (owned): custom quotas */
+	struct broker_stats stats;
+	uint64_t dump_sent, dump_done;
+	bool draining;
+	ev_timer deadline;
+	ev_timer housekeeping;
+};
+
+static inline uint64_t now_usec(void)
+{
+	return manager_now_usec();
+}
+
+/* admission.c */
+void broker_arm(struct broker *b);
+int sched_config_from(const struct conf *c, struct sched_config *sc);
+void drop_all_vms(struct broker *b);
+void on_sched_event(void *userdata, const struct sched_event *ev);
+void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
+void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents);
+extern const struct nlsock_handler nl_handler;
+
+/* platform.c */
+int platform_read(struct fw *fw, struct store_platform *pf, char *err, size_t err_size);
+int read_platform(struct broker *b);
+int cpuid_product(enum snp_product *ret);
+void poll_run(struct worker_job *j);
+void poll_done(struct worker_job *j);
+void on_poll(struct ev_loop *loop, ev_timer *w, int revents);
+void poll_arm(struct broker *b);
+
+/* rotation.c */
+extern const uint8_t empty_table[CERTTABLE_ENTRY_SIZE];
+void load_chain(struct broker *b);
+void rot_free(struct broker_rotation *rot);
+void rot_submit(struct broker *b);
+void rot_finish(struct broker *b, struct broker_rotation *rot, int r, const char *msg);
+void rot_pause(struct broker *b);
+void refusal_text(const struct broker_rotation *rot, const char *cerr, char *err, size_t err_size);
+int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t tcb,
+	      const uint8_t *hashstick, const struct store_platform *expect, bool must_run,
+	      broker_op_done_fn cb, void *userdata, char *err, size_t err_size);
+void rot_start_internal(struct broker *b, const char *why, const struct store_platform *expect);
+void rot_arm_expiry(struct broker *b);
+void release_ready(struct broker *b, const char *why);
+void on_ready_timer(struct ev_loop *loop, ev_timer *w, int revents);
+void on_rot_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+void on_expiry(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* chainsrc.c */
+int rot_fetch(struct broker *b, struct broker_rotation *rot, char *cerr, size_t size);
+void fetch_free(struct broker_fetch *f);
+
+/* quotas.c */
+int load_quotas(struct broker *b);
+int save_quotas(struct broker *b);

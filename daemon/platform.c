@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* platform: the platform view of the broker. Reads SNP_PLATFORM_STATUS and GET_ID2 (on the
+ * worker after start), tells the product from CPUID when the backend does not, and polls the
+ * platform status for TCB changes made outside the daemon. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/pem.h>
+
+#include "cache.h"
+#include "certs.h"
+#include "certtable.h"
+#include "exitinfo.h"
+#include "fw.h"
+#include "kdsc.h"
+#include "log.h"
+#include "metrics.h"
+#include "msg.h"
+#include "nl.h"
+#include "nlsock.h"
+#include "quotafile.h"
+#include "ratelimit.h"
+#include "u64map.h"
+#include "util.h"
+#include "vmmfile.h"
+
+#include "broker-int.h"
+
+/* --- platform and chain --- */
+
+/* Non-logging, callable on the worker: fills pf from SNP_PLATFORM_STATUS and GET_ID2. The
+ * product comes from the backend, or stays what pf held (CPUID at start). */
+int platform_read(struct fw *fw, struct store_platform *pf, char *err, size_t err_size)
+{
+	struct sev_user_data_snp_status st;
+	struct store_platform n = *pf;
+	uint32_t fs = 0;
+	int r;
+
+	r = fw_platform_status(fw, &st, &fs);
+	if (r < 0) {
+		snprintf(err, err_size, "SNP_PLATFORM_STATUS failed: %s (firmware status 0x%x)",
+			 snp_strerror(r), fs);
+		return r;
+	}
+	n.current_tcb = st.current_tcb_version;
+	n.reported_tcb = st.reported_tcb_version;
+	n.status_flags = st.flags;
+	n.vlek_loaded = (st.flags & SNP_STATUS_F_VLEK_EN) != 0;
+	r = fw_get_id(fw, n.chip_id, sizeof(n.chip_id), &n.chip_id_len, &fs);
+	if (r < 0) {
+		snprintf(err, err_size, "GET_ID2 failed: %s (firmware status 0x%x)",
+			 snp_strerror(r), fs);
+		return r;
+	}
+	if (fw_product(fw, &n.product) < 0)
+		n.product = pf->product;
+	*pf = n;
+	return 0;
+}
+
+int read_platform(struct broker *b)
+{
+	char err[256];
+	int r = platform_read(b->fw, &b->pf, err, sizeof(err));
+
+	if (r < 0)
+		return log_error_errno(r, "%s", err);
+	b->committed_r = fw_committed_tcb(b->fw, &b->committed_tcb);
+	return 0;
+}
+
+int cpuid_product(enum snp_product *ret)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	char line[256];
+	int family = -1, model = -1;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f) && (family < 0 || model < 0)) {
+		if (sscanf(line, "cpu family : %d", &family) == 1 ||
+		    sscanf(line, "cpu family\t: %d", &family) == 1)
+			continue;
+		if (sscanf(line, "model\t: %d", &model) == 1)
+			continue;
+	}
+	fclose(f);
+	if (family < 0 || model < 0)
+		return -ENOENT;
+	return snp_product_from_cpuid((uint8_t)family, (uint8_t)model, ret);
+}
+
+
+void poll_run(struct worker_job *j)
+{
+	struct broker_poll *p = container_of(j, struct broker_poll, job);
+	char err[256];
+
+	p->r = platform_read(p->fw, &p->pf, err, sizeof(err));
+	p->committed_r = fw_committed_tcb(p->fw, &p->committed);
+}
+
+void poll_done(struct worker_job *j)
+{
+	struct broker_poll *p = container_of(j, struct broker_poll, job);
+	struct broker *b = p->b;
+	char t0[TCB_FORMAT_MAX], t1[TCB_FORMAT_MAX], why[160];
+
+	p->busy = false;
+	if (p->r < 0 || b->rot || b->draining)
+		return; /* a rotation reads the platform itself */
+	b->pf.current_tcb = p->pf.current_tcb;
+	b->committed_r = p->committed_r;
+	b->committed_tcb = p->committed;
+	if (p->pf.reported_tcb == b->pf.reported_tcb && p->pf.vlek_loaded == b->pf.vlek_loaded &&
+	    p->pf.chip_id_len == b->pf.chip_id_len &&
+	    memcmp(p->pf.chip_id, b->pf.chip_id, p->pf.chip_id_len) == 0)
+		return;
+	b->rstats.tcb_changes_seen++;
+	log_warning("Reported TCB changed outside the daemon: %s%s -> %s%s; rotating",
+		    tcb_format(b->pf.reported_tcb, b->pf.product, t0, sizeof(t0)),
+		    b->pf.vlek_loaded ? " (VLEK)" : "",
+		    tcb_format(p->pf.reported_tcb, p->pf.product, t1, sizeof(t1)),
+		    p->pf.vlek_loaded ? " (VLEK)" : "");
+	snprintf(why, sizeof(why), "platform status shows a new reported TCB");
+	rot_start_internal(b, why, &p->pf);
+}
+
+void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = container_of(w, struct broker, poll_timer);
+
+	(void)loop;
+	(void)revents;
+	if (b->poll.busy || b->rot || b->draining)
+		return;
+	b->poll.busy = true;
+	b->poll.pf = b->pf;
+	worker_submit(b->worker, &b->poll.job);
+}
+
+void poll_arm(struct broker *b)
+{
+	double iv = (double)b->m->conf.tcb_poll_interval_usec / 1e6;
+
+	ev_timer_stop(b->m->loop, &b->poll_timer);
+	if (iv <= 0.)
+		return;
+	ev_timer_set(&b->poll_timer, iv, iv);
+	ev_timer_start(b->m->loop, &b->poll_timer);
+}
+
