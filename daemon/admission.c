@@ -1,111 +1,126 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* admission: GUEST_REQ -> exactly one VERDICT, GUEST_DONE accounting, the VM table and its
- * VM_DUMP reconciliation, the scheduler instance and its timers. Decisions come from
- * proto/sched-policy.c; the rules are design §4 (guest contract) and §5. */
+/* admission: the admission core (admission.h). Owns the VM table, the custom quotas, the
+ * scheduler instance and its timers, each VM's in-flight and queued request, and the
+ * admission counters and histograms. Decisions come from proto/sched-policy.c; the rules are
+ * design §4 (guest contract) and §5. Knows no wire format: verdicts leave through the
+ * transport's ops. */
+#include "admission.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/pem.h>
-
-#include "cache.h"
-#include "certs.h"
-#include "certtable.h"
 #include "exitinfo.h"
-#include "fw.h"
-#include "kdsc.h"
 #include "log.h"
-#include "metrics.h"
+#include "manager.h"
 #include "msg.h"
-#include "nl.h"
-#include "nlsock.h"
-#include "quotafile.h"
 #include "ratelimit.h"
 #include "u64map.h"
 #include "util.h"
-#include "vmmfile.h"
 
-#include "broker-int.h"
+#define ADM_HOUSEKEEPING_SEC 1.0
 
-const uint64_t broker_wait_bounds_usec[BROKER_WAIT_NBOUNDS] = {
-	500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 11000, 12000,
-	15000, 20000, 30000, 50000, 100000,
+const uint64_t adm_wait_bounds_usec[ADM_WAIT_NBOUNDS] = {
+	10,   50,   100,  250,	 500,	1000,  2000,  2500,  3000,  4000,  5000,   6000,
+	7000, 8000, 9000, 10000, 11000, 12000, 15000, 20000, 25000, 30000, 50000, 100000,
 };
 
-static void count_wait(struct broker_vm_info *info, uint64_t usec)
+const uint64_t adm_fw_bounds_nsec[ADM_FW_NBOUNDS] = {
+	100000,	  250000,   500000,   1000000,	2500000,   5000000,   6000000,
+	7000000,  8000000,  9000000,  10000000, 11000000,  12000000,  13000000,
+	14000000, 15000000, 25000000, 50000000, 100000000, 250000000, 1000000000,
+};
+
+static size_t bucket_of(const uint64_t *bounds, size_t n, uint64_t v)
 {
 	size_t i = 0;
 
-	while (i < BROKER_WAIT_NBOUNDS && usec > broker_wait_bounds_usec[i])
+	while (i < n && v > bounds[i])
 		i++;
-	info->wait_buckets[i]++;
-	info->wait_usec_total += usec;
+	return i;
 }
 
-/* --- sending verdicts --- */
+/* A request the core has decided on or will: what its verdict needs. */
+struct adm_req {
+	uint64_t req_id;
+	bool wants_table;
+	uint32_t npages;
+	uint64_t arrived;
+};
 
-static int send_answer(struct broker *b, uint64_t req_id, uint64_t exitinfo2, uint32_t npages)
+struct adm_vm {
+	struct adm_vm_info info; /* counters; info.sched filled on demand */
+	struct adm_transport *t; /* borrowed: the transport the VM lives on */
+	uint64_t resync_gen;	 /* t->resync_begun when last listed or added */
+	bool has_inflight;	 /* ALLOW sent, no done yet */
+	uint64_t inflight_req;
+	uint64_t inflight_since;
+	bool has_queued; /* the scheduler holds a request of this VM */
+	struct adm_req queued;
+	struct ratelimit rl;
+};
+
+struct adm {
+	struct ev_loop *loop; /* borrowed */
+	struct adm_config cfg;
+	struct adm_hooks hooks;
+	struct sched *sched;  /* owned */
+	struct u64map vms;    /* vm_id -> struct adm_vm (owned); the same ids as in sched */
+	struct u64map quotas; /* vm_id -> struct sched_quota (owned): custom quotas */
+	struct adm_vm *removing; /* the VM being removed: its queued request's BUSY event */
+	uint64_t handoff_rx; /* a done freed a slot with a queue: the next admission is its
+			      * hand-off (0: none pending) */
+	uint64_t next_alloc_id;
+	const uint8_t *table; /* borrowed: the served certificate table, or NULL */
+	size_t table_len;
+	uint32_t table_pages;
+	struct adm_stats stats;
+	ev_timer deadline;
+	ev_timer housekeeping;
+};
+
+static uint64_t now_usec(void)
 {
-	struct snpa_msg v = {
-		.cmd = SNPA_CMD_VERDICT,
-		.present =
-			(1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT) | (1u << SNPA_A_EXITINFO2),
-		.req_id = req_id,
-		.verdict = SNPA_VERDICT_ANSWER,
-		.exitinfo2 = exitinfo2,
-	};
+	return manager_now_usec();
+}
+
+void adm_transport_init(struct adm_transport *t, const struct adm_transport_ops *ops)
+{
+	*t = (struct adm_transport){ .ops = ops };
+}
+
+/* --- verdicts --- */
+
+static int send_busy(struct adm *a, struct adm_transport *t, uint64_t vm_id, uint64_t req_id)
+{
 	int r;
 
-	if (exitinfo2 == EXITINFO2_INVALID_LEN) {
-		v.present |= 1u << SNPA_A_NPAGES;
-		v.npages = npages;
-		b->stats.verdicts_invalid_len++;
-	} else {
-		b->stats.verdicts_busy++;
-	}
-	r = nlsock_send(b->nl, &v);
+	if (t->lost)
+		return -ENOTCONN; /* the peer and its requests are gone: nothing to answer */
+	a->stats.verdicts_busy++;
+	r = t->ops->busy(t, vm_id, req_id);
 	if (r < 0)
-		b->stats.send_failures++;
+		a->stats.send_failures++;
 	return r;
 }
 
-static int send_allow(struct broker *b, const struct broker_req *rq)
+static int send_invalid_len(struct adm *a, struct adm_transport *t, uint64_t vm_id,
+			    uint64_t req_id, uint32_t npages)
 {
-	struct snpa_msg v = {
-		.cmd = SNPA_CMD_VERDICT,
-		.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT),
-		.req_id = rq->req_id,
-		.verdict = SNPA_VERDICT_ALLOW,
-	};
 	int r;
 
-	/* The table goes with the ALLOW: it is the chain of the key that signs this report,
-	 * since the chain is only swapped while nothing is in flight (rotation pauses). */
-	if (rq->ext_report && b->chain) {
-		v.present |= 1u << SNPA_A_CERT_TABLE;
-		v.cert_table = b->chain->table;
-		v.cert_table_len = (uint32_t)b->chain->table_len;
-	}
-	r = nlsock_send(b->nl, &v);
+	if (t->lost)
+		return -ENOTCONN;
+	a->stats.verdicts_invalid_len++;
+	r = t->ops->invalid_len(t, vm_id, req_id, npages);
 	if (r < 0)
-		b->stats.send_failures++;
-	else
-		b->stats.verdicts_allow++;
+		a->stats.send_failures++;
 	return r;
 }
 
-/* --- per-VM bookkeeping --- */
-
-static struct broker_vm *vm_get(struct broker *b, uint64_t vm_id)
-{
-	return u64map_get(&b->vms, vm_id);
-}
-
-static void vm_log(struct broker *b, struct broker_vm *vm, int level, uint64_t req_id,
-		   const char *what)
+static void vm_log(struct adm_vm *vm, int level, uint64_t req_id, const char *what)
 {
 	uint64_t suppressed = 0;
 
@@ -117,489 +132,690 @@ static void vm_log(struct broker *b, struct broker_vm *vm, int level, uint64_t r
 	log_vm(level, vm->info.vm_id, req_id, "%s", what);
 }
 
-static void vm_free(struct broker_vm *vm)
+static void count_wait(struct adm *a, struct adm_vm *vm, uint64_t usec)
 {
-	if (!vm)
-		return;
-	free(vm->queued);
-	free(vm);
+	size_t i = bucket_of(adm_wait_bounds_usec, ADM_WAIT_NBOUNDS, usec);
+
+	a->stats.admission_wait_usec_total += usec;
+	a->stats.wait_buckets[i]++;
+	vm->info.wait_buckets[i]++;
+	vm->info.wait_usec_total += usec;
 }
 
-static void admitted(struct broker *b, struct broker_vm *vm, const struct broker_req *rq,
-		     uint64_t now)
+/* The scheduler admitted rq of vm: send ALLOW (with the table) or, if the table grew past the
+ * guest's buffer while it waited, INVALID_LEN. */
+static void send_admission(struct adm *a, struct adm_vm *vm, const struct adm_req *rq,
+			   uint64_t now)
 {
+	struct adm_transport *t = vm->t;
+	uint64_t vm_id = vm->info.vm_id;
 	int r;
 
 	/* A rotation may have grown the table while this request waited: never hand over a
 	 * table the guest buffer cannot hold. */
-	if (rq->ext_report && b->chain && rq->data_npages < b->chain->table_pages) {
-		(void)sched_done(b->sched, rq->vm_id, rq->req_id, now, SCHED_OUTCOME_NOT_RUN);
-		if (vm)
-			vm->info.invalid_len++;
-		send_answer(b, rq->req_id, EXITINFO2_INVALID_LEN, b->chain->table_pages);
+	if (rq->wants_table && a->table && rq->npages < a->table_pages) {
+		(void)sched_done(a->sched, vm_id, rq->req_id, now, SCHED_OUTCOME_NOT_RUN);
+		vm->info.invalid_len++;
+		send_invalid_len(a, t, vm_id, rq->req_id, a->table_pages);
 		return;
 	}
-	r = send_allow(b, rq);
+	/* The table goes with the ALLOW: it is the chain of the key that signs this report,
+	 * since the table only changes while nothing is in flight (rotation pauses). */
+	if (t->lost)
+		r = -ENOTCONN;
+	else if (rq->wants_table && a->table)
+		r = t->ops->allow(t, vm_id, rq->req_id, a->table, a->table_len);
+	else
+		r = t->ops->allow(t, vm_id, rq->req_id, NULL, 0);
 	if (r < 0) {
-		/* The kernel never saw the ALLOW; it answers BUSY on its own timeout. */
-		(void)sched_done(b->sched, rq->vm_id, rq->req_id, now, SCHED_OUTCOME_NOT_RUN);
+		/* The peer never saw the ALLOW; it answers BUSY on its own timeout. */
+		a->stats.send_failures++;
+		(void)sched_done(a->sched, vm_id, rq->req_id, now, SCHED_OUTCOME_NOT_RUN);
 		return;
 	}
-	if (vm) {
-		vm->has_inflight = true;
-		vm->inflight_req = rq->req_id;
-		vm->inflight_since = now;
-	}
-	b->stats.admission_wait_usec_total += now - rq->arrived;
-	if (b->handoff_rx) {
-		uint64_t t = now_usec();
+	a->stats.verdicts_allow++;
+	vm->has_inflight = true;
+	vm->inflight_req = rq->req_id;
+	vm->inflight_since = now;
+	if (a->handoff_rx) {
+		uint64_t t1 = now_usec();
 
-		b->stats.handoffs++;
-		b->stats.handoff_usec_total += t > b->handoff_rx ? t - b->handoff_rx : 0;
-		b->handoff_rx = 0;
+		a->stats.handoffs++;
+		a->stats.handoff_usec_total += t1 > a->handoff_rx ? t1 - a->handoff_rx : 0;
+		a->handoff_rx = 0;
 	}
-	metrics_observe_admission_wait(b->m, now - rq->arrived);
-	if (vm)
-		count_wait(&vm->info, now - rq->arrived);
+	count_wait(a, vm, now - rq->arrived);
 }
 
-void on_sched_event(void *userdata, const struct sched_event *ev)
+static void on_sched_event(void *userdata, const struct sched_event *ev)
 {
-	struct broker *b = userdata;
-	struct broker_vm *vm;
-	struct broker_req *rq;
+	struct adm *a = userdata;
+	struct adm_vm *vm;
+	struct adm_req rq;
 	uint64_t now = now_usec();
 
 	if (ev->type == SCHED_EV_DRAINED) {
-		/* Nothing in flight any more: the rotation's firmware/table change may run. */
-		if (b->rot)
-			rot_submit(b);
+		if (a->hooks.drained)
+			a->hooks.drained(a->hooks.userdata);
 		return;
 	}
-	vm = vm_get(b, ev->vm_id);
-	rq = vm && vm->queued && vm->queued->req_id == ev->req_id ? vm->queued : NULL;
-	if (rq)
-		vm->queued = NULL;
-	if (ev->type == SCHED_EV_ADMIT) {
-		struct broker_req tmp = {.req_id = ev->req_id, .vm_id = ev->vm_id, .arrived = now};
-		/* Rule 4 over the slots: it waits for the PSP in the kernel. */
-		if (sched_inflight(b->sched) > b->m->conf.psp_concurrency)
-			b->stats.admissions_over_slots++;
-		admitted(b, vm, rq ? rq : &tmp, now);
+	vm = a->removing && a->removing->info.vm_id == ev->vm_id ? a->removing
+								: u64map_get(&a->vms, ev->vm_id);
+	if (!vm)
+		return; /* cannot happen: the scheduler only knows VMs of the table */
+	if (vm->has_queued && vm->queued.req_id == ev->req_id) {
+		rq = vm->queued;
+		vm->has_queued = false;
 	} else {
-		b->stats.busy_by_reason[ev->reason < _SCHED_BUSY_MAX ? ev->reason : 0]++;
-		send_answer(b, ev->req_id, EXITINFO2_BUSY, 0);
+		rq = (struct adm_req){ .req_id = ev->req_id, .arrived = now };
 	}
-	free(rq);
+	if (ev->type == SCHED_EV_ADMIT) {
+		/* Rule 4 over the slots: it waits for the PSP in the peer. */
+		if (sched_inflight(a->sched) > a->cfg.sched.psp_concurrency)
+			a->stats.admissions_over_slots++;
+		send_admission(a, vm, &rq, now);
+	} else if (!vm->t->lost) {
+		a->stats.busy_by_reason[ev->reason < _SCHED_BUSY_MAX ? ev->reason : 0]++;
+		send_busy(a, vm->t, vm->info.vm_id, ev->req_id);
+	}
 }
 
-/* --- netlink messages --- */
+/* --- timers --- */
 
-static void handle_guest_req(struct broker *b, const struct snpa_msg *m)
+static void arm_deadline(struct adm *a)
 {
-	struct sched_msg sm = {
-		.seqno = m->msg_seqno,
-		.type = m->msg_type,
-		.version = m->msg_version,
-		.vmpck = m->msg_vmpck,
-		.size = m->msg_size,
-	};
-	struct sched_decision d;
-	struct broker_vm *vm = vm_get(b, m->vm_id);
-	struct broker_req *rq;
+	uint64_t when, now;
+
+	ev_timer_stop(a->loop, &a->deadline);
+	if (sched_next_deadline(a->sched, &when) < 0)
+		return;
+	now = now_usec();
+	ev_timer_set(&a->deadline, when > now ? (double)(when - now) / 1e6 : 0., 0.);
+	ev_timer_start(a->loop, &a->deadline);
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct adm *a = container_of(w, struct adm, deadline);
+
+	(void)loop;
+	(void)revents;
+	(void)sched_tick(a->sched, now_usec());
+	arm_deadline(a);
+}
+
+void adm_housekeeping(struct adm *a)
+{
 	uint64_t now = now_usec();
-	bool ext = m->exit_code == SVM_VMGEXIT_EXT_GUEST_REQUEST;
-	bool ext_report = ext && m->msg_type == MSG_REPORT_REQ;
+	size_t it = 0;
+	void *v;
+
+	while (u64map_next(&a->vms, &it, NULL, &v)) {
+		struct adm_vm *vm = v;
+		if (vm->has_inflight && now - vm->inflight_since > ADM_STALE_INFLIGHT_USEC) {
+			a->stats.stale_inflight_freed++;
+			vm_log(vm, LOG_WARNING, vm->inflight_req,
+			       "no GUEST_DONE for an admitted request; freeing its slot");
+			vm->has_inflight = false;
+			(void)sched_done(a->sched, vm->info.vm_id, vm->inflight_req, now,
+					 SCHED_OUTCOME_NOT_RUN);
+		}
+	}
+	arm_deadline(a);
+}
+
+static void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	adm_housekeeping(container_of(w, struct adm, housekeeping));
+}
+
+/* --- requests --- */
+
+void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
+		 const struct adm_request *m)
+{
+	struct sched_decision d;
+	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
+	uint64_t now = now_usec();
 	int r;
 
-	b->stats.guest_reqs++;
+	a->stats.guest_reqs++;
+	if (vm && vm->t != t)
+		vm = NULL; /* another transport's VM: this one does not know it */
 	if (vm) {
-		if (m->msg_type == MSG_REPORT_REQ)
+		if (m->has_msg && m->msg.type == MSG_REPORT_REQ)
 			vm->info.req_report++;
-		else if (m->msg_type == MSG_KEY_REQ)
+		else if (m->has_msg && m->msg.type == MSG_KEY_REQ)
 			vm->info.req_key++;
 		else
 			vm->info.req_other++;
 	}
 
-	/* Rule 6: a buffer too small for the table (RBX = 0 included) gets INVALID_LEN with the
-	 * exact page count, before the PSP and before any quota is spent. */
-	if (vm && ext_report && b->chain && m->data_npages < b->chain->table_pages) {
+	/* Rule 6: a buffer too small for the table (none at all included) gets INVALID_LEN with
+	 * the exact page count, before the PSP and before any quota is spent. */
+	if (vm && m->wants_table && a->table && m->npages < a->table_pages) {
 		vm->info.invalid_len++;
-		send_answer(b, m->req_id, EXITINFO2_INVALID_LEN, b->chain->table_pages);
+		send_invalid_len(a, t, vm_id, m->req_id, a->table_pages);
 		return;
 	}
 
-	r = sched_request(b->sched, m->vm_id, m->req_id, &sm, now, &d);
-	if (r < 0) {
-		/* Cannot happen with valid pointers; answer BUSY, the safe answer. */
-		send_answer(b, m->req_id, EXITINFO2_BUSY, 0);
+	if (!vm && u64map_get(&a->vms, vm_id)) {
+		/* The id is another transport's: never let one transport's guest touch the
+		 * scheduler state of another's. */
+		a->stats.busy_by_reason[SCHED_BUSY_NO_VM]++;
+		send_busy(a, t, vm_id, m->req_id);
 		return;
 	}
-	if (d.anomalies) {
-		for (int a = 0; a < _SCHED_ANOM_MAX; a++)
-			if (d.anomalies & (1u << a)) {
+	r = sched_request(a->sched, vm_id, m->req_id, m->has_msg ? &m->msg : NULL, now, &d);
+	if (r < 0) {
+		/* Cannot happen with valid pointers; answer BUSY, the safe answer. */
+		send_busy(a, t, vm_id, m->req_id);
+		return;
+	}
+	if (d.anomalies && vm) {
+		for (int k = 0; k < _SCHED_ANOM_MAX; k++)
+			if (d.anomalies & (1u << k)) {
 				char what[160];
-				b->stats.anomalies[a]++;
+				a->stats.anomalies[k]++;
 				snprintf(what, sizeof(what),
 					 "sequence anomaly: %s (seqno %llu, type %u, vmpck %u)",
-					 sched_anomaly_name((enum sched_anomaly)a),
-					 (unsigned long long)m->msg_seqno, m->msg_type,
-					 m->msg_vmpck);
-				if (vm)
-					vm_log(b, vm, LOG_WARNING, m->req_id, what);
+					 sched_anomaly_name((enum sched_anomaly)k),
+					 (unsigned long long)m->msg.seqno, m->msg.type,
+					 m->msg.vmpck);
+				vm_log(vm, LOG_WARNING, m->req_id, what);
 			}
+	} else if (d.anomalies) {
+		for (int k = 0; k < _SCHED_ANOM_MAX; k++)
+			if (d.anomalies & (1u << k))
+				a->stats.anomalies[k]++;
 	}
-	if (d.need_dump) {
-		struct snpa_msg dump = {.cmd = SNPA_CMD_VM_DUMP};
-		if (nlsock_send(b->nl, &dump) == 0) {
-			b->dump_sent++;
-			b->stats.dumps_sent++;
-		}
-	}
+	if (d.need_dump && t->ops->request_resync && !t->lost &&
+	    t->ops->request_resync(t) == 0)
+		adm_resync_begin(a, t);
 	switch (d.verdict) {
 	case SCHED_ADMIT: {
-		struct broker_req tmp = {.req_id = m->req_id,
-					 .vm_id = m->vm_id,
-					 .ext_report = ext_report,
-					 .data_npages = m->data_npages,
-					 .arrived = now};
-		admitted(b, vm, &tmp, now);
+		struct adm_req rq = { .req_id = m->req_id,
+				      .wants_table = m->wants_table,
+				      .npages = m->npages,
+				      .arrived = now };
+		/* sched admits only known VMs */
+		if (vm)
+			send_admission(a, vm, &rq, now);
 		break;
 	}
 	case SCHED_QUEUED:
-		rq = calloc(1, sizeof(*rq));
-		if (!rq || !vm) {
-			/* Out of memory: the decision will still come as an event; without the
-			 * record an extended request would get no table, so refuse it now would
-			 * break "exactly once". Keep a minimal record if we can. */
-			free(rq);
-			break;
+		/* The decision comes as an event; the record keeps what the verdict needs. The
+		 * scheduler queues only known VMs, at most one request each. */
+		if (vm) {
+			vm->has_queued = true;
+			vm->queued = (struct adm_req){ .req_id = m->req_id,
+						       .wants_table = m->wants_table,
+						       .npages = m->npages,
+						       .arrived = now };
 		}
-		*rq = (struct broker_req){.req_id = m->req_id,
-					  .vm_id = m->vm_id,
-					  .ext_report = ext_report,
-					  .data_npages = m->data_npages,
-					  .arrived = now};
-		free(vm->queued);
-		vm->queued = rq;
 		break;
 	case SCHED_BUSY:
-		b->stats.busy_by_reason[d.reason < _SCHED_BUSY_MAX ? d.reason : 0]++;
-		send_answer(b, m->req_id, EXITINFO2_BUSY, 0);
+		a->stats.busy_by_reason[d.reason < _SCHED_BUSY_MAX ? d.reason : 0]++;
+		send_busy(a, t, vm_id, m->req_id);
 		break;
 	}
-	broker_arm(b);
+	arm_deadline(a);
 }
 
-static void handle_done(struct broker *b, const struct snpa_msg *m)
+void adm_done(struct adm *a, uint64_t vm_id, uint64_t req_id, enum adm_done_kind kind,
+	      uint32_t fw_status, uint64_t fw_time_ns)
 {
-	struct broker_vm *vm = vm_get(b, m->vm_id);
-	enum sched_outcome o;
+	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
+	enum sched_outcome o = SCHED_OUTCOME_NOT_RUN;
 	uint64_t now = now_usec();
 
-	b->stats.done++;
-	switch (m->outcome) {
-	case SNPA_OUTCOME_FIRMWARE:
-		o = m->fw_status == 0 ? SCHED_OUTCOME_SUCCESS : SCHED_OUTCOME_FW_ERROR;
+	a->stats.done++;
+	switch (kind) {
+	case ADM_DONE_FIRMWARE:
+		o = fw_status == 0 ? SCHED_OUTCOME_SUCCESS : SCHED_OUTCOME_FW_ERROR;
 		if (vm) {
-			vm->info.fw_time_ns_total += m->fw_time_ns;
-			metrics_observe_fw_time(b->m, m->vm_id, m->fw_time_ns);
-			if (m->fw_status == 0)
+			vm->info.fw_time_ns_total += fw_time_ns;
+			a->stats.fw_buckets[bucket_of(adm_fw_bounds_nsec, ADM_FW_NBOUNDS,
+						      fw_time_ns)]++;
+			a->stats.fw_time_ns_total += fw_time_ns;
+			a->stats.fw_time_count++;
+			if (fw_status == 0)
 				vm->info.fw_ok++;
 			else {
 				char what[128];
 				vm->info.fw_errors++;
 				snprintf(what, sizeof(what), "firmware answered %s (0x%x)",
-					 exitinfo_fw_status_name(m->fw_status), m->fw_status);
-				vm_log(b, vm, LOG_NOTICE, m->req_id, what);
+					 exitinfo_fw_status_name(fw_status), fw_status);
+				vm_log(vm, LOG_NOTICE, req_id, what);
 			}
 		}
 		break;
-	case SNPA_OUTCOME_EXPIRED:
-		o = SCHED_OUTCOME_NOT_RUN;
+	case ADM_DONE_EXPIRED:
 		if (vm) {
 			vm->info.expired++;
-			vm_log(b, vm, LOG_WARNING, m->req_id,
+			vm_log(vm, LOG_WARNING, req_id,
 			       "the kernel answered BUSY before our verdict arrived");
 		}
 		break;
 	default:
-		o = SCHED_OUTCOME_NOT_RUN;
 		break;
 	}
-	if (vm && vm->has_inflight && vm->inflight_req == m->req_id)
+	if (vm && vm->has_inflight && vm->inflight_req == req_id)
 		vm->has_inflight = false;
-	if (vm && vm->queued && vm->queued->req_id == m->req_id) {
-		free(vm->queued);
-		vm->queued = NULL;
-	}
+	if (vm && vm->has_queued && vm->queued.req_id == req_id)
+		vm->has_queued = false;
 	/* A slot freed while requests wait: time the hand-off to the next one. */
-	if (sched_queued(b->sched) > 0) {
-		uint64_t rx = nlsock_rx_usec(b->nl);
+	if (sched_queued(a->sched) > 0) {
+		uint64_t rx = vm && vm->t->ops->rx_usec ? vm->t->ops->rx_usec(vm->t) : 0;
 
-		b->handoff_rx = rx ? rx : now;
+		a->handoff_rx = rx ? rx : now;
 	}
-	(void)sched_done(b->sched, m->vm_id, m->req_id, now, o);
-	b->handoff_rx = 0;
-	broker_arm(b);
+	(void)sched_done(a->sched, vm_id, req_id, now, o);
+	a->handoff_rx = 0;
+	arm_deadline(a);
 }
 
-static void apply_quota(struct broker *b, uint64_t vm_id, uint64_t now)
+/* --- VM table --- */
+
+static void apply_quota(struct adm *a, uint64_t vm_id, uint64_t now)
 {
-	const struct sched_quota *q = u64map_get(&b->quotas, vm_id);
+	const struct sched_quota *q = u64map_get(&a->quotas, vm_id);
 	const char *why = NULL;
 
-	if (q && sched_vm_set_quota(b->sched, vm_id, q, now, &why) < 0)
+	if (q && sched_vm_set_quota(a->sched, vm_id, q, now, &why) < 0)
 		log_warning("Stored quota for VM %llu no longer valid (%s); using the default",
 			    (unsigned long long)vm_id, why ? why : "?");
 }
 
-static void handle_vm_add(struct broker *b, const struct snpa_msg *m)
+int adm_vm_add(struct adm *a, struct adm_transport *t, uint64_t vm_id,
+	       const struct adm_vm_attrs *attrs, bool resync, bool has_inflight,
+	       uint64_t inflight_req)
 {
-	struct broker_vm *vm = vm_get(b, m->vm_id);
+	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
 	uint64_t now = now_usec();
 	int r;
 
+	if (vm && vm->t != t)
+		return -EEXIST;
 	if (!vm) {
 		vm = calloc(1, sizeof(*vm));
-		if (!vm) {
-			log_error("Out of memory adding VM %llu", (unsigned long long)m->vm_id);
-			return;
-		}
-		vm->info.vm_id = m->vm_id;
-		ratelimit_init(&vm->rl, b->m->conf.guest_log_interval_usec,
-			       b->m->conf.guest_log_burst);
-		r = u64map_put(&b->vms, m->vm_id, vm);
+		if (!vm)
+			return log_error_errno(-ENOMEM, "Out of memory adding VM %llu",
+					       (unsigned long long)vm_id);
+		vm->info.vm_id = vm_id;
+		vm->info.transport = t->ops->name;
+		vm->t = t;
+		ratelimit_init(&vm->rl, a->cfg.guest_log_interval_usec, a->cfg.guest_log_burst);
+		/* Record and scheduler state are added together or not at all. */
+		r = sched_vm_add(a->sched, vm_id, now);
 		if (r < 0) {
 			free(vm);
-			return;
+			return r;
 		}
-		r = sched_vm_add(b->sched, m->vm_id, now);
-		if (r < 0 && r != -EEXIST) {
-			u64map_remove(&b->vms, m->vm_id);
+		r = u64map_put(&a->vms, vm_id, vm);
+		if (r < 0) {
+			(void)sched_vm_remove(a->sched, vm_id, now);
 			free(vm);
-			return;
+			return r;
 		}
-		apply_quota(b, m->vm_id, now);
-		if (!snpa_has(m, SNPA_A_DUMP))
-			log_vm(LOG_INFO, m->vm_id, 0, "VM added (VMM pid %u, ASID %u)", m->vmm_pid,
-			       m->asid);
+		apply_quota(a, vm_id, now);
+		if (!resync)
+			log_vm(LOG_INFO, vm_id, 0, "VM added (VMM pid %u, ASID %u)",
+			       attrs ? attrs->vmm_pid : 0, attrs ? attrs->asid : 0);
 	}
-	vm->info.vmm_pid = m->vmm_pid;
-	vm->info.asid = m->asid;
-	vm->info.policy = m->policy;
-	vm->dump_gen = b->dump_sent;
+	if (attrs) {
+		vm->info.vmm_pid = attrs->vmm_pid;
+		vm->info.asid = attrs->asid;
+		vm->info.policy = attrs->policy;
+	}
+	vm->resync_gen = t->resync_begun;
 
-	if (snpa_has(m, SNPA_A_DUMP)) {
-		bool replay_inflight = snpa_has(m, SNPA_A_INFLIGHT_REQ);
-		/* Make our in-flight accounting match the kernel's (a restart or overrun). */
-		if (vm->has_inflight && (!replay_inflight || vm->inflight_req != m->inflight_req) &&
-		    now - vm->inflight_since > BROKER_STALE_INFLIGHT_USEC) {
-			(void)sched_done(b->sched, m->vm_id, vm->inflight_req, now,
+	if (resync) {
+		/* Make our in-flight accounting match the peer's (a restart or overrun). */
+		if (vm->has_inflight && (!has_inflight || vm->inflight_req != inflight_req) &&
+		    now - vm->inflight_since > ADM_STALE_INFLIGHT_USEC) {
+			(void)sched_done(a->sched, vm_id, vm->inflight_req, now,
 					 SCHED_OUTCOME_NOT_RUN);
 			vm->has_inflight = false;
 		}
-		if (replay_inflight && !vm->has_inflight) {
-			if (vm->queued && vm->queued->req_id == m->inflight_req) {
-				free(vm->queued);
-				vm->queued = NULL;
-			}
-			r = sched_vm_restore_inflight(b->sched, m->vm_id, m->inflight_req, now);
+		if (has_inflight && !vm->has_inflight) {
+			if (vm->has_queued && vm->queued.req_id == inflight_req)
+				vm->has_queued = false;
+			r = sched_vm_restore_inflight(a->sched, vm_id, inflight_req, now);
 			if (r == 0) {
 				vm->has_inflight = true;
-				vm->inflight_req = m->inflight_req;
+				vm->inflight_req = inflight_req;
 				vm->inflight_since = now;
 			}
 		}
 	}
-	broker_arm(b);
+	arm_deadline(a);
+	return 0;
 }
 
-static void remove_vm(struct broker *b, uint64_t vm_id, const char *why)
+static void vm_drop(struct adm *a, struct adm_vm *vm, const char *why)
 {
-	struct broker_vm *vm = u64map_remove(&b->vms, vm_id);
+	uint64_t vm_id = vm->info.vm_id;
 
-	/* A queued request gets its BUSY from the REMOVED event before we free the record. */
-	(void)sched_vm_remove(b->sched, vm_id, now_usec());
-	if (vm) {
+	u64map_remove(&a->vms, vm_id);
+	/* A queued request gets its BUSY from the REMOVED event, which finds the record here. */
+	a->removing = vm;
+	(void)sched_vm_remove(a->sched, vm_id, now_usec());
+	a->removing = NULL;
+	if (why)
 		log_vm(LOG_INFO, vm_id, 0, "VM removed (%s)", why);
-		vm_free(vm);
-	}
+	free(vm);
 }
 
-static void handle_dump_end(struct broker *b, const struct snpa_msg *m)
+int adm_vm_remove(struct adm *a, uint64_t vm_id, const char *why)
+{
+	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
+
+	if (!vm)
+		return -ENOENT;
+	vm_drop(a, vm, why);
+	arm_deadline(a);
+	return 0;
+}
+
+void adm_resync_begin(struct adm *a, struct adm_transport *t)
+{
+	t->resync_begun++;
+	a->stats.dumps_sent++;
+}
+
+void adm_resync_end(struct adm *a, struct adm_transport *t)
+{
+	size_t it = 0;
+	void *v;
+
+	t->resync_ended++;
+	/* VMs the peer no longer lists (their removal was lost) go away. */
+	while (u64map_next(&a->vms, &it, NULL, &v)) {
+		struct adm_vm *vm = v;
+		if (vm->t == t && vm->resync_gen < t->resync_ended) {
+			a->stats.vms_pruned++;
+			vm_drop(a, vm, "not in the kernel's VM list");
+		}
+	}
+	arm_deadline(a);
+}
+
+void adm_transport_lost(struct adm *a, struct adm_transport *t)
+{
+	size_t it = 0;
+	void *v;
+
+	/* The peer is gone and every pending request died with it: nothing is sent. */
+	t->lost = true;
+	while (u64map_next(&a->vms, &it, NULL, &v)) {
+		struct adm_vm *vm = v;
+		if (vm->t == t)
+			vm_drop(a, vm, NULL);
+	}
+	t->lost = false;
+	t->resync_begun = t->resync_ended = 0;
+	arm_deadline(a);
+}
+
+uint64_t adm_vm_id_alloc(struct adm *a)
+{
+	uint64_t id;
+
+	do
+		id = (1ull << 63) | a->next_alloc_id++;
+	while (u64map_get(&a->vms, id));
+	return id;
+}
+
+/* --- control side --- */
+
+void adm_set_table(struct adm *a, const uint8_t *table, size_t len, uint32_t pages)
+{
+	a->table = table;
+	a->table_len = table ? len : 0;
+	a->table_pages = table ? pages : 0;
+}
+
+int adm_pause(struct adm *a)
+{
+	return sched_pause(a->sched, now_usec());
+}
+
+void adm_resume(struct adm *a)
+{
+	if (sched_paused(a->sched))
+		(void)sched_resume(a->sched, now_usec());
+	arm_deadline(a);
+}
+
+bool adm_paused(const struct adm *a)
+{
+	return sched_paused(a->sched);
+}
+
+int adm_set_default_quota(struct adm *a, const struct sched_quota *q, const char **reason)
+{
+	int r = sched_set_default_quota(a->sched, q, now_usec(), reason);
+
+	if (r == 0)
+		a->cfg.sched.quota = *q;
+	return r;
+}
+
+/* --- quotas --- */
+
+int adm_quota_check(const struct adm *a, const struct sched_quota *q, const char **reason)
+{
+	return sched_quota_check(&a->cfg.sched, q, reason);
+}
+
+int adm_quota_set(struct adm *a, uint64_t vm_id, const struct sched_quota *q,
+		  const char **reason)
+{
+	struct sched_quota *n = NULL, *old;
+	int r;
+
+	if (q) {
+		r = adm_quota_check(a, q, reason);
+		if (r < 0)
+			return r;
+		/* Allocate before changing anything: a failure leaves every state as it was. */
+		old = u64map_get(&a->quotas, vm_id);
+		if (!old) {
+			n = malloc(sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			*n = *q;
+			r = u64map_put(&a->quotas, vm_id, n);
+			if (r < 0) {
+				free(n);
+				return r;
+			}
+		} else {
+			n = old;
+		}
+	}
+	if (u64map_get(&a->vms, vm_id)) {
+		r = sched_vm_set_quota(a->sched, vm_id, q, now_usec(), reason);
+		if (r < 0) {
+			if (n && !u64map_get(&a->quotas, vm_id))
+				free(n);
+			return r; /* checked above: cannot happen */
+		}
+	}
+	if (q) {
+		*n = *q;
+	} else {
+		old = u64map_remove(&a->quotas, vm_id);
+		free(old);
+	}
+	return 0;
+}
+
+void adm_quota_default(const struct adm *a, struct sched_quota *ret)
+{
+	*ret = a->cfg.sched.quota;
+}
+
+bool adm_quota_get(const struct adm *a, uint64_t vm_id, struct sched_quota *ret)
+{
+	const struct sched_quota *q = u64map_get(&a->quotas, vm_id);
+
+	if (q) {
+		*ret = *q;
+		return true;
+	}
+	adm_quota_default(a, ret);
+	return false;
+}
+
+size_t adm_quota_count(const struct adm *a)
+{
+	return u64map_size(&a->quotas);
+}
+
+size_t adm_quota_foreach(const struct adm *a,
+			 void (*fn)(void *userdata, uint64_t vm_id, const struct sched_quota *q),
+			 void *userdata)
+{
+	size_t it = 0, n = 0;
+	uint64_t id;
+	void *v;
+
+	while (u64map_next(&a->quotas, &it, &id, &v)) {
+		fn(userdata, id, v);
+		n++;
+	}
+	return n;
+}
+
+/* --- read-only view --- */
+
+const struct adm_stats *adm_get_stats(const struct adm *a)
+{
+	return &a->stats;
+}
+
+unsigned adm_inflight(const struct adm *a)
+{
+	return sched_inflight(a->sched);
+}
+
+unsigned adm_queued(const struct adm *a)
+{
+	return sched_queued(a->sched);
+}
+
+size_t adm_vm_count(const struct adm *a)
+{
+	return u64map_size(&a->vms);
+}
+
+int adm_vm_info(const struct adm *a, uint64_t vm_id, struct adm_vm_info *ret)
+{
+	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
+
+	if (!vm)
+		return -ENOENT;
+	*ret = vm->info;
+	if (sched_vm_stats(a->sched, vm_id, now_usec(), &ret->sched) < 0)
+		memset(&ret->sched, 0, sizeof(ret->sched));
+	return 0;
+}
+
+size_t adm_vm_foreach(const struct adm *a,
+		      void (*fn)(void *userdata, const struct adm_vm_info *info), void *userdata)
+{
+	size_t it = 0, n = 0;
+	uint64_t id;
+	void *v;
+
+	while (u64map_next(&a->vms, &it, &id, &v)) {
+		struct adm_vm_info info;
+		if (adm_vm_info(a, id, &info) == 0) {
+			fn(userdata, &info);
+			n++;
+		}
+	}
+	return n;
+}
+
+int adm_selfcheck(const struct adm *a)
 {
 	size_t it = 0;
 	uint64_t id;
 	void *v;
 
-	b->dump_done++;
-	/* VMs the kernel no longer lists (their VM_REMOVE was lost) go away. */
-	while (u64map_next(&b->vms, &it, &id, &v)) {
-		struct broker_vm *vm = v;
-		if (vm->dump_gen < b->dump_done) {
-			b->stats.vms_pruned++;
-			remove_vm(b, id, "not in the kernel's VM list");
-		}
-	}
-	log_debug("VM list synchronised: %zu VMs (kernel says %u)", u64map_size(&b->vms),
-		  snpa_has(m, SNPA_A_VM_COUNT) ? m->vm_count : 0);
-}
-
-static void on_message(void *userdata, const struct snpa_msg *m)
-{
-	struct broker *b = userdata;
-
-	switch (m->cmd) {
-	case SNPA_CMD_GUEST_REQ:
-		handle_guest_req(b, m);
-		break;
-	case SNPA_CMD_GUEST_DONE:
-		handle_done(b, m);
-		break;
-	case SNPA_CMD_VM_ADD:
-		handle_vm_add(b, m);
-		break;
-	case SNPA_CMD_VM_REMOVE:
-		remove_vm(b, m->vm_id, "VM_REMOVE");
-		broker_arm(b);
-		break;
-	case SNPA_CMD_VM_DUMP:
-		handle_dump_end(b, m);
-		break;
-	default:
-		break; /* REGISTER/VERDICT are ours to send, not to receive */
-	}
-}
-
-int sched_config_from(const struct conf *c, struct sched_config *sc)
-{
-	const char *why = NULL;
-
-	sched_config_defaults(sc);
-	sc->psp_concurrency = c->psp_concurrency;
-	sc->busy_budget_usec = c->busy_budget_usec;
-	sc->max_queue_wait_usec = c->max_queue_wait_usec;
-	sc->retry_interval_usec = c->guest_retry_interval_usec;
-	sc->quota.rate_milli = c->quota_rate_milli;
-	sc->quota.burst = c->quota_burst;
-	sc->quota.weight = c->quota_weight;
-	if (sched_config_check(sc, &why) < 0) {
-		log_error("Scheduler configuration refused: %s", why ? why : "?");
-		return -EINVAL;
+	if (sched_selfcheck(a->sched) < 0)
+		return -EUCLEAN;
+	if (sched_vm_count(a->sched) != u64map_size(&a->vms))
+		return -EUCLEAN;
+	while (u64map_next(&a->vms, &it, &id, &v)) {
+		struct adm_vm *vm = v;
+		struct sched_vm_stats st;
+		if (sched_vm_stats(a->sched, id, 0, &st) < 0)
+			return -EUCLEAN;
+		if (vm->has_inflight != st.inflight || vm->has_queued != st.queued)
+			return -EUCLEAN;
 	}
 	return 0;
 }
 
-void drop_all_vms(struct broker *b)
+/* --- life cycle --- */
+
+int adm_new(struct ev_loop *loop, const struct adm_config *c, const struct adm_hooks *h,
+	    struct adm **ret, const char **reason)
+{
+	struct adm *a;
+	int r;
+
+	r = sched_config_check(&c->sched, reason);
+	if (r < 0)
+		return r;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->loop = loop;
+	a->cfg = *c;
+	if (h)
+		a->hooks = *h;
+	u64map_init(&a->vms, (uint64_t)time(NULL));
+	u64map_init(&a->quotas, (uint64_t)time(NULL) ^ 0x5bd1e995u);
+	r = sched_new(&c->sched, on_sched_event, a, &a->sched);
+	if (r < 0) {
+		u64map_done(&a->vms);
+		u64map_done(&a->quotas);
+		free(a);
+		return r;
+	}
+	ev_timer_init(&a->deadline, on_deadline, 0., 0.);
+	ev_timer_init(&a->housekeeping, on_housekeeping, ADM_HOUSEKEEPING_SEC,
+		      ADM_HOUSEKEEPING_SEC);
+	ev_timer_start(loop, &a->housekeeping);
+	*ret = a;
+	return 0;
+}
+
+void adm_free(struct adm *a)
 {
 	size_t it = 0;
 	void *v;
 
-	while (u64map_next(&b->vms, &it, NULL, &v))
-		vm_free(v);
-	u64map_done(&b->vms);
-	u64map_init(&b->vms, (uint64_t)time(NULL));
-}
-
-static void on_registered(void *userdata)
-{
-	struct broker *b = userdata;
-
-	/* nlsock has sent VM_DUMP: the kernel replays every VM. */
-	b->dump_sent++;
-	b->stats.dumps_sent++;
-	manager_notify_status(b->m, "serving: broker registered");
-}
-
-static void on_unregistered(void *userdata, int reason)
-{
-	struct broker *b = userdata;
-	struct sched_config sc;
-	struct sched *n;
-
-	/* The kernel side is gone: every pending request died with it. Start clean; the
-	 * VM_DUMP after the next REGISTER rebuilds the VM list and in-flight state. */
-	log_warning("Lost the broker role (%s); guests get BUSY until it is back",
-		    strerror(reason < 0 ? -reason : reason));
-	if (sched_config_from(&b->m->conf, &sc) == 0 &&
-	    sched_new(&sc, on_sched_event, b, &n) == 0) {
-		sched_free(b->sched);
-		b->sched = n;
-		/* A rotation or drain under way keeps admission paused; nothing is in flight. */
-		if (b->rot || b->draining)
-			(void)sched_pause(b->sched, now_usec());
-		if (b->rot)
-			rot_submit(b);
-	}
-	drop_all_vms(b);
-	b->dump_sent = b->dump_done = 0;
-	manager_notify_status(b->m, "waiting for the kernel (broker role lost)");
-}
-
-static void on_resync(void *userdata)
-{
-	struct broker *b = userdata;
-
-	b->dump_sent++;
-	b->stats.dumps_sent++;
-}
-
-const struct nlsock_handler nl_handler = {
-	.on_message = on_message,
-	.on_registered = on_registered,
-	.on_unregistered = on_unregistered,
-	.on_resync = on_resync,
-};
-
-/* --- timers --- */
-
-void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct broker *b = container_of(w, struct broker, deadline);
-
-	(void)loop;
-	(void)revents;
-	(void)sched_tick(b->sched, now_usec());
-	broker_arm(b);
-}
-
-void broker_arm(struct broker *b)
-{
-	uint64_t when, now;
-	struct ev_loop *loop = b->m->loop;
-
-	if (sched_next_deadline(b->sched, &when) < 0) {
-		ev_timer_stop(loop, &b->deadline);
+	if (!a)
 		return;
-	}
-	now = now_usec();
-	ev_timer_stop(loop, &b->deadline);
-	ev_timer_set(&b->deadline, when > now ? (double)(when - now) / 1e6 : 0., 0.);
-	ev_timer_start(loop, &b->deadline);
+	ev_timer_stop(a->loop, &a->deadline);
+	ev_timer_stop(a->loop, &a->housekeeping);
+	/* Queued requests are dropped without events (sched_free). */
+	sched_free(a->sched);
+	while (u64map_next(&a->vms, &it, NULL, &v))
+		free(v);
+	u64map_done(&a->vms);
+	it = 0;
+	while (u64map_next(&a->quotas, &it, NULL, &v))
+		free(v);
+	u64map_done(&a->quotas);
+	free(a);
 }
-
-void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct broker *b = container_of(w, struct broker, housekeeping);
-	uint64_t now = now_usec();
-	size_t it = 0;
-	void *v;
-
-	(void)loop;
-	(void)revents;
-	while (u64map_next(&b->vms, &it, NULL, &v)) {
-		struct broker_vm *vm = v;
-		if (vm->has_inflight && now - vm->inflight_since > BROKER_STALE_INFLIGHT_USEC) {
-			b->stats.stale_inflight_freed++;
-			vm_log(b, vm, LOG_WARNING, vm->inflight_req,
-			       "no GUEST_DONE for an admitted request; freeing its slot");
-			vm->has_inflight = false;
-			(void)sched_done(b->sched, vm->info.vm_id, vm->inflight_req, now,
-					 SCHED_OUTCOME_NOT_RUN);
-		}
-	}
-	broker_arm(b);
-}
-

@@ -8,21 +8,14 @@
 
 #include <ev.h>
 
+#include "certtable.h"
 #include "fw.h"
 #include "kdsc.h"
-#include "nlsock.h"
-#include "ratelimit.h"
-#include "u64map.h"
+#include "admission.h"
+#include "nltransport.h"
 #include "vmmfile.h"
 #include "worker.h"
 
-#include "worker.h"
-
-/* A request is in flight (ALLOW sent) until GUEST_DONE; the kernel always sends one, so an
- * entry older than this lost its DONE (e.g. a receive overrun) and is freed to keep the VM
- * from being refused forever. Well under busy_budget. */
-#define BROKER_STALE_INFLIGHT_USEC (5 * 1000000ull)
-#define BROKER_HOUSEKEEPING_SEC 1.0
 /* Longest start-up wait for the first chain before READY=1 (KDS slow or down, cache cold). */
 #define BROKER_READY_MAX_SEC 10.0
 /* Refetch this long before the chain's (or CRL's) end of validity; retry no more often than
@@ -32,24 +25,6 @@
 #define BROKER_KDS_RETRY_SEC 30.
 /* Admission is paused while the worker waits for the VMM file lock: bound the wait. */
 #define BROKER_VMM_LOCK_MSEC 2000
-
-struct broker_req {
-	uint64_t req_id;
-	uint64_t vm_id;
-	bool ext_report;
-	uint32_t data_npages;
-	uint64_t arrived;
-};
-
-struct broker_vm {
-	struct broker_vm_info info; /* counters; info.sched filled on demand */
-	uint64_t dump_gen;
-	uint64_t inflight_req; /* valid if has_inflight */
-	uint64_t inflight_since;
-	bool has_inflight;
-	struct broker_req *queued; /* owned, or NULL */
-	struct ratelimit rl;
-};
 
 enum broker_fw_op {
 	BROKER_OP_NONE,
@@ -130,40 +105,44 @@ struct broker_poll {
 };
 
 struct broker {
-	struct manager *m;	     /* borrowed */
-	struct worker *worker;	     /* owned: every firmware call after start runs here */
-	struct kdsc *kdsc;	     /* owned; the chain source when no cert_dir is configured */
-	bool ready_held;	     /* READY=1 waits for the first chain decision */
-	ev_timer ready_timer;	     /* ... at most BROKER_READY_MAX_SEC */
-	struct vmmfile *vmm;	     /* owned; NULL if no vmm_certs_file */
-	struct broker_rotation *rot; /* owned: the rotation under way, or NULL */
-	struct broker_fetch *fetch;  /* owned: the snpctl cert fetch under way, or NULL */
-	bool import_next;	     /* the next KDS-cache chain was put there by cert import */
-	time_t chain_since;	     /* wall clock when the served chain was swapped in */
-	bool rotate_again;	     /* an internal trigger arrived during a rotation */
-	char again_why[128];
-	struct broker_poll poll;
-	struct broker_rotation_stats rstats;
+	struct manager *m; /* borrowed */
+	bool draining;	   /* SIGTERM: admission paused for good, no new rotation */
+	bool stopping;	   /* broker_stop runs: nothing new is submitted to the worker */
+
+	/* admission core and its transport (admission.c, nltransport.c) */
+	struct adm *adm;	 /* owned */
+	struct nltransport *nlt; /* owned */
+
+	/* platform (platform.c) */
+	struct fw *fw;	       /* owned */
+	struct worker *worker; /* owned: every firmware call after start runs here */
+	struct store_platform pf;
 	int committed_r;
 	uint64_t committed_tcb;
-	ev_timer rot_timeout;
+	struct broker_poll poll;
 	ev_timer poll_timer;
-	ev_timer expiry;
-	struct fw *fw;		   /* owned */
-	struct sched *sched;	   /* owned */
-	struct nlsock *nl;	   /* owned */
-	uint64_t handoff_rx;	   /* a GUEST_DONE received then freed a slot with a queue: the
-				    * next admission is its hand-off (0: none pending) */
+
+	/* rotation (rotation.c): the served chain, the VMM file, READY gating */
 	struct store_chain *chain; /* owned; NULL = serve no certificates */
+	time_t chain_since;	   /* wall clock when the served chain was swapped in */
 	X509 *sim_ark;		   /* owned; trusted extra root (sim backend only) */
-	struct store_platform pf;
-	struct u64map vms;    /* vm_id -> struct broker_vm (owned) */
-	struct u64map quotas; /* vm_id -> struct sched_quota (owned): custom quotas */
-	struct broker_stats stats;
-	uint64_t dump_sent, dump_done;
-	bool draining;
-	ev_timer deadline;
-	ev_timer housekeeping;
+	struct vmmfile *vmm;	   /* owned; NULL if no vmm_certs_file */
+	struct broker_rotation *rot; /* owned: the rotation under way, or NULL */
+	bool rotate_again;	     /* an internal trigger arrived during a rotation */
+	char again_why[128];
+	struct broker_rotation_stats rstats;
+	bool ready_held;	/* READY=1 waits for the first chain decision */
+	ev_timer ready_timer;	/* ... at most BROKER_READY_MAX_SEC */
+	ev_timer rot_timeout;
+	ev_timer expiry;
+
+	/* chain source (chainsrc.c) */
+	struct kdsc *kdsc;	    /* owned; the chain source when no cert_dir is configured */
+	struct broker_fetch *fetch; /* owned: the snpctl cert fetch under way, or NULL */
+	bool import_next;	    /* the next KDS-cache chain was put there by cert import */
+
+	/* quotas (quotas.c): changes waiting for (or in) their write, oldest first */
+	struct quota_change *quota_head, *quota_tail;
 };
 
 static inline uint64_t now_usec(void)
@@ -171,18 +150,11 @@ static inline uint64_t now_usec(void)
 	return manager_now_usec();
 }
 
-/* admission.c */
-void broker_arm(struct broker *b);
-int sched_config_from(const struct conf *c, struct sched_config *sc);
-void drop_all_vms(struct broker *b);
-void on_sched_event(void *userdata, const struct sched_event *ev);
-void on_deadline(struct ev_loop *loop, ev_timer *w, int revents);
-void on_housekeeping(struct ev_loop *loop, ev_timer *w, int revents);
-extern const struct nlsock_handler nl_handler;
+/* admission glue (broker.c) */
+int adm_config_from(const struct conf *c, struct adm_config *ac);
 
 /* platform.c */
 int platform_read(struct fw *fw, struct store_platform *pf, char *err, size_t err_size);
-int read_platform(struct broker *b);
 int cpuid_product(enum snp_product *ret);
 void poll_run(struct worker_job *j);
 void poll_done(struct worker_job *j);
@@ -193,6 +165,8 @@ void poll_arm(struct broker *b);
 extern const uint8_t empty_table[CERTTABLE_ENTRY_SIZE];
 void load_chain(struct broker *b);
 void rot_free(struct broker_rotation *rot);
+/* Serves c (owned; NULL: none) from now on, to guests and in the accessors. */
+void serve_chain(struct broker *b, struct store_chain *c);
 void rot_submit(struct broker *b);
 void rot_finish(struct broker *b, struct broker_rotation *rot, int r, const char *msg);
 void rot_pause(struct broker *b);
@@ -212,5 +186,9 @@ int rot_fetch(struct broker *b, struct broker_rotation *rot, char *cerr, size_t 
 void fetch_free(struct broker_fetch *f);
 
 /* quotas.c */
+/* Start-up: an unreadable file is moved aside and the defaults apply (never fails). */
 int load_quotas(struct broker *b);
-int save_quotas(struct broker *b);
+/* The caller goes away: its callbacks are not called (userdata NULL: every caller). */
+void quotas_forget(struct broker *b, void *userdata);
+/* After the worker is gone: frees changes that never started. */
+void quotas_stop(struct broker *b);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* broker: the manager module that ties admission, platform, rotation, chain source and quotas
- * together: start, stop, reload, drain, and the read-only accessors. */
+/* broker: the manager module that assembles the admission core and its netlink transport,
+ * the platform view, the rotation of the served chain, the chain source and the quotas:
+ * start (undone entirely when it fails), stop, reload, drain, and the read-only accessors
+ * ctl and metrics use. broker-int.h says which file owns which state. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,24 +10,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/pem.h>
-
-#include "cache.h"
-#include "certs.h"
-#include "certtable.h"
-#include "exitinfo.h"
-#include "fw.h"
-#include "kdsc.h"
 #include "log.h"
-#include "metrics.h"
-#include "msg.h"
-#include "nl.h"
-#include "nlsock.h"
-#include "quotafile.h"
-#include "ratelimit.h"
-#include "u64map.h"
 #include "util.h"
-#include "vmmfile.h"
 
 #include "broker-int.h"
 
@@ -34,12 +20,16 @@ struct broker *broker_get(struct manager *m)
 	return m->broker;
 }
 
+/* --- read-only accessors --- */
 
-/* --- public accessors --- */
-
-const struct broker_stats *broker_get_stats(const struct broker *b)
+const struct adm *broker_adm(const struct broker *b)
 {
-	return &b->stats;
+	return b->adm;
+}
+
+const struct adm_stats *broker_get_stats(const struct broker *b)
+{
+	return adm_get_stats(b->adm);
 }
 
 const struct store_chain *broker_chain(const struct broker *b)
@@ -54,27 +44,27 @@ const struct store_platform *broker_platform(const struct broker *b)
 
 bool broker_registered(const struct broker *b)
 {
-	return nlsock_registered(b->nl);
+	return b->nlt && nltransport_registered(b->nlt);
 }
 
 unsigned broker_inflight(const struct broker *b)
 {
-	return sched_inflight(b->sched);
+	return adm_inflight(b->adm);
 }
 
 unsigned broker_queued(const struct broker *b)
 {
-	return sched_queued(b->sched);
+	return adm_queued(b->adm);
 }
 
 size_t broker_vm_count(const struct broker *b)
 {
-	return u64map_size(&b->vms);
+	return adm_vm_count(b->adm);
 }
 
 bool broker_paused(const struct broker *b)
 {
-	return sched_paused(b->sched);
+	return adm_paused(b->adm);
 }
 
 const char *broker_backend_name(const struct broker *b)
@@ -87,52 +77,71 @@ bool broker_sim_root_trusted(const struct broker *b)
 	return b->sim_ark != NULL;
 }
 
-int broker_vm_info(const struct broker *b, uint64_t vm_id, struct broker_vm_info *ret)
+int broker_vm_info(const struct broker *b, uint64_t vm_id, struct adm_vm_info *ret)
 {
-	struct broker_vm *vm = u64map_get(&b->vms, vm_id);
-	int r;
-
-	if (!vm)
-		return -ENOENT;
-	*ret = vm->info;
-	r = sched_vm_stats(b->sched, vm_id, now_usec(), &ret->sched);
-	if (r < 0)
-		memset(&ret->sched, 0, sizeof(ret->sched));
-	return 0;
+	return adm_vm_info(b->adm, vm_id, ret);
 }
 
 size_t broker_vm_foreach(const struct broker *b,
-			 void (*fn)(void *userdata, const struct broker_vm_info *info),
+			 void (*fn)(void *userdata, const struct adm_vm_info *info),
 			 void *userdata)
 {
-	size_t it = 0, n = 0;
-	uint64_t id;
-	void *v;
-
-	while (u64map_next(&b->vms, &it, &id, &v)) {
-		struct broker_vm_info info;
-		if (broker_vm_info(b, id, &info) == 0) {
-			fn(userdata, &info);
-			n++;
-		}
-	}
-	return n;
+	return adm_vm_foreach(b->adm, fn, userdata);
 }
-
 
 const struct nlsock_stats *broker_nlsock_stats(const struct broker *b)
 {
-	return b->nl ? nlsock_get_stats(b->nl) : NULL;
+	return b->nlt ? nltransport_stats(b->nlt) : NULL;
 }
-
 
 /* --- module --- */
 
+int adm_config_from(const struct conf *c, struct adm_config *ac)
+{
+	struct sched_config *sc = &ac->sched;
+
+	sched_config_defaults(sc);
+	sc->psp_concurrency = c->psp_concurrency;
+	sc->busy_budget_usec = c->busy_budget_usec;
+	sc->max_queue_wait_usec = c->max_queue_wait_usec;
+	sc->retry_interval_usec = c->guest_retry_interval_usec;
+	sc->quota.rate_milli = c->quota_rate_milli;
+	sc->quota.burst = c->quota_burst;
+	sc->quota.weight = c->quota_weight;
+	sc->hash_seed = (uint64_t)time(NULL);
+	ac->guest_log_interval_usec = c->guest_log_interval_usec;
+	ac->guest_log_burst = c->guest_log_burst;
+	return 0;
+}
+
+static void on_drained(void *userdata)
+{
+	struct broker *b = userdata;
+
+	/* Nothing in flight any more: the rotation's firmware/table change may run. */
+	if (b->rot)
+		rot_submit(b);
+}
+
+static void on_transport_status(void *userdata, const char *status)
+{
+	struct broker *b = userdata;
+
+	manager_notify_status(b->m, "%s", status);
+}
+
+static void broker_stop(struct manager *m);
+
+/* Each step that takes something is undone by broker_stop, which copes with a broker started
+ * half way. */
 static int broker_start(struct manager *m)
 {
 	struct broker *b;
-	struct sched_config sc;
+	struct adm_config ac;
 	const struct conf *c = &m->conf;
+	struct adm_hooks hooks = { .drained = on_drained };
+	const char *why = NULL;
+	char err[512];
 	int r;
 
 	b = calloc(1, sizeof(*b));
@@ -140,36 +149,48 @@ static int broker_start(struct manager *m)
 		return -ENOMEM;
 	b->m = m;
 	m->broker = b;
-	u64map_init(&b->vms, (uint64_t)time(NULL));
-	u64map_init(&b->quotas, (uint64_t)time(NULL) ^ 0x5bd1e995u);
-	ev_timer_init(&b->deadline, on_deadline, 0., 0.);
-	ev_timer_init(&b->housekeeping, on_housekeeping, BROKER_HOUSEKEEPING_SEC,
-		      BROKER_HOUSEKEEPING_SEC);
+	hooks.userdata = b;
 	ev_timer_init(&b->rot_timeout, on_rot_timeout, BROKER_ROTATE_DRAIN_SEC, 0.);
 	ev_timer_init(&b->poll_timer, on_poll, 1., 1.);
 	ev_timer_init(&b->expiry, on_expiry, 1., 0.);
+	ev_timer_init(&b->ready_timer, on_ready_timer, BROKER_READY_MAX_SEC, 0.);
 	b->poll.b = b;
 	b->poll.job.run = poll_run;
 	b->poll.job.done = poll_done;
 
-	if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST)
-		return log_error_errno(-errno, "Cannot create the state directory %s",
-				       c->state_dir);
+	if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		manager_start_error(m, "cannot create the state directory %s: %s", c->state_dir,
+				    strerror(-r));
+		goto fail;
+	}
 	if (c->backend == CONF_BACKEND_SIM) {
 		r = fw_open_sim(c->sim_state_dir, &b->fw);
-		if (r < 0)
-			return log_error_errno(r,
-					       "Cannot open the simulated platform in %s (create "
-					       "it with snp-kvmsim --state DIR --product P)",
-					       c->sim_state_dir);
+		if (r < 0) {
+			manager_start_error(m,
+					    "cannot open the simulated platform in %s (create it "
+					    "with snp-kvmsim --state DIR --product P): %s",
+					    c->sim_state_dir, snp_strerror(r));
+			goto fail;
+		}
 	} else {
 		r = fw_open_sev(c->sev_device, &b->fw);
-		if (r < 0)
-			return log_error_errno(r, "Cannot open %s", c->sev_device);
+		if (r < 0) {
+			manager_start_error(m, "cannot open %s: %s", c->sev_device,
+					    snp_strerror(r));
+			goto fail;
+		}
 	}
-	r = read_platform(b);
+	r = manager_test_fail(m, "broker", "fw");
 	if (r < 0)
-		return r;
+		goto fail;
+	r = platform_read(b->fw, &b->pf, err, sizeof(err));
+	if (r == 0)
+		b->committed_r = fw_committed_tcb(b->fw, &b->committed_tcb);
+	if (r < 0) {
+		manager_start_error(m, "%s", err);
+		goto fail;
+	}
 	if (b->pf.product == SNP_PRODUCT_UNKNOWN && cpuid_product(&b->pf.product) < 0)
 		log_warning(
 			"Cannot tell the SNP product from CPUID; certificates cannot be checked");
@@ -182,85 +203,106 @@ static int broker_start(struct manager *m)
 	}
 	if (c->vmm_certs_file[0]) {
 		r = vmmfile_open(c->vmm_certs_file, &b->vmm);
-		if (r < 0)
-			return log_error_errno(r, "Cannot open the VMM certificate file %s",
-					       c->vmm_certs_file);
+		if (r < 0) {
+			manager_start_error(m, "cannot open the VMM certificate file %s: %s",
+					    c->vmm_certs_file, snp_strerror(r));
+			goto fail;
+		}
 	}
+	r = manager_test_fail(m, "broker", "vmm");
+	if (r < 0)
+		goto fail;
 	if (!c->cert_dir[0] && c->kds_url[0]) {
 		r = kdsc_new(m->loop, c, &b->kdsc);
-		if (r < 0)
-			return log_error_errno(r, "Cannot set up the KDS client");
+		if (r < 0) {
+			manager_start_error(m, "cannot set up the KDS client: %s", snp_strerror(r));
+			goto fail;
+		}
+	}
+	r = manager_test_fail(m, "broker", "kdsc");
+	if (r < 0)
+		goto fail;
+	adm_config_from(c, &ac);
+	r = adm_new(m->loop, &ac, &hooks, &b->adm, &why);
+	if (r < 0) {
+		manager_start_error(m, "scheduler configuration refused: %s",
+				    why ? why : snp_strerror(r));
+		goto fail;
 	}
 	load_chain(b);
 	r = worker_new(m->loop, &b->worker);
+	if (r < 0) {
+		manager_start_error(m, "cannot start the worker thread: %s", strerror(-r));
+		goto fail;
+	}
+	r = manager_test_fail(m, "broker", "worker");
 	if (r < 0)
-		return log_error_errno(r, "Cannot start the worker thread");
+		goto fail;
 	b->poll.fw = b->fw;
 	rot_arm_expiry(b);
 	poll_arm(b);
-	r = load_quotas(b);
-	if (r < 0)
-		return r;
-	r = sched_config_from(c, &sc);
-	if (r < 0)
-		return r;
-	r = sched_new(&sc, on_sched_event, b, &b->sched);
-	if (r < 0)
-		return log_error_errno(r, "Cannot create the scheduler");
-	r = nlsock_new(m->loop, c, &nl_handler, b, &b->nl);
-	if (r < 0)
-		return r;
-	ev_timer_start(m->loop, &b->housekeeping);
+	(void)load_quotas(b);
+	r = nltransport_new(m->loop, c, b->adm, on_transport_status, b, &b->nlt);
+	if (r < 0) {
+		manager_start_error(m, "cannot set up the netlink transport: %s",
+				    snp_strerror(r));
+		goto fail;
+	}
 	if (b->kdsc) {
 		/* READY waits for the first chain from the cache (instant when warm) or KDS, or
 		 * for the decision to run without one: at most BROKER_READY_MAX_SEC. */
 		b->ready_held = true;
 		manager_ready_hold(m);
-		ev_timer_init(&b->ready_timer, on_ready_timer, BROKER_READY_MAX_SEC, 0.);
 		ev_timer_start(m->loop, &b->ready_timer);
 		rot_start_internal(b, "first chain from the cache or KDS", NULL);
 	}
-	return nlsock_start(b->nl);
+	r = manager_test_fail(m, "broker", "nl");
+	if (r < 0)
+		goto fail;
+	r = nltransport_start(b->nlt);
+	if (r < 0) {
+		manager_start_error(m, "cannot register with the kernel: %s", snp_strerror(r));
+		goto fail;
+	}
+	return 0;
+fail:
+	broker_stop(m);
+	return r;
 }
 
 static void broker_stop(struct manager *m)
 {
 	struct broker *b = m->broker;
-	size_t it = 0;
-	void *v;
 
 	if (!b)
 		return;
-	if (b->ready_held)
-		ev_timer_stop(m->loop, &b->ready_timer);
-	ev_timer_stop(m->loop, &b->deadline);
-	ev_timer_stop(m->loop, &b->housekeeping);
+	ev_timer_stop(m->loop, &b->ready_timer);
 	ev_timer_stop(m->loop, &b->rot_timeout);
 	ev_timer_stop(m->loop, &b->poll_timer);
 	ev_timer_stop(m->loop, &b->expiry);
 	b->rotate_again = false;
 	b->draining = true; /* no new rotation from completions delivered below */
+	b->stopping = true; /* no new quota write either */
 	if (b->rot)
 		b->rot->cb = NULL; /* modules that own callers (ctl) are already gone */
 	if (b->fetch)
 		b->fetch->cb = NULL;
-	kdsc_free(b->kdsc);	   /* a fetching rotation completes with -ECANCELED here */
+	quotas_forget(b, NULL); /* every caller */
+	kdsc_free(b->kdsc); /* a fetching rotation completes with -ECANCELED here */
 	b->kdsc = NULL;
 	if (b->rot && !b->rot->submitted)
 		rot_finish(b, b->rot, -ECANCELED, "the daemon is stopping");
-	worker_free(b->worker); /* runs and completes a submitted rotation */
+	worker_free(b->worker); /* runs and completes a submitted rotation or quota write */
 	b->worker = NULL;
+	quotas_stop(b);
 	if (b->fetch) { /* its rotation was cut short without a callback */
 		fetch_free(b->fetch);
 		b->fetch = NULL;
 	}
-	nlsock_free(b->nl);
-	sched_free(b->sched);
-	drop_all_vms(b);
-	u64map_done(&b->vms);
-	while (u64map_next(&b->quotas, &it, NULL, &v))
-		free(v);
-	u64map_done(&b->quotas);
+	nltransport_free(b->nlt);
+	b->nlt = NULL;
+	adm_free(b->adm);
+	b->adm = NULL;
 	store_chain_free(b->chain);
 	X509_free(b->sim_ark);
 	vmmfile_free(b->vmm);
@@ -278,7 +320,7 @@ static int broker_reload(struct manager *m, const struct conf *old)
 	q.rate_milli = m->conf.quota_rate_milli;
 	q.burst = m->conf.quota_burst;
 	q.weight = m->conf.quota_weight;
-	if (sched_set_default_quota(b->sched, &q, now_usec(), &why) < 0)
+	if (adm_set_default_quota(b->adm, &q, &why) < 0)
 		log_warning("New default quota refused by the scheduler: %s", why ? why : "?");
 	if (strcmp(old->vmm_certs_file, m->conf.vmm_certs_file) != 0) {
 		if (b->rot)
@@ -306,7 +348,7 @@ static int broker_reload(struct manager *m, const struct conf *old)
 	    old->busy_budget_usec != m->conf.busy_budget_usec ||
 	    old->max_queue_wait_usec != m->conf.max_queue_wait_usec)
 		log_notice(
-			"Scheduler slot/budget changes take effect when the broker re-registers");
+			"Scheduler slot/budget changes take effect at the next restart");
 	return 0;
 }
 
@@ -314,13 +356,13 @@ static bool broker_drained(struct manager *m)
 {
 	struct broker *b = m->broker;
 
-	if (!b || !b->sched)
+	if (!b || !b->adm)
 		return true;
 	if (!b->draining) {
 		b->draining = true;
-		(void)sched_pause(b->sched, now_usec());
+		(void)adm_pause(b->adm);
 	}
-	return sched_inflight(b->sched) == 0;
+	return adm_inflight(b->adm) == 0;
 }
 
 const struct manager_module broker_module = {

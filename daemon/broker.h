@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* broker: the guest-request path. Owns the scheduler policy instance, the netlink transport,
- * the platform view (firmware backend + worker) and the served chain; turns GUEST_REQ into
- * exactly one VERDICT under the guest contract (design §4) and learns outcomes from
- * GUEST_DONE. Everything runs on the loop thread. */
+/* broker: the daemon's guest-facing module and its read-only view for ctl and metrics. It
+ * assembles the admission core (admission.h) with its netlink transport, the platform view
+ * (firmware backend, worker), the rotation of the served chain, the chain source and the
+ * quotas; broker-int.h says which file owns what. Everything runs on the loop thread. */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
+#include "admission.h"
 #include "manager.h"
 #include "sched-policy.h"
 #include "sevuapi.h"
@@ -21,52 +22,15 @@ struct nlsock_stats;
 
 extern const struct manager_module broker_module;
 
-/* Bucket bounds (µs, "le") of the per-VM admission wait counts: 1 ms steps around one PSP
- * report slot (~8 ms), so that "within one slot + 1 ms" can be read off exactly. */
-#define BROKER_WAIT_NBOUNDS 18
-extern const uint64_t broker_wait_bounds_usec[BROKER_WAIT_NBOUNDS];
-
-struct broker_vm_info {
-	uint64_t vm_id;
-	uint32_t vmm_pid;
-	uint32_t asid;
-	uint64_t policy;
-	uint64_t invalid_len; /* INVALID_LEN answers */
-	uint64_t fw_errors;   /* GUEST_DONE with a non-zero firmware status */
-	uint64_t fw_ok;	      /* GUEST_DONE with status 0 */
-	uint64_t expired;     /* the kernel gave up waiting for our verdict */
-	uint64_t fw_time_ns_total;
-	uint64_t req_report, req_key, req_other;
-	/* Admission wait (GUEST_REQ to ALLOW) of this VM's admitted requests: a count per bucket
-	 * of broker_wait_bounds_usec (the last is above every bound) and the sum. */
-	uint64_t wait_buckets[BROKER_WAIT_NBOUNDS + 1];
-	uint64_t wait_usec_total;
-	struct sched_vm_stats sched;
-};
-
-struct broker_stats {
-	uint64_t guest_reqs;
-	uint64_t verdicts_allow;
-	uint64_t verdicts_busy;
-	uint64_t verdicts_invalid_len;
-	uint64_t done;
-	uint64_t send_failures;
-	uint64_t stale_inflight_freed; /* in flight too long without GUEST_DONE */
-	uint64_t dumps_sent;
-	uint64_t vms_pruned; /* removed because a VM_DUMP no longer listed them */
-	uint64_t busy_by_reason[_SCHED_BUSY_MAX];
-	uint64_t anomalies[_SCHED_ANOM_MAX];
-	uint64_t admission_wait_usec_total;
-	/* Slot hand-offs: a GUEST_DONE freed a PSP slot while requests were queued. The time from
-	 * the receipt of that GUEST_DONE to the ALLOW of the next queued request is the daemon's
-	 * share of the PSP's idle time while admissible work waited. */
-	uint64_t handoffs;
-	uint64_t handoff_usec_total;
-	uint64_t admissions_over_slots; /* forced (rule 4) while every slot was taken */
-};
+/* Completion of an asynchronous operation: r = 0 or -errno, message one line (borrowed, valid
+ * during the call). Called exactly once, on the loop thread, never from inside the starting
+ * call. */
+typedef void (*broker_op_done_fn)(void *userdata, int r, const char *message);
 
 struct broker *broker_get(struct manager *m);
-const struct broker_stats *broker_get_stats(const struct broker *b);
+const struct adm_stats *broker_get_stats(const struct broker *b);
+/* The admission core, read-only (VMs, quotas, counters). */
+const struct adm *broker_adm(const struct broker *b);
 const struct store_chain *broker_chain(const struct broker *b); /* NULL: serving no chain */
 const struct store_platform *broker_platform(const struct broker *b);
 bool broker_registered(const struct broker *b);
@@ -77,14 +41,15 @@ bool broker_paused(const struct broker *b);
 const char *broker_backend_name(const struct broker *b);
 bool broker_sim_root_trusted(const struct broker *b);
 /* -ENOENT for an unknown VM. */
-int broker_vm_info(const struct broker *b, uint64_t vm_id, struct broker_vm_info *ret);
+int broker_vm_info(const struct broker *b, uint64_t vm_id, struct adm_vm_info *ret);
 size_t broker_vm_foreach(const struct broker *b,
-			 void (*fn)(void *userdata, const struct broker_vm_info *info),
+			 void (*fn)(void *userdata, const struct adm_vm_info *info),
 			 void *userdata);
-/* Runtime quota for a VM (applied now if the VM is live and remembered for when it comes);
- * q == NULL resets to the default. -EINVAL with *reason. */
+/* Runtime quota for a VM, q NULL: back to the default. Stored first (on the worker thread),
+ * then applied: cb gets 0, or the error with its cause and nothing changed. Returns 0 (cb
+ * follows, never from inside this call) or -EINVAL/-ESHUTDOWN/-ENOMEM with err. */
 int broker_set_quota(struct broker *b, uint64_t vm_id, const struct sched_quota *q,
-		     const char **reason);
+		     broker_op_done_fn cb, void *userdata, char *err, size_t err_size);
 /* --- rotation and TCB administration (design §6, facts §9.2) ---
  * A rotation: the new chain is obtained first (refused if it cannot be, except after a TCB
  * change seen in platform status, which must be followed), then admission pauses (new requests
@@ -96,10 +61,6 @@ int broker_set_quota(struct broker *b, uint64_t vm_id, const struct sched_quota 
  * had after a firmware change, no chain is served (and that is logged). */
 #define BROKER_ROTATE_DRAIN_SEC 3.0
 
-/* Completion of an asynchronous operation: r = 0 or -errno, message one line (borrowed, valid
- * during the call). Called exactly once, on the loop thread, never from inside the starting
- * call. */
-typedef void (*broker_op_done_fn)(void *userdata, int r, const char *message);
 
 /* Each returns 0 (started: cb follows; cb may be NULL) or a negative errno with a one-line
  * reason in err (cb not called): -EBUSY (a rotation is under way), -ESHUTDOWN (draining),

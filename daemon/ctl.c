@@ -51,6 +51,7 @@ struct ctl_client {
 	bool op_pending;
 	json_t *op_id;      /* owned: the request's id */
 	enum ctl_cmd op_cmd;
+	uint64_t op_vm_id;  /* quota.set/reset: the VM */
 };
 
 struct ctl {
@@ -366,7 +367,7 @@ static json_t *cert_show_json(struct broker *b)
 
 static json_t *status_json(struct ctl *c, struct broker *b, enum ctl_role role)
 {
-	const struct broker_stats *st = broker_get_stats(b);
+	const struct adm_stats *st = broker_get_stats(b);
 	const struct store_platform *pf = broker_platform(b);
 	const struct store_chain *ch = broker_chain(b);
 	bool sim = c->m->conf.backend == CONF_BACKEND_SIM;
@@ -446,7 +447,7 @@ static json_t *sorted(json_t *arr)
 	return out;
 }
 
-static json_t *vm_json(const struct broker_vm_info *i, bool full)
+static json_t *vm_json(const struct adm_vm_info *i, bool full)
 {
 	const struct sched_vm_stats *s = &i->sched;
 	uint64_t busy = 0;
@@ -481,7 +482,7 @@ static json_t *vm_json(const struct broker_vm_info *i, bool full)
 	return o;
 }
 
-static void add_vm(void *userdata, const struct broker_vm_info *info)
+static void add_vm(void *userdata, const struct adm_vm_info *info)
 {
 	json_array_append_new(userdata, vm_json(info, false));
 }
@@ -557,8 +558,13 @@ static void on_op_done(void *userdata, int r, const char *message)
 {
 	struct ctl_client *cl = userdata;
 	struct broker *b = cl->ctl->m->broker;
+	bool quota = cl->op_cmd == CTL_CMD_QUOTA_SET || cl->op_cmd == CTL_CMD_QUOTA_RESET;
 
-	op_reply(cl, r, message, r < 0 ? NULL : b ? tcb_show_json(b) : json_object());
+	op_reply(cl, r, message,
+		 r < 0	? NULL
+		 : !b	? json_object()
+		 : quota ? quota_entry(b, cl->op_vm_id)
+			 : tcb_show_json(b));
 }
 
 static json_t *fetch_key_json(const struct broker_fetch_key *k, const char *key)
@@ -714,9 +720,8 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 {
 	struct ctl *c = cl->ctl;
 	struct broker *b;
-	struct broker_vm_info info;
+	struct adm_vm_info info;
 	struct sched_quota nq;
-	const char *why = NULL;
 	char msg[256];
 	json_t *body = NULL;
 	int r;
@@ -784,19 +789,25 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 			nq.weight = q->quota.weight;
 		__attribute__((fallthrough));
 	case CTL_CMD_QUOTA_RESET:
-		r = broker_set_quota(b, q->vm_id, q->cmd == CTL_CMD_QUOTA_SET ? &nq : NULL, &why);
+		/* Answered once the quota file is written (or could not be): on_op_done. */
+		if (cl->op_pending) {
+			client_error(cl, q->id, -EBUSY,
+				     "this connection is already waiting for an operation");
+			return;
+		}
+		r = broker_set_quota(b, q->vm_id, q->cmd == CTL_CMD_QUOTA_SET ? &nq : NULL,
+				     on_op_done, cl, msg, sizeof(msg));
 		if (r < 0) {
-			if (why)
-				snprintf(msg, sizeof(msg), "quota refused: %s", why);
-			else
-				snprintf(msg, sizeof(msg), "quota not stored: %s", snp_strerror(r));
 			client_error(cl, q->id, r, msg);
 			return;
 		}
 		log_notice("Control: %s for VM %llu by uid %u (pid %d)", ctl_cmd_name(q->cmd),
 			   (unsigned long long)q->vm_id, (unsigned)cl->uid, (int)cl->pid);
-		body = quota_entry(b, q->vm_id);
-		break;
+		cl->op_pending = true;
+		cl->op_cmd = q->cmd;
+		cl->op_vm_id = q->vm_id;
+		cl->op_id = q->id ? json_incref(q->id) : NULL;
+		return;
 	case CTL_CMD_TCB_SHOW:
 		body = tcb_show_json(b);
 		break;

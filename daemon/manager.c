@@ -40,6 +40,28 @@ void manager_notify_status(struct manager *m, const char *fmt, ...)
 	(void)m;
 }
 
+void manager_start_error(struct manager *m, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m->start_error, sizeof(m->start_error), fmt, ap);
+	va_end(ap);
+}
+
+int manager_test_fail(struct manager *m, const char *module, const char *step)
+{
+	const char *e = getenv("SNP_ATTESTD_TEST_FAIL_START");
+	size_t l = strlen(module);
+
+	if (!e || strncmp(e, module, l) != 0)
+		return 0;
+	if (step ? e[l] != ':' || strcmp(e + l + 1, step) != 0 : e[l] != '\0')
+		return 0;
+	manager_start_error(m, "start failure injected by SNP_ATTESTD_TEST_FAIL_START=%s", e);
+	return -ECANCELED;
+}
+
 int manager_reload(struct manager *m)
 {
 	struct conf n = { 0 }, old;
@@ -163,7 +185,6 @@ int manager_new(const char *config_path, bool required, const struct conf *conf,
 	ev_signal_start(m->loop, &m->sig_term);
 	ev_signal_start(m->loop, &m->sig_int);
 	if (sd_watchdog_enabled(0, &wd) > 0 && wd > 0) {
-		m->watchdog_usec = wd;
 		ev_timer_init(&m->watchdog, on_watchdog, 0., (double)wd / 2e6);
 		ev_timer_start(m->loop, &m->watchdog);
 	}
@@ -218,12 +239,18 @@ int manager_run(struct manager *m)
 	signal(SIGPIPE, SIG_IGN);
 	for (; m->modules && m->modules[m->n_started]; m->n_started++) {
 		const struct manager_module *mod = m->modules[m->n_started];
-		if (mod->start) {
+		m->start_error[0] = '\0';
+		r = manager_test_fail(m, mod->name, NULL);
+		if (r == 0 && mod->start)
 			r = mod->start(m);
-			if (r < 0) {
+		if (r < 0) {
+			/* The module released what it took; manager_free stops the started ones
+			 * in reverse order. */
+			if (m->start_error[0])
+				log_error("Failed to start %s: %s", mod->name, m->start_error);
+			else
 				log_error_errno(r, "Failed to start %s", mod->name);
-				return 1;
-			}
+			return 1;
 		}
 	}
 	m->started = true;
@@ -233,5 +260,5 @@ int manager_run(struct manager *m)
 		manager_notify_status(m, "starting: waiting for the certificate chain");
 	/* Runs until SIGTERM/SIGINT has drained and breaks the loop. */
 	ev_run(m->loop, 0);
-	return m->exit_code;
+	return 0;
 }

@@ -30,17 +30,37 @@
 #include "tcb.h"
 #include "util.h"
 
-/* Admission wait: the kernel waits ~100 ms for a verdict, max_queue_wait is below it. */
+/* The admission core records admission wait and firmware time once, in its own buckets
+ * (admission.h); the families expose these subsets of its bounds (docs/metrics.md).
+ * Fleet-wide admission wait: the kernel waits ~100 ms for a verdict, max_queue_wait is below
+ * it. */
 static const uint64_t wait_bounds_usec[] = {
 	10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
 };
-/* Firmware time: a report takes ~8 ms on real PSPs, a key request less. 1 ms steps from 5 to
- * 15 ms, so the spread of report times (what one PSP slot lasts) can be read off. */
-static const uint64_t fw_bounds_nsec[] = {
-	100000,	  250000,   500000,   1000000,	2500000,   5000000,   6000000,
-	7000000,  8000000,  9000000,  10000000, 11000000,  12000000,  13000000,
-	14000000, 15000000, 25000000, 50000000, 100000000, 250000000, 1000000000,
+/* Per VM: 1 ms steps around one PSP report slot (~8 ms), so that "within one slot + 1 ms" can
+ * be read off exactly. */
+static const uint64_t vm_wait_bounds_usec[] = {
+	500,   1000,  2000,  3000,  4000,  5000,  6000,	 7000,	8000,
+	9000,  10000, 11000, 12000, 15000, 20000, 30000, 50000, 100000,
 };
+#define VM_WAIT_NBOUNDS ELEMENTSOF(vm_wait_bounds_usec)
+
+/* Sums counts per bucket of the bounds `from` (n_from + 1 buckets) into the buckets of `bounds`
+ * (n + 1 counts), whose bounds are all among `from`. */
+static void rebucket(const uint64_t *from, size_t n_from, const uint64_t *counts,
+		     const uint64_t *bounds, size_t n, uint64_t *ret)
+{
+	for (size_t i = 0; i <= n_from; i++) {
+		size_t k = 0;
+
+		if (i == n_from)
+			k = n;
+		else
+			while (k < n && bounds[k] < from[i])
+				k++;
+		ret[k] += counts[i];
+	}
+}
 
 /* The per-VM counter vector fed to the series set (proto/metrics.h). */
 enum {
@@ -56,8 +76,8 @@ enum {
 	VC_ADMITTED = VC_ANOM_FIRST + _SCHED_ANOM_MAX,
 	VC_FORCED,
 	VC_FW_NSEC,
-	VC_WAIT_FIRST, /* BROKER_WAIT_NBOUNDS + 1 bucket counts (not cumulative) */
-	VC_WAIT_USEC = VC_WAIT_FIRST + BROKER_WAIT_NBOUNDS + 1,
+	VC_WAIT_FIRST, /* VM_WAIT_NBOUNDS + 1 bucket counts (not cumulative) */
+	VC_WAIT_USEC = VC_WAIT_FIRST + VM_WAIT_NBOUNDS + 1,
 	_VC_MAX,
 };
 
@@ -94,8 +114,6 @@ struct metrics {
 	bool activated;         /* listening on systemd's "metrics" socket */
 	ev_io io;               /* MHD's epoll fd */
 	ev_timer timer;         /* MHD's next timeout */
-	struct metrics_hist wait;
-	struct metrics_hist fw;
 	struct metrics_vmset vmset;
 	char *cache;            /* owned: last rendered text */
 	size_t cache_len;
@@ -108,25 +126,6 @@ struct metrics {
 static struct metrics *metrics_get(struct manager *m)
 {
 	return m ? m->metrics : NULL;
-}
-
-void metrics_observe_admission_wait(struct manager *m, uint64_t usec)
-{
-	struct metrics *x = metrics_get(m);
-
-	if (x)
-		metrics_hist_observe(&x->wait, usec);
-}
-
-void metrics_observe_fw_time(struct manager *m, uint64_t vm_id, uint64_t ns)
-{
-	struct metrics *x = metrics_get(m);
-
-	/* One fleet-wide histogram: per-VM histograms would multiply the series by the buckets;
-	 * the per-VM total is snp_attestd_vm_firmware_seconds_total. */
-	(void)vm_id;
-	if (x)
-		metrics_hist_observe(&x->fw, ns);
 }
 
 /* --- rendering --- */
@@ -143,7 +142,7 @@ static void counter(struct metrics_writer *w, const char *name, const char *help
 	metrics_sample_u64(w, NULL, 0, v);
 }
 
-static void collect_vm(void *userdata, const struct broker_vm_info *info)
+static void collect_vm(void *userdata, const struct adm_vm_info *info)
 {
 	struct metrics *x = userdata;
 	uint64_t c[_VC_MAX] = { 0 };
@@ -162,7 +161,8 @@ static void collect_vm(void *userdata, const struct broker_vm_info *info)
 	c[VC_ADMITTED] = info->sched.admitted;
 	c[VC_FORCED] = info->sched.forced;
 	c[VC_FW_NSEC] = info->fw_time_ns_total;
-	memcpy(&c[VC_WAIT_FIRST], info->wait_buckets, sizeof(info->wait_buckets));
+	rebucket(adm_wait_bounds_usec, ADM_WAIT_NBOUNDS, info->wait_buckets, vm_wait_bounds_usec,
+		 VM_WAIT_NBOUNDS, &c[VC_WAIT_FIRST]);
 	c[VC_WAIT_USEC] = info->wait_usec_total;
 	if (metrics_vmset_update(&x->vmset, info->vm_id, c) < 0)
 		x->render_errors++; /* this VM is missing from one scrape; nothing else is lost */
@@ -251,9 +251,9 @@ static void render_vms(struct metrics *x, struct metrics_writer *w)
 		struct metrics_label l = { "vm", rows[i].id };
 		struct metrics_hist h;
 
-		if (metrics_hist_init(&h, broker_wait_bounds_usec, BROKER_WAIT_NBOUNDS, 1e6) < 0)
+		if (metrics_hist_init(&h, vm_wait_bounds_usec, VM_WAIT_NBOUNDS, 1e6) < 0)
 			break;
-		for (size_t k = 0; k <= BROKER_WAIT_NBOUNDS; k++) {
+		for (size_t k = 0; k <= VM_WAIT_NBOUNDS; k++) {
 			h.counts[k] = rows[i].c[VC_WAIT_FIRST + k];
 			h.count += h.counts[k];
 		}
@@ -351,7 +351,7 @@ static void render_platform(struct metrics_writer *w, const struct broker *b)
 
 static void render_broker(struct metrics *x, struct metrics_writer *w, const struct broker *b)
 {
-	const struct broker_stats *st = broker_get_stats(b);
+	const struct adm_stats *st = broker_get_stats(b);
 	const struct nlsock_stats *ns;
 
 	gauge(w, "snp_attestd_broker_registered",
@@ -455,6 +455,36 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 
 /* KDS fetch outcomes and the certificate cache age: rendered once the KDS client and cache
  * (daemon/kdsc.h, daemon/cache.h) are owned by the manager; nothing to read before that. */
+/* The fleet-wide histograms, from the admission core's buckets (zero without a broker). */
+static void render_core_hists(struct metrics_writer *w, const struct broker *b)
+{
+	const struct adm_stats *st = b ? broker_get_stats(b) : NULL;
+	struct metrics_hist h;
+
+	metrics_family(w, "snp_attestd_admission_wait_seconds", METRICS_HISTOGRAM,
+		       "Time from GUEST_REQ to ALLOW for admitted requests.");
+	if (metrics_hist_init(&h, wait_bounds_usec, ELEMENTSOF(wait_bounds_usec), 1e6) == 0) {
+		if (st) {
+			rebucket(adm_wait_bounds_usec, ADM_WAIT_NBOUNDS, st->wait_buckets, h.bounds,
+				 h.n_bounds, h.counts);
+			for (size_t k = 0; k <= h.n_bounds; k++)
+				h.count += h.counts[k];
+			h.sum = st->admission_wait_usec_total;
+		}
+		metrics_sample_hist(w, NULL, 0, &h);
+	}
+	metrics_family(w, "snp_attestd_firmware_seconds", METRICS_HISTOGRAM,
+		       "Firmware time of guest requests, as reported in GUEST_DONE.");
+	if (metrics_hist_init(&h, adm_fw_bounds_nsec, ADM_FW_NBOUNDS, 1e9) == 0) {
+		if (st) {
+			memcpy(h.counts, st->fw_buckets, sizeof(st->fw_buckets));
+			h.count = st->fw_time_count;
+			h.sum = st->fw_time_ns_total;
+		}
+		metrics_sample_hist(w, NULL, 0, &h);
+	}
+}
+
 static void render_kds(struct metrics *x, struct metrics_writer *w)
 {
 	const struct broker *b = broker_get(x->m);
@@ -572,12 +602,7 @@ static int render(struct metrics *x, char **ret_text, size_t *ret_len)
 		render_platform(&w, b);
 		render_vms(x, &w);
 	}
-	metrics_family(&w, "snp_attestd_admission_wait_seconds", METRICS_HISTOGRAM,
-		       "Time from GUEST_REQ to ALLOW for admitted requests.");
-	metrics_sample_hist(&w, NULL, 0, &x->wait);
-	metrics_family(&w, "snp_attestd_firmware_seconds", METRICS_HISTOGRAM,
-		       "Firmware time of guest requests, as reported in GUEST_DONE.");
-	metrics_sample_hist(&w, NULL, 0, &x->fw);
+	render_core_hists(&w, b);
 	render_kds(x, &w);
 	render_ctl(x, &w);
 
@@ -884,11 +909,7 @@ static int metrics_start(struct manager *m)
 		return -ENOMEM;
 	x->m = m;
 	m->metrics = x;
-	r = metrics_hist_init(&x->wait, wait_bounds_usec, ELEMENTSOF(wait_bounds_usec), 1e6);
-	if (r >= 0)
-		r = metrics_hist_init(&x->fw, fw_bounds_nsec, ELEMENTSOF(fw_bounds_nsec), 1e9);
-	if (r >= 0)
-		r = metrics_vmset_init(&x->vmset, _VC_MAX, METRICS_MAX_VM_SERIES,
+	r = metrics_vmset_init(&x->vmset, _VC_MAX, METRICS_MAX_VM_SERIES,
 				       (uint64_t)time(NULL) ^ 0x6d657472u);
 	if (r < 0) {
 		metrics_stop(m);

@@ -18,12 +18,6 @@
 
 extern const struct manager_module metrics_module;
 
-/* Observations the broker makes (no-ops when the metrics module is not running):
- * the time a request waited from GUEST_REQ to its ALLOW, and the firmware time the kernel
- * reported in GUEST_DONE. Cheap: one bucket increment each. */
-void metrics_observe_admission_wait(struct manager *m, uint64_t usec);
-void metrics_observe_fw_time(struct manager *m, uint64_t vm_id, uint64_t ns);
-
 /* Renders the exposition text now (what GET /metrics serves). For tests and snpctl; caller
  * frees. -ENOMEM, -ENODEV if the module is not running. */
 int metrics_render(struct manager *m, char **ret_text, size_t *ret_len);

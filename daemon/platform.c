@@ -63,17 +63,6 @@ int platform_read(struct fw *fw, struct store_platform *pf, char *err, size_t er
 	return 0;
 }
 
-int read_platform(struct broker *b)
-{
-	char err[256];
-	int r = platform_read(b->fw, &b->pf, err, sizeof(err));
-
-	if (r < 0)
-		return log_error_errno(r, "%s", err);
-	b->committed_r = fw_committed_tcb(b->fw, &b->committed_tcb);
-	return 0;
-}
-
 int cpuid_product(enum snp_product *ret)
 {
 	FILE *f = fopen("/proc/cpuinfo", "re");

@@ -32,6 +32,20 @@
 
 const uint8_t empty_table[CERTTABLE_ENTRY_SIZE];
 
+void serve_chain(struct broker *b, struct store_chain *c)
+{
+	if (b->chain != c)
+		store_chain_free(b->chain);
+	b->chain = c;
+	b->chain_since = c ? time(NULL) : 0;
+	if (b->adm) {
+		if (c)
+			adm_set_table(b->adm, c->table, c->table_len, c->table_pages);
+		else
+			adm_set_table(b->adm, NULL, 0, 0);
+	}
+}
+
 /* Start-up only (nothing admitted yet): the first chain, and the VMM file to match. */
 void load_chain(struct broker *b)
 {
@@ -52,9 +66,7 @@ void load_chain(struct broker *b)
 		if (r < 0) {
 			log_error("Not serving certificates: %s", err);
 		} else {
-			store_chain_free(b->chain);
-			b->chain = c;
-			b->chain_since = time(NULL);
+			serve_chain(b, c);
 			log_info("Serving the %s %s chain from %s (%u-page table%s%s)",
 				 snp_product_name(c->product), c->vlek ? "VLEK" : "VCEK", c->source,
 				 c->table_pages, c->has_crl ? ", with CRL" : "",
@@ -225,8 +237,8 @@ void rot_finish(struct broker *b, struct broker_rotation *rot, int r, const char
 	ev_timer_stop(b->m->loop, &b->rot_timeout);
 	if (b->rot == rot)
 		b->rot = NULL;
-	if (!b->draining && sched_paused(b->sched))
-		(void)sched_resume(b->sched, now_usec());
+	if (!b->draining && adm_paused(b->adm))
+		adm_resume(b->adm);
 	st->in_progress = false;
 	st->last_time = time(NULL);
 	st->last_result = r;
@@ -243,7 +255,6 @@ void rot_finish(struct broker *b, struct broker_rotation *rot, int r, const char
 	else
 		manager_notify_status(b->m, "serving: %s", msg);
 	rot_free(rot);
-	broker_arm(b);
 	if (cb)
 		cb(userdata, r, msg);
 	if (b->rotate_again && !b->rot && !b->draining) {
@@ -282,9 +293,7 @@ static void rot_done(struct worker_job *j)
 	tcb_format(b->pf.reported_tcb, b->pf.product, t, sizeof(t));
 	switch (rot->outcome) {
 	case BROKER_ROT_NEW:
-		store_chain_free(b->chain);
-		b->chain = TAKE_PTR(rot->new_chain);
-		b->chain_since = time(NULL);
+		serve_chain(b, TAKE_PTR(rot->new_chain));
 		snprintf(msg, sizeof(msg), "serving the %s chain for reported TCB %s from %s%s%s",
 			 b->chain->vlek ? "VLEK" : "VCEK", t, b->chain->source,
 			 b->chain->has_crl ? " (with CRL)" : "",
@@ -296,8 +305,7 @@ static void rot_done(struct worker_job *j)
 			 t, rot->chain_err[0] ? rot->chain_err : "no newer chain in the source");
 		break;
 	case BROKER_ROT_NONE:
-		store_chain_free(b->chain);
-		b->chain = NULL;
+		serve_chain(b, NULL);
 		if (r == 0)
 			r = -ENOKEY;
 		snprintf(msg, sizeof(msg),
@@ -346,7 +354,7 @@ void on_rot_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	snprintf(msg, sizeof(msg),
 		 "%u requests still in flight after %.0f s; rotation abandoned, still serving the "
 		 "previous chain",
-		 sched_inflight(b->sched), BROKER_ROTATE_DRAIN_SEC);
+		 adm_inflight(b->adm), BROKER_ROTATE_DRAIN_SEC);
 	rot_finish(b, b->rot, -ETIMEDOUT, msg);
 }
 
@@ -381,7 +389,7 @@ void rot_pause(struct broker *b)
 	int n;
 
 	log_info("Rotation (%s): pausing admission", b->rot->why);
-	n = sched_pause(b->sched, now_usec());
+	n = adm_pause(b->adm);
 	if (n <= 0) {
 		rot_submit(b);
 	} else {
@@ -592,6 +600,8 @@ int broker_vlek_load(struct broker *b, const uint8_t hashstick[SNP_VLEK_HASHSTIC
 
 void broker_op_forget(struct broker *b, void *userdata)
 {
+	if (b && userdata)
+		quotas_forget(b, userdata);
 	if (b && b->fetch && b->fetch->userdata == userdata) {
 		b->fetch->cb = NULL;
 		b->fetch->userdata = NULL;
