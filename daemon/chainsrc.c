@@ -1,32 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* chainsrc: where chains come from when KDS is the source. Owns the use of the KDS client for
- * a rotation's fetch, snpctl cert import (into the KDS cache) and snpctl cert fetch
- * (revalidation with KDS, rotating when the answer differs). */
+/* chainsrc: the chain source when it is KDS (through the cache). Owns the KDS client's use:
+ * the fetch of a rotation's new chain and its parsing, snpctl cert import (verified, then
+ * written into the KDS cache) and snpctl cert fetch (revalidation with KDS, rotating when the
+ * answer differs). A configured certificate directory is read where the chain is needed, by
+ * rotation.c (store_chain_from_dir). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/pem.h>
 
 #include "cache.h"
 #include "certs.h"
-#include "certtable.h"
-#include "exitinfo.h"
-#include "fw.h"
-#include "kdsc.h"
 #include "log.h"
-#include "metrics.h"
-#include "msg.h"
-#include "nl.h"
-#include "nlsock.h"
-#include "quotafile.h"
-#include "ratelimit.h"
-#include "u64map.h"
 #include "util.h"
-#include "vmmfile.h"
 
 #include "broker-int.h"
 
@@ -36,7 +25,6 @@ void fetch_free(struct broker_fetch *f)
 	free(f->leaf);
 	free(f);
 }
-
 
 static void rot_fetched(struct broker_rotation *rot)
 {
@@ -180,7 +168,6 @@ int rot_fetch(struct broker *b, struct broker_rotation *rot, char *cerr, size_t 
 	}
 	return 0;
 }
-
 
 /* The KDS keys of the platform's VCEK chain; -EOPNOTSUPP with err when KDS is not the source. */
 static int kds_keys(const struct broker *b, struct kds_request *chain, struct kds_request *leaf,

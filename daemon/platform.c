@@ -6,31 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/pem.h>
-
-#include "cache.h"
-#include "certs.h"
-#include "certtable.h"
-#include "exitinfo.h"
-#include "fw.h"
-#include "kdsc.h"
 #include "log.h"
-#include "metrics.h"
-#include "msg.h"
-#include "nl.h"
-#include "nlsock.h"
-#include "quotafile.h"
-#include "ratelimit.h"
-#include "u64map.h"
 #include "util.h"
-#include "vmmfile.h"
 
 #include "broker-int.h"
 
-/* --- platform and chain --- */
+/* --- platform status --- */
 
 /* Non-logging, callable on the worker: fills pf from SNP_PLATFORM_STATUS and GET_ID2. The
  * product comes from the backend, or stays what pf held (CPUID at start). */
@@ -83,7 +66,6 @@ int cpuid_product(enum snp_product *ret)
 		return -ENOENT;
 	return snp_product_from_cpuid((uint8_t)family, (uint8_t)model, ret);
 }
-
 
 void poll_run(struct worker_job *j)
 {

@@ -6,27 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/pem.h>
-
-#include "cache.h"
-#include "certs.h"
-#include "certtable.h"
-#include "exitinfo.h"
-#include "fw.h"
-#include "kdsc.h"
 #include "log.h"
-#include "metrics.h"
-#include "msg.h"
-#include "nl.h"
-#include "nlsock.h"
-#include "quotafile.h"
-#include "ratelimit.h"
-#include "u64map.h"
 #include "util.h"
-#include "vmmfile.h"
 
 #include "broker-int.h"
 
@@ -517,7 +500,6 @@ void rot_start_internal(struct broker *b, const char *why,
 	}
 }
 
-
 void on_expiry(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct broker *b = container_of(w, struct broker, expiry);
@@ -552,7 +534,6 @@ void rot_arm_expiry(struct broker *b)
 	ev_timer_set(&b->expiry, (double)(at - now), 0.);
 	ev_timer_start(b->m->loop, &b->expiry);
 }
-
 
 /* --- rotation API (control socket) --- */
 
@@ -612,7 +593,6 @@ void broker_op_forget(struct broker *b, void *userdata)
 	}
 }
 
-
 int broker_committed_tcb(const struct broker *b, uint64_t *ret)
 {
 	if (b->committed_r < 0)
@@ -637,7 +617,6 @@ time_t broker_next_refresh(const struct broker *b)
 		return 0;
 	return time(NULL) + (time_t)ev_timer_remaining(b->m->loop, (ev_timer *)&b->expiry);
 }
-
 
 const struct broker_rotation_stats *broker_get_rotation_stats(const struct broker *b)
 {

@@ -16,7 +16,7 @@
 #define SCHED_DEFAULT_MAX_QUEUE_WAIT_USEC 50000ull
 #define SCHED_DEFAULT_RETRY_INTERVAL_USEC (2 * SCHED_USEC_PER_SEC)
 #define SCHED_DEFAULT_RATE_MILLI 2000 /* 2 requests per second */
-#define SCHED_DEFAULT_BURST 8
+#define SCHED_DEFAULT_BURST 4 /* = the [quota] burst default (proto/conf.c) */
 #define SCHED_DEFAULT_WEIGHT 1
 
 /* Limits enforced by sched_config_check / sched_quota_check. */
