@@ -50,7 +50,11 @@ struct adm_req {
 	uint64_t arrived;
 };
 
+/* The one record of a VM. It is found through the scheduler's per-VM state (its owner
+ * pointer), so the VM table is the scheduler's: a record and the scheduler's state are
+ * created and removed together, and cannot disagree. */
 struct adm_vm {
+	struct adm_vm *prev, *next; /* a->all: iteration only, never lookup */
 	struct adm_vm_info info; /* counters; info.sched filled on demand */
 	struct adm_transport *t; /* borrowed: the transport the VM lives on */
 	uint64_t resync_gen;	 /* t->resync_begun when last listed or added */
@@ -66,10 +70,12 @@ struct adm {
 	struct ev_loop *loop; /* borrowed */
 	struct adm_config cfg;
 	struct adm_hooks hooks;
-	struct sched *sched;  /* owned */
-	struct u64map vms;    /* vm_id -> struct adm_vm (owned); the same ids as in sched */
-	struct u64map quotas; /* vm_id -> struct sched_quota (owned): custom quotas */
-	struct adm_vm *removing; /* the VM being removed: its queued request's BUSY event */
+	struct sched *sched;  /* owned; holds the VM table (struct adm_vm as owner) */
+	struct adm_vm *all;   /* owned: every record, for iteration */
+	size_t n_vms;
+	/* vm_id -> struct sched_quota (owned): the custom quotas as set, live VM or not; a live
+	 * VM's quota in force is the scheduler's state, set from here. */
+	struct u64map quotas;
 	uint64_t handoff_rx; /* a done freed a slot with a queue: the next admission is its
 			      * hand-off (0: none pending) */
 	uint64_t next_alloc_id;
@@ -199,10 +205,9 @@ static void on_sched_event(void *userdata, const struct sched_event *ev)
 			a->hooks.drained(a->hooks.userdata);
 		return;
 	}
-	vm = a->removing && a->removing->info.vm_id == ev->vm_id ? a->removing
-								: u64map_get(&a->vms, ev->vm_id);
+	vm = ev->owner; /* also for the REMOVED event of a VM being dropped */
 	if (!vm)
-		return; /* cannot happen: the scheduler only knows VMs of the table */
+		return; /* cannot happen: every VM of the scheduler has its record */
 	if (vm->has_queued && vm->queued.req_id == ev->req_id) {
 		rq = vm->queued;
 		vm->has_queued = false;
@@ -247,11 +252,10 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 void adm_housekeeping(struct adm *a)
 {
 	uint64_t now = now_usec();
-	size_t it = 0;
-	void *v;
+	struct adm_vm *vm, *next;
 
-	while (u64map_next(&a->vms, &it, NULL, &v)) {
-		struct adm_vm *vm = v;
+	for (vm = a->all; vm; vm = next) {
+		next = vm->next;
 		if (vm->has_inflight && now - vm->inflight_since > ADM_STALE_INFLIGHT_USEC) {
 			a->stats.stale_inflight_freed++;
 			vm_log(vm, LOG_WARNING, vm->inflight_req,
@@ -277,7 +281,7 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 		 const struct adm_request *m)
 {
 	struct sched_decision d;
-	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
+	struct adm_vm *vm = sched_vm_owner(a->sched, vm_id);
 	uint64_t now = now_usec();
 	int r;
 
@@ -301,7 +305,7 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 		return;
 	}
 
-	if (!vm && u64map_get(&a->vms, vm_id)) {
+	if (!vm && sched_vm_owner(a->sched, vm_id)) {
 		/* The id is another transport's: never let one transport's guest touch the
 		 * scheduler state of another's. */
 		a->stats.busy_by_reason[SCHED_BUSY_NO_VM]++;
@@ -367,7 +371,7 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 void adm_done(struct adm *a, uint64_t vm_id, uint64_t req_id, enum adm_done_kind kind,
 	      uint32_t fw_status, uint64_t fw_time_ns)
 {
-	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
+	struct adm_vm *vm = sched_vm_owner(a->sched, vm_id);
 	enum sched_outcome o = SCHED_OUTCOME_NOT_RUN;
 	uint64_t now = now_usec();
 
@@ -433,7 +437,7 @@ int adm_vm_add(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 	       const struct adm_vm_attrs *attrs, bool resync, bool has_inflight,
 	       uint64_t inflight_req)
 {
-	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
+	struct adm_vm *vm = sched_vm_owner(a->sched, vm_id);
 	uint64_t now = now_usec();
 	int r;
 
@@ -452,14 +456,14 @@ int adm_vm_add(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 		r = sched_vm_add(a->sched, vm_id, now);
 		if (r < 0) {
 			free(vm);
-			return r;
+			return r; /* -EEXIST: a VM without a record cannot exist */
 		}
-		r = u64map_put(&a->vms, vm_id, vm);
-		if (r < 0) {
-			(void)sched_vm_remove(a->sched, vm_id, now);
-			free(vm);
-			return r;
-		}
+		(void)sched_vm_set_owner(a->sched, vm_id, vm);
+		vm->next = a->all;
+		if (a->all)
+			a->all->prev = vm;
+		a->all = vm;
+		a->n_vms++;
 		apply_quota(a, vm_id, now);
 		if (!resync)
 			log_vm(LOG_INFO, vm_id, 0, "VM added (VMM pid %u, ASID %u)",
@@ -499,11 +503,15 @@ static void vm_drop(struct adm *a, struct adm_vm *vm, const char *why)
 {
 	uint64_t vm_id = vm->info.vm_id;
 
-	u64map_remove(&a->vms, vm_id);
-	/* A queued request gets its BUSY from the REMOVED event, which finds the record here. */
-	a->removing = vm;
+	/* A queued request gets its BUSY from the REMOVED event, which carries the record. */
 	(void)sched_vm_remove(a->sched, vm_id, now_usec());
-	a->removing = NULL;
+	if (vm->prev)
+		vm->prev->next = vm->next;
+	else
+		a->all = vm->next;
+	if (vm->next)
+		vm->next->prev = vm->prev;
+	a->n_vms--;
 	if (why)
 		log_vm(LOG_INFO, vm_id, 0, "VM removed (%s)", why);
 	free(vm);
@@ -511,7 +519,7 @@ static void vm_drop(struct adm *a, struct adm_vm *vm, const char *why)
 
 int adm_vm_remove(struct adm *a, uint64_t vm_id, const char *why)
 {
-	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
+	struct adm_vm *vm = sched_vm_owner(a->sched, vm_id);
 
 	if (!vm)
 		return -ENOENT;
@@ -528,13 +536,12 @@ void adm_resync_begin(struct adm *a, struct adm_transport *t)
 
 void adm_resync_end(struct adm *a, struct adm_transport *t)
 {
-	size_t it = 0;
-	void *v;
+	struct adm_vm *vm, *next;
 
 	t->resync_ended++;
 	/* VMs the peer no longer lists (their removal was lost) go away. */
-	while (u64map_next(&a->vms, &it, NULL, &v)) {
-		struct adm_vm *vm = v;
+	for (vm = a->all; vm; vm = next) {
+		next = vm->next;
 		if (vm->t == t && vm->resync_gen < t->resync_ended) {
 			a->stats.vms_pruned++;
 			vm_drop(a, vm, "not in the kernel's VM list");
@@ -545,13 +552,12 @@ void adm_resync_end(struct adm *a, struct adm_transport *t)
 
 void adm_transport_lost(struct adm *a, struct adm_transport *t)
 {
-	size_t it = 0;
-	void *v;
+	struct adm_vm *vm, *next;
 
 	/* The peer is gone and every pending request died with it: nothing is sent. */
 	t->lost = true;
-	while (u64map_next(&a->vms, &it, NULL, &v)) {
-		struct adm_vm *vm = v;
+	for (vm = a->all; vm; vm = next) {
+		next = vm->next;
 		if (vm->t == t)
 			vm_drop(a, vm, NULL);
 	}
@@ -566,7 +572,7 @@ uint64_t adm_vm_id_alloc(struct adm *a)
 
 	do
 		id = (1ull << 63) | a->next_alloc_id++;
-	while (u64map_get(&a->vms, id));
+	while (sched_vm_owner(a->sched, id));
 	return id;
 }
 
@@ -615,7 +621,8 @@ int adm_quota_check(const struct adm *a, const struct sched_quota *q, const char
 int adm_quota_set(struct adm *a, uint64_t vm_id, const struct sched_quota *q,
 		  const char **reason)
 {
-	struct sched_quota *n = NULL, *old;
+	struct sched_quota *n = NULL;
+	bool added = false;
 	int r;
 
 	if (q) {
@@ -623,8 +630,8 @@ int adm_quota_set(struct adm *a, uint64_t vm_id, const struct sched_quota *q,
 		if (r < 0)
 			return r;
 		/* Allocate before changing anything: a failure leaves every state as it was. */
-		old = u64map_get(&a->quotas, vm_id);
-		if (!old) {
+		n = u64map_get(&a->quotas, vm_id);
+		if (!n) {
 			n = malloc(sizeof(*n));
 			if (!n)
 				return -ENOMEM;
@@ -634,24 +641,22 @@ int adm_quota_set(struct adm *a, uint64_t vm_id, const struct sched_quota *q,
 				free(n);
 				return r;
 			}
-		} else {
-			n = old;
+			added = true;
 		}
 	}
-	if (u64map_get(&a->vms, vm_id)) {
+	/* The live VM's scheduler state (its quota in force), then the remembered one. */
+	if (sched_vm_owner(a->sched, vm_id)) {
 		r = sched_vm_set_quota(a->sched, vm_id, q, now_usec(), reason);
 		if (r < 0) {
-			if (n && !u64map_get(&a->quotas, vm_id))
-				free(n);
-			return r; /* checked above: cannot happen */
+			if (added)
+				free(u64map_remove(&a->quotas, vm_id));
+			return r;
 		}
 	}
-	if (q) {
+	if (q)
 		*n = *q;
-	} else {
-		old = u64map_remove(&a->quotas, vm_id);
-		free(old);
-	}
+	else
+		free(u64map_remove(&a->quotas, vm_id));
 	return 0;
 }
 
@@ -711,12 +716,12 @@ unsigned adm_queued(const struct adm *a)
 
 size_t adm_vm_count(const struct adm *a)
 {
-	return u64map_size(&a->vms);
+	return a->n_vms;
 }
 
 int adm_vm_info(const struct adm *a, uint64_t vm_id, struct adm_vm_info *ret)
 {
-	struct adm_vm *vm = u64map_get(&a->vms, vm_id);
+	const struct adm_vm *vm = sched_vm_owner(a->sched, vm_id);
 
 	if (!vm)
 		return -ENOENT;
@@ -729,13 +734,11 @@ int adm_vm_info(const struct adm *a, uint64_t vm_id, struct adm_vm_info *ret)
 size_t adm_vm_foreach(const struct adm *a,
 		      void (*fn)(void *userdata, const struct adm_vm_info *info), void *userdata)
 {
-	size_t it = 0, n = 0;
-	uint64_t id;
-	void *v;
+	size_t n = 0;
 
-	while (u64map_next(&a->vms, &it, &id, &v)) {
+	for (const struct adm_vm *vm = a->all; vm; vm = vm->next) {
 		struct adm_vm_info info;
-		if (adm_vm_info(a, id, &info) == 0) {
+		if (adm_vm_info(a, vm->info.vm_id, &info) == 0) {
 			fn(userdata, &info);
 			n++;
 		}
@@ -745,22 +748,23 @@ size_t adm_vm_foreach(const struct adm *a,
 
 int adm_selfcheck(const struct adm *a)
 {
-	size_t it = 0;
-	uint64_t id;
-	void *v;
+	size_t n = 0;
 
 	if (sched_selfcheck(a->sched) < 0)
 		return -EUCLEAN;
-	if (sched_vm_count(a->sched) != u64map_size(&a->vms))
-		return -EUCLEAN;
-	while (u64map_next(&a->vms, &it, &id, &v)) {
-		struct adm_vm *vm = v;
+	for (const struct adm_vm *vm = a->all; vm; vm = vm->next) {
 		struct sched_vm_stats st;
-		if (sched_vm_stats(a->sched, id, 0, &st) < 0)
+		if (++n > a->n_vms || (vm->next && vm->next->prev != vm))
+			return -EUCLEAN;
+		if (sched_vm_owner(a->sched, vm->info.vm_id) != vm)
+			return -EUCLEAN;
+		if (sched_vm_stats(a->sched, vm->info.vm_id, 0, &st) < 0)
 			return -EUCLEAN;
 		if (vm->has_inflight != st.inflight || vm->has_queued != st.queued)
 			return -EUCLEAN;
 	}
+	if (n != a->n_vms || sched_vm_count(a->sched) != n)
+		return -EUCLEAN;
 	return 0;
 }
 
@@ -782,11 +786,9 @@ int adm_new(struct ev_loop *loop, const struct adm_config *c, const struct adm_h
 	a->cfg = *c;
 	if (h)
 		a->hooks = *h;
-	u64map_init(&a->vms, (uint64_t)time(NULL));
 	u64map_init(&a->quotas, (uint64_t)time(NULL) ^ 0x5bd1e995u);
 	r = sched_new(&c->sched, on_sched_event, a, &a->sched);
 	if (r < 0) {
-		u64map_done(&a->vms);
 		u64map_done(&a->quotas);
 		free(a);
 		return r;
@@ -810,10 +812,11 @@ void adm_free(struct adm *a)
 	ev_timer_stop(a->loop, &a->housekeeping);
 	/* Queued requests are dropped without events (sched_free). */
 	sched_free(a->sched);
-	while (u64map_next(&a->vms, &it, NULL, &v))
-		free(v);
-	u64map_done(&a->vms);
-	it = 0;
+	while (a->all) {
+		struct adm_vm *vm = a->all;
+		a->all = vm->next;
+		free(vm);
+	}
 	while (u64map_next(&a->quotas, &it, NULL, &v))
 		free(v);
 	u64map_done(&a->quotas);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* admission: the admission core, independent of how guest requests reach the daemon.
  *
- * Owns the VM table (one record per VM; the scheduler's per-VM state is kept by the one
- * scheduler instance under the same id and added/removed only together with the record), the
- * custom quotas, each VM's in-flight and queued request, the verdict decision (through
+ * Owns the VM table: one record per VM, found through the scheduler's per-VM state (the
+ * record is its owner pointer, sched_vm_set_owner), created and removed together with it, so
+ * there is no second table to reconcile. Also owns the custom quotas, each VM's in-flight and queued request, the verdict decision (through
  * proto/sched-policy.c) and the rules of design §4: exactly one verdict per request, at most
  * one request per VM admitted or queued, INVALID_LEN with the exact page count before any quota
  * is spent, a certificate table that always matches the key that signs the report. One

@@ -53,6 +53,7 @@ struct sched_seq {
 
 struct sched_vm {
 	uint64_t id;
+	void *owner; /* the caller's record of the VM (sched_vm_set_owner), borrowed */
 	struct sched_vm *hnext;	 /* hash chain */
 	struct sched_link qlink; /* the DRR list given by `round` (normal class only) */
 	struct sched_link tlink; /* queued requests in arrival (= deadline) order */
@@ -462,6 +463,7 @@ static void emit(struct sched *s, enum sched_event_type type, const struct sched
 		.reason = reason,
 		.forced = forced,
 		.vm_id = vm ? vm->id : 0,
+		.owner = vm ? vm->owner : NULL,
 		.req_id = req_id,
 		.waited_usec = waited,
 	};
@@ -1156,6 +1158,39 @@ unsigned sched_inflight(const struct sched *s)
 unsigned sched_queued(const struct sched *s)
 {
 	return s ? s->nqueued : 0;
+}
+
+int sched_vm_set_owner(struct sched *s, uint64_t vm_id, void *owner)
+{
+	struct sched_vm *vm = s ? vm_find(s, vm_id) : NULL;
+
+	if (!vm)
+		return -ENOENT;
+	vm->owner = owner;
+	return 0;
+}
+
+void *sched_vm_owner(const struct sched *s, uint64_t vm_id)
+{
+	const struct sched_vm *vm = s ? vm_find(s, vm_id) : NULL;
+
+	return vm ? vm->owner : NULL;
+}
+
+size_t sched_vm_foreach_owner(const struct sched *s,
+			      void (*fn)(void *userdata, uint64_t vm_id, void *owner),
+			      void *userdata)
+{
+	size_t n = 0;
+
+	if (!s || !fn)
+		return 0;
+	for (size_t i = 0; i < s->nbuckets; i++)
+		for (const struct sched_vm *v = s->buckets[i]; v; v = v->hnext) {
+			fn(userdata, v->id, v->owner);
+			n++;
+		}
+	return n;
 }
 
 size_t sched_vm_count(const struct sched *s)

@@ -100,6 +100,7 @@ struct sched_event {
 	enum sched_busy_reason reason; /* SCHED_EV_BUSY only */
 	bool forced;		       /* SCHED_EV_ADMIT made by the BUSY budget rule */
 	uint64_t vm_id;
+	void *owner; /* the VM's owner pointer (sched_vm_set_owner), NULL if none */
 	uint64_t req_id;
 	uint64_t waited_usec; /* time spent queued */
 };
@@ -157,6 +158,15 @@ int sched_vm_add(struct sched *s, uint64_t vm_id, uint64_t now);
 /* -ENOENT if unknown. A queued request gets a SCHED_EV_BUSY (REMOVED) event; an in-flight one
  * is forgotten and its slot freed (which may admit another request and raise DRAINED). */
 int sched_vm_remove(struct sched *s, uint64_t vm_id, uint64_t now);
+/* The caller's record of a VM, kept with the scheduler's per-VM state so that the caller needs
+ * no VM table of its own (the daemon's admission core keeps its records here). Events carry
+ * it. set: -ENOENT if unknown; owner: NULL if unknown (or none set). */
+int sched_vm_set_owner(struct sched *s, uint64_t vm_id, void *owner);
+void *sched_vm_owner(const struct sched *s, uint64_t vm_id);
+/* Calls fn for every VM with its owner (unspecified order); fn must not change s. */
+size_t sched_vm_foreach_owner(const struct sched *s,
+			      void (*fn)(void *userdata, uint64_t vm_id, void *owner),
+			      void *userdata);
 /* VM_DUMP replay after a restart: req_id was admitted before and is not done yet. Takes a slot
  * even when all are taken (accounting must be exact). -ENOENT unknown VM, -EBUSY if the VM
  * already has a request in flight or queued. */
