@@ -311,44 +311,115 @@ static void broker_stop(struct manager *m)
 	m->broker = NULL;
 }
 
+static bool str_changed(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+/* The KDS client is made from these keys (kdsc_new), and exists only without a cert_dir. */
+static bool kds_changed(const struct conf *o, const struct conf *n)
+{
+	return !o->cert_dir[0] != !n->cert_dir[0] || str_changed(o->kds_url, n->kds_url) ||
+	       str_changed(o->kds_proxy, n->kds_proxy) ||
+	       str_changed(o->kds_ca_bundle, n->kds_ca_bundle) ||
+	       str_changed(o->cache_dir, n->cache_dir) || o->kds_timeout_usec != n->kds_timeout_usec;
+}
+
+static void reload_kds(struct broker *b)
+{
+	struct manager *m = b->m;
+	const struct conf *c = &m->conf;
+	struct kdsc *k = NULL;
+	int r = 0;
+
+	if (b->rot || b->fetch) {
+		log_warning("KDS settings take effect after the %s under way; reload again",
+			    b->rot ? "rotation" : "certificate fetch");
+		manager_reload_skipped(m, "[certs] kds_* and cache_dir (busy: reload again)");
+		return;
+	}
+	if (!c->cert_dir[0] && c->kds_url[0]) {
+		r = kdsc_new(m->loop, c, &k);
+		if (r < 0) {
+			log_error_errno(r, "Cannot set up the KDS client for %s; keeping the previous "
+					   "settings",
+					c->kds_url);
+			manager_reload_skipped(m, "[certs] kds_url (KDS client not created)");
+			return;
+		}
+	}
+	kdsc_free(b->kdsc);
+	b->kdsc = k;
+	if (k)
+		log_info("Certificates now come from KDS (%s) through the cache in %s", c->kds_url,
+			 c->cache_dir);
+	else
+		log_info("KDS is no longer the certificate source");
+}
+
 static int broker_reload(struct manager *m, const struct conf *old)
 {
 	struct broker *b = m->broker;
+	const struct conf *c = &m->conf;
 	struct sched_quota q;
 	const char *why = NULL;
 
-	q.rate_milli = m->conf.quota_rate_milli;
-	q.burst = m->conf.quota_burst;
-	q.weight = m->conf.quota_weight;
-	if (adm_set_default_quota(b->adm, &q, &why) < 0)
+	q.rate_milli = c->quota_rate_milli;
+	q.burst = c->quota_burst;
+	q.weight = c->quota_weight;
+	if (adm_set_default_quota(b->adm, &q, &why) < 0) {
 		log_warning("New default quota refused by the scheduler: %s", why ? why : "?");
-	if (strcmp(old->vmm_certs_file, m->conf.vmm_certs_file) != 0) {
-		if (b->rot)
+		manager_reload_skipped(m, "[quota] (refused)");
+	}
+	if (strcmp(old->vmm_certs_file, c->vmm_certs_file) != 0) {
+		if (b->rot) {
 			log_warning("vmm_certs_file changes take effect after the rotation under "
 				    "way; reload again");
-		else {
+			manager_reload_skipped(m, "[certs] vmm_certs_file (busy: reload again)");
+		} else {
 			struct vmmfile *v = NULL;
-			int r = m->conf.vmm_certs_file[0] ? vmmfile_open(m->conf.vmm_certs_file, &v)
-							  : 0;
-			if (r < 0)
+			int r = c->vmm_certs_file[0] ? vmmfile_open(c->vmm_certs_file, &v) : 0;
+			if (r < 0) {
 				log_error_errno(
 					r, "Cannot open the VMM certificate file %s; keeping %s",
-					m->conf.vmm_certs_file, old->vmm_certs_file);
-			else {
+					c->vmm_certs_file, old->vmm_certs_file);
+				manager_reload_skipped(m, "[certs] vmm_certs_file (cannot open)");
+			} else {
 				vmmfile_free(b->vmm);
 				b->vmm = v;
 			}
 		}
 	}
-	if (old->tcb_poll_interval_usec != m->conf.tcb_poll_interval_usec)
+	if (kds_changed(old, c))
+		reload_kds(b);
+	if (old->tcb_poll_interval_usec != c->tcb_poll_interval_usec)
 		poll_arm(b);
+	/* What is fixed for the life of the process (or of the scheduler instance). */
+	if (old->backend != c->backend)
+		manager_reload_skipped(m, "[daemon] backend");
+	if (str_changed(old->sev_device, c->sev_device))
+		manager_reload_skipped(m, "[daemon] sev_device");
+	if (str_changed(old->sim_state_dir, c->sim_state_dir))
+		manager_reload_skipped(m, "[daemon] sim_state_dir");
+	if (old->transport != c->transport)
+		manager_reload_skipped(m, "[daemon] transport");
+	if (old->usersock_port != c->usersock_port)
+		manager_reload_skipped(m, "[daemon] usersock_port");
+	if (old->trust_sim_ark != c->trust_sim_ark)
+		manager_reload_skipped(m, "[certs] trust_sim_ark");
+	if (old->psp_concurrency != c->psp_concurrency)
+		manager_reload_skipped(m, "[scheduler] psp_concurrency");
+	if (old->busy_budget_usec != c->busy_budget_usec)
+		manager_reload_skipped(m, "[scheduler] busy_budget");
+	if (old->max_queue_wait_usec != c->max_queue_wait_usec)
+		manager_reload_skipped(m, "[scheduler] max_queue_wait");
+	if (old->guest_retry_interval_usec != c->guest_retry_interval_usec)
+		manager_reload_skipped(m, "[scheduler] guest_retry_interval");
+	if (old->guest_log_interval_usec != c->guest_log_interval_usec ||
+	    old->guest_log_burst != c->guest_log_burst)
+		manager_reload_skipped(m, "[daemon] guest_log_* (for VMs already known)");
 	/* SIGHUP rebuilds the chain from the source (e.g. renewed files) as a rotation. */
 	rot_start_internal(b, "configuration reload", NULL);
-	if (old->psp_concurrency != m->conf.psp_concurrency ||
-	    old->busy_budget_usec != m->conf.busy_budget_usec ||
-	    old->max_queue_wait_usec != m->conf.max_queue_wait_usec)
-		log_notice(
-			"Scheduler slot/budget changes take effect at the next restart");
 	return 0;
 }
 

@@ -49,6 +49,14 @@ void manager_start_error(struct manager *m, const char *fmt, ...)
 	va_end(ap);
 }
 
+void manager_reload_skipped(struct manager *m, const char *key)
+{
+	size_t l = strlen(m->reload_skipped);
+
+	snprintf(m->reload_skipped + l, sizeof(m->reload_skipped) - l, "%s%s", l ? ", " : "",
+		 key);
+}
+
 int manager_test_fail(struct manager *m, const char *module, const char *step)
 {
 	const char *e = getenv("SNP_ATTESTD_TEST_FAIL_START");
@@ -79,6 +87,7 @@ int manager_reload(struct manager *m)
 	old = m->conf;
 	m->conf = n;
 	log_set_level_name(m->conf.log_level);
+	m->reload_skipped[0] = '\0';
 	for (size_t i = 0; i < m->n_started; i++)
 		if (m->modules[i]->reload) {
 			r = m->modules[i]->reload(m, &old);
@@ -88,7 +97,11 @@ int manager_reload(struct manager *m)
 		}
 	conf_done(&old);
 	m->reloads++;
-	log_info("Configuration reloaded from %s", m->config_path);
+	if (m->reload_skipped[0])
+		log_warning("Configuration reloaded from %s, except what needs a restart: %s",
+			    m->config_path, m->reload_skipped);
+	else
+		log_info("Configuration reloaded from %s", m->config_path);
 	if (m->ready)
 		sd_notify(0, "READY=1");
 	return 0;

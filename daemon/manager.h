@@ -49,6 +49,7 @@ struct manager {
 	const struct manager_module *const *modules; /* borrowed, NULL-terminated */
 	size_t n_started;
 	char start_error[512]; /* the failing module's description of its start failure */
+	char reload_skipped[512]; /* keys a reload changed and could not apply, ", "-separated */
 
 	/* The modules' state: each owned by its module (set by start, cleared by stop). */
 	void *broker;  /* struct broker * */
@@ -70,6 +71,9 @@ void manager_notify_status(struct manager *m, const char *fmt, ...)
  * once the chain is loaded or the daemon has decided to run without one). */
 void manager_ready_hold(struct manager *m);
 void manager_ready_release(struct manager *m);
+/* A module's reload names a changed key it cannot apply without a restart ("[section] key");
+ * the reload's log line lists them (never "reloaded" alone while a change was ignored). */
+void manager_reload_skipped(struct manager *m, const char *key);
 /* A module's start describes why it fails (one line; logged once by the manager). */
 void manager_start_error(struct manager *m, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
