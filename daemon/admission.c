@@ -57,6 +57,7 @@ struct adm_vm {
 	struct adm_vm *prev, *next; /* a->all: iteration only, never lookup */
 	struct adm_vm_info info; /* counters; info.sched filled on demand */
 	struct adm_transport *t; /* borrowed: the transport the VM lives on */
+	void *peer;		 /* the transport's handle of the VM (adm_vm_set_peer) */
 	uint64_t resync_gen;	 /* t->resync_begun when last listed or added */
 	bool has_inflight;	 /* ALLOW sent, no done yet */
 	uint64_t inflight_req;
@@ -99,28 +100,29 @@ void adm_transport_init(struct adm_transport *t, const struct adm_transport_ops 
 
 /* --- verdicts --- */
 
-static int send_busy(struct adm *a, struct adm_transport *t, uint64_t vm_id, uint64_t req_id)
+static int send_busy(struct adm *a, struct adm_transport *t, uint64_t vm_id, void *peer,
+		     uint64_t req_id)
 {
 	int r;
 
 	if (t->lost)
 		return -ENOTCONN; /* the peer and its requests are gone: nothing to answer */
 	a->stats.verdicts_busy++;
-	r = t->ops->busy(t, vm_id, req_id);
+	r = t->ops->busy(t, vm_id, peer, req_id);
 	if (r < 0)
 		a->stats.send_failures++;
 	return r;
 }
 
 static int send_invalid_len(struct adm *a, struct adm_transport *t, uint64_t vm_id,
-			    uint64_t req_id, uint32_t npages)
+			    void *peer, uint64_t req_id, uint32_t npages)
 {
 	int r;
 
 	if (t->lost)
 		return -ENOTCONN;
 	a->stats.verdicts_invalid_len++;
-	r = t->ops->invalid_len(t, vm_id, req_id, npages);
+	r = t->ops->invalid_len(t, vm_id, peer, req_id, npages);
 	if (r < 0)
 		a->stats.send_failures++;
 	return r;
@@ -162,7 +164,7 @@ static void send_admission(struct adm *a, struct adm_vm *vm, const struct adm_re
 	if (rq->wants_table && a->table && rq->npages < a->table_pages) {
 		(void)sched_done(a->sched, vm_id, rq->req_id, now, SCHED_OUTCOME_NOT_RUN);
 		vm->info.invalid_len++;
-		send_invalid_len(a, t, vm_id, rq->req_id, a->table_pages);
+		send_invalid_len(a, t, vm_id, vm->peer, rq->req_id, a->table_pages);
 		return;
 	}
 	/* The table goes with the ALLOW: it is the chain of the key that signs this report,
@@ -170,9 +172,9 @@ static void send_admission(struct adm *a, struct adm_vm *vm, const struct adm_re
 	if (t->lost)
 		r = -ENOTCONN;
 	else if (rq->wants_table && a->table)
-		r = t->ops->allow(t, vm_id, rq->req_id, a->table, a->table_len);
+		r = t->ops->allow(t, vm_id, vm->peer, rq->req_id, a->table, a->table_len);
 	else
-		r = t->ops->allow(t, vm_id, rq->req_id, NULL, 0);
+		r = t->ops->allow(t, vm_id, vm->peer, rq->req_id, NULL, 0);
 	if (r < 0) {
 		/* The peer never saw the ALLOW; it answers BUSY on its own timeout. */
 		a->stats.send_failures++;
@@ -221,7 +223,7 @@ static void on_sched_event(void *userdata, const struct sched_event *ev)
 		send_admission(a, vm, &rq, now);
 	} else if (!vm->t->lost) {
 		a->stats.busy_by_reason[ev->reason < _SCHED_BUSY_MAX ? ev->reason : 0]++;
-		send_busy(a, vm->t, vm->info.vm_id, ev->req_id);
+		send_busy(a, vm->t, vm->info.vm_id, vm->peer, ev->req_id);
 	}
 }
 
@@ -301,7 +303,7 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 	 * the exact page count, before the PSP and before any quota is spent. */
 	if (vm && m->wants_table && a->table && m->npages < a->table_pages) {
 		vm->info.invalid_len++;
-		send_invalid_len(a, t, vm_id, m->req_id, a->table_pages);
+		send_invalid_len(a, t, vm_id, vm->peer, m->req_id, a->table_pages);
 		return;
 	}
 
@@ -309,13 +311,13 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 		/* The id is another transport's: never let one transport's guest touch the
 		 * scheduler state of another's. */
 		a->stats.busy_by_reason[SCHED_BUSY_NO_VM]++;
-		send_busy(a, t, vm_id, m->req_id);
+		send_busy(a, t, vm_id, NULL, m->req_id);
 		return;
 	}
 	r = sched_request(a->sched, vm_id, m->req_id, m->has_msg ? &m->msg : NULL, now, &d);
 	if (r < 0) {
 		/* Cannot happen with valid pointers; answer BUSY, the safe answer. */
-		send_busy(a, t, vm_id, m->req_id);
+		send_busy(a, t, vm_id, vm ? vm->peer : NULL, m->req_id);
 		return;
 	}
 	if (d.anomalies && vm) {
@@ -362,7 +364,7 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 		break;
 	case SCHED_BUSY:
 		a->stats.busy_by_reason[d.reason < _SCHED_BUSY_MAX ? d.reason : 0]++;
-		send_busy(a, t, vm_id, m->req_id);
+		send_busy(a, t, vm_id, vm ? vm->peer : NULL, m->req_id);
 		break;
 	}
 	arm_deadline(a);
@@ -496,6 +498,16 @@ int adm_vm_add(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 		}
 	}
 	arm_deadline(a);
+	return 0;
+}
+
+int adm_vm_set_peer(struct adm *a, uint64_t vm_id, void *peer)
+{
+	struct adm_vm *vm = sched_vm_owner(a->sched, vm_id);
+
+	if (!vm)
+		return -ENOENT;
+	vm->peer = peer;
 	return 0;
 }
 

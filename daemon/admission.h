@@ -57,12 +57,14 @@ struct adm_transport;
 
 struct adm_transport_ops {
 	const char *name;
-	/* The verdicts. allow carries the certificate table when the request asked for it and
-	 * a chain is served (table NULL otherwise). Return 0 or a negative errno (not sent). */
-	int (*allow)(struct adm_transport *t, uint64_t vm_id, uint64_t req_id,
+	/* The verdicts, for the request req_id of VM vm_id. peer is what the transport gave
+	 * adm_vm_add for that VM (e.g. its connection), NULL for a VM the core does not know.
+	 * allow carries the certificate table when the request asked for it and a chain is
+	 * served (table NULL otherwise). Return 0 or a negative errno (not sent). */
+	int (*allow)(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t req_id,
 		     const uint8_t *table, size_t table_len);
-	int (*busy)(struct adm_transport *t, uint64_t vm_id, uint64_t req_id);
-	int (*invalid_len)(struct adm_transport *t, uint64_t vm_id, uint64_t req_id,
+	int (*busy)(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t req_id);
+	int (*invalid_len)(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t req_id,
 			   uint32_t npages);
 	/* Ask the peer to list every VM (a request came for a VM the core does not know).
 	 * 0 when asked (adm_resync_begin is then implied), <0 otherwise. NULL: not possible. */
@@ -173,6 +175,8 @@ void adm_free(struct adm *a);
 int adm_vm_add(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 	       const struct adm_vm_attrs *attrs, bool resync, bool has_inflight,
 	       uint64_t inflight_req);
+/* The transport's handle of a known VM (its connection, ...), handed to the ops. -ENOENT. */
+int adm_vm_set_peer(struct adm *a, uint64_t vm_id, void *peer);
 /* Removes a VM: its queued request gets BUSY, its in-flight slot is freed. -ENOENT. */
 int adm_vm_remove(struct adm *a, uint64_t vm_id, const char *why);
 /* A guest request of vm_id arriving through t: exactly one verdict follows (see above). */

@@ -47,7 +47,7 @@ static int nl_answer(struct nltransport *n, uint64_t req_id, uint64_t exitinfo2,
 	return nlsock_send(n->nl, &v);
 }
 
-static int op_allow(struct adm_transport *t, uint64_t vm_id, uint64_t req_id,
+static int op_allow(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t req_id,
 		    const uint8_t *table, size_t table_len)
 {
 	struct snpa_msg v = {
@@ -58,6 +58,7 @@ static int op_allow(struct adm_transport *t, uint64_t vm_id, uint64_t req_id,
 	};
 
 	(void)vm_id;
+	(void)peer;
 	if (table) {
 		v.present |= 1u << SNPA_A_CERT_TABLE;
 		v.cert_table = table;
@@ -66,16 +67,18 @@ static int op_allow(struct adm_transport *t, uint64_t vm_id, uint64_t req_id,
 	return nlsock_send(of(t)->nl, &v);
 }
 
-static int op_busy(struct adm_transport *t, uint64_t vm_id, uint64_t req_id)
+static int op_busy(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t req_id)
 {
 	(void)vm_id;
+	(void)peer;
 	return nl_answer(of(t), req_id, EXITINFO2_BUSY, 0);
 }
 
-static int op_invalid_len(struct adm_transport *t, uint64_t vm_id, uint64_t req_id,
-			  uint32_t npages)
+static int op_invalid_len(struct adm_transport *t, uint64_t vm_id, void *peer,
+			  uint64_t req_id, uint32_t npages)
 {
 	(void)vm_id;
+	(void)peer;
 	return nl_answer(of(t), req_id, EXITINFO2_INVALID_LEN, npages);
 }
 

@@ -25,14 +25,20 @@ struct tport {
 	struct verdict v[64];
 	size_t n;
 	unsigned resyncs;
+	unsigned unknown_peer; /* verdicts for a VM without its peer handle */
 	int fail_sends; /* > 0: the next sends fail */
 };
 
-static int record(struct adm_transport *t, enum kind k, uint64_t vm, uint64_t req, uint32_t np,
-		  size_t tl)
+static int record(struct adm_transport *t, enum kind k, uint64_t vm, void *peer, uint64_t req,
+		  uint32_t np, size_t tl)
 {
 	struct tport *p = (struct tport *)t;
 
+	/* every known VM of these tests has its id as its peer handle */
+	if (peer)
+		ck_assert_uint_eq((uint64_t)(uintptr_t)peer, vm);
+	else
+		p->unknown_peer++;
 	ck_assert_uint_lt(p->n, 64);
 	if (p->fail_sends > 0) {
 		p->fail_sends--;
@@ -42,20 +48,21 @@ static int record(struct adm_transport *t, enum kind k, uint64_t vm, uint64_t re
 	return 0;
 }
 
-static int t_allow(struct adm_transport *t, uint64_t vm, uint64_t req, const uint8_t *table,
-		   size_t len)
+static int t_allow(struct adm_transport *t, uint64_t vm, void *peer, uint64_t req,
+		   const uint8_t *table, size_t len)
 {
-	return record(t, V_ALLOW, vm, req, 0, table ? len : 0);
+	return record(t, V_ALLOW, vm, peer, req, 0, table ? len : 0);
 }
 
-static int t_busy(struct adm_transport *t, uint64_t vm, uint64_t req)
+static int t_busy(struct adm_transport *t, uint64_t vm, void *peer, uint64_t req)
 {
-	return record(t, V_BUSY, vm, req, 0, 0);
+	return record(t, V_BUSY, vm, peer, req, 0, 0);
 }
 
-static int t_invalid_len(struct adm_transport *t, uint64_t vm, uint64_t req, uint32_t np)
+static int t_invalid_len(struct adm_transport *t, uint64_t vm, void *peer, uint64_t req,
+			 uint32_t np)
 {
-	return record(t, V_INVALID_LEN, vm, req, np, 0);
+	return record(t, V_INVALID_LEN, vm, peer, req, np, 0);
 }
 
 static int t_resync(struct adm_transport *t)
@@ -148,6 +155,7 @@ static void add(struct tport *p, uint64_t vm)
 	struct adm_vm_attrs at = { .vmm_pid = 100 + (uint32_t)vm, .asid = (uint32_t)vm };
 
 	ck_assert_int_eq(adm_vm_add(a, &p->t, vm, &at, false, false, 0), 0);
+	ck_assert_int_eq(adm_vm_set_peer(a, vm, (void *)(uintptr_t)vm), 0);
 }
 
 static const struct verdict *last(const struct tport *p)
@@ -197,6 +205,7 @@ START_TEST(test_unknown_vm)
 {
 	req(&ta, 77, 1);
 	expect(&ta, 1, V_BUSY, 77, 1);
+	ck_assert_uint_eq(ta.unknown_peer, 1);
 	ck_assert_uint_eq(adm_get_stats(a)->busy_by_reason[SCHED_BUSY_NO_VM], 1);
 	/* An unknown VM makes the core ask the peer for its VM list. */
 	ck_assert_uint_eq(ta.resyncs, 1);
@@ -461,6 +470,7 @@ START_TEST(test_two_transports_one_scheduler)
 	ck_assert_uint_ge(id, 1ull << 63);
 	add(&ta, 1);
 	ck_assert_int_eq(adm_vm_add(a, &tb.t, id, NULL, false, false, 0), 0);
+	ck_assert_int_eq(adm_vm_set_peer(a, id, (void *)(uintptr_t)id), 0);
 	ck_assert_uint_ne(adm_vm_id_alloc(a), id);
 	req(&ta, 1, 1);
 	expect(&ta, 1, V_ALLOW, 1, 1);
