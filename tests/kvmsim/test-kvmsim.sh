@@ -111,8 +111,13 @@ check "INVALID_LEN resized the small buffers" jqt "$WORK/brk.json" \
 check "reports verified against the served table, no failures" jqt "$WORK/brk.json" \
 	'.totals.reports_verified>0 and .totals.verify_failures==0'
 check "tables were delivered to the guests" bash -c "ls '$WORK'/dump-brk/*.certs >/dev/null"
+# On a loaded machine a verdict can miss the kernel's 100 ms deadline: that request is
+# answered BUSY with GUEST_DONE EXPIRED and the late ALLOW is dropped (counted as unknown),
+# so every ALLOW ends in a firmware GUEST_DONE or stands for one EXPIRED.
 check "the broker saw VM_ADD, GUEST_DONE for every ALLOW, and VM_REMOVE" bash -c \
-	"jq -e '.vm_add + .vm_add_dump >= 16 and .allow > 0 and .done_fw == .allow and .vm_remove == 16' '$WORK/ok.nb'"
+	"jq -e '.vm_add + .vm_add_dump >= 16 and .done_fw > 0 and .done_fw <= .allow
+	 and .done_fw + .done_expired >= .allow and .vm_remove == 16' '$WORK/ok.nb' &&
+	 jq -e '.kernel.verdicts_unknown <= .kernel.verdict_timeouts' '$WORK/brk.json'"
 check "kernel side counted no malformed input and no broker bug" jqt "$WORK/brk.json" \
 	'.kernel.rx_malformed==0 and .kernel.broker_bugs==0 and .kernel.registrations==1'
 
@@ -150,7 +155,9 @@ check "fail-resend: no more wipes than failed re-sends" bash -c \
 
 # --- REGISTER needs root or CAP_NET_ADMIN (as the real kernel's admin check) ---
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
-	"$SIM" --state "$STATE" --json --vms 1 --requests 2 --time-scale 0.01 --port "$PORT" \
+	# Real time (no --time-scale): the guest meets BUSY between the CAP_NET_ADMIN broker's
+	# exit and the root broker's REGISTER, and must not run out of its 60 s retry budget.
+	"$SIM" --state "$STATE" --json --vms 1 --requests 2 --port "$PORT" \
 		--wait-broker 60 >"$WORK/reg.json" 2>"$WORK/reg.err" &
 	SIMPID=$!
 	PIDS+=($SIMPID)
