@@ -140,7 +140,7 @@ check "bad broker answers cause wipes and exit 1" bash -c \
 # --- wiping but has moved its sequence number on by two, so the *next* request is refused by
 # --- the firmware and that one wipes (__handle_guest_request, facts §9.4) ---
 start_broker resend --state "$STATE" --fail-resend
-run_sim resend --vms 8 --requests 12 --time-scale 0.01 --port "$PORT" --wait-broker 30 --seed 5
+run_sim resend --vms 8 --requests 12 --time-scale 0.1 --port "$PORT" --wait-broker 30 --seed 5
 stop_broker
 check "fail-resend: re-sends were failed and guests wiped (exit 1)" bash -c \
 	"[ \$(cat '$WORK/resend.rc') = 1 ] && jq -e '.resend_failed > 0' '$WORK/resend.nb' &&
