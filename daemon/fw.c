@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "exitinfo.h"
 #include "psp.h"
 #include "state.h"
 #include "util.h"
@@ -134,6 +135,12 @@ const char *fw_sim_state_dir(const struct fw *fw)
 	return fw->state_dir;
 }
 
+static bool is_snp_cmd(uint32_t id)
+{
+	return id == SNP_CMD_PLATFORM_STATUS || id == SNP_CMD_COMMIT || id == SNP_CMD_SET_CONFIG ||
+	       id == SNP_CMD_VLEK_LOAD;
+}
+
 static int issue(struct fw *fw, uint32_t id, void *data, uint32_t *ret_fw_status)
 {
 	struct sev_issue_cmd cmd = { .cmd = id, .data = (uint64_t)(uintptr_t)data };
@@ -143,7 +150,24 @@ static int issue(struct fw *fw, uint32_t id, void *data, uint32_t *ret_fw_status
 		*ret_fw_status = cmd.error;
 	if (r == 0 && cmd.error != 0)
 		r = -EIO; /* a firmware refusal always surfaces, whatever the transport said */
+	/* An SNP command refused by the kernel itself (no firmware status) with EINVAL or
+	 * ENODEV: SNP is not initialised yet (fw.h). Our arguments are always well formed, so
+	 * no other EINVAL of these handlers applies. */
+	if ((r == -EINVAL || r == -ENODEV) && cmd.error == 0 && is_snp_cmd(id))
+		r = -FW_ERR_SNP_UNINIT;
 	return r;
+}
+
+bool fw_error_is_snp_uninit(int r)
+{
+	return r == -FW_ERR_SNP_UNINIT;
+}
+
+const char *fw_strerror(int r)
+{
+	if (fw_error_is_snp_uninit(r))
+		return "SNP is not initialised (is kvm_amd loaded with sev_snp=1?)";
+	return snp_strerror(r);
 }
 
 int fw_platform_status(struct fw *fw, struct sev_user_data_snp_status *ret,
@@ -162,35 +186,51 @@ int fw_platform_status(struct fw *fw, struct sev_user_data_snp_status *ret,
 
 int fw_get_id(struct fw *fw, uint8_t *buf, size_t size, size_t *ret_len, uint32_t *ret_fw_status)
 {
-	uint8_t *id;
-	struct sev_user_data_get_id2 g;
-	uint32_t len = 64, st = 0;
+	struct sev_user_data_get_id2 g = { 0 };
+	uint8_t *id = NULL;
+	uint32_t len, st = 0;
 	int r;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
-		id = calloc(1, len);
-		if (!id)
-			return -ENOMEM;
-		g = (struct sev_user_data_get_id2){ .address = (uint64_t)(uintptr_t)id, .length = len };
-		r = issue(fw, SEV_CMD_GET_ID2, &g, &st);
-		if (r == 0) {
-			if (g.length > len || g.length > size) {
-				free(id);
-				return -ENOSPC;
-			}
-			memcpy(buf, id, g.length);
-			free(id);
-			*ret_len = g.length;
-			if (ret_fw_status)
-				*ret_fw_status = st;
-			return 0;
-		}
-		free(id);
-		/* Too small: the firmware says how long the id is (facts §8, GET_ID2). */
-		if (st != 0x04 /* INVALID_LEN */ || g.length <= len || g.length > FW_ID_MAX)
-			break;
-		len = g.length;
+	/* 1. The length query (address 0, length 0, as QEMU does): the firmware answers
+	 * INVALID_LEN with the length it needs; nothing is copied anywhere. */
+	r = issue(fw, SEV_CMD_GET_ID2, &g, &st);
+	if (r < 0 && !(r == -EIO && st == SEV_RET_INVALID_LEN))
+		goto out;
+	len = g.length;
+	if (len == 0 || len > FW_ID_MAX) {
+		r = -EBADMSG; /* no id, or a length no firmware has */
+		goto out;
 	}
+	/* 2. The read, with exactly that length. Linux 6.12 copies out whatever length the
+	 * firmware reports even when it exceeds ours (facts §9.4), so the buffer is always
+	 * FW_ID_MAX bytes: an answer that changed between the two calls stays inside it. */
+	id = calloc(1, FW_ID_MAX);
+	if (!id) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (int attempt = 0;; attempt++) {
+		g = (struct sev_user_data_get_id2){ .address = (uint64_t)(uintptr_t)id,
+						    .length = len };
+		r = issue(fw, SEV_CMD_GET_ID2, &g, &st);
+		if (r == 0)
+			break;
+		if (attempt > 0 || st != SEV_RET_INVALID_LEN || g.length <= len ||
+		    g.length > FW_ID_MAX)
+			goto out;
+		len = g.length; /* it grew after all: once more, still within the buffer */
+	}
+	if (g.length == 0 || g.length > len) {
+		r = -EBADMSG;
+		goto out;
+	}
+	/* The caller keeps the start: the chip id the KDS needs is the first 64 bytes (8 on
+	 * Turin); a 2-socket host's second id follows it. */
+	*ret_len = MIN((size_t)g.length, size);
+	memcpy(buf, id, *ret_len);
+	r = 0;
+out:
+	free(id);
 	if (ret_fw_status)
 		*ret_fw_status = st;
 	return r;

@@ -647,9 +647,41 @@ int sim_psp_platform_status(struct sim_psp *psp, struct sev_user_data_snp_status
 	return 0;
 }
 
+/* The id of socket `index` (0: the chip id the reports carry). Other sockets get an id
+ * derived from the chip secret, so it is stable for the simulated host. */
+static int socket_id(const struct sim_state_data *d, unsigned index, uint8_t out[SIM_CHIP_ID_LEN])
+{
+	static const char label[] = "snp-sim socket chip id";
+	uint8_t in[sizeof(label) + 1 + SIM_SECRET_LEN];
+	unsigned int n = 0;
+	size_t idlen = snp_product_hwid_len(d->product);
+	int ok;
+
+	if (d->config_flags & SNP_CONFIG_F_MASK_CHIP_ID) {
+		memset(out, 0, SIM_CHIP_ID_LEN);
+		return 0;
+	}
+	if (index == 0) {
+		memcpy(out, d->chip_id, SIM_CHIP_ID_LEN);
+		return 0;
+	}
+	memcpy(in, label, sizeof(label));
+	in[sizeof(label)] = (uint8_t)index;
+	memcpy(in + sizeof(label) + 1, d->secret, SIM_SECRET_LEN);
+	ok = EVP_Digest(in, sizeof(in), out, &n, EVP_sha512(), NULL);
+	OPENSSL_cleanse(in, sizeof(in));
+	if (ok != 1 || n != SIM_CHIP_ID_LEN)
+		return -EIO;
+	if (idlen < SIM_CHIP_ID_LEN)
+		memset(out + idlen, 0, SIM_CHIP_ID_LEN - idlen); /* Turin: 8 significant bytes */
+	return 0;
+}
+
 int sim_psp_get_id2(struct sim_psp *psp, uint8_t *id, uint32_t *len_inout,
 		    uint32_t *ret_fw_status)
 {
+	struct sim_platform pf;
+	uint32_t need;
 	int r;
 
 	if (!len_inout || !ret_fw_status)
@@ -657,20 +689,24 @@ int sim_psp_get_id2(struct sim_psp *psp, uint8_t *id, uint32_t *len_inout,
 	r = psp_enter(psp);
 	if (r < 0)
 		return r;
-	/* GET_ID2 always returns the 64-byte field; Turin ids are zero padded (the real Turin
-	 * length is unconfirmed, facts §8). */
-	if (!id || *len_inout < SIM_CHIP_ID_LEN) {
+	r = sim_state_platform(psp->state, &pf);
+	if (r < 0) {
+		pthread_mutex_unlock(&psp->lock);
+		return r;
+	}
+	/* 64 bytes per socket; Turin ids are zero padded (the real Turin length is
+	 * unconfirmed, facts §8). */
+	need = SIM_CHIP_ID_LEN * pf.sockets;
+	if (!id || *len_inout < need) {
 		*ret_fw_status = SEV_RET_INVALID_LEN;
 	} else {
-		if (psp->st.config_flags & SNP_CONFIG_F_MASK_CHIP_ID)
-			memset(id, 0, SIM_CHIP_ID_LEN);
-		else
-			memcpy(id, psp->st.chip_id, SIM_CHIP_ID_LEN);
+		for (unsigned i = 0; i < pf.sockets && r >= 0; i++)
+			r = socket_id(&psp->st, i, id + (size_t)i * SIM_CHIP_ID_LEN);
 		*ret_fw_status = SEV_RET_SUCCESS;
 	}
-	*len_inout = SIM_CHIP_ID_LEN;
+	*len_inout = need;
 	psp_leave(psp, SIM_PSP_OP_GET_ID2);
-	return 0;
+	return r;
 }
 
 struct config_args {
@@ -805,6 +841,19 @@ int sim_psp_issue_cmd(struct sim_psp *psp, struct sev_issue_cmd *cmd, bool writa
 	if (!psp || !cmd)
 		return -EINVAL;
 	data = (void *)(uintptr_t)cmd->data;
+	/* The SNP commands need SNP initialised (facts §9.4): before that the kernel refuses
+	 * them without calling the firmware. GET_ID2 is a legacy command and always works. */
+	if (cmd->cmd == SNP_CMD_PLATFORM_STATUS || cmd->cmd == SNP_CMD_COMMIT ||
+	    cmd->cmd == SNP_CMD_SET_CONFIG || cmd->cmd == SNP_CMD_VLEK_LOAD) {
+		struct sim_platform pf;
+		r = sim_state_platform(psp->state, &pf);
+		if (r < 0)
+			return r;
+		if (!pf.snp_initialised) {
+			cmd->error = 0;
+			return -pf.uninit_errno;
+		}
+	}
 	switch (cmd->cmd) {
 	case SNP_CMD_PLATFORM_STATUS:
 		if (!data)
@@ -816,10 +865,22 @@ int sim_psp_issue_cmd(struct sim_psp *psp, struct sev_issue_cmd *cmd, bool writa
 		uint32_t length;
 		if (!g)
 			return -EINVAL;
-		length = g->length; /* packed struct: no pointer to the member */
-		r = sim_psp_get_id2(psp, (uint8_t *)(uintptr_t)g->address, &length, &fw);
-		if (r >= 0)
-			g->length = length;
+		/* As sev_ioctl_do_get_id2: address 0 or length 0 is the length query. */
+		uint8_t *addr = g->length ? (uint8_t *)(uintptr_t)g->address : NULL;
+		uint32_t given;
+		length = addr ? g->length : 0; /* packed struct: no pointer to the member */
+		given = length;
+		r = sim_psp_get_id2(psp, addr, &length, &fw);
+		if (r < 0)
+			break;
+		g->length = length;
+		if (addr && fw != SEV_RET_SUCCESS && length > given) {
+			/* Linux 6.12 copies the length the firmware asked for into the caller's
+			 * smaller buffer. We do not write past it: the caller gets -EFAULT, so
+			 * code that relies on that answer fails here instead of on a real host. */
+			cmd->error = fw;
+			return -EFAULT;
+		}
 		break;
 	}
 	case SNP_CMD_COMMIT:

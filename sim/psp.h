@@ -99,8 +99,9 @@ int sim_psp_guest_request(struct sim_psp *psp, struct sim_psp_vm *vm, const uint
 int sim_psp_platform_status(struct sim_psp *psp, struct sev_user_data_snp_status *ret,
 			    uint32_t *ret_fw_status);
 /* id: buffer of *len_inout bytes (may be NULL with 0). Too small → INVALID_LEN with the
- * needed length in *len_inout; else the chip id (64 bytes; Turin: 8 significant, zero
- * padded; all zero if MASK_CHIP_ID is set) and its length. */
+ * needed length in *len_inout; else the ids and their length: 64 bytes per socket
+ * (`sockets` in the platform file, state.h), the first being the chip id the reports carry
+ * (Turin: 8 significant bytes, zero padded; all zero if MASK_CHIP_ID is set). */
 int sim_psp_get_id2(struct sim_psp *psp, uint8_t *id, uint32_t *len_inout,
 		    uint32_t *ret_fw_status);
 /* SNP_CONFIG: reported TCB must be <= current (tcb_le) and rsvd zero / flags known, else
@@ -118,7 +119,13 @@ int sim_psp_vlek_load(struct sim_psp *psp, const struct sev_user_data_snp_vlek_l
 /* The /dev/sev ioctl in-process: dispatches cmd->cmd with cmd->data as a pointer in this
  * process (GET_ID2's and VLEK_LOAD's inner addresses too), sets cmd->error. Mirrors the
  * kernel: -EINVAL for an unknown command or NULL data, -EPERM for SET_CONFIG/VLEK_LOAD
- * without writable, -EIO when the firmware status is not SUCCESS. */
+ * without writable, -EIO when the firmware status is not SUCCESS. While the platform file
+ * says `snp = off`, PLATFORM_STATUS, COMMIT, SET_CONFIG and VLEK_LOAD fail with
+ * -uninit_errno (EINVAL or ENODEV) and error 0, as the kernel does before SNP is
+ * initialised. GET_ID2 with address 0 or length 0 is the length query (INVALID_LEN, -EIO,
+ * length = what the firmware needs); with a buffer shorter than that, Linux 6.12 would copy
+ * the full length into it: here the call fails with -EFAULT (error INVALID_LEN, length set)
+ * and nothing is written past the buffer. */
 int sim_psp_issue_cmd(struct sim_psp *psp, struct sev_issue_cmd *cmd, bool writable);
 
 /* Public key that signs reports right now (VCEK for the reported TCB, or the VLEK when loaded). */

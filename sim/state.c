@@ -3,6 +3,7 @@
  * replace, flock-protected updates. Never resets a corrupt state: it reports it. */
 #include "state.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -576,4 +577,159 @@ out:
 const char *sim_state_path(const struct sim_state *s)
 {
 	return s->path;
+}
+
+/* --- the platform file (kernel and board knobs, not chip state) --- */
+
+void sim_platform_defaults(struct sim_platform *ret)
+{
+	*ret = (struct sim_platform){ .snp_initialised = true, .uninit_errno = EINVAL,
+				      .sockets = 1 };
+}
+
+/* Trims blanks at both ends in place; returns the start. */
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+int sim_platform_parse(const char *buf, size_t len, struct sim_platform *ret)
+{
+	struct sim_platform p;
+	bool seen_snp = false, seen_errno = false, seen_sockets = false;
+	const char *end = buf + len;
+
+	if (len > SIM_PLATFORM_MAX_SIZE)
+		return -EFBIG;
+	if (len && memchr(buf, '\0', len))
+		return -EBADMSG;
+	sim_platform_defaults(&p);
+	for (const char *l = buf; l < end;) {
+		const char *nl = memchr(l, '\n', (size_t)(end - l));
+		size_t n = nl ? (size_t)(nl - l) : (size_t)(end - l);
+		char line[256], *k, *v, *eq;
+
+		if (n >= sizeof(line))
+			return -EBADMSG;
+		memcpy(line, l, n);
+		line[n] = '\0';
+		l += n + (nl ? 1 : 0);
+		k = trim(line);
+		if (!*k || *k == '#')
+			continue;
+		eq = strchr(k, '=');
+		if (!eq)
+			return -EBADMSG;
+		*eq = '\0';
+		v = trim(eq + 1);
+		k = trim(k);
+		if (strcmp(k, "snp") == 0 && !seen_snp) {
+			seen_snp = true;
+			if (strcmp(v, "on") == 0)
+				p.snp_initialised = true;
+			else if (strcmp(v, "off") == 0)
+				p.snp_initialised = false;
+			else
+				return -EBADMSG;
+		} else if (strcmp(k, "uninit_errno") == 0 && !seen_errno) {
+			seen_errno = true;
+			if (strcmp(v, "EINVAL") == 0)
+				p.uninit_errno = EINVAL;
+			else if (strcmp(v, "ENODEV") == 0)
+				p.uninit_errno = ENODEV;
+			else
+				return -EBADMSG;
+		} else if (strcmp(k, "sockets") == 0 && !seen_sockets) {
+			seen_sockets = true;
+			if (strcmp(v, "1") == 0)
+				p.sockets = 1;
+			else if (strcmp(v, "2") == 0)
+				p.sockets = 2;
+			else
+				return -EBADMSG;
+		} else {
+			return -EBADMSG; /* unknown or duplicate key */
+		}
+	}
+	*ret = p;
+	return 0;
+}
+
+int sim_state_platform(struct sim_state *s, struct sim_platform *ret)
+{
+	char path[PATH_MAX], buf[SIM_PLATFORM_MAX_SIZE + 1];
+	struct stat st;
+	size_t len = 0;
+	int fd, r;
+
+	if (snprintf(path, sizeof(path), "%s/%s", s->dir, SIM_PLATFORM_FILE) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			sim_platform_defaults(ret);
+			return 0;
+		}
+		return errno == ELOOP ? -EBADMSG : -errno;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EBADMSG;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(buf))
+			break;
+	}
+	close(fd);
+	return sim_platform_parse(buf, len, ret);
+}
+
+int sim_state_platform_write(struct sim_state *s, const struct sim_platform *p)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], buf[256];
+	int fd, r, n;
+
+	if (!p || p->sockets < 1 || p->sockets > SIM_PLATFORM_MAX_SOCKETS ||
+	    (p->uninit_errno != EINVAL && p->uninit_errno != ENODEV))
+		return -EINVAL;
+	n = snprintf(buf, sizeof(buf), "snp = %s\nuninit_errno = %s\nsockets = %u\n",
+		     p->snp_initialised ? "on" : "off",
+		     p->uninit_errno == ENODEV ? "ENODEV" : "EINVAL", p->sockets);
+	if (snprintf(path, sizeof(path), "%s/%s", s->dir, SIM_PLATFORM_FILE) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/%s.tmp", s->dir, SIM_PLATFORM_FILE) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, buf, (size_t)n);
+	if (close(fd) < 0 && r >= 0)
+		r = -errno;
+	if (r >= 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r == -ENOSPC ? -EDQUOT : r;
 }

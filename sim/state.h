@@ -61,6 +61,44 @@ int sim_state_update(struct sim_state *s, sim_state_update_fn fn, void *userdata
 
 const char *sim_state_path(const struct sim_state *s);
 
+/*
+ * The simulated host's kernel and board, as opposed to the chip's persistent state: an
+ * optional plain-text file DIR/platform (no checksum: an operator or a test edits it while
+ * the simulators run). Lines are `key = value`; blank lines and lines starting with '#' are
+ * ignored; an unknown key, a bad value or a duplicate makes the whole file invalid (-EBADMSG,
+ * never a silent default). A missing file means the defaults.
+ *
+ *   snp = on | off          off: SNP is not initialised yet (since about Linux 6.15 that
+ *                           happens when kvm_amd loads with sev_snp=1). The SNP ioctls
+ *                           (PLATFORM_STATUS, COMMIT, SET_CONFIG, VLEK_LOAD) then fail
+ *                           without reaching the firmware. Default on.
+ *   uninit_errno = EINVAL | ENODEV
+ *                           what they fail with: EINVAL as in Linux 6.12, ENODEV as the 2026
+ *                           series proposes. Default EINVAL.
+ *   sockets = 1 | 2         GET_ID2 answers 64 bytes per socket (a 2-socket host: 128).
+ *                           Default 1.
+ *
+ * Switching `snp` from off to on is the simulated `modprobe kvm_amd`.
+ */
+#define SIM_PLATFORM_FILE "platform"
+#define SIM_PLATFORM_MAX_SIZE 4096
+#define SIM_PLATFORM_MAX_SOCKETS 2
+
+struct sim_platform {
+	bool snp_initialised;
+	int uninit_errno; /* positive: EINVAL or ENODEV */
+	unsigned sockets;
+};
+
+void sim_platform_defaults(struct sim_platform *ret);
+/* Parses the file's text; -EBADMSG (or -EFBIG) and *ret untouched on any error. */
+int sim_platform_parse(const char *buf, size_t len, struct sim_platform *ret);
+/* Reads DIR/platform now (no cache: it is read only by platform commands, which are rare).
+ * The file must be a regular file (not a symlink). */
+int sim_state_platform(struct sim_state *s, struct sim_platform *ret);
+/* Writes DIR/platform atomically (for tools and tests). */
+int sim_state_platform_write(struct sim_state *s, const struct sim_platform *p);
+
 /* Text for the errors above, in the state's words ("state file is corrupt: checksum ..."). */
 const char *sim_state_strerror(int r);
 

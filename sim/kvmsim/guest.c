@@ -511,6 +511,24 @@ void kvs_guest_on_answer(struct kvs_guest *g, uint64_t exitinfo2, uint32_t rbx)
 		attempt(g);
 		return;
 	}
+	if (g->override_invalid_len) {
+		/* The plain re-send after INVALID_LEN failed (a firmware status, INVALID_LEN on a
+		 * plain request, the generic VMM error: all -EIO in snp_issue_guest_request).
+		 * __handle_guest_request still adds 2 to the sequence number and replaces
+		 * exitinfo2 with its INVALID_LEN override, so snp_send_guest_request sees -EIO
+		 * with INVALID_LEN and returns without wiping. The firmware did not advance,
+		 * though: the next request carries a sequence number it refuses, and that
+		 * failure wipes (facts §9.4). Only -ETIMEDOUT (BUSY past the budget, above) wipes
+		 * at once. */
+		if (exitinfo2 == EXITINFO2_INVALID_LEN)
+			g->st.invalid_len++;
+		else if ((exitinfo2 >> 32) == 0)
+			g->st.fw_errors++;
+		request_done(g);
+		g->st.completed++; /* ended without a wipe: the caller got -EIO */
+		schedule_next(g);
+		return;
+	}
 	if ((exitinfo2 >> 32) == 0)
 		g->st.fw_errors++;
 	{

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -403,13 +405,87 @@ static void handle_dump(struct kvs *k)
 	(void)send_msg(k, &end);
 }
 
+/* --- who may REGISTER ---
+ *
+ * In the real kernel REGISTER is an admin command: the sender's socket must carry
+ * CAP_NET_ADMIN. NETLINK_USERSOCK checks nothing, so the simulator applies the rule itself
+ * from what the kernel tells it about each datagram: with SO_PASSCRED, netlink attaches the
+ * sending process's pid, real uid and gid (SCM_CREDENTIALS), which an unprivileged sender
+ * cannot forge (the kernel only accepts ids the sender holds). The rule:
+ *  - uid 0 (root), or the simulator's own uid (that user can ptrace or kill the simulator
+ *    anyway, so refusing it protects nothing; run as root, this is root again);
+ *  - otherwise CAP_NET_ADMIN in the sender's effective set, read from /proc/PID/status, and
+ *    only if all four of its uids equal the datagram's uid (so neither a set-uid program nor
+ *    another user's process that reused the pid counts). A pidfd taken before the read and
+ *    checked after it makes sure the status read belongs to that one process.
+ * What remains: a process that sends REGISTER and then executes a program carrying the file
+ * capability cap_net_admin (uids unchanged) could pass the check in that window; such a
+ * program gives its user the capability anyway. The real kernel has no window: it checks
+ * the credentials the socket was opened with. */
+static struct {
+	bool have;
+	struct ucred c;
+} rx_cred; /* of the datagram being handled (one loop thread) */
+static unsigned register_denied_logged;
+
+static bool pid_has_net_admin(pid_t pid, uid_t uid)
+{
+	char path[64], line[256];
+	unsigned long long capeff = 0;
+	bool uid_ok = false, cap_seen = false;
+	int pidfd;
+	FILE *f;
+
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			unsigned a, b, c, d;
+			if (sscanf(line, "Uid: %u %u %u %u", &a, &b, &c, &d) == 4)
+				uid_ok = a == uid && b == uid && c == uid && d == uid;
+			else if (sscanf(line, "CapEff: %llx", &capeff) == 1)
+				cap_seen = true;
+		}
+		fclose(f);
+	}
+	/* Still the process the pidfd names: the status above was not a successor's. */
+	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
+		uid_ok = false;
+	close(pidfd);
+	return uid_ok && cap_seen && (capeff & (1ull << 12 /* CAP_NET_ADMIN */));
+}
+
+static bool may_register(void)
+{
+	if (!rx_cred.have)
+		return false;
+	if (rx_cred.c.uid == 0 || rx_cred.c.uid == geteuid())
+		return true;
+	if (rx_cred.c.pid <= 0) /* a sender outside our pid namespace */
+		return false;
+	return pid_has_net_admin(rx_cred.c.pid, rx_cred.c.uid);
+}
+
 static void answer_register(struct kvs *k, const struct nlmsghdr *nlh, uint32_t port,
 			    const struct snpa_msg *m)
 {
 	uint8_t buf[256] __attribute__((aligned(4)));
 	int err = 0, len;
 
-	if (m->abi_version != SNPA_ABI_VERSION) {
+	if (!may_register()) {
+		err = -EPERM;
+		if (!k->o.quiet && register_denied_logged < 16) {
+			register_denied_logged++;
+			fprintf(stderr,
+				"snp-kvmsim: REGISTER from port %u refused: pid %d uid %u is neither "
+				"root nor holds CAP_NET_ADMIN\n",
+				port, rx_cred.have ? (int)rx_cred.c.pid : -1,
+				rx_cred.have ? (unsigned)rx_cred.c.uid : 0u);
+		}
+	} else if (m->abi_version != SNPA_ABI_VERSION) {
 		err = -EPROTONOSUPPORT;
 	} else if (k->broker_port && k->broker_port != port) {
 		/* Is the registered broker still there? A NOOP costs it nothing; a refused send
@@ -508,8 +584,13 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	for (int round = 0; round < 256; round++) {
 		struct sockaddr_nl from;
 		struct iovec iov = { .iov_base = k->rx, .iov_len = sizeof(k->rx) };
+		union {
+			char buf[CMSG_SPACE(sizeof(struct ucred))];
+			struct cmsghdr align;
+		} ctl;
 		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from),
-				     .msg_iov = &iov, .msg_iovlen = 1 };
+				     .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
 		uint8_t *buf = k->rx;
 		ssize_t n;
 		size_t len;
@@ -528,6 +609,13 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 			k->ks.rx_foreign++; /* not a user socket: nothing of ours */
 			continue;
 		}
+		rx_cred.have = false;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+			    c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+				memcpy(&rx_cred.c, CMSG_DATA(c), sizeof(rx_cred.c));
+				rx_cred.have = true;
+			}
 		len = (size_t)n;
 		while (len >= sizeof(struct nlmsghdr)) {
 			struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
@@ -564,6 +652,13 @@ int kvs_kernel_open(struct kvs *k)
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) < 0)
 		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	/* The sender's credentials with every datagram: REGISTER is checked against them. */
+	v = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, sizeof(v)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		r = -errno;
 		close(fd);

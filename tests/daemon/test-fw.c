@@ -18,6 +18,9 @@ struct fake {
 	uint32_t fw_status; /* to report */
 	int ret;            /* to return */
 	uint32_t id_len;    /* GET_ID2: the id length the fake firmware has */
+	uint32_t id_len_later; /* GET_ID2: if set, the length after the first call */
+	bool overrun;       /* GET_ID2: Linux 6.12 would have written past the caller's buffer */
+	int snp_errno;      /* SNP commands: the kernel's answer while SNP is not initialised */
 	struct sev_user_data_snp_config cfg;
 	struct sev_user_data_snp_vlek_load vlek;
 	uint8_t hashstick[SNP_VLEK_HASHSTICK_SIZE];
@@ -30,6 +33,10 @@ static int fake_issue(void *ctx, struct sev_issue_cmd *cmd)
 	f->calls++;
 	f->last = *cmd;
 	ck_assert(cmd->data != 0);
+	if (f->snp_errno && cmd->cmd != SEV_CMD_GET_ID2) {
+		cmd->error = 0; /* refused by the kernel: the firmware never saw it */
+		return -f->snp_errno;
+	}
 	switch (cmd->cmd) {
 	case SNP_CMD_PLATFORM_STATUS: {
 		struct sev_user_data_snp_status *st = (void *)(uintptr_t)cmd->data;
@@ -41,15 +48,24 @@ static int fake_issue(void *ctx, struct sev_issue_cmd *cmd)
 		break;
 	}
 	case SEV_CMD_GET_ID2: {
+		/* sev_ioctl_do_get_id2 (Linux 6.12): address 0 or length 0 asks for the length;
+		 * otherwise the firmware writes up to length bytes, and the kernel then copies
+		 * the length the firmware reported, even past a shorter caller buffer. */
 		struct sev_user_data_get_id2 *g = (void *)(uintptr_t)cmd->data;
-		if (g->length < f->id_len) {
-			g->length = f->id_len;
+		uint32_t have = f->id_len;
+		bool query = g->address == 0 || g->length == 0;
+		if (f->id_len_later && f->calls > 1)
+			have = f->id_len_later;
+		if (query || g->length < have) {
+			if (!query)
+				f->overrun = true; /* the kernel copies `have` bytes into `length` */
+			g->length = have;
 			cmd->error = 0x04;
 			return -EIO;
 		}
-		for (uint32_t i = 0; i < f->id_len; i++)
+		for (uint32_t i = 0; i < have; i++)
 			((uint8_t *)(uintptr_t)g->address)[i] = (uint8_t)(i + 1);
-		g->length = f->id_len;
+		g->length = have;
 		break;
 	}
 	case SNP_CMD_SET_CONFIG:
@@ -88,10 +104,11 @@ START_TEST(test_platform_status)
 	ck_assert_int_eq(fw_platform_status(fw, &st, &fs), -EIO);
 	ck_assert_uint_eq(fs, 0x01);
 	ck_assert_uint_eq(st.api_major, 0xAA);
-	/* A transport error without status passes through. */
+	/* A transport error without status passes through (EINVAL/ENODEV are the SNP-not-
+	 * initialised state: test_snp_uninit). */
 	f.fw_status = 0;
-	f.ret = -ENODEV;
-	ck_assert_int_eq(fw_platform_status(fw, &st, &fs), -ENODEV);
+	f.ret = -ETIMEDOUT;
+	ck_assert_int_eq(fw_platform_status(fw, &st, &fs), -ETIMEDOUT);
 	ck_assert(!fw_is_sim(fw));
 	ck_assert_int_eq(fw_committed_tcb(fw, &(uint64_t){ 0 }), -EOPNOTSUPP);
 	fw_free(fw);
@@ -99,21 +116,24 @@ START_TEST(test_platform_status)
 END_TEST
 
 static const struct {
-	uint32_t id_len;
+	uint32_t id_len, id_len_later;
 	size_t bufsize;
 	int ret;
 	unsigned calls;
+	size_t len; /* what the caller gets */
 } id_cases[] = {
-	{ 64, 64, 0, 1 },        /* Milan/Genoa: fits at once */
-	{ 8, 64, 0, 1 },         /* a short id */
-	{ 128, 4096, 0, 2 },     /* firmware asks for more: one retry */
-	{ 128, 64, -ENOSPC, 2 }, /* caller's buffer too small */
-	{ 8192, 8192, -EIO, 1 }, /* absurd length from the firmware: refused, no huge alloc */
+	{ 64, 0, 64, 0, 2, 64 },           /* Milan/Genoa: query, then read */
+	{ 8, 0, 64, 0, 2, 8 },             /* a short id */
+	{ 128, 0, 4096, 0, 2, 128 },       /* 2 sockets, room for both */
+	{ 128, 0, 64, 0, 2, 64 },          /* 2 sockets, caller keeps the first id */
+	{ 64, 128, 64, 0, 3, 64 },         /* grew between query and read: once more */
+	{ 8192, 0, 8192, -EBADMSG, 1, 0 }, /* absurd length: refused, no huge alloc */
+	{ 0, 0, 64, -EBADMSG, 1, 0 },      /* no id at all */
 };
 
 START_TEST(test_get_id)
 {
-	struct fake f = { .id_len = id_cases[_i].id_len };
+	struct fake f = { .id_len = id_cases[_i].id_len, .id_len_later = id_cases[_i].id_len_later };
 	uint8_t *buf = calloc(1, id_cases[_i].bufsize);
 	size_t len = 0;
 	uint32_t fs;
@@ -125,12 +145,56 @@ START_TEST(test_get_id)
 	ck_assert_msg(r == id_cases[_i].ret, "case %d: %d", _i, r);
 	ck_assert_uint_eq(f.calls, id_cases[_i].calls);
 	ck_assert_uint_eq(f.last.cmd, SEV_CMD_GET_ID2);
+	/* Never a buffer shorter than what the firmware said (6.12 would overrun it), except
+	 * where the id grew after the query, which the full-size buffer absorbs. */
+	ck_assert_msg(!f.overrun || id_cases[_i].id_len_later, "case %d: overrun", _i);
 	if (r == 0) {
-		ck_assert_uint_eq(len, id_cases[_i].id_len);
+		ck_assert_uint_eq(len, id_cases[_i].len);
 		ck_assert_uint_eq(buf[0], 1);
 		ck_assert_uint_eq(buf[len - 1], (uint8_t)len);
 	}
 	free(buf);
+	fw_free(fw);
+}
+END_TEST
+
+/* SNP not initialised: EINVAL (Linux 6.12) and ENODEV (proposed) both become the one
+ * error the daemon waits out; GET_ID2 still works; a firmware refusal stays -EIO. */
+START_TEST(test_snp_uninit)
+{
+	static const int errnos[] = { EINVAL, ENODEV };
+	uint8_t id[64], hs[SNP_VLEK_HASHSTICK_SIZE] = { 0 };
+	struct sev_user_data_snp_status st;
+	size_t len;
+	uint32_t fs;
+	struct fw *fw;
+
+	for (size_t i = 0; i < ELEMENTSOF(errnos); i++) {
+		struct fake f = { .id_len = 64, .snp_errno = errnos[i] };
+		ck_assert_int_eq(fw_open_custom("fake", fake_issue, &f, &fw), 0);
+		ck_assert_int_eq(fw_platform_status(fw, &st, &fs), -FW_ERR_SNP_UNINIT);
+		ck_assert_uint_eq(fs, 0);
+		ck_assert(fw_error_is_snp_uninit(fw_commit(fw, &fs)));
+		ck_assert(fw_error_is_snp_uninit(fw_set_config(fw, 0, 0, &fs)));
+		ck_assert(fw_error_is_snp_uninit(fw_vlek_load(fw, hs, &fs)));
+		ck_assert_str_eq(fw_strerror(-FW_ERR_SNP_UNINIT),
+				 "SNP is not initialised (is kvm_amd loaded with sev_snp=1?)");
+		ck_assert_int_eq(fw_get_id(fw, id, sizeof(id), &len, &fs), 0);
+		ck_assert_uint_eq(len, 64);
+		/* SNP comes up: the same calls work. */
+		f.snp_errno = 0;
+		ck_assert_int_eq(fw_platform_status(fw, &st, &fs), 0);
+		fw_free(fw);
+	}
+	/* Only a kernel refusal without firmware status is the state; other errors are not. */
+	struct fake g = { .fw_status = 0x16 };
+	ck_assert_int_eq(fw_open_custom("fake", fake_issue, &g, &fw), 0);
+	ck_assert_int_eq(fw_commit(fw, &fs), -EIO);
+	g.fw_status = 0;
+	g.ret = -EPERM;
+	ck_assert_int_eq(fw_commit(fw, &fs), -EPERM);
+	ck_assert(!fw_error_is_snp_uninit(-EINVAL));
+	ck_assert_str_eq(fw_strerror(-EINVAL), snp_strerror(-EINVAL));
 	fw_free(fw);
 }
 END_TEST
@@ -217,6 +281,81 @@ START_TEST(test_sim_backend)
 }
 END_TEST
 
+/* The simulated platform as a real host shows it: a 2-socket GET_ID2 answer of 128 bytes,
+ * and SNP not initialised until the platform file says so. */
+START_TEST(test_sim_platform)
+{
+	char dir[] = "/tmp/snp-test-fw-XXXXXX";
+	char sub[256], path[300];
+	struct sim_state *st;
+	struct sim_state_data d;
+	struct sim_platform pf;
+	struct sev_user_data_snp_status ps;
+	uint8_t id[64], both[4096];
+	size_t len;
+	uint32_t fs;
+	struct fw *fw;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/sim", dir);
+	ck_assert_int_eq(sim_state_open(sub, SNP_PRODUCT_MILAN, &st), 0);
+	ck_assert_int_eq(sim_state_read(st, &d), 0);
+	ck_assert_int_eq(fw_open_sim(sub, &fw), 0);
+
+	sim_platform_defaults(&pf);
+	pf.sockets = 2;
+	ck_assert_int_eq(sim_state_platform_write(st, &pf), 0);
+	/* The daemon's 64-byte field gets socket 0's id, which the reports carry. */
+	ck_assert_int_eq(fw_get_id(fw, id, sizeof(id), &len, &fs), 0);
+	ck_assert_uint_eq(len, 64);
+	ck_assert_mem_eq(id, d.chip_id, 64);
+	ck_assert_int_eq(fw_get_id(fw, both, sizeof(both), &len, &fs), 0);
+	ck_assert_uint_eq(len, 128);
+	ck_assert_mem_eq(both, d.chip_id, 64);
+	ck_assert(!mem_is_zero(both + 64, 64));
+	ck_assert(memcmp(both, both + 64, 64) != 0);
+
+	/* SNP not initialised: the distinct error, in both kernel flavours; GET_ID2 works. */
+	pf.snp_initialised = false;
+	ck_assert_int_eq(sim_state_platform_write(st, &pf), 0);
+	ck_assert_int_eq(fw_platform_status(fw, &ps, &fs), -FW_ERR_SNP_UNINIT);
+	ck_assert_uint_eq(fs, 0);
+	ck_assert_int_eq(fw_set_config(fw, d.reported_tcb, 0, &fs), -FW_ERR_SNP_UNINIT);
+	ck_assert_int_eq(fw_commit(fw, &fs), -FW_ERR_SNP_UNINIT);
+	ck_assert_int_eq(fw_get_id(fw, id, sizeof(id), &len, &fs), 0);
+	pf.uninit_errno = ENODEV;
+	ck_assert_int_eq(sim_state_platform_write(st, &pf), 0);
+	ck_assert_int_eq(fw_platform_status(fw, &ps, &fs), -FW_ERR_SNP_UNINIT);
+	/* kvm_amd loads: the next call works, no restart of anything. */
+	pf.snp_initialised = true;
+	ck_assert_int_eq(sim_state_platform_write(st, &pf), 0);
+	ck_assert_int_eq(fw_platform_status(fw, &ps, &fs), 0);
+	ck_assert_uint_eq(ps.current_tcb_version, d.current_tcb);
+
+	/* A platform file that is not valid is an error, never a silent default. */
+	snprintf(path, sizeof(path), "%s/%s", sub, SIM_PLATFORM_FILE);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("snp = maybe\n", f);
+	fclose(f);
+	ck_assert_int_eq(fw_platform_status(fw, &ps, &fs), -EBADMSG);
+	ck_assert_int_eq(fw_get_id(fw, id, sizeof(id), &len, &fs), -EBADMSG);
+	ck_assert_int_eq(unlink(path), 0); /* no file: the defaults (SNP up, one socket) */
+	ck_assert_int_eq(fw_platform_status(fw, &ps, &fs), 0);
+	ck_assert_int_eq(fw_get_id(fw, both, sizeof(both), &len, &fs), 0);
+	ck_assert_uint_eq(len, 64);
+
+	fw_free(fw);
+	sim_state_free(st);
+	{
+		char cmd[512];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		ck_assert_int_eq(system(cmd), 0);
+	}
+}
+END_TEST
+
 /* --- worker --- */
 struct job {
 	struct worker_job j;
@@ -286,9 +425,11 @@ static Suite *fw_suite(void)
 
 	tcase_add_test(tc, test_platform_status);
 	tcase_add_loop_test(tc, test_get_id, 0, (int)ELEMENTSOF(id_cases));
+	tcase_add_test(tc, test_snp_uninit);
 	tcase_add_test(tc, test_set_config_commit_vlek);
 	tcase_add_test(tc, test_sev_missing_device);
 	tcase_add_test(tc, test_sim_backend);
+	tcase_add_test(tc, test_sim_platform);
 	tcase_add_test(tc, test_worker_fifo);
 	suite_add_tcase(s, tc);
 	return s;

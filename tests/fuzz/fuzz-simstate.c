@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzz target: the simulation state file parser. Invariants: never crashes; whatever parses
- * formats, and the formatted text parses back and formats identically. */
+ * formats, and the formatted text parses back and formats identically. The same bytes also
+ * go to the platform file parser, whose result must be within its documented values. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +14,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sim_state_data a, b;
+	struct sim_platform pf;
 	char buf[8192], buf2[8192];
 	int n, n2;
 
+	if (sim_platform_parse((const char *)data, size, &pf) == 0 &&
+	    (pf.sockets < 1 || pf.sockets > SIM_PLATFORM_MAX_SOCKETS ||
+	     (pf.uninit_errno != EINVAL && pf.uninit_errno != ENODEV)))
+		abort();
 	if (sim_state_parse((const char *)data, size, &a) != 0)
 		return 0;
 	n = sim_state_format(&a, buf, sizeof(buf));

@@ -29,7 +29,7 @@
 struct nb_stats {
 	unsigned long long guest_reqs, allow, busy, invalid_len, invalid_len_plain, done_fw,
 		done_fw_error, done_expired, done_no_fw, vm_add, vm_add_dump, vm_remove,
-		dump_end, malformed, registrations;
+		dump_end, malformed, registrations, resend_failed;
 };
 
 static volatile sig_atomic_t stop;
@@ -124,6 +124,9 @@ static void usage(void)
 	       "  --wrong-table     serve a VCEK for another TCB (reports must fail to verify)\n"
 	       "  --busy-every K    answer every K-th GUEST_REQ BUSY\n"
 	       "  --invalid-len-plain  answer INVALID_LEN to plain requests (a broker bug: wipes)\n"
+	       "  --fail-resend     answer INVALID_LEN to the plain re-send that follows an\n"
+	       "                    extended request's INVALID_LEN (the guest wipes one request later)\n"
+	       "  --register-only   REGISTER, print the kernel's answer (0 or -errno) and exit\n"
 	       "  --duration S      exit after S seconds (default: until SIGTERM/SIGINT)\n"
 	       "  --stats           print counters as JSON on exit\n",
 	       SNPA_USERSOCK_KERNEL_PORT);
@@ -137,6 +140,8 @@ int main(int argc, char **argv)
 		{ "wrong-table", no_argument, NULL, 'w' },
 		{ "busy-every", required_argument, NULL, 'b' },
 		{ "invalid-len-plain", no_argument, NULL, 'i' },
+		{ "fail-resend", no_argument, NULL, 'f' },
+		{ "register-only", no_argument, NULL, 'R' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "stats", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
@@ -146,6 +151,12 @@ int main(int argc, char **argv)
 	uint32_t port = SNPA_USERSOCK_KERNEL_PORT, seq = 0, reg_seq = 0;
 	const char *state_dir = NULL;
 	bool wrong = false, inval_plain = false, print_stats = false, registered = false;
+	bool fail_resend = false, register_only = false;
+	/* fail-resend: the (VM, sequence number) of extended requests answered INVALID_LEN */
+	struct {
+		uint64_t vm_id, seqno;
+	} resend[256] = { { 0, 0 } };
+	size_t resend_next = 0;
 	uint64_t busy_every = 0, v;
 	double duration = 0;
 	uint8_t *table = NULL;
@@ -174,6 +185,12 @@ int main(int argc, char **argv)
 			break;
 		case 'i':
 			inval_plain = true;
+			break;
+		case 'f':
+			fail_resend = true;
+			break;
+		case 'R':
+			register_only = true;
 			break;
 		case 'd':
 			duration = atof(optarg);
@@ -242,6 +259,13 @@ int main(int argc, char **argv)
 			off += NLMSG_ALIGN(ml);
 			if (nl_msg_class(nlh, ml, SNPA_USERSOCK_FAMILY) == NL_MSG_ACK) {
 				if (nl_parse_ack(nlh, ml, &aseq, &err) == 0 && aseq == reg_seq &&
+				    register_only) {
+					printf("%d\n", err);
+					close(fd);
+					free(table);
+					return 0;
+				}
+				if (nl_parse_ack(nlh, ml, &aseq, &err) == 0 && aseq == reg_seq &&
 				    !registered) {
 					if (err == 0) {
 						struct snpa_msg dump = { .cmd = SNPA_CMD_VM_DUMP };
@@ -271,7 +295,20 @@ int main(int argc, char **argv)
 				bool ext_report = ext && m.msg_type == MSG_REPORT_REQ;
 
 				st.guest_reqs++;
-				if (inval_plain && !ext) {
+				bool is_resend = false;
+				for (size_t i = 0; fail_resend && !ext && i < ELEMENTSOF(resend); i++)
+					if (resend[i].seqno == m.msg_seqno && resend[i].vm_id == m.vm_id &&
+					    m.msg_seqno) {
+						is_resend = true;
+						resend[i].seqno = 0;
+					}
+				if (is_resend) {
+					vd.verdict = SNPA_VERDICT_ANSWER;
+					vd.present |= (1u << SNPA_A_EXITINFO2) | (1u << SNPA_A_NPAGES);
+					vd.exitinfo2 = EXITINFO2_INVALID_LEN;
+					vd.npages = table_pages ? (uint32_t)table_pages : 1;
+					st.resend_failed++;
+				} else if (inval_plain && !ext) {
 					vd.verdict = SNPA_VERDICT_ANSWER;
 					vd.present |= (1u << SNPA_A_EXITINFO2) | (1u << SNPA_A_NPAGES);
 					vd.exitinfo2 = EXITINFO2_INVALID_LEN;
@@ -288,6 +325,9 @@ int main(int argc, char **argv)
 					vd.exitinfo2 = EXITINFO2_INVALID_LEN;
 					vd.npages = (uint32_t)table_pages;
 					st.invalid_len++;
+					resend[resend_next].vm_id = m.vm_id;
+					resend[resend_next].seqno = m.msg_seqno;
+					resend_next = (resend_next + 1) % ELEMENTSOF(resend);
 				} else {
 					if (ext_report && table) {
 						vd.present |= 1u << SNPA_A_CERT_TABLE;
@@ -333,11 +373,11 @@ int main(int argc, char **argv)
 		       "\"invalid_len\":%llu,\"invalid_len_plain\":%llu,\"done_fw\":%llu,"
 		       "\"done_fw_error\":%llu,\"done_expired\":%llu,\"done_no_fw\":%llu,"
 		       "\"vm_add\":%llu,\"vm_add_dump\":%llu,\"vm_remove\":%llu,\"dump_end\":%llu,"
-		       "\"malformed\":%llu,\"table_pages\":%zu}\n",
+		       "\"malformed\":%llu,\"resend_failed\":%llu,\"table_pages\":%zu}\n",
 		       st.registrations, st.guest_reqs, st.allow, st.busy, st.invalid_len,
 		       st.invalid_len_plain, st.done_fw, st.done_fw_error, st.done_expired,
 		       st.done_no_fw, st.vm_add, st.vm_add_dump, st.vm_remove, st.dump_end,
-		       st.malformed, table_pages);
+		       st.malformed, st.resend_failed, table_pages);
 	free(table);
 	close(fd);
 	return 0;

@@ -111,8 +111,13 @@ check "INVALID_LEN resized the small buffers" jqt "$WORK/brk.json" \
 check "reports verified against the served table, no failures" jqt "$WORK/brk.json" \
 	'.totals.reports_verified>0 and .totals.verify_failures==0'
 check "tables were delivered to the guests" bash -c "ls '$WORK'/dump-brk/*.certs >/dev/null"
+# On a loaded machine a verdict can miss the kernel's 100 ms deadline: that request is
+# answered BUSY with GUEST_DONE EXPIRED and the late ALLOW is dropped (counted as unknown),
+# so every ALLOW ends in a firmware GUEST_DONE or stands for one EXPIRED.
 check "the broker saw VM_ADD, GUEST_DONE for every ALLOW, and VM_REMOVE" bash -c \
-	"jq -e '.vm_add + .vm_add_dump >= 16 and .allow > 0 and .done_fw == .allow and .vm_remove == 16' '$WORK/ok.nb'"
+	"jq -e '.vm_add + .vm_add_dump >= 16 and .done_fw > 0 and .done_fw <= .allow
+	 and .done_fw + .done_expired >= .allow and .vm_remove == 16' '$WORK/ok.nb' &&
+	 jq -e '.kernel.verdicts_unknown <= .kernel.verdict_timeouts' '$WORK/brk.json'"
 check "kernel side counted no malformed input and no broker bug" jqt "$WORK/brk.json" \
 	'.kernel.rx_malformed==0 and .kernel.broker_bugs==0 and .kernel.registrations==1'
 
@@ -130,6 +135,52 @@ run_sim bad --vms 4 --requests 6 --time-scale 0.01 --port "$PORT" --wait-broker 
 stop_broker
 check "bad broker answers cause wipes and exit 1" bash -c \
 	"[ \$(cat '$WORK/bad.rc') = 1 ] && jq -e '.totals.vmpck_wipes > 0 and ([.per_vm[]|select(.wiped)]|length) == .totals.vmpck_wipes' '$WORK/bad.json'"
+
+# --- the plain re-send after INVALID_LEN fails: the Linux driver returns INVALID_LEN without
+# --- wiping but has moved its sequence number on by two, so the *next* request is refused by
+# --- the firmware and that one wipes (__handle_guest_request, facts §9.4) ---
+start_broker resend --state "$STATE" --fail-resend
+run_sim resend --vms 8 --requests 12 --time-scale 0.1 --port "$PORT" --wait-broker 30 --seed 5
+stop_broker
+check "fail-resend: re-sends were failed and guests wiped (exit 1)" bash -c \
+	"[ \$(cat '$WORK/resend.rc') = 1 ] && jq -e '.resend_failed > 0' '$WORK/resend.nb' &&
+	 jq -e '.totals.vmpck_wipes > 0' '$WORK/resend.json'"
+check "fail-resend: each wipe came one request later, from the firmware's refusal" jqt \
+	"$WORK/resend.json" \
+	'all(.per_vm[]|select(.wiped); .fw_errors == 1 and .invalid_len >= 2
+	     and .completed == .requests - 1 and .requests >= 2)
+	 and all(.per_vm[]|select(.wiped|not); .fw_errors == 0 and .completed == .requests)'
+check "fail-resend: no more wipes than failed re-sends" bash -c \
+	"[ \$(jq .totals.vmpck_wipes '$WORK/resend.json') -le \$(jq .resend_failed '$WORK/resend.nb') ]"
+
+# --- REGISTER needs root or CAP_NET_ADMIN (as the real kernel's admin check) ---
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	# Real time (no --time-scale): the guest meets BUSY between the CAP_NET_ADMIN broker's
+	# exit and the root broker's REGISTER, and must not run out of its 60 s retry budget.
+	"$SIM" --state "$STATE" --json --vms 1 --requests 2 --port "$PORT" \
+		--wait-broker 60 >"$WORK/reg.json" 2>"$WORK/reg.err" &
+	SIMPID=$!
+	PIDS+=($SIMPID)
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$NB" --port "$PORT" --register-only \
+		--duration 30 >"$WORK/reg-nobody.out" 2>&1
+	check "an unprivileged REGISTER is refused with EPERM" grep -qx -- "-1" "$WORK/reg-nobody.out"
+	setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_admin \
+		--ambient-caps=+net_admin "$NB" --port "$PORT" --register-only --duration 30 \
+		>"$WORK/reg-cap.out" 2>&1
+	check "a non-root REGISTER holding CAP_NET_ADMIN is granted" grep -qx -- "0" "$WORK/reg-cap.out"
+	start_broker reg --state "$STATE"
+	wait $SIMPID
+	echo $? >"$WORK/reg.rc"
+	stop_broker
+	check "after the refusal a root broker served the run (exit 0)" rc_is reg 0
+	check "the refusal was counted and the role went to the permitted peers only" jqt \
+		"$WORK/reg.json" '.kernel.register_refused >= 1 and .kernel.registrations == 2
+		 and .totals.completed == 2'
+	check "the refusal was logged with the sender's uid" grep -q "uid 65534" "$WORK/reg.err"
+else
+	n=$((n + 1))
+	echo "ok $n - # SKIP REGISTER permission checks need root and setpriv"
+fi
 
 # --- no broker registered at first: BUSY from the kernel, success once one registers ---
 "$SIM" --state "$STATE" --json --vms 4 --requests 3 --time-scale 0.1 --port "$PORT" \

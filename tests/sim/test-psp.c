@@ -458,10 +458,62 @@ START_TEST(test_platform_status_and_id)
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), 0);
 	ck_assert_uint_eq(cmd.error, 0);
 	ck_assert_mem_eq(id, d.chip_id, 64);
-	g.length = 1;
+	/* the length query: address 0 (or length 0) */
+	g = (struct sev_user_data_get_id2){ .address = 0, .length = 0 };
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EIO);
 	ck_assert_uint_eq(cmd.error, SEV_RET_INVALID_LEN);
 	ck_assert_uint_eq(g.length, 64);
+	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)id, .length = 0 };
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EIO);
+	ck_assert_uint_eq(g.length, 64);
+	/* a buffer shorter than the id: Linux 6.12 would write 64 bytes into it; the sim
+	 * refuses with -EFAULT and writes nothing past it */
+	memset(id, 0xA5, sizeof(id));
+	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)id, .length = 1 };
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EFAULT);
+	ck_assert_uint_eq(cmd.error, SEV_RET_INVALID_LEN);
+	ck_assert_uint_eq(g.length, 64);
+	for (size_t i = 1; i < sizeof(id); i++)
+		ck_assert_uint_eq(id[i], 0xA5);
+
+	/* a 2-socket host: 128 bytes, socket 0 first; the second id is stable */
+	struct sim_platform pf;
+	uint8_t two[128], again[128];
+	sim_platform_defaults(&pf);
+	pf.sockets = 2;
+	ck_assert_int_eq(sim_state_platform_write(state, &pf), 0);
+	g = (struct sev_user_data_get_id2){ .address = 0, .length = 0 };
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EIO);
+	ck_assert_uint_eq(g.length, 128);
+	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)id, .length = 64 };
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EFAULT);
+	ck_assert_uint_eq(g.length, 128);
+	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)two, .length = 128 };
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), 0);
+	ck_assert_uint_eq(g.length, 128);
+	ck_assert_mem_eq(two, d.chip_id, 64);
+	ck_assert(!mem_is_zero(two + 64, 8));
+	ck_assert(mem_is_zero(two + 64 + 8, 56)); /* Turin: 8 significant bytes per socket */
+	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)again, .length = 128 };
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), 0);
+	ck_assert_mem_eq(two, again, 128);
+
+	/* SNP not initialised: the SNP commands fail in the kernel, GET_ID2 still works */
+	struct sev_issue_cmd sc = { .cmd = SNP_CMD_PLATFORM_STATUS, .data = (uintptr_t)&st };
+	pf.snp_initialised = false;
+	ck_assert_int_eq(sim_state_platform_write(state, &pf), 0);
+	sc.error = 77;
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &sc, true), -EINVAL);
+	ck_assert_uint_eq(sc.error, 0);
+	sc = (struct sev_issue_cmd){ .cmd = SNP_CMD_COMMIT };
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &sc, true), -EINVAL);
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), 0);
+	pf.uninit_errno = ENODEV;
+	ck_assert_int_eq(sim_state_platform_write(state, &pf), 0);
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &sc, true), -ENODEV);
+	pf.snp_initialised = true;
+	ck_assert_int_eq(sim_state_platform_write(state, &pf), 0);
+	ck_assert_int_eq(sim_psp_issue_cmd(psp, &sc, true), 0);
 	cmd.cmd = 99;
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, true), -EINVAL);
 }

@@ -366,6 +366,71 @@ START_TEST(test_concurrent_updates)
 }
 END_TEST
 
+/* The platform file: strict parse, defaults when absent, never follows a symlink. */
+START_TEST(test_platform_file)
+{
+	static const struct {
+		const char *text;
+		int r;
+		bool snp;
+		int err;
+		unsigned sockets;
+	} cases[] = {
+		{ "", 0, true, EINVAL, 1 },
+		{ "# comment\n\n  snp = off \n", 0, false, EINVAL, 1 },
+		{ "snp=off\nuninit_errno=ENODEV\nsockets=2\n", 0, false, ENODEV, 2 },
+		{ "sockets = 2", 0, true, EINVAL, 2 }, /* no final newline */
+		{ "snp = maybe\n", -EBADMSG, true, 0, 0 },
+		{ "sockets = 3\n", -EBADMSG, true, 0, 0 },
+		{ "sockets = 02\n", -EBADMSG, true, 0, 0 },
+		{ "uninit_errno = EPERM\n", -EBADMSG, true, 0, 0 },
+		{ "snp = on\nsnp = off\n", -EBADMSG, true, 0, 0 }, /* duplicate */
+		{ "cores = 4\n", -EBADMSG, true, 0, 0 },           /* unknown key */
+		{ "snp off\n", -EBADMSG, true, 0, 0 },             /* no '=' */
+	};
+	struct sim_platform p;
+	char big[SIM_PLATFORM_MAX_SIZE + 2], path[4096];
+	struct sim_state *st;
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		memset(&p, 0x5a, sizeof(p));
+		int r = sim_platform_parse(cases[i].text, strlen(cases[i].text), &p);
+		ck_assert_msg(r == cases[i].r, "case %zu: %d", i, r);
+		if (r == 0) {
+			ck_assert_msg(p.snp_initialised == cases[i].snp, "case %zu", i);
+			ck_assert_int_eq(p.uninit_errno, cases[i].err);
+			ck_assert_uint_eq(p.sockets, cases[i].sockets);
+		}
+	}
+	ck_assert_int_eq(sim_platform_parse("snp=on\0\n", 8, &p), -EBADMSG);
+	memset(big, '#', sizeof(big));
+	ck_assert_int_eq(sim_platform_parse(big, sizeof(big), &p), -EFBIG);
+
+	ck_assert_int_eq(sim_state_open(dir, SNP_PRODUCT_GENOA, &st), 0);
+	ck_assert_int_eq(sim_state_platform(st, &p), 0); /* absent: defaults */
+	ck_assert(p.snp_initialised);
+	ck_assert_uint_eq(p.sockets, 1);
+	p.snp_initialised = false;
+	p.uninit_errno = ENODEV;
+	p.sockets = 2;
+	ck_assert_int_eq(sim_state_platform_write(st, &p), 0);
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_eq(sim_state_platform(st, &p), 0);
+	ck_assert(!p.snp_initialised);
+	ck_assert_int_eq(p.uninit_errno, ENODEV);
+	ck_assert_uint_eq(p.sockets, 2);
+	p.sockets = 3;
+	ck_assert_int_eq(sim_state_platform_write(st, &p), -EINVAL);
+	/* a symlink in its place is refused, not followed */
+	snprintf(path, sizeof(path), "%s/%s", dir, SIM_PLATFORM_FILE);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(symlink("/etc/hostname", path), 0);
+	ck_assert_int_eq(sim_state_platform(st, &p), -EBADMSG);
+	ck_assert_int_eq(unlink(path), 0);
+	sim_state_free(st);
+}
+END_TEST
+
 START_TEST(test_not_a_directory)
 {
 	struct sim_state *s = NULL;
@@ -394,6 +459,7 @@ static Suite *state_suite(void)
 	tcase_add_test(tc, test_atomic_update);
 	tcase_add_test(tc, test_concurrent_updates);
 	tcase_add_test(tc, test_not_a_directory);
+	tcase_add_test(tc, test_platform_file);
 	suite_add_tcase(s, tc);
 	return s;
 }
