@@ -44,8 +44,8 @@ has() {
 }
 
 "$RAW" mkstate "$T/sim" milan || { echo "Bail out! cannot create the simulated platform"; exit 1; }
-# A KDS that answers every request after 2 s: cert.fetch (which asks KDS even when the cached
-# chain is fresh) stays pending that long, with requests queued behind it.
+# A KDS that answers every request after 2 s: tcb.set to a TCB whose VCEK is not cached yet
+# stays pending that long (it fetches that VCEK first), with requests queued behind it.
 "$KDSSIM" --state "$T/sim" --listen 127.0.0.1:0 --port-file "$T/kds.port" --log "$T/kds.log" \
 	--fault delay=2s &
 bg_pids+=($!)
@@ -111,20 +111,20 @@ if wait_chain; then ok "the chain from the (slow) simulated KDS is served"; else
 	not_ok "chain served"; sed "s/^/# /" "$T/daemon.log" | tail; fi
 
 # --- point 16: one reply per request, in order, around a half-close ---
-# cert.fetch waits 2 s for KDS; the requests behind it wait their turn.
-printf '{"cmd":"cert.fetch","id":1}\n{"cmd":"status","id":2}\n{"cmd":"quota.get","vm":5,"id":3}\n' |
+# tcb.set waits 2 s for KDS; the requests behind it wait their turn.
+printf '{"cmd":"tcb.set","tcb":"bl=3,tee=0,snp=8,ucode=114","id":1}\n{"cmd":"status","id":2}\n{"cmd":"quota.get","vm":5,"id":3}\n' |
 	"$RAW" send "$SOCK" >"$T/out" 2>"$T/err"
 ids=$(grep -o '"id":[0-9]*' "$T/out" | cut -d: -f2 | tr '\n' ' ')
 if [ "$ids" = "1 2 3 " ] && [ "$(wc -l <"$T/out")" -eq 3 ]; then
-	ok "cert.fetch, status, quota.get, half-close: three replies in request order"
+	ok "tcb.set, status, quota.get, half-close: three replies in request order"
 else
 	echo "# ids in reply order: $ids" >>"$T/err"; not_ok "three replies in request order"
 fi
-has out '"id":1,"keys"' "the operation's own reply is the first"
+has out '^\{"ok":true,"id":1,.*"message"' "the operation succeeded, and its reply is the first"
 if grep -q 'not valid JSON' "$T/out"; then not_ok "no request glued to the next"; else
 	ok "no request glued to the next"; fi
 # The last request without its newline, behind a pending operation.
-printf '{"cmd":"cert.fetch","id":"a"}\n{"cmd":"status","id":"b"}\n{"cmd":"quota.get","vm":5,"id":"c"}' |
+printf '{"cmd":"tcb.set","tcb":"bl=3,tee=0,snp=8,ucode=113","id":"a"}\n{"cmd":"status","id":"b"}\n{"cmd":"quota.get","vm":5,"id":"c"}' |
 	"$RAW" send "$SOCK" >"$T/out" 2>"$T/err"
 ids=$(grep -o '"id":"[a-z]"' "$T/out" | cut -d'"' -f4 | tr '\n' ' ')
 if [ "$ids" = "a b c " ]; then
