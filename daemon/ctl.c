@@ -61,6 +61,7 @@ struct ctl_client {
 	bool op_pending;
 	json_t *op_id;      /* owned: the request's id */
 	enum ctl_cmd op_cmd;
+	char op_old[256];   /* the state before it, for the audit trail */
 };
 
 struct ctl {
@@ -549,14 +550,97 @@ static json_t *tcb_show_json(struct broker *b)
 	return o;
 }
 
+/* --- the audit trail --- */
+
+/* Every administrative command (ctl_cmd_role() == admin) is recorded once with who asked (uid,
+ * gid, pid, role), what (the command, the VM), the state before and after, and the outcome, as
+ * journal fields (snp-attestd(8), AUDIT TRAIL). Refusals are recorded too. An operation that
+ * completes later is recorded when it completes. */
+#define AUDIT_MESSAGE_ID "MESSAGE_ID=6f3e1c9a4b7d4e0f8a2c5d1b9e7f3a60"
+
+/* Copies s into the field buffer without control characters (they would split the line). */
+static void audit_value(char *buf, size_t size, const char *name, const char *s)
+{
+	size_t o = (size_t)snprintf(buf, size, "%s=", name);
+
+	for (; s && *s && o + 1 < size; s++)
+		buf[o++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+	if (o < size)
+		buf[o] = '\0';
+}
+
+static void audit(const struct ctl_client *cl, enum ctl_cmd cmd, const uint64_t *vm,
+		  const char *outcome, int r, const char *old, const char *new_, const char *detail)
+{
+	char f[11][320];
+	const char *fields[11];
+	size_t n = 0;
+
+	audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_ACTION", ctl_cmd_name(cmd)), n++;
+	audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_OUTCOME", outcome), n++;
+	snprintf(f[n++], sizeof(f[0]), "SNP_PEER_UID=%u", (unsigned)cl->uid);
+	snprintf(f[n++], sizeof(f[0]), "SNP_PEER_GID=%u", (unsigned)cl->gid);
+	snprintf(f[n++], sizeof(f[0]), "SNP_PEER_PID=%d", (int)cl->pid);
+	audit_value(f[n], sizeof(f[n]), "SNP_PEER_ROLE", ctl_role_name(cl->role)), n++;
+	if (vm)
+		snprintf(f[n++], sizeof(f[0]), "SNP_VM_ID=%llu", (unsigned long long)*vm);
+	if (old)
+		audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_OLD", old), n++;
+	if (new_)
+		audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_NEW", new_), n++;
+	if (r < 0)
+		audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_ERROR", ctl_errno_name(r)), n++;
+	if (detail)
+		audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_DETAIL", detail), n++;
+	for (size_t i = 0; i < n; i++)
+		fields[i] = f[i];
+	fields[n] = AUDIT_MESSAGE_ID;
+	log_fields(strcmp(outcome, "ok") == 0 ? LOG_NOTICE : LOG_WARNING, fields, n + 1,
+		   "Audit: %s by uid %u (pid %d): %s%s%s", ctl_cmd_name(cmd), (unsigned)cl->uid,
+		   (int)cl->pid, outcome, detail ? ": " : "", detail ? detail : "");
+}
+
+static void audit_quota(char *buf, size_t size, struct broker *b, uint64_t vm)
+{
+	struct sched_quota q;
+	char rate[32];
+	bool custom = broker_get_quota(b, vm, &q);
+
+	format_milli(q.rate_milli, rate, sizeof(rate));
+	snprintf(buf, size, "rate=%s burst=%u weight=%u%s", rate, (unsigned)q.burst,
+		 (unsigned)q.weight, custom ? "" : " (default)");
+}
+
+/* The state an operation changes, as one line for SNP_AUDIT_OLD / SNP_AUDIT_NEW. */
+static void audit_op_state(char *buf, size_t size, struct broker *b)
+{
+	const struct store_platform *pf = broker_platform(b);
+	const struct store_chain *ch = broker_chain(b);
+	uint64_t committed = 0;
+	uint8_t fp[32];
+	char hex[65] = "none", ctext[32] = "unknown";
+
+	if (ch && certs_fingerprint_sha256(ch->leaf, fp) == 0)
+		hex_encode(fp, sizeof(fp), hex);
+	if (broker_committed_tcb(b, &committed) == 0)
+		snprintf(ctext, sizeof(ctext), "0x%016llx", (unsigned long long)committed);
+	snprintf(buf, size, "reported_tcb=0x%016llx committed_tcb=%s vlek_loaded=%s leaf_sha256=%s",
+		 (unsigned long long)pf->reported_tcb, ctext, pf->vlek_loaded ? "yes" : "no", hex);
+}
+
 /* The reply of an asynchronous operation goes out now (body stolen; r < 0: error reply). */
 static void op_reply(struct ctl_client *cl, int r, const char *message, json_t *body)
 {
 	json_t *id = TAKE_PTR(cl->op_id);
 
+	struct broker *b = cl->ctl->m->broker;
+	char now_state[256] = "";
+
 	cl->op_pending = false;
-	log_notice("Control: %s by uid %u (pid %d): %s", ctl_cmd_name(cl->op_cmd),
-		   (unsigned)cl->uid, (int)cl->pid, r < 0 ? "failed" : "done");
+	if (b)
+		audit_op_state(now_state, sizeof(now_state), b);
+	audit(cl, cl->op_cmd, NULL, r < 0 ? "failed" : "ok", r, cl->op_old,
+	      b ? now_state : NULL, message);
 	if (r < 0) {
 		json_decref(body);
 		client_error(cl, id, r, message);
@@ -684,6 +768,7 @@ static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_r
 			     "this connection is already waiting for an operation");
 		return;
 	}
+	audit_op_state(cl->op_old, sizeof(cl->op_old), b);
 	switch (q->cmd) {
 	case CTL_CMD_CERT_ROTATE:
 		r = broker_rotate(b, on_op_done, cl, err, sizeof(err));
@@ -717,11 +802,15 @@ static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_r
 		break;
 	}
 	if (r < 0) {
+		char old[256];
+		audit_op_state(old, sizeof(old), b);
+		audit(cl, q->cmd, NULL, "failed", r, old, q->tcb[0] ? q->tcb : NULL,
+		      err[0] ? err : snp_strerror(r));
 		client_error(cl, q->id, r, err[0] ? err : snp_strerror(r));
 		return;
 	}
-	log_notice("Control: %s started by uid %u (pid %d)", ctl_cmd_name(q->cmd),
-		   (unsigned)cl->uid, (int)cl->pid);
+	log_info("Control: %s started by uid %u (pid %d)", ctl_cmd_name(q->cmd), (unsigned)cl->uid,
+		 (int)cl->pid);
 	cl->op_pending = true;
 	cl->op_cmd = q->cmd;
 	cl->op_id = q->id ? json_incref(q->id) : NULL;
@@ -740,6 +829,9 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 
 	if (cl->role < ctl_cmd_role(q->cmd)) {
 		c->refused++;
+		if (ctl_cmd_role(q->cmd) == CTL_ROLE_ADMIN)
+			audit(cl, q->cmd, q->has_vm ? &q->vm_id : NULL, "denied", -EACCES, NULL, NULL,
+			      "needs the admin role");
 		if (ratelimit_pass(&c->refuse_log, manager_now_usec(), NULL))
 			log_notice("Control: refused %s for uid %u (pid %d, role %s)",
 				   ctl_cmd_name(q->cmd), (unsigned)cl->uid, (int)cl->pid,
@@ -800,20 +892,24 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 		if (q->quota_fields & CTL_QUOTA_WEIGHT)
 			nq.weight = q->quota.weight;
 		__attribute__((fallthrough));
-	case CTL_CMD_QUOTA_RESET:
+	case CTL_CMD_QUOTA_RESET: {
+		char old[128], new_[128];
+		audit_quota(old, sizeof(old), b, q->vm_id);
 		r = broker_set_quota(b, q->vm_id, q->cmd == CTL_CMD_QUOTA_SET ? &nq : NULL, &why);
 		if (r < 0) {
 			if (why)
 				snprintf(msg, sizeof(msg), "quota refused: %s", why);
 			else
 				snprintf(msg, sizeof(msg), "quota not stored: %s", snp_strerror(r));
+			audit(cl, q->cmd, &q->vm_id, "failed", r, old, NULL, msg);
 			client_error(cl, q->id, r, msg);
 			return;
 		}
-		log_notice("Control: %s for VM %llu by uid %u (pid %d)", ctl_cmd_name(q->cmd),
-			   (unsigned long long)q->vm_id, (unsigned)cl->uid, (int)cl->pid);
+		audit_quota(new_, sizeof(new_), b, q->vm_id);
+		audit(cl, q->cmd, &q->vm_id, "ok", 0, old, new_, NULL);
 		body = quota_entry(b, q->vm_id);
 		break;
+	}
 	case CTL_CMD_TCB_SHOW:
 		body = tcb_show_json(b);
 		break;
