@@ -944,7 +944,7 @@ static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
 		len--;
 	if (len == 0)
-		return; /* blank lines are keep-alives */
+		return; /* blank lines are ignored (they restart no deadline) */
 	cl->ctl->requests++;
 	r = ctl_request_parse(line, len, &q, &err);
 	if (r < 0) {

@@ -21,7 +21,8 @@
 #define CTL_CLIENTS_PER_UID 16
 /* At most this many connections of peers with no role (all they can get is EACCES). */
 #define CTL_CLIENTS_NOROLE_MAX 32
-/* A client with nothing in flight (no partial request, no reply unread) is closed after this.
+/* A client with nothing in flight (no partial request, no reply unread) is closed after this
+ * (or after [control] request_timeout if that is longer).
  * A request in progress has [control] request_timeout instead, from its first byte. */
 #define CTL_IDLE_TIMEOUT_SEC 30.0
 /* Replies queued for one client beyond which it is not read until it takes them. */
