@@ -650,6 +650,8 @@ static void op_reply(struct ctl_client *cl, int r, const char *message, json_t *
 	} else
 		client_error(cl, id, -ENOMEM, "out of memory building the reply");
 	json_decref(id);
+	/* The time the operation took does not count against what waits behind it. */
+	cl->in_since = cl->out_since = ev_now(cl->ctl->m->loop);
 	client_step(cl); /* the reply, then the requests that wait behind it, in order */
 }
 
@@ -1211,7 +1213,6 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		cl->role = peer_role(c, fd, &cl->uid, &cl->gid, &cl->pid);
 		why = admission_refusal(c, cl->role, cl->uid);
 		if (why) {
-			c->refused++;
 			c->dropped++;
 			if (ratelimit_pass(&c->refuse_log, manager_now_usec(), NULL))
 				log_notice("Control: connection of uid %u (pid %d, role %s) refused: %s",
