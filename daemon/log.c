@@ -111,8 +111,7 @@ void log_fields(int level, const char *const *fields, size_t n_fields, const cha
 	char msg[1024], prio[16];
 	va_list ap;
 
-	if (level > log_level)
-		return;
+	/* Not filtered by the log level: these are records (the audit trail), not chatter. */
 	va_start(ap, fmt);
 	format_msg(msg, sizeof(msg), 0, fmt, ap);
 	va_end(ap);

@@ -22,7 +22,8 @@ void log_vm(int level, uint64_t vm_id, uint64_t req_id, const char *fmt, ...)
 
 /* A line with extra structured fields, each "NAME=value" (NAME of A-Z, 0-9 and _): in the
  * journal they are fields beside MESSAGE= that journalctl can filter on (NAME=value); on stderr
- * they follow the message as NAME="value" pairs. Values must be single-line. */
+ * they follow the message as NAME="value" pairs. Values must be single-line. Not filtered by
+ * the log level: it is for records that must be kept whatever it is (the audit trail). */
 void log_fields(int level, const char *const *fields, size_t n_fields, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
