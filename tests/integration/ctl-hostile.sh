@@ -93,7 +93,11 @@ start_daemon() {
 stop_daemon() {
 	kill -TERM "$pid"
 	wait "$pid"
+	local rc=$?
 	pid=
+	if [ $rc -eq 0 ]; then ok "daemon stops cleanly"; else
+		echo "# exit $rc" >"$T/err"; tail -n 30 "$T/daemon.log" >"$T/out"
+		not_ok "daemon stops cleanly"; fi
 }
 # Waits (bounded) until a chain is served, so the start-up rotation is over.
 wait_chain() {

@@ -204,12 +204,16 @@ try:
               f"SIGHUP with listen = {bad}: not counted as applied")
         before = after
     check(d.poll() is None, "the daemon is still running")
-finally:
     d.send_signal(signal.SIGTERM)
     try:
-        d.wait(timeout=60)
+        rc = d.wait(timeout=120)
     except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 0, f"the daemon stops cleanly (exit {rc})")
+finally:
+    if d.poll() is None:
         d.kill()
+        d.wait()
     log.close()
     if fails:
         with open(os.path.join(tmp, "daemon.log")) as f:
