@@ -189,6 +189,13 @@ else
 fi
 if "$SNPCTL" status --socket "$SOCK" >"$T/out" 2>"$T/err"; then ok "and the socket still serves"
 else not_ok "and the socket still serves"; fi
+# Requests until the daemon stops reading (its replies over the high water), then one byte of
+# the replies every 300 ms: the replies are not taken within request_timeout, so it hangs up.
+if "$RAW" slowread "$SOCK" 300 400 >"$T/out" 2>"$T/err"; then
+	ok "a client taking its replies one byte at a time is closed by the reply deadline"
+else
+	not_ok "a client taking its replies one byte at a time is closed by the reply deadline"
+fi
 
 # --- point 15: floods never keep root or the admin group out ---
 stop_daemon
@@ -228,7 +235,7 @@ wait_clients_below() {
 }
 
 if [ "$(id -u)" -ne 0 ] || [ -z "$ADMIN_GID" ] || [ -z "$READ_GID" ]; then
-	for i in $(seq 1 7); do skip "flood $i" "needs root and groups staff/users"; done
+	for i in $(seq 1 8); do skip "flood $i" "needs root and groups staff/users"; done
 else
 	flood --clear-groups
 	if "$SNPCTL" status --socket "$SOCK" >"$T/out" 2>"$T/err"; then
@@ -238,6 +245,18 @@ else
 	if [ "$c" = 33 ]; then ok "no-role flood: 32 connections kept (the no-role cap), root's"
 	else echo "# clients: $c" >"$T/err"; not_ok "no-role flood: 32 kept"; fi
 	unflood
+	wait_clients_below 2
+
+	# One reader uid holds at most 16 connections.
+	setpriv --reuid=60300 --regid=65534 --groups="$READ_GID" -- "$RAW" hold "$SOCK" 20 600 \
+		>"$T/one.uid" 2>&1 &
+	one_pid=$!
+	bg_pids+=($one_pid)
+	for _ in $(seq 1 600); do grep -q held "$T/one.uid" && break; sleep 0.1; done
+	c=$(clients)
+	if [ "$c" = 17 ]; then ok "one read-only user with 20 connections: 16 kept (the per-uid cap)"
+	else echo "# clients: $c" >"$T/err"; not_ok "one user: 16 kept"; fi
+	kill "$one_pid" 2>/dev/null; wait "$one_pid" 2>/dev/null
 	wait_clients_below 2
 
 	flood --groups="$READ_GID"
