@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* ctl: control socket. Listening socket, per-client line buffers capped at CTL_REQUEST_MAX,
- * SO_PEERCRED roles, dispatch to the broker. Every socket is non-blocking; a client that stalls
- * only stalls itself, and is dropped after CTL_IDLE_TIMEOUT_SEC. */
+ * SO_PEERCRED roles, dispatch to the broker, the audit trail of administrative commands. Every
+ * socket is non-blocking; a client that stalls only stalls itself. Deadlines are per request,
+ * not per byte ([control] request_timeout), and slots are kept for administrators, so no number
+ * of unprivileged or slow peers keeps root or the admin group out. */
 #include "ctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <math.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,20 +41,28 @@ struct ctl_client {
 	struct ctl_client *prev, *next;
 	int fd;
 	ev_io io;
-	ev_timer idle;
+	ev_timer deadline; /* the request, reply or idle deadline, whichever comes first */
 	enum ctl_role role;
 	uid_t uid;
+	gid_t gid;
 	pid_t pid;
 	char *in; /* owned, CTL_REQUEST_MAX bytes */
 	size_t in_len;
 	struct strbuf out; /* owned: replies not yet written */
 	size_t out_off;
+	ev_tstamp accepted;  /* loop time of accept */
+	ev_tstamp in_since;  /* when the first byte of the unfinished input arrived (in_len > 0) */
+	ev_tstamp out_since; /* when the unwritten replies started to queue (out pending) */
+	ev_tstamp idle_since; /* when the client last had nothing in flight */
+	bool eof;     /* the peer half-closed: nothing more to read; a last line without '\n'
+		       * is still a request, answered in its turn */
 	bool closing; /* no more requests: close once out is written */
 	/* An asynchronous operation (rotation, TCB change) answered by broker_on_op_done. */
 	bool op_pending;
 	json_t *op_id;      /* owned: the request's id */
 	enum ctl_cmd op_cmd;
 	uint64_t op_vm_id;  /* quota.set/reset: the VM */
+	char op_old[256];   /* the state before it, for the audit trail */
 };
 
 struct ctl {
@@ -62,6 +73,8 @@ struct ctl {
 	ev_io accept_io;
 	struct ctl_client *clients; /* owned list */
 	size_t n_clients;
+	size_t n_unprivileged; /* clients whose role is not admin */
+	size_t n_norole;       /* clients with no role at all */
 	struct ratelimit refuse_log;
 	uint64_t requests, errors, refused, dropped;
 };
@@ -119,7 +132,8 @@ enum ctl_role ctl_role_for(uid_t uid, gid_t gid, const gid_t *groups, size_t n_g
 
 /* The peer's groups as the kernel saw them at connect time (SO_PEERGROUPS); on kernels without
  * it, the user's groups from the user database. */
-static enum ctl_role peer_role(struct ctl *c, int fd, uid_t *ret_uid, pid_t *ret_pid)
+static enum ctl_role peer_role(struct ctl *c, int fd, uid_t *ret_uid, gid_t *ret_gid,
+			       pid_t *ret_pid)
 {
 	struct ucred uc;
 	socklen_t len = sizeof(uc);
@@ -130,6 +144,7 @@ static enum ctl_role peer_role(struct ctl *c, int fd, uid_t *ret_uid, pid_t *ret
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc))
 		return CTL_ROLE_NONE;
 	*ret_uid = uc.uid;
+	*ret_gid = uc.gid;
 	*ret_pid = uc.pid;
 	groups = calloc(CTL_PEER_GROUPS_MAX, sizeof(gid_t));
 	if (!groups)
@@ -162,7 +177,7 @@ static void client_free(struct ctl_client *cl)
 		broker_op_forget(c->m->broker, cl);
 	json_decref(cl->op_id);
 	ev_io_stop(c->m->loop, &cl->io);
-	ev_timer_stop(c->m->loop, &cl->idle);
+	ev_timer_stop(c->m->loop, &cl->deadline);
 	if (cl->prev)
 		cl->prev->next = cl->next;
 	else
@@ -170,6 +185,10 @@ static void client_free(struct ctl_client *cl)
 	if (cl->next)
 		cl->next->prev = cl->prev;
 	c->n_clients--;
+	if (cl->role != CTL_ROLE_ADMIN)
+		c->n_unprivileged--;
+	if (cl->role == CTL_ROLE_NONE)
+		c->n_norole--;
 	if (cl->fd >= 0)
 		close(cl->fd);
 	free(cl->in);
@@ -177,8 +196,15 @@ static void client_free(struct ctl_client *cl)
 	free(cl);
 }
 
+static bool out_pending(const struct ctl_client *cl)
+{
+	return cl->out_off < cl->out.len;
+}
+
 static void client_queue(struct ctl_client *cl, char *line)
 {
+	if (!out_pending(cl))
+		cl->out_since = ev_now(cl->ctl->m->loop);
 	if (!line) {
 		/* Out of memory building a reply: the client cannot get a coherent answer. */
 		cl->closing = true;
@@ -196,9 +222,7 @@ static void client_error(struct ctl_client *cl, const json_t *id, int r, const c
 	client_queue(cl, ctl_reply_error(id, r, msg));
 }
 
-static int client_flush(struct ctl_client *cl);
-static void client_process(struct ctl_client *cl);
-static void client_update(struct ctl_client *cl);
+static void client_step(struct ctl_client *cl);
 
 static struct broker *need_broker(struct ctl_client *cl, const json_t *id)
 {
@@ -527,14 +551,101 @@ static json_t *tcb_show_json(struct broker *b)
 	return o;
 }
 
+/* --- the audit trail --- */
+
+/* Every administrative command (ctl_cmd_role() == admin) is recorded once with who asked (uid,
+ * gid, pid, role), what (the command, the VM), the state before and after, and the outcome, as
+ * journal fields (snp-attestd(8), AUDIT TRAIL). Refusals are recorded too. An operation that
+ * completes later is recorded when it completes. */
+#define AUDIT_MESSAGE_ID "MESSAGE_ID=6f3e1c9a4b7d4e0f8a2c5d1b9e7f3a60"
+
+/* Copies s into the field buffer without control characters (they would split the line). */
+static void audit_value(char *buf, size_t size, const char *name, const char *s)
+{
+	size_t o = (size_t)snprintf(buf, size, "%s=", name);
+
+	for (; s && *s && o + 1 < size; s++)
+		buf[o++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+	if (o < size)
+		buf[o] = '\0';
+}
+
+static void audit(const struct ctl_client *cl, enum ctl_cmd cmd, const uint64_t *vm,
+		  const char *outcome, int r, const char *old, const char *new_, const char *detail)
+{
+	char f[11][320];
+	const char *fields[11];
+	size_t n = 0;
+
+	audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_ACTION", ctl_cmd_name(cmd)), n++;
+	audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_OUTCOME", outcome), n++;
+	snprintf(f[n++], sizeof(f[0]), "SNP_PEER_UID=%u", (unsigned)cl->uid);
+	snprintf(f[n++], sizeof(f[0]), "SNP_PEER_GID=%u", (unsigned)cl->gid);
+	snprintf(f[n++], sizeof(f[0]), "SNP_PEER_PID=%d", (int)cl->pid);
+	audit_value(f[n], sizeof(f[n]), "SNP_PEER_ROLE", ctl_role_name(cl->role)), n++;
+	if (vm)
+		snprintf(f[n++], sizeof(f[0]), "SNP_VM_ID=%llu", (unsigned long long)*vm);
+	if (old)
+		audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_OLD", old), n++;
+	if (new_)
+		audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_NEW", new_), n++;
+	if (r < 0)
+		audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_ERROR", ctl_errno_name(r)), n++;
+	if (detail)
+		audit_value(f[n], sizeof(f[n]), "SNP_AUDIT_DETAIL", detail), n++;
+	for (size_t i = 0; i < n; i++)
+		fields[i] = f[i];
+	fields[n] = AUDIT_MESSAGE_ID;
+	log_fields(strcmp(outcome, "ok") == 0 ? LOG_NOTICE : LOG_WARNING, fields, n + 1,
+		   "Audit: %s by uid %u (pid %d): %s%s%s", ctl_cmd_name(cmd), (unsigned)cl->uid,
+		   (int)cl->pid, outcome, detail ? ": " : "", detail ? detail : "");
+}
+
+static void audit_quota(char *buf, size_t size, struct broker *b, uint64_t vm)
+{
+	struct sched_quota q;
+	char rate[32];
+	bool custom = broker_get_quota(b, vm, &q);
+
+	format_milli(q.rate_milli, rate, sizeof(rate));
+	snprintf(buf, size, "rate=%s burst=%u weight=%u%s", rate, (unsigned)q.burst,
+		 (unsigned)q.weight, custom ? "" : " (default)");
+}
+
+/* The state an operation changes, as one line for SNP_AUDIT_OLD / SNP_AUDIT_NEW. */
+static void audit_op_state(char *buf, size_t size, struct broker *b)
+{
+	const struct store_platform *pf = broker_platform(b);
+	const struct store_chain *ch = broker_chain(b);
+	uint64_t committed = 0;
+	uint8_t fp[32];
+	char hex[65] = "none", ctext[32] = "unknown";
+
+	if (ch && certs_fingerprint_sha256(ch->leaf, fp) == 0)
+		hex_encode(fp, sizeof(fp), hex);
+	if (broker_committed_tcb(b, &committed) == 0)
+		snprintf(ctext, sizeof(ctext), "0x%016llx", (unsigned long long)committed);
+	snprintf(buf, size, "reported_tcb=0x%016llx committed_tcb=%s vlek_loaded=%s leaf_sha256=%s",
+		 (unsigned long long)pf->reported_tcb, ctext, pf->vlek_loaded ? "yes" : "no", hex);
+}
+
 /* The reply of an asynchronous operation goes out now (body stolen; r < 0: error reply). */
 static void op_reply(struct ctl_client *cl, int r, const char *message, json_t *body)
 {
 	json_t *id = TAKE_PTR(cl->op_id);
 
+	struct broker *b = cl->ctl->m->broker;
+	char now_state[256] = "";
+
+	bool quota = cl->op_cmd == CTL_CMD_QUOTA_SET || cl->op_cmd == CTL_CMD_QUOTA_RESET;
+
 	cl->op_pending = false;
-	log_notice("Control: %s by uid %u (pid %d): %s", ctl_cmd_name(cl->op_cmd),
-		   (unsigned)cl->uid, (int)cl->pid, r < 0 ? "failed" : "done");
+	if (b && quota)
+		audit_quota(now_state, sizeof(now_state), b, cl->op_vm_id);
+	else if (b)
+		audit_op_state(now_state, sizeof(now_state), b);
+	audit(cl, cl->op_cmd, quota ? &cl->op_vm_id : NULL, r < 0 ? "failed" : "ok", r,
+	      cl->op_old, b && (r == 0 || !quota) ? now_state : NULL, message);
 	if (r < 0) {
 		json_decref(body);
 		client_error(cl, id, r, message);
@@ -544,13 +655,9 @@ static void op_reply(struct ctl_client *cl, int r, const char *message, json_t *
 	} else
 		client_error(cl, id, -ENOMEM, "out of memory building the reply");
 	json_decref(id);
-	if (client_flush(cl) < 0) {
-		client_free(cl);
-		return;
-	}
-	client_process(cl); /* requests that arrived meanwhile */
-	(void)client_flush(cl);
-	client_update(cl);
+	/* The time the operation took does not count against what waits behind it. */
+	cl->in_since = cl->out_since = ev_now(cl->ctl->m->loop);
+	client_step(cl); /* the reply, then the requests that wait behind it, in order */
 }
 
 /* Completion of an asynchronous operation. */
@@ -673,6 +780,7 @@ static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_r
 			     "this connection is already waiting for an operation");
 		return;
 	}
+	audit_op_state(cl->op_old, sizeof(cl->op_old), b);
 	switch (q->cmd) {
 	case CTL_CMD_CERT_ROTATE:
 		r = broker_rotate(b, on_op_done, cl, err, sizeof(err));
@@ -706,11 +814,15 @@ static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_r
 		break;
 	}
 	if (r < 0) {
+		char old[256];
+		audit_op_state(old, sizeof(old), b);
+		audit(cl, q->cmd, NULL, "failed", r, old, q->tcb[0] ? q->tcb : NULL,
+		      err[0] ? err : snp_strerror(r));
 		client_error(cl, q->id, r, err[0] ? err : snp_strerror(r));
 		return;
 	}
-	log_notice("Control: %s started by uid %u (pid %d)", ctl_cmd_name(q->cmd),
-		   (unsigned)cl->uid, (int)cl->pid);
+	log_info("Control: %s started by uid %u (pid %d)", ctl_cmd_name(q->cmd), (unsigned)cl->uid,
+		 (int)cl->pid);
 	cl->op_pending = true;
 	cl->op_cmd = q->cmd;
 	cl->op_id = q->id ? json_incref(q->id) : NULL;
@@ -728,6 +840,9 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 
 	if (cl->role < ctl_cmd_role(q->cmd)) {
 		c->refused++;
+		if (ctl_cmd_role(q->cmd) == CTL_ROLE_ADMIN)
+			audit(cl, q->cmd, q->has_vm ? &q->vm_id : NULL, "denied", -EACCES, NULL, NULL,
+			      "needs the admin role");
 		if (ratelimit_pass(&c->refuse_log, manager_now_usec(), NULL))
 			log_notice("Control: refused %s for uid %u (pid %d, role %s)",
 				   ctl_cmd_name(q->cmd), (unsigned)cl->uid, (int)cl->pid,
@@ -795,14 +910,14 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 				     "this connection is already waiting for an operation");
 			return;
 		}
+		audit_quota(cl->op_old, sizeof(cl->op_old), b, q->vm_id);
 		r = broker_set_quota(b, q->vm_id, q->cmd == CTL_CMD_QUOTA_SET ? &nq : NULL,
 				     on_op_done, cl, msg, sizeof(msg));
 		if (r < 0) {
+			audit(cl, q->cmd, &q->vm_id, "failed", r, cl->op_old, NULL, msg);
 			client_error(cl, q->id, r, msg);
 			return;
 		}
-		log_notice("Control: %s for VM %llu by uid %u (pid %d)", ctl_cmd_name(q->cmd),
-			   (unsigned long long)q->vm_id, (unsigned)cl->uid, (int)cl->pid);
 		cl->op_pending = true;
 		cl->op_cmd = q->cmd;
 		cl->op_vm_id = q->vm_id;
@@ -842,7 +957,7 @@ static void handle_line(struct ctl_client *cl, const char *line, size_t len)
 	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
 		len--;
 	if (len == 0)
-		return; /* blank lines are keep-alives */
+		return; /* blank lines are ignored (they restart no deadline) */
 	cl->ctl->requests++;
 	r = ctl_request_parse(line, len, &q, &err);
 	if (r < 0) {
@@ -875,27 +990,36 @@ static int client_flush(struct ctl_client *cl)
 	return 0;
 }
 
-static bool out_pending(const struct ctl_client *cl)
+static bool out_below_high_water(const struct ctl_client *cl)
 {
-	return cl->out_off < cl->out.len;
+	return cl->out.len - cl->out_off < CTL_OUT_HIGH_WATER;
 }
 
-/* Consumes complete lines from the input buffer while the output stays under the high water. */
+/* Answers the complete lines of the input buffer, in order, while nothing holds them back (an
+ * operation waiting for its reply, replies over the high water, a closing connection). After
+ * the peer's half-close the rest of the buffer is one last request, answered in its turn like
+ * any other: never before the requests in front of it. */
 static void client_process(struct ctl_client *cl)
 {
 	size_t start = 0;
 
-	while (!cl->closing && !cl->op_pending && cl->out.len - cl->out_off < CTL_OUT_HIGH_WATER) {
+	while (!cl->closing && !cl->op_pending && out_below_high_water(cl) && start < cl->in_len) {
 		char *nl = memchr(cl->in + start, '\n', cl->in_len - start);
-		if (!nl)
+		size_t end = nl ? (size_t)(nl - cl->in) : cl->in_len;
+
+		if (!nl && !cl->eof)
 			break;
-		handle_line(cl, cl->in + start, (size_t)(nl - (cl->in + start)));
-		start = (size_t)(nl - cl->in) + 1;
+		handle_line(cl, cl->in + start, end - start);
+		start = nl ? end + 1 : end;
 	}
 	if (start > 0) {
 		memmove(cl->in, cl->in + start, cl->in_len - start);
 		cl->in_len -= start;
+		/* What is left is a request begun no earlier than now. */
+		cl->in_since = ev_now(cl->ctl->m->loop);
 	}
+	if (cl->closing)
+		cl->in_len = 0; /* nothing after the last answer is read */
 	if (!cl->closing && cl->in_len >= CTL_REQUEST_MAX && !memchr(cl->in, '\n', cl->in_len)) {
 		client_error(cl, NULL, -EMSGSIZE, "request line longer than 65536 bytes");
 		cl->closing = true;
@@ -903,88 +1027,169 @@ static void client_process(struct ctl_client *cl)
 	}
 }
 
-/* Sets the watcher to what the client needs next; frees it when it is done. */
-static void client_update(struct ctl_client *cl)
+/* Is there a request that client_process would answer now? */
+static bool client_can_process(const struct ctl_client *cl)
+{
+	return !cl->closing && !cl->op_pending && out_below_high_water(cl) && cl->in_len > 0 &&
+	       (cl->eof || memchr(cl->in, '\n', cl->in_len));
+}
+
+static bool client_wants_read(const struct ctl_client *cl)
+{
+	return !cl->eof && !cl->closing && !cl->op_pending && out_below_high_water(cl) &&
+	       cl->in_len < CTL_REQUEST_MAX;
+}
+
+/* Has the client nothing left to be answered? Then it is closed. */
+static bool client_finished(const struct ctl_client *cl)
+{
+	if (cl->op_pending || out_pending(cl))
+		return false;
+	return cl->closing || (cl->eof && cl->in_len == 0);
+}
+
+/* When the client is dropped unless it makes progress: the unfinished request must complete
+ * within request_timeout of its first byte, the queued replies must be taken within
+ * request_timeout of being queued, and a client with nothing in flight is closed after
+ * CTL_IDLE_TIMEOUT_SEC. A peer with no role gets request_timeout from connect for everything:
+ * it has one question to ask. Partial progress restarts nothing. */
+static ev_tstamp client_deadline(const struct ctl_client *cl)
+{
+	ev_tstamp req = (ev_tstamp)cl->ctl->m->conf.control_request_timeout_usec / 1e6;
+	ev_tstamp d;
+
+	if (cl->role == CTL_ROLE_NONE)
+		return cl->accepted + req;
+	d = cl->idle_since + MAX(CTL_IDLE_TIMEOUT_SEC, req);
+	if (cl->in_len > 0 || out_pending(cl))
+		d = INFINITY;
+	if (cl->in_len > 0)
+		d = MIN(d, cl->in_since + req);
+	if (out_pending(cl))
+		d = MIN(d, cl->out_since + req);
+	return d;
+}
+
+static void client_arm(struct ctl_client *cl)
+{
+	struct ev_loop *loop = cl->ctl->m->loop;
+	ev_tstamp now = ev_now(loop);
+
+	ev_timer_stop(loop, &cl->deadline);
+	if (cl->op_pending)
+		return; /* the broker bounds the operation; the deadline starts again after it */
+	ev_timer_set(&cl->deadline, MAX(client_deadline(cl) - now, 0.), 0.);
+	ev_timer_start(loop, &cl->deadline);
+}
+
+/* Processes what can be, writes what can be written, sets the watchers to what the client needs
+ * next, and frees it when it is done or gone. cl must not be used after this. */
+static void client_step(struct ctl_client *cl)
 {
 	struct ev_loop *loop = cl->ctl->m->loop;
 	int events = 0;
 
-	if (out_pending(cl))
-		events |= EV_WRITE;
-	if (!cl->closing && cl->out.len - cl->out_off < CTL_OUT_HIGH_WATER)
-		events |= EV_READ;
-	if (!events) {
-		if (cl->op_pending) {
-			/* Half-closed while waiting: the reply still goes out when it comes. */
-			ev_io_stop(loop, &cl->io);
-			ev_io_set(&cl->io, cl->fd, 0);
+	for (;;) {
+		client_process(cl);
+		if (client_flush(cl) < 0) {
+			client_free(cl);
 			return;
 		}
+		/* Lines held back by the high water go on once the flush brought it down. */
+		if (!client_can_process(cl))
+			break;
+	}
+	if (!cl->op_pending && !cl->in_len && !out_pending(cl))
+		cl->idle_since = ev_now(loop);
+	if (client_finished(cl)) {
 		client_free(cl);
 		return;
 	}
-	if (events != (cl->io.events & (EV_READ | EV_WRITE))) {
+	if (out_pending(cl))
+		events |= EV_WRITE;
+	if (client_wants_read(cl))
+		events |= EV_READ;
+	if (events != (cl->io.events & (EV_READ | EV_WRITE)) || !ev_is_active(&cl->io)) {
 		ev_io_stop(loop, &cl->io);
 		ev_io_set(&cl->io, cl->fd, events);
-		ev_io_start(loop, &cl->io);
+		if (events)
+			ev_io_start(loop, &cl->io);
 	}
+	client_arm(cl);
 }
 
 static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ctl_client *cl = container_of(w, struct ctl_client, io);
 
-	ev_timer_again(loop, &cl->idle);
-	if ((revents & EV_READ) && !cl->closing) {
+	(void)loop;
+	if ((revents & EV_READ) && client_wants_read(cl)) {
 		ssize_t n = recv(cl->fd, cl->in + cl->in_len, CTL_REQUEST_MAX - cl->in_len,
 				 MSG_DONTWAIT);
 		if (n == 0) {
-			/* Half-close: a last line without its newline still counts. */
-			client_process(cl);
-			if (!cl->closing && cl->in_len > 0)
-				handle_line(cl, cl->in, cl->in_len);
-			cl->in_len = 0;
-			cl->closing = true;
+			cl->eof = true;
 		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			client_free(cl);
 			return;
 		} else if (n > 0) {
+			if (cl->in_len == 0)
+				cl->in_since = ev_now(loop);
 			cl->in_len += (size_t)n;
-			client_process(cl);
 		}
-	} else if (!cl->closing)
-		client_process(cl); /* output drained below the high water: resume pending lines */
-	if (client_flush(cl) < 0) {
-		client_free(cl);
-		return;
 	}
-	if (!out_pending(cl) && !cl->closing)
-		client_process(cl), (void)client_flush(cl);
-	client_update(cl);
+	client_step(cl);
 }
 
-static void on_client_idle(struct ev_loop *loop, ev_timer *w, int revents)
+static void on_client_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct ctl_client *cl = container_of(w, struct ctl_client, idle);
+	struct ctl_client *cl = container_of(w, struct ctl_client, deadline);
 
 	(void)revents;
-	if (cl->op_pending) {
-		ev_timer_again(loop, &cl->idle); /* the operation is bounded; wait for it */
+	if (cl->op_pending)
+		return;
+	if (client_deadline(cl) > ev_now(loop)) {
+		client_arm(cl); /* progress was made since the timer was set */
 		return;
 	}
-	log_debug("Control: dropping idle client uid %u (pid %d)", (unsigned)cl->uid, (int)cl->pid);
+	log_debug("Control: dropping client uid %u (pid %d): %s", (unsigned)cl->uid, (int)cl->pid,
+		  cl->in_len ? "request not completed in time"
+		  : out_pending(cl) ? "replies not taken in time" : "idle");
 	cl->ctl->dropped++;
 	client_free(cl);
 }
 
-static void refuse_busy(int fd)
+static void refuse_busy(int fd, const char *why)
 {
-	char *line = ctl_reply_error(NULL, -EBUSY, "too many control connections");
+	char *line = ctl_reply_error(NULL, -EBUSY, why);
 
 	if (line)
 		(void)send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
 	free(line);
 	close(fd);
+}
+
+/* Whether a new peer with this role and uid gets a slot. Administrators may use every slot;
+ * everyone else leaves CTL_CLIENTS_RESERVED of them free, no uid holds more than
+ * CTL_CLIENTS_PER_UID, and peers with no role (they can only be told no) share
+ * CTL_CLIENTS_NOROLE_MAX. NULL if admitted, else why not. */
+static const char *admission_refusal(const struct ctl *c, enum ctl_role role, uid_t uid)
+{
+	size_t same_uid = 0;
+
+	if (c->n_clients >= CTL_CLIENTS_MAX)
+		return "too many control connections";
+	if (role == CTL_ROLE_ADMIN)
+		return NULL;
+	if (c->n_unprivileged >= CTL_CLIENTS_MAX - CTL_CLIENTS_RESERVED)
+		return "too many control connections (the rest are kept for administrators)";
+	if (role == CTL_ROLE_NONE && c->n_norole >= CTL_CLIENTS_NOROLE_MAX)
+		return "too many control connections from peers without a role";
+	for (const struct ctl_client *cl = c->clients; cl; cl = cl->next)
+		if (cl->uid == uid && cl->role != CTL_ROLE_ADMIN)
+			same_uid++;
+	if (same_uid >= CTL_CLIENTS_PER_UID)
+		return "too many control connections from this user";
+	return NULL;
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -995,6 +1200,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	/* A bounded batch per wake-up: a connect storm cannot starve the rest of the loop. */
 	for (int i = 0; i < 32; i++) {
 		struct ctl_client *cl;
+		const char *why;
 		int fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -1002,34 +1208,46 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				log_warning_errno(-errno, "Control: accept failed");
 			return;
 		}
-		if (c->n_clients >= CTL_CLIENTS_MAX) {
-			c->refused++;
-			refuse_busy(fd);
-			continue;
-		}
 		cl = calloc(1, sizeof(*cl));
 		if (cl)
 			cl->in = malloc(CTL_REQUEST_MAX);
 		if (!cl || !cl->in) {
 			if (cl)
 				free(cl);
-			refuse_busy(fd);
+			refuse_busy(fd, "out of memory");
 			continue;
 		}
 		cl->ctl = c;
 		cl->fd = fd;
 		cl->uid = (uid_t)-1;
-		cl->role = peer_role(c, fd, &cl->uid, &cl->pid);
+		cl->gid = (gid_t)-1;
+		cl->role = peer_role(c, fd, &cl->uid, &cl->gid, &cl->pid);
+		why = admission_refusal(c, cl->role, cl->uid);
+		if (why) {
+			c->dropped++;
+			if (ratelimit_pass(&c->refuse_log, manager_now_usec(), NULL))
+				log_notice("Control: connection of uid %u (pid %d, role %s) refused: %s",
+					   (unsigned)cl->uid, (int)cl->pid, ctl_role_name(cl->role),
+					   why);
+			free(cl->in);
+			free(cl);
+			refuse_busy(fd, why);
+			continue;
+		}
 		cl->next = c->clients;
 		if (c->clients)
 			c->clients->prev = cl;
 		c->clients = cl;
 		c->n_clients++;
+		if (cl->role != CTL_ROLE_ADMIN)
+			c->n_unprivileged++;
+		if (cl->role == CTL_ROLE_NONE)
+			c->n_norole++;
+		cl->accepted = cl->idle_since = ev_now(loop);
 		ev_io_init(&cl->io, on_client_io, fd, EV_READ);
 		ev_io_start(loop, &cl->io);
-		ev_init(&cl->idle, on_client_idle);
-		cl->idle.repeat = CTL_IDLE_TIMEOUT_SEC;
-		ev_timer_again(loop, &cl->idle);
+		ev_init(&cl->deadline, on_client_deadline);
+		client_arm(cl);
 		log_debug("Control: client uid %u pid %d role %s", (unsigned)cl->uid, (int)cl->pid,
 			  ctl_role_name(cl->role));
 	}

@@ -14,7 +14,16 @@
 
 /* Connections served at once; more are answered EBUSY and closed. */
 #define CTL_CLIENTS_MAX 256
-/* A client that neither completes a request nor takes its reply for this long is dropped. */
+/* Of those, kept for administrators (root, the daemon's uid, the admin group): peers with any
+ * other role are refused once CTL_CLIENTS_MAX - CTL_CLIENTS_RESERVED slots are taken. */
+#define CTL_CLIENTS_RESERVED 32
+/* At most this many connections of one non-administrator uid. */
+#define CTL_CLIENTS_PER_UID 16
+/* At most this many connections of peers with no role (all they can get is EACCES). */
+#define CTL_CLIENTS_NOROLE_MAX 32
+/* A client with nothing in flight (no partial request, no reply unread) is closed after this
+ * (or after [control] request_timeout if that is longer).
+ * A request in progress has [control] request_timeout instead, from its first byte. */
 #define CTL_IDLE_TIMEOUT_SEC 30.0
 /* Replies queued for one client beyond which it is not read until it takes them. */
 #define CTL_OUT_HIGH_WATER (1024 * 1024)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
@@ -103,4 +104,38 @@ void log_vm(int level, uint64_t vm_id, uint64_t req_id, const char *fmt, ...)
 	format_msg(msg, sizeof(msg), 0, fmt, ap);
 	va_end(ap);
 	emit(level, vm_id, req_id, 1, msg);
+}
+
+void log_fields(int level, const char *const *fields, size_t n_fields, const char *fmt, ...)
+{
+	char msg[1024], prio[16];
+	va_list ap;
+
+	/* Not filtered by the log level: these are records (the audit trail), not chatter. */
+	va_start(ap, fmt);
+	format_msg(msg, sizeof(msg), 0, fmt, ap);
+	va_end(ap);
+	if (log_to_journal) {
+		struct iovec iov[2 + 32];
+		char *m = NULL;
+		size_t n = 0;
+
+		if (asprintf(&m, "MESSAGE=%s", msg) < 0)
+			return;
+		snprintf(prio, sizeof(prio), "PRIORITY=%d", level);
+		iov[n++] = (struct iovec){ m, strlen(m) };
+		iov[n++] = (struct iovec){ prio, strlen(prio) };
+		for (size_t i = 0; i < n_fields && n < sizeof(iov) / sizeof(iov[0]); i++)
+			iov[n++] = (struct iovec){ (void *)fields[i], strlen(fields[i]) };
+		sd_journal_sendv(iov, (int)n);
+		free(m);
+		return;
+	}
+	fprintf(stderr, "<%d>snp-attestd: %s", level, msg);
+	for (size_t i = 0; i < n_fields; i++) {
+		const char *eq = strchr(fields[i], '=');
+		if (eq)
+			fprintf(stderr, " %.*s=\"%s\"", (int)(eq - fields[i]), fields[i], eq + 1);
+	}
+	fputc('\n', stderr);
 }

@@ -1,7 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* metrics: GET /metrics over libmicrohttpd, driven from the libev loop (MHD's epoll fd is
  * watched with an ev_io, its timeout with an ev_timer). Reads the broker's counters on the
- * loop thread and never writes them; the text is built in memory and sent without blocking. */
+ * loop thread and never writes them; the text is built in memory and sent without blocking.
+ * The listening socket is ours, not MHD's: we accept, apply the connection limits (total, per
+ * peer address, evicting the oldest connection still waiting for its request headers) and the
+ * per-request deadline, and hand the connection to MHD. (MHD in external epoll mode takes its
+ * listening socket out of its epoll set at its connection limit and only puts it back inside a
+ * later MHD_run; nothing woke the loop for that run once those connections had closed, so the
+ * endpoint stopped accepting for good.) */
 #include "metrics.h"
 
 #include <arpa/inet.h>
@@ -107,9 +113,31 @@ static const char *const anomaly_names[_SCHED_ANOM_MAX] = {
 enum http_code_idx { HC_200, HC_404, HC_405, HC_500, _HC_MAX };
 static const unsigned http_codes[_HC_MAX] = { 200, 404, 405, 500 };
 
+/* One HTTP connection, from our accept to MHD's close notification. */
+struct metrics_conn {
+	struct metrics *x; /* borrowed */
+	struct metrics_conn *prev, *next;
+	int fd;                      /* owned by MHD once added */
+	struct MHD_Connection *mc;   /* borrowed; NULL until MHD reports it started */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
+	ev_timer deadline;
+	ev_tstamp since;   /* start of the current request: accept, or the end of the last answer */
+	bool answering;    /* headers complete, the answer not yet completed */
+	bool doomed;       /* shut down by us (deadline or eviction); MHD closes it next */
+};
+
 struct metrics {
 	struct manager *m; /* borrowed */
 	struct MHD_Daemon *mhd; /* owned; NULL: not listening */
+	int listen_fd;          /* owned while mhd is set */
+	ev_io accept_io;        /* listen_fd */
+	struct metrics_conn *conns; /* owned list: every connection MHD holds */
+	size_t n_conns;         /* not doomed */
+	uint64_t conn_deadline, conn_evicted, conn_refused;
 	char *listen;           /* owned: the address in use, NULL with socket activation */
 	bool activated;         /* listening on systemd's "metrics" socket */
 	ev_io io;               /* MHD's epoll fd */
@@ -618,6 +646,24 @@ static int render(struct metrics *x, char **ret_text, size_t *ret_len)
 		snprintf(code, sizeof(code), "%u", http_codes[i]);
 		metrics_sample_u64(&w, &l, 1, x->http[i]);
 	}
+	metrics_family(&w, "snp_attestd_metrics_connections_dropped_total", METRICS_COUNTER,
+		       "Metrics connections closed by the daemon: request not completed within "
+		       "request_timeout (deadline), closed to make room for a new one (evicted), "
+		       "refused at the limit (refused).");
+	{
+		const struct {
+			const char *reason;
+			uint64_t n;
+		} ds[] = { { "deadline", x->conn_deadline },
+			   { "evicted", x->conn_evicted },
+			   { "refused", x->conn_refused } };
+		for (size_t i = 0; i < ELEMENTSOF(ds); i++) {
+			struct metrics_label l = { "reason", ds[i].reason };
+			metrics_sample_u64(&w, &l, 1, ds[i].n);
+		}
+	}
+	gauge(&w, "snp_attestd_metrics_connections", "Metrics HTTP connections open now.",
+	      (double)x->n_conns);
 	r = metrics_writer_finish(&w, ret_text, ret_len);
 	metrics_writer_done(&w);
 	if (r < 0)
@@ -661,10 +707,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	static const char index_text[] = "snp-attestd: metrics at /metrics\n";
 	static const char not_found[] = "not found\n";
 	struct metrics *x = cls;
+	const union MHD_ConnectionInfo *ci;
 	uint64_t now;
 
 	(void)version;
 	(void)upload_data;
+	/* The headers are complete: this connection is being answered, not waiting. */
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci && ci->socket_context)
+		((struct metrics_conn *)ci->socket_context)->answering = true;
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply(x, c, HC_405, "method not allowed\n", 19, "text/plain");
 	if (*upload_data_size > 0) {
@@ -715,14 +766,22 @@ static void mhd_arm(struct metrics *x)
 	}
 }
 
+/* Lets MHD do what it can now, and sets the timer to its next timeout. */
+static void mhd_kick(struct metrics *x)
+{
+	if (!x->mhd)
+		return;
+	MHD_run(x->mhd);
+	mhd_arm(x);
+}
+
 static void on_mhd_io(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct metrics *x = container_of(w, struct metrics, io);
 
 	(void)loop;
 	(void)revents;
-	MHD_run(x->mhd);
-	mhd_arm(x);
+	mhd_kick(x);
 }
 
 static void on_mhd_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -731,8 +790,205 @@ static void on_mhd_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	MHD_run(x->mhd);
-	mhd_arm(x);
+	mhd_kick(x);
+}
+
+/* --- connections: limits and deadlines --- */
+
+static ev_tstamp request_timeout(const struct metrics *x)
+{
+	return (ev_tstamp)x->m->conf.metrics_request_timeout_usec / 1e6;
+}
+
+/* Shuts the connection down under MHD: MHD sees the end of it and closes it (and tells us).
+ * Its slot counts as free from now on. */
+static void conn_doom(struct metrics_conn *k)
+{
+	if (k->doomed)
+		return;
+	k->doomed = true;
+	k->x->n_conns--;
+	ev_timer_stop(k->x->m->loop, &k->deadline);
+	(void)shutdown(k->fd, SHUT_RDWR);
+}
+
+static void conn_arm(struct metrics_conn *k)
+{
+	struct ev_loop *loop = k->x->m->loop;
+
+	ev_timer_stop(loop, &k->deadline);
+	if (k->doomed)
+		return;
+	ev_timer_set(&k->deadline, MAX(k->since + request_timeout(k->x) - ev_now(loop), 0.), 0.);
+	ev_timer_start(loop, &k->deadline);
+}
+
+/* The request (headers from the start, then the answer) did not complete in time. */
+static void on_conn_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct metrics_conn *k = container_of(w, struct metrics_conn, deadline);
+	struct metrics *x = k->x;
+
+	(void)loop;
+	(void)revents;
+	x->conn_deadline++;
+	log_debug("metrics http: closing a connection that did not complete its request in time");
+	conn_doom(k);
+	mhd_kick(x);
+}
+
+static void conn_free(struct metrics_conn *k)
+{
+	struct metrics *x = k->x;
+
+	ev_timer_stop(x->m->loop, &k->deadline);
+	if (!k->doomed)
+		x->n_conns--;
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		x->conns = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	free(k);
+}
+
+static bool same_peer(const struct metrics_conn *a, const struct metrics_conn *b)
+{
+	if (a->peer.sa.sa_family != b->peer.sa.sa_family)
+		return false;
+	if (a->peer.sa.sa_family == AF_INET)
+		return a->peer.in.sin_addr.s_addr == b->peer.in.sin_addr.s_addr;
+	if (a->peer.sa.sa_family == AF_INET6)
+		return memcmp(&a->peer.in6.sin6_addr, &b->peer.in6.sin6_addr,
+			      sizeof(struct in6_addr)) == 0;
+	return true; /* AF_UNIX (socket activation): one peer */
+}
+
+/* MHD tells when a connection starts and ends; ours is found by its socket. */
+static void on_mhd_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	struct metrics *x = cls;
+	const union MHD_ConnectionInfo *ci;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		for (struct metrics_conn *k = x->conns; ci && k; k = k->next)
+			if (!k->mc && k->fd == ci->connect_fd) {
+				k->mc = c;
+				*socket_context = k;
+				break;
+			}
+		return;
+	}
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+		conn_free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+/* An answer went out (or failed): the connection waits for its next request, with a new
+ * deadline. */
+static void on_mhd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			     enum MHD_RequestTerminationCode toe)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct metrics_conn *k;
+
+	(void)cls;
+	(void)con_cls;
+	(void)toe;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	k = ci ? ci->socket_context : NULL;
+	if (!k)
+		return;
+	k->answering = false;
+	k->since = ev_now(k->x->m->loop);
+	conn_arm(k);
+}
+
+/* Room for a connection from the peer of n: at most METRICS_MAX_CONNECTIONS in all and
+ * METRICS_MAX_PER_PEER per peer address. When full, the connection that has waited longest for
+ * its request headers (of that peer, or of anyone when the total is reached) makes room. Every
+ * connection is offered to MHD as soon as it is accepted, and a scraper sends its request at
+ * once, so slow, silent or dead connections are the ones that go. false: no room. */
+static bool make_room(struct metrics *x, const struct metrics_conn *n)
+{
+	struct metrics_conn *victim = NULL;
+	size_t same = 0;
+	bool per_peer;
+
+	for (struct metrics_conn *k = x->conns; k; k = k->next)
+		if (!k->doomed && same_peer(k, n))
+			same++;
+	per_peer = same >= METRICS_MAX_PER_PEER;
+	if (!per_peer && x->n_conns < METRICS_MAX_CONNECTIONS)
+		return true;
+	for (struct metrics_conn *k = x->conns; k; k = k->next) {
+		if (k->doomed || k->answering)
+			continue;
+		if (per_peer && !same_peer(k, n))
+			continue;
+		if (!victim || k->since < victim->since)
+			victim = k;
+	}
+	if (!victim)
+		return false;
+	x->conn_evicted++;
+	log_debug("metrics http: closing the connection that waited longest for its request "
+		  "to make room");
+	conn_doom(victim);
+	return true;
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+				   "Connection: close\r\n\r\n";
+	struct metrics *x = container_of(w, struct metrics, accept_io);
+
+	(void)revents;
+	/* A bounded batch per wake-up: a connect storm cannot starve the loop. */
+	for (int i = 0; i < 32 && x->mhd; i++) {
+		struct metrics_conn *k = calloc(1, sizeof(*k));
+		socklen_t len;
+		int fd;
+
+		if (!k)
+			break;
+		len = sizeof(k->peer);
+		fd = accept4(x->listen_fd, &k->peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			free(k);
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warning_errno(-errno, "metrics http: accept failed");
+			break;
+		}
+		k->x = x;
+		k->fd = fd;
+		k->since = ev_now(loop);
+		if (!make_room(x, k)) {
+			x->conn_refused++;
+			(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(fd);
+			free(k);
+			continue;
+		}
+		ev_init(&k->deadline, on_conn_deadline);
+		k->next = x->conns;
+		if (x->conns)
+			x->conns->prev = k;
+		x->conns = k;
+		x->n_conns++;
+		conn_arm(k);
+		/* MHD closes fd whatever the outcome; on failure our record was never claimed. */
+		if (MHD_add_connection(x->mhd, fd, &k->peer.sa, len) != MHD_YES && !k->mc)
+			conn_free(k);
+		/* Reads the request if it is there (the connection is then no longer waiting) and
+		 * closes connections whose peers left, before the next accept weighs them. */
+		mhd_kick(x);
+	}
 }
 
 /* The listening socket systemd passed with FileDescriptorName=metrics, or -ENOENT. */
@@ -800,27 +1056,39 @@ static void http_stop(struct metrics *x)
 	if (!x->mhd)
 		return;
 	ev_io_stop(x->m->loop, &x->io);
+	ev_io_stop(x->m->loop, &x->accept_io);
 	ev_timer_stop(x->m->loop, &x->timer);
-	MHD_stop_daemon(x->mhd); /* closes the listening socket */
+	MHD_stop_daemon(x->mhd); /* closes every connection, telling us */
 	x->mhd = NULL;
+	while (x->conns)
+		conn_free(x->conns); /* any MHD did not report (none expected) */
+	close(x->listen_fd);
+	x->listen_fd = -1;
 	free(x->listen);
 	x->listen = NULL;
 	x->activated = false;
 }
 
-/* Starts serving on fd (taken over, closed on failure). */
+/* Starts serving on the listening socket fd (taken over, closed on failure). MHD gets no
+ * listening socket: on_accept hands it each connection. Its connection limit is above ours so
+ * that it never refuses one we admitted (a doomed connection still holds an MHD slot briefly);
+ * its idle timeout is a backstop to our per-request deadline. */
 static int http_start(struct metrics *x, int fd)
 {
 	const union MHD_DaemonInfo *info;
+	unsigned idle = (unsigned)((x->m->conf.metrics_request_timeout_usec + 999999) / 1000000);
 	int fl = fcntl(fd, F_GETFL);
 
 	if (fl >= 0)
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-	x->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, x,
-				  MHD_OPTION_LISTEN_SOCKET, fd,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_MAX_CONNECTIONS,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, x, MHD_OPTION_END);
+	x->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET, 0,
+				  NULL, NULL, on_request, x,
+				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, x,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)(2 * METRICS_MAX_CONNECTIONS),
+				  MHD_OPTION_CONNECTION_TIMEOUT, idle,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_mhd_connection, x,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_mhd_completed, x,
+				  MHD_OPTION_END);
 	if (!x->mhd) {
 		close(fd);
 		return -EIO;
@@ -829,10 +1097,14 @@ static int http_start(struct metrics *x, int fd)
 	if (!info || info->epoll_fd < 0) {
 		MHD_stop_daemon(x->mhd);
 		x->mhd = NULL;
+		close(fd);
 		return -EIO;
 	}
+	x->listen_fd = fd;
 	ev_io_init(&x->io, on_mhd_io, info->epoll_fd, EV_READ);
 	ev_io_start(x->m->loop, &x->io);
+	ev_io_init(&x->accept_io, on_accept, fd, EV_READ);
+	ev_io_start(x->m->loop, &x->accept_io);
 	ev_timer_init(&x->timer, on_mhd_timer, 0., 0.);
 	mhd_arm(x);
 	return 0;
@@ -908,6 +1180,7 @@ static int metrics_start(struct manager *m)
 	if (!x)
 		return -ENOMEM;
 	x->m = m;
+	x->listen_fd = -1;
 	m->metrics = x;
 	r = metrics_vmset_init(&x->vmset, _VC_MAX, METRICS_MAX_VM_SERIES,
 				       (uint64_t)time(NULL) ^ 0x6d657472u);

@@ -3,6 +3,7 @@
  * Pure: no file access; the daemon hands us the text of each file. */
 #include "conf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "metrics.h"
 #include "util.h"
 
 enum conf_type {
@@ -21,6 +23,7 @@ enum conf_type {
 	T_BACKEND,
 	T_TRANSPORT,
 	T_LOGLEVEL,
+	T_LISTEN, /* "" or ADDRESS:PORT / [IPV6]:PORT, numeric (what the metrics socket binds) */
 };
 
 struct conf_key {
@@ -62,6 +65,9 @@ static const struct conf_key conf_keys[] = {
 	  "group whose members may change things (root always may)"),
 	K("control", "readonly_group", T_STR, readonly_group, "snp-monitor", 0, 0,
 	  "group whose members may look"),
+	K("control", "request_timeout", T_DURATION, control_request_timeout_usec, "10s", 100000,
+	  600000000ull,
+	  "time a client has to send a whole request line, and to take a reply, from its first byte"),
 	K("scheduler", "psp_concurrency", T_U32, psp_concurrency, "1", 1, 64,
 	  "guest requests admitted to the PSP at once"),
 	K("scheduler", "max_queue_wait", T_DURATION, max_queue_wait_usec, "50ms", 1000, 90000,
@@ -88,8 +94,11 @@ static const struct conf_key conf_keys[] = {
 	  "GHCB certificate blob for the VMM (KVM_EXIT_SNP_REQ_CERTS), empty = off"),
 	K("certs", "trust_sim_ark", T_BOOL, trust_sim_ark, "yes", 0, 0,
 	  "trust the simulator's ARK (only with backend=sim)"),
-	K("metrics", "listen", T_STR, metrics_listen, "127.0.0.1:9477", 0, 0,
+	K("metrics", "listen", T_LISTEN, metrics_listen, "127.0.0.1:9477", 0, 0,
 	  "Prometheus endpoint address, empty = off"),
+	K("metrics", "request_timeout", T_DURATION, metrics_request_timeout_usec, "10s", 100000,
+	  600000000ull,
+	  "time an HTTP client has to send its request headers, and to take the answer"),
 };
 
 static const char *const log_levels[] = { "emerg", "alert",  "crit", "err",
@@ -109,6 +118,29 @@ const char *conf_key_name(size_t i, const char **ret_section, const char **ret_d
 	return conf_keys[i].key;
 }
 
+/* What the metrics endpoint will bind, checked here so that --check-config and a reload refuse
+ * what the daemon could not use: empty (off), or a numeric IPv4 address or a bracketed numeric
+ * IPv6 address, a colon and a port 1..65535. No name lookups: "localhost" is refused. */
+static int conf_listen_check(const char *v, char *why, size_t why_size)
+{
+	char host[64];
+	uint16_t port;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!*v)
+		return 0;
+	if (metrics_listen_split(v, host, sizeof(host), &port) < 0 ||
+	    (v[0] != '[' && inet_pton(AF_INET, host, &a4) != 1) ||
+	    (v[0] == '[' && inet_pton(AF_INET6, host, &a6) != 1)) {
+		snprintf(why, why_size,
+			 "'%s' is not ADDRESS:PORT or [IPV6]:PORT with a numeric address and a port 1..65535",
+			 v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int set_value(struct conf *c, const struct conf_key *k, const char *v, char *why,
 		     size_t why_size)
 {
@@ -118,6 +150,11 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 	int r;
 
 	switch (k->type) {
+	case T_LISTEN:
+		r = conf_listen_check(v, why, why_size);
+		if (r < 0)
+			return r;
+		__attribute__((fallthrough));
 	case T_STR: {
 		char *d;
 		/* What --check-config prints must parse back to the same value: a value that
@@ -228,6 +265,11 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 	return 0;
 }
 
+static bool key_is_string(const struct conf_key *k)
+{
+	return k->type == T_STR || k->type == T_LOGLEVEL || k->type == T_LISTEN;
+}
+
 int conf_init_defaults(struct conf *c)
 {
 	char why[128];
@@ -246,7 +288,7 @@ void conf_done(struct conf *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < ELEMENTSOF(conf_keys); i++)
-		if (conf_keys[i].type == T_STR || conf_keys[i].type == T_LOGLEVEL) {
+		if (key_is_string(&conf_keys[i])) {
 			char **p = (char **)((char *)c + conf_keys[i].offset);
 			free(*p);
 			*p = NULL;
@@ -258,7 +300,7 @@ int conf_copy(const struct conf *src, struct conf *dst)
 	struct conf n = *src;
 
 	for (size_t i = 0; i < ELEMENTSOF(conf_keys); i++)
-		if (conf_keys[i].type == T_STR || conf_keys[i].type == T_LOGLEVEL) {
+		if (key_is_string(&conf_keys[i])) {
 			char **p = (char **)((char *)&n + conf_keys[i].offset);
 			const char *s = *(char *const *)((const char *)src + conf_keys[i].offset);
 			*p = NULL;
@@ -422,6 +464,7 @@ char *conf_format(const struct conf *c)
 		switch (k->type) {
 		case T_STR:
 		case T_LOGLEVEL:
+		case T_LISTEN:
 			s = *(char *const *)field;
 			break;
 		case T_U32:

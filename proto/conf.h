@@ -33,6 +33,9 @@ struct conf {
 	char *control_socket;
 	char *admin_group;    /* may change things; "" = root only */
 	char *readonly_group; /* may look; "" = nobody but admins */
+	/* A request line must arrive whole, and each batch of replies be taken, within this of its
+	 * first byte (per request, not per byte: a trickle does not keep a connection). */
+	uint64_t control_request_timeout_usec;
 	/* [scheduler] */
 	uint32_t psp_concurrency;
 	uint64_t max_queue_wait_usec;
@@ -52,7 +55,9 @@ struct conf {
 	char *vmm_certs_file;     /* GHCB blob for the VMM path (facts §9.2), "" = off */
 	bool trust_sim_ark;       /* only meaningful with backend=sim */
 	/* [metrics] */
-	char *metrics_listen;     /* "127.0.0.1:9477", "" = off */
+	char *metrics_listen;     /* "127.0.0.1:9477", "" = off; checked like the daemon binds it */
+	/* Headers must arrive, and the answer be taken, within this of the request's start. */
+	uint64_t metrics_request_timeout_usec;
 };
 
 /* Fills c with the built-in defaults. -ENOMEM. */

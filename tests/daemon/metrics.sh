@@ -86,7 +86,7 @@ check "simulation state created" test -e "$tmp/sim/state"
 write_conf "$tmp/bad.conf" "localhost:9477"
 "$attestd" -c "$tmp/bad.conf" >"$tmp/bad.log" 2>&1
 rc=$?
-if [ $rc -ne 0 ] && grep -q "Invalid \[metrics\] listen 'localhost:9477'" "$tmp/bad.log"; then
+if [ $rc -ne 0 ] && grep -q "\[metrics\] listen: 'localhost:9477' is not ADDRESS:PORT" "$tmp/bad.log"; then
 	ok "a non-numeric listen address is refused with a clear error"
 else
 	not_ok "a non-numeric listen address is refused with a clear error (rc $rc)"

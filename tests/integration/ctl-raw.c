@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ctl-raw: helper of the control socket integration test. Creates a simulation state, and talks
- * raw bytes to the control socket (malformed, oversized and stalled clients) where snpctl would
- * refuse to. */
+/* ctl-raw: helper of the control socket integration tests. Creates a simulation state, and talks
+ * raw bytes to the control socket (malformed, oversized, stalled, trickling and flooding
+ * clients) where snpctl would refuse to. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +105,78 @@ int main(int argc, char **argv)
 		close(fd);
 		return 0;
 	}
+	if (argc == 5 && strcmp(argv[1], "trickle") == 0) {
+		/* One byte of a request line that never ends every MS milliseconds, at most MAX
+		 * bytes: exit 0 when the daemon closes the connection first, 1 when it never did. */
+		int ms = atoi(argv[3]), max = atoi(argv[4]);
+
+		fd = connect_to(argv[2]);
+		if (fd < 0)
+			return 2;
+		for (int i = 0; i < max; i++) {
+			struct pollfd p = { .fd = fd, .events = POLLIN };
+			char c = i == 0 ? '{' : ' ';
+
+			if (poll(&p, 1, ms) > 0) {
+				char buf[4096];
+				if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0) {
+					printf("closed by the daemon after %d bytes\n", i);
+					return 0;
+				}
+			}
+			if (send(fd, &c, 1, MSG_NOSIGNAL) < 0) {
+				printf("closed by the daemon after %d bytes (send: %s)\n", i,
+				       strerror(errno));
+				return 0;
+			}
+		}
+		printf("still open after %d bytes\n", max);
+		return 1;
+	}
+	if (argc == 5 && strcmp(argv[1], "slowread") == 0) {
+		/* status requests until the daemon stops taking them, then one byte of the replies
+		 * every MS milliseconds, at most MAX times: exit 0 when the daemon hangs up first. */
+		static const char req[] = "{\"cmd\":\"status\"}\n";
+		int ms = atoi(argv[3]), max = atoi(argv[4]);
+		size_t sent = 0;
+
+		fd = connect_to(argv[2]);
+		if (fd < 0)
+			return 2;
+		while (sent < 100000 && send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+			sent++;
+		for (int i = 0; i < max; i++) {
+			/* No events asked: poll waits the whole MS unless the daemon hangs up. */
+			struct pollfd p = { .fd = fd, .events = 0 };
+			char c;
+
+			if (poll(&p, 1, ms) > 0 && (p.revents & (POLLHUP | POLLERR))) {
+				printf("hung up by the daemon after %zu requests, %d bytes read\n", sent,
+				       i);
+				return 0;
+			}
+			if (recv(fd, &c, 1, MSG_DONTWAIT) == 0) {
+				printf("closed by the daemon after %d bytes read\n", i);
+				return 0;
+			}
+		}
+		printf("still open after %d slow reads\n", max);
+		return 1;
+	}
+	if (argc == 5 && strcmp(argv[1], "hold") == 0) {
+		/* N connections that send nothing, held for SECONDS; prints "held" once every
+		 * connect returned (accepted or refused: the daemon takes them in order). */
+		int want = atoi(argv[3]);
+
+		for (int i = 0; i < want; i++)
+			if (connect_to(argv[2]) < 0)
+				return 1;
+		printf("held\n");
+		sleep((unsigned)atoi(argv[4]));
+		return 0;
+	}
 	fprintf(stderr, "usage: ctl-raw mkstate DIR PRODUCT | send SOCKET < DATA | "
-			"stall SOCKET SECONDS\n");
+			"stall SOCKET SECONDS | trickle SOCKET MS MAX | slowread SOCKET MS MAX | "
+			"hold SOCKET N SECONDS\n");
 	return 2;
 }

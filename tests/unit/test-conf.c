@@ -63,6 +63,24 @@ static const struct {
 	{ "[certs]\nkds_url =; ==\n", -EINVAL, 0, "comment marker" }, /* found by fuzz-conf */
 	{ "[certs]\nkds_url = #x\n", -EINVAL, 0, "comment marker" },
 	{ "; comment\n# comment\n[control]\nsocket = /run/x.sock\n", 0, 0, NULL },
+	/* [metrics] listen: what the daemon could not bind is refused here (issue 13 point 18). */
+	{ "[metrics]\nlisten = garbage\n", -EINVAL, 0, "[metrics] listen: 'garbage' is not" },
+	{ "[metrics]\nlisten = localhost:9477\n", -EINVAL, 0, "numeric address" },
+	{ "[metrics]\nlisten = 127.0.0.1:99999\n", -EINVAL, 0, "port 1..65535" },
+	{ "[metrics]\nlisten = 127.0.0.1:0\n", -EINVAL, 0, "is not ADDRESS:PORT" },
+	{ "[metrics]\nlisten = 127.0.0.1\n", -EINVAL, 0, "is not ADDRESS:PORT" },
+	{ "[metrics]\nlisten = 1.2:80\n", -EINVAL, 0, "is not ADDRESS:PORT" },
+	{ "[metrics]\nlisten = abc:80\n", -EINVAL, 0, "is not ADDRESS:PORT" },
+	{ "[metrics]\nlisten = ::1:9477\n", -EINVAL, 0, "is not ADDRESS:PORT" },
+	{ "[metrics]\nlisten = [127.0.0.1]:9477\n", -EINVAL, 0, "is not ADDRESS:PORT" },
+	{ "[metrics]\nlisten = 0.0.0.0:9477\n", 0, 0, NULL },
+	{ "[metrics]\nlisten = [::1]:9477\n", 0, 0, NULL },
+	{ "[metrics]\nlisten = [fe80::1]:65535\n", 0, 0, NULL },
+	{ "[metrics]\nlisten =\n", 0, 0, NULL },
+	{ "[metrics]\nrequest_timeout = 50ms\n", -EINVAL, 0, "out of range" },
+	{ "[metrics]\nrequest_timeout = 2s\n", 0, 0, NULL },
+	{ "[control]\nrequest_timeout = 11min\n", -EINVAL, 0, "out of range" },
+	{ "[control]\nrequest_timeout = 500ms\n", 0, 0, NULL },
 };
 
 START_TEST(test_apply_table)
