@@ -2202,7 +2202,8 @@ static int broker_start(struct manager *m)
 			log_notice("Trusting the simulator's ARK (backend=sim): not an AMD root");
 	}
 	if (c->vmm_certs_file[0]) {
-		r = vmmfile_open(c->vmm_certs_file, &b->vmm);
+		r = vmmfile_open_access(c->vmm_certs_file, c->vmm_certs_group,
+					c->vmm_certs_mode, &b->vmm);
 		if (r < 0)
 			return log_error_errno(r, "Cannot open the VMM certificate file %s",
 					       c->vmm_certs_file);
@@ -2307,8 +2308,11 @@ static int broker_reload(struct manager *m, const struct conf *old)
 				    "way; reload again");
 		else {
 			struct vmmfile *v = NULL;
-			int r = m->conf.vmm_certs_file[0] ? vmmfile_open(m->conf.vmm_certs_file, &v)
-							  : 0;
+			int r = m->conf.vmm_certs_file[0]
+					? vmmfile_open_access(m->conf.vmm_certs_file,
+							      m->conf.vmm_certs_group,
+							      m->conf.vmm_certs_mode, &v)
+					: 0;
 			if (r < 0)
 				log_error_errno(
 					r, "Cannot open the VMM certificate file %s; keeping %s",
