@@ -2181,7 +2181,9 @@ static int broker_start(struct manager *m)
 		if (r < 0)
 			return log_error_errno(r,
 					       "Cannot open the simulated platform in %s (create "
-					       "it with snp-kvmsim --state DIR --product P)",
+					       "it with snp-kdssim --state DIR --product P "
+					       "--listen ADDR:PORT; it and its files must be "
+					       "readable by the daemon's user)",
 					       c->sim_state_dir);
 	} else {
 		r = fw_open_sev(c->sev_device, &b->fw);
