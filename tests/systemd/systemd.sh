@@ -103,7 +103,7 @@ pkgs=$(grep -v -E '^\s*(#|$)' "$pkgfile" | tr -s ' \n' ',' | sed 's/,$//')
 key=$(cat "$pkgfile" "${sources[@]}" | sha256sum | cut -c1-16)
 if [ ! -s "$cache/rootfs.tar" ] || [ "$(cat "$cache/rootfs.key" 2>/dev/null)" != "$key" ]; then
 	rm -f "$cache/rootfs.tar" "$cache/rootfs.key"
-	if out=$(nice -n 10 mmdebstrap --variant=minbase --include="$pkgs" bookworm \
+	if out=$(nice -n 10 mmdebstrap --variant=minbase --format=tar --include="$pkgs" bookworm \
 		"$cache/rootfs.tar.new" "${sources[@]}" </dev/null 2>&1); then
 		mv "$cache/rootfs.tar.new" "$cache/rootfs.tar"
 		echo "$key" >"$cache/rootfs.key"
