@@ -150,11 +150,16 @@ boot() {
 	nspawn_pid=$!
 	leader=""
 	local i state=""
+	# The container's PID 1 is systemd in a PID namespace of its own (the first child nspawn
+	# forks is not it yet); "running" or "degraded" once the boot is done.
 	for i in $(seq 600); do
-		leader=$(pgrep -P "$nspawn_pid" | head -n 1)
-		[ -n "$leader" ] && state=$(cin systemctl is-system-running --wait 2>/dev/null) && break
-		[ -n "$state" ] && break
 		kill -0 "$nspawn_pid" 2>/dev/null || break
+		leader=$(pgrep -P "$nspawn_pid" | head -n 1)
+		if [ -n "$leader" ] && [ "$(cat "/proc/$leader/comm" 2>/dev/null)" = systemd ] &&
+			[ "$(readlink "/proc/$leader/ns/pid")" != "$(readlink /proc/self/ns/pid)" ]; then
+			state=$(cin systemctl is-system-running --wait 2>/dev/null)
+			case $state in running | degraded) break ;; esac
+		fi
 		sleep 0.2
 	done
 	[ "$state" = running ] || [ "$state" = degraded ]
