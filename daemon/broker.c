@@ -2324,6 +2324,13 @@ static int broker_reload(struct manager *m, const struct conf *old)
 				b->vmm = v;
 			}
 		}
+	} else if (b->vmm && (strcmp(old->vmm_certs_group, m->conf.vmm_certs_group) != 0 ||
+			      old->vmm_certs_mode != m->conf.vmm_certs_mode)) {
+		int r = vmmfile_set_access(b->vmm, m->conf.vmm_certs_group, m->conf.vmm_certs_mode);
+		if (r < 0)
+			log_error_errno(r, "Cannot give %s group '%s' and mode %04o",
+					m->conf.vmm_certs_file, m->conf.vmm_certs_group,
+					(unsigned)m->conf.vmm_certs_mode);
 	}
 	if (old->tcb_poll_interval_usec != m->conf.tcb_poll_interval_usec)
 		poll_arm(b);

@@ -296,6 +296,14 @@ check "VMM certificate file: snp-attestd, group kvm, mode 0640 under UMask=0027"
 	set -e; s=$(stat -c "%U %G %a" /run/snp-attestd/vmm-certs.bin); echo "$s"
 	[ "$s" = "snp-attestd kvm 640" ]'
 
+printf '[certs]\nvmm_certs_file = /run/snp-attestd/vmm-certs.bin\nvmm_certs_mode = 0644\n' \
+	>"$root/etc/snp-attestd.conf.d/90-test-vmm.conf"
+check "VMM certificate file: a reload applies a new vmm_certs_mode (0644)" csh '
+	set -e; systemctl reload snp-attestd
+	for i in $(seq 50); do [ "$(stat -c %a /run/snp-attestd/vmm-certs.bin)" = 644 ] && break; sleep 0.2; done
+	s=$(stat -c "%U %G %a" /run/snp-attestd/vmm-certs.bin); echo "$s"
+	[ "$s" = "snp-attestd kvm 644" ]'
+
 # --- 8. The watchdog: a hung (stopped) daemon is killed and restarted -----------------------
 pid2=$(mainpid)
 csh 'systemctl kill -s STOP snp-attestd' >/dev/null 2>&1
