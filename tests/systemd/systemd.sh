@@ -300,7 +300,7 @@ printf '[certs]\nvmm_certs_file = /run/snp-attestd/vmm-certs.bin\nvmm_certs_mode
 	>"$root/etc/snp-attestd.conf.d/90-test-vmm.conf"
 check "VMM certificate file: a reload applies a new vmm_certs_mode (0644)" csh '
 	set -e; systemctl reload snp-attestd
-	for i in $(seq 50); do [ "$(stat -c %a /run/snp-attestd/vmm-certs.bin)" = 644 ] && break; sleep 0.2; done
+	for i in $(seq 150); do [ "$(stat -c %a /run/snp-attestd/vmm-certs.bin)" = 644 ] && break; sleep 0.2; done
 	s=$(stat -c "%U %G %a" /run/snp-attestd/vmm-certs.bin); echo "$s"
 	[ "$s" = "snp-attestd kvm 644" ]'
 
