@@ -143,10 +143,12 @@ done <"$blocks/install"
 	bail "meson install did not put the daemon and its unit under /usr"
 
 # --- 4. Boot --------------------------------------------------------------------------------
+# A machine name of our own: nspawn keeps per-machine state under /run/systemd/nspawn/, and
+# another worktree may run this suite at the same time (the network is private to each).
 boot() {
 	SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -D "$root" --boot --keep-unit \
 		--register=no --system-call-filter=bpf --private-network --console=passive \
-		--machine=snp-attestd-test </dev/null >>"$cache/nspawn.log" 2>&1 &
+		--machine="snp-attestd-test-$$" </dev/null >>"$cache/nspawn.log" 2>&1 &
 	nspawn_pid=$!
 	leader=""
 	local i state=""
