@@ -169,7 +169,9 @@ static int broker_start(struct manager *m)
 		if (r < 0) {
 			manager_start_error(m,
 					    "cannot open the simulated platform in %s (create it "
-					    "with snp-kvmsim --state DIR --product P): %s",
+					    "with snp-kdssim --state DIR --product P --listen "
+					    "ADDR:PORT; it and its files must be readable by "
+					    "the daemon's user): %s",
 					    c->sim_state_dir, snp_strerror(r));
 			goto fail;
 		}
@@ -202,7 +204,8 @@ static int broker_start(struct manager *m)
 			log_notice("Trusting the simulator's ARK (backend=sim): not an AMD root");
 	}
 	if (c->vmm_certs_file[0]) {
-		r = vmmfile_open(c->vmm_certs_file, &b->vmm);
+		r = vmmfile_open_access(c->vmm_certs_file, c->vmm_certs_group,
+					c->vmm_certs_mode, &b->vmm);
 		if (r < 0) {
 			manager_start_error(m, "cannot open the VMM certificate file %s: %s",
 					    c->vmm_certs_file, snp_strerror(r));
@@ -378,7 +381,8 @@ static int broker_reload(struct manager *m, const struct conf *old)
 			manager_reload_skipped(m, "[certs] vmm_certs_file (busy: reload again)");
 		} else {
 			struct vmmfile *v = NULL;
-			int r = c->vmm_certs_file[0] ? vmmfile_open(c->vmm_certs_file, &v) : 0;
+			int r = c->vmm_certs_file[0] ? vmmfile_open_access(c->vmm_certs_file, c->vmm_certs_group,
+								   c->vmm_certs_mode, &v) : 0;
 			if (r < 0) {
 				log_error_errno(
 					r, "Cannot open the VMM certificate file %s; keeping %s",
@@ -389,6 +393,13 @@ static int broker_reload(struct manager *m, const struct conf *old)
 				b->vmm = v;
 			}
 		}
+	} else if (b->vmm && (strcmp(old->vmm_certs_group, m->conf.vmm_certs_group) != 0 ||
+			      old->vmm_certs_mode != m->conf.vmm_certs_mode)) {
+		int r = vmmfile_set_access(b->vmm, m->conf.vmm_certs_group, m->conf.vmm_certs_mode);
+		if (r < 0)
+			log_error_errno(r, "Cannot give %s group '%s' and mode %04o",
+					m->conf.vmm_certs_file, m->conf.vmm_certs_group,
+					(unsigned)m->conf.vmm_certs_mode);
 	}
 	if (kds_changed(old, c))
 		reload_kds(b);

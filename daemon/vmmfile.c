@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 struct vmmfile {
@@ -77,6 +79,91 @@ int vmmfile_open(const char *path, struct vmmfile **ret)
 		return -ENOMEM;
 	}
 	f->fd = fd;
+	*ret = f;
+	return 0;
+}
+
+/* Looks up a group by name without trusting the name: only the characters a group name
+ * may hold, and a bounded buffer that grows on ERANGE. */
+static int lookup_gid(const char *name, gid_t *ret)
+{
+	struct group grp, *res = NULL;
+	size_t size = 1024;
+	char *buf = NULL;
+	int r;
+
+	if (!name[0] || strlen(name) > 64)
+		return -EINVAL;
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' || *c == '.'))
+			return -EINVAL;
+	for (;;) {
+		char *n = realloc(buf, size);
+		if (!n) {
+			free(buf);
+			return -ENOMEM;
+		}
+		buf = n;
+		r = getgrnam_r(name, &grp, buf, size, &res);
+		if (r != ERANGE || size >= 1024 * 1024)
+			break;
+		size *= 2;
+	}
+	if (r == 0 && res)
+		*ret = res->gr_gid;
+	free(buf);
+	if (r > 0)
+		return -r;
+	return res ? 0 : -ESRCH;
+}
+
+int vmmfile_set_access(struct vmmfile *f, const char *group, unsigned mode)
+{
+	struct stat st;
+	gid_t gid = 0;
+	int r;
+
+	if (!f || !group || mode > 0777 || (mode & 0600) != 0600 || (mode & 0002))
+		return -EINVAL;
+	if (fstat(f->fd, &st) < 0)
+		return -errno;
+	if (group[0]) {
+		r = lookup_gid(group, &gid);
+		if (r < 0)
+			return r;
+		/* The owner may hand the file to a group it is a member of (the unit's user is
+		 * put in it by sysusers); nothing else is tried. */
+		if (st.st_gid != gid && fchown(f->fd, (uid_t)-1, gid) < 0)
+			return -errno;
+	}
+	/* Explicitly, whatever the umask (the unit's UMask=0027 would drop "other" bits). */
+	if ((st.st_mode & 07777) != mode && fchmod(f->fd, (mode_t)mode) < 0)
+		return -errno;
+	return 0;
+}
+
+int vmmfile_open_access(const char *path, const char *group, unsigned mode,
+			struct vmmfile **ret)
+{
+	struct vmmfile *f = NULL;
+	int r;
+
+	r = vmmfile_open(path, &f);
+	if (r < 0)
+		return r;
+	r = vmmfile_set_access(f, group, mode);
+	if (r == -ESRCH) {
+		/* A host without the VMM's group has no VMM to serve either: say so, keep the
+		 * daemon's group and still apply the mode, rather than refusing to start. */
+		log_warning("Group '%s' ([certs] vmm_certs_group) does not exist; %s keeps the "
+			    "daemon's group", group, path);
+		r = vmmfile_set_access(f, "", mode);
+	}
+	if (r < 0) {
+		vmmfile_free(f);
+		return r;
+	}
 	*ret = f;
 	return 0;
 }

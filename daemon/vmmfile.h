@@ -15,6 +15,16 @@ struct vmmfile;
 /* Opens (creating with mode 0644 if missing) the blob file. It must be a regular file: a
  * directory, FIFO or device gives -EINVAL; a symlink as the last component -ELOOP. */
 int vmmfile_open(const char *path, struct vmmfile **ret);
+/* Gives the open file the group and the permission bits the VMM's user needs to read it
+ * ([certs] vmm_certs_group and vmm_certs_mode): chgrp to group (unless "" or already so)
+ * and chmod to mode, explicitly, so the caller's umask does not matter. mode must keep the
+ * owner's rw and may not make the file world-writable or set-id (-EINVAL); a group that
+ * does not exist is -ESRCH; a group the caller may not give the file -EPERM. */
+int vmmfile_set_access(struct vmmfile *f, const char *group, unsigned mode);
+/* vmmfile_open, then vmmfile_set_access (closing again if that fails). A group that does not
+ * exist is logged as a warning and the file keeps its group (the mode is still applied). */
+int vmmfile_open_access(const char *path, const char *group, unsigned mode,
+			struct vmmfile **ret);
 /* Releases the lock if held and closes. Accepts NULL. */
 void vmmfile_free(struct vmmfile *f);
 

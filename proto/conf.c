@@ -24,6 +24,7 @@ enum conf_type {
 	T_TRANSPORT,
 	T_LOGLEVEL,
 	T_LISTEN, /* "" or ADDRESS:PORT / [IPV6]:PORT, numeric (what the metrics socket binds) */
+	T_MODE, /* octal permission bits, printed as 0NNN */
 };
 
 struct conf_key {
@@ -92,6 +93,10 @@ static const struct conf_key conf_keys[] = {
 	  86400000000ull, "how often platform status is polled for a reported-TCB change"),
 	K("certs", "vmm_certs_file", T_STR, vmm_certs_file, "", 0, 0,
 	  "GHCB certificate blob for the VMM (KVM_EXIT_SNP_REQ_CERTS), empty = off"),
+	K("certs", "vmm_certs_group", T_STR, vmm_certs_group, "kvm", 0, 0,
+	  "group of vmm_certs_file (the VMM's group), empty = the daemon's own"),
+	K("certs", "vmm_certs_mode", T_MODE, vmm_certs_mode, "0640", 0, 0,
+	  "permission bits of vmm_certs_file (octal; owner rw, never world-writable)"),
 	K("certs", "trust_sim_ark", T_BOOL, trust_sim_ark, "yes", 0, 0,
 	  "trust the simulator's ARK (only with backend=sim)"),
 	K("metrics", "listen", T_LISTEN, metrics_listen, "127.0.0.1:9477", 0, 0,
@@ -199,6 +204,26 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 			return -EINVAL;
 		}
 		break;
+	case T_MODE: {
+		/* Octal digits only (a leading 0 optional), at most 0777: the owner (the daemon)
+		 * must be able to rewrite the file and nobody else may. */
+		size_t n = strlen(v);
+		u = 0;
+		if (n == 0 || n > 4 || strspn(v, "01234567") != n) {
+			snprintf(why, why_size, "'%s' is not an octal mode (e.g. 0640)", v);
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < n; i++)
+			u = u * 8 + (uint64_t)(v[i] - '0');
+		if (u > 0777 || (u & 0600) != 0600 || (u & 0002)) {
+			snprintf(why, why_size,
+				 "mode '%s' must keep the owner's read and write bits, and not be "
+				 "world-writable or above 0777", v);
+			return -ERANGE;
+		}
+		*(uint32_t *)field = (uint32_t)u;
+		return 0;
+	}
 	case T_DURATION:
 		r = parse_duration_usec(v, &u);
 		if (r < 0) {
@@ -469,6 +494,9 @@ char *conf_format(const struct conf *c)
 			break;
 		case T_U32:
 			snprintf(v, sizeof(v), "%u", *(const uint32_t *)field);
+			break;
+		case T_MODE:
+			snprintf(v, sizeof(v), "%04o", *(const uint32_t *)field);
 			break;
 		case T_DURATION:
 			format_duration_usec(*(const uint64_t *)field, v, sizeof(v));

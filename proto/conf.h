@@ -53,6 +53,8 @@ struct conf {
 	uint64_t kds_timeout_usec;
 	uint64_t tcb_poll_interval_usec;
 	char *vmm_certs_file;     /* GHCB blob for the VMM path (facts §9.2), "" = off */
+	char *vmm_certs_group;    /* its group (the VMM's), "" = the daemon's own */
+	uint32_t vmm_certs_mode;  /* its permission bits, e.g. 0640 */
 	bool trust_sim_ark;       /* only meaningful with backend=sim */
 	/* [metrics] */
 	char *metrics_listen;     /* "127.0.0.1:9477", "" = off; checked like the daemon binds it */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -36,7 +37,37 @@ struct sim_state {
 	struct stat cached_st;
 	int cached_fd; /* owned; keeps the cached file's inode alive so it cannot be reused */
 	struct sim_state_data data;
+	/* A root process (an operator's snp-kdssim or snp-kvmsim) gives every file it creates
+	 * here to the directory's owner, so that the daemon's user can still open them; -1:
+	 * leave files as created. */
+	uid_t owner_uid;
+	gid_t owner_gid;
 };
+
+static int hand_over(const struct sim_state *s, int fd)
+{
+	if (s->owner_uid == (uid_t)-1)
+		return 0;
+	return fchown(fd, s->owner_uid, s->owner_gid) < 0 ? -errno : 0;
+}
+
+/* A directory root creates inside another user's directory (/var/lib/snp-attestd/sim inside
+ * the daemon's state directory) belongs to that user: the daemon must be able to use it. */
+static int adopt_parent_owner(const char *dir)
+{
+	struct stat pst;
+	char *copy = strdup(dir);
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	if (stat(dirname(copy), &pst) < 0)
+		r = -errno;
+	else if (pst.st_uid != 0 && chown(dir, pst.st_uid, pst.st_gid) < 0)
+		r = -errno;
+	free(copy);
+	return r;
+}
 
 /* Defaults for new chips: the firmware and TCB observed on real parts (facts §4, §10). */
 static void state_defaults(enum snp_product p, struct sim_state_data *d)
@@ -362,7 +393,9 @@ static int write_state_file(struct sim_state *s, const struct sim_state_data *d)
 		r = -errno;
 		goto out;
 	}
-	r = write_all(fd, buf, (size_t)len);
+	r = hand_over(s, fd);
+	if (r >= 0)
+		r = write_all(fd, buf, (size_t)len);
 	if (r >= 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r >= 0)
@@ -435,7 +468,14 @@ int sim_state_open(const char *dir, enum snp_product create_product, struct sim_
 	if (!dir || !*dir || create_product < SNP_PRODUCT_UNKNOWN ||
 	    create_product >= _SNP_PRODUCT_MAX)
 		return -EINVAL;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	/* 0700: the chip secret is in there. */
+	if (mkdir(dir, 0700) == 0) {
+		if (geteuid() == 0) {
+			r = adopt_parent_owner(dir);
+			if (r < 0)
+				return r;
+		}
+	} else if (errno != EEXIST)
 		return -errno;
 	if (stat(dir, &st) < 0)
 		return -errno;
@@ -446,6 +486,8 @@ int sim_state_open(const char *dir, enum snp_product create_product, struct sim_
 	if (!s)
 		return -ENOMEM;
 	s->lock_fd = s->cached_fd = -1;
+	s->owner_uid = geteuid() == 0 && st.st_uid != 0 ? st.st_uid : (uid_t)-1;
+	s->owner_gid = st.st_gid;
 	pthread_mutex_init(&s->lock, NULL);
 	s->dir = strdup(dir);
 	if (!s->dir)
@@ -461,6 +503,9 @@ int sim_state_open(const char *dir, enum snp_product create_product, struct sim_
 	s->lock_fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (s->lock_fd < 0)
 		return -errno;
+	r = hand_over(s, s->lock_fd);
+	if (r < 0)
+		return r;
 
 	/* Creation happens under the lock so two first users agree on one chip. */
 	r = lock_file(s->lock_fd, LOCK_EX);

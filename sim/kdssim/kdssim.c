@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -671,6 +675,66 @@ static void help(void)
 	       "/vlek/v1/{product}/crl\n");
 }
 
+/* Run as root for a daemon that is not (the README's service steps): what this process
+ * created under DIR/kds (CA keys, the simulated ARK the daemon reads, the TLS test CA) goes to
+ * the owner of the state directory, as sim/state does for the state file. One level of
+ * subdirectories (kds/tls); symlinks are neither followed nor changed. */
+static int hand_over_tree(const char *path, uid_t uid, gid_t gid, int depth)
+{
+	DIR *d;
+	struct dirent *e;
+	int r = 0;
+
+	if (lchown(path, uid, gid) < 0)
+		return -errno;
+	if (depth > 1 || !(d = opendir(path)))
+		return depth > 1 ? 0 : -errno;
+	while ((e = readdir(d))) {
+		char sub[PATH_MAX];
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) >= sizeof(sub) ||
+		    lstat(sub, &st) < 0 || S_ISLNK(st.st_mode))
+			continue;
+		if (S_ISDIR(st.st_mode))
+			r = hand_over_tree(sub, uid, gid, depth + 1);
+		else if (S_ISREG(st.st_mode) && lchown(sub, uid, gid) < 0)
+			r = -errno;
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+/* READY=1 to the service manager when started as a Type=notify unit (systemd-run -p
+ * Type=notify), so that whatever comes next finds the state created and the port open. */
+static void notify_ready(void)
+{
+	const char *e = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const char msg[] = "READY=1";
+	socklen_t len;
+	size_t n;
+	int fd;
+
+	if (!e || (e[0] != '/' && e[0] != '@') || (n = strlen(e)) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, e, n);
+	if (e[0] == '@')
+		sa.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&sa, len) < 0)
+		fprintf(stderr, "snp-kdssim: cannot notify the service manager: %s\n",
+			strerror(errno));
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_STATE = 256, OPT_PRODUCT, OPT_LISTEN, OPT_PORT_FILE, OPT_TLS, OPT_LOG, OPT_FAULT,
@@ -815,6 +879,16 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (geteuid() == 0) {
+		struct stat st;
+
+		if (stat(state_dir, &st) == 0 && st.st_uid != 0 &&
+		    (r = hand_over_tree(kds_dir, st.st_uid, st.st_gid, 0)) < 0) {
+			fprintf(stderr, "snp-kdssim: cannot give '%s' to the owner of '%s': %s\n",
+				kds_dir, state_dir, strerror(-r));
+			goto out;
+		}
+	}
 
 	/* Signals are taken by sigwait() below; MHD's threads inherit the blocked mask. */
 	sigemptyset(&sigs);
@@ -848,6 +922,7 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr, "snp-kdssim: serving %s on port %u%s%s\n", snp_product_name(s.product),
 		(unsigned)info->port, tls ? " (https), CA: " : "", tls ? tls_ca : "");
+	notify_ready();
 
 	while (sigwait(&sigs, &sig) == 0 && sig != SIGINT && sig != SIGTERM)
 		;

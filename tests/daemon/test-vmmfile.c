@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -294,6 +295,69 @@ END_TEST
 
 /* Control for the test above: without the lock the same writer is seen torn, so the reader
  * really can tell. The reader takes its shared lock; the writer here bypasses it. */
+/* [certs] vmm_certs_group / vmm_certs_mode: the file gets the VMM's group and exactly the
+ * configured mode under the unit's UMask=0027; bad modes and unknown groups are handled. */
+START_TEST(test_access_group_and_mode)
+{
+	struct vmmfile *f = NULL;
+	struct group *g;
+	struct stat st;
+	char p[512], q[512], gname[64];
+	mode_t old = umask(0027);
+	gid_t want;
+
+	/* A group other than ours that we may give the file to: any group as root, else one of
+	 * our supplementary groups; without one, our own (the mode is still checked). */
+	if (geteuid() == 0 && (g = getgrnam("nogroup")) && g->gr_gid != getegid())
+		snprintf(gname, sizeof(gname), "%s", g->gr_name);
+	else if ((g = getgrgid(getegid())))
+		snprintf(gname, sizeof(gname), "%s", g->gr_name);
+	else
+		ck_abort_msg("no group name for gid %u", (unsigned)getegid());
+	g = getgrnam(gname);
+	ck_assert_ptr_nonnull(g);
+	want = g->gr_gid;
+
+	ck_assert_int_eq(vmmfile_open_access(tpath("certs.blob", p, sizeof(p)), gname, 0640, &f),
+			 0);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_gid, want);
+	ck_assert_uint_eq(st.st_uid, geteuid());
+	ck_assert_uint_eq(st.st_mode & 07777, 0640);
+	vmmfile_free(f);
+	f = NULL;
+
+	/* A mode the umask would cut (0644 under 0027) is applied explicitly, also to an existing
+	 * file that had another mode. */
+	ck_assert_int_eq(vmmfile_open_access(p, gname, 0644, &f), 0);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0644);
+	vmmfile_free(f);
+	f = NULL;
+
+	/* Refused: no owner write, world-writable, above 0777; the file is left alone. */
+	ck_assert_int_eq(vmmfile_open_access(p, gname, 0440, &f), -EINVAL);
+	ck_assert_int_eq(vmmfile_open_access(p, gname, 0666, &f), -EINVAL);
+	ck_assert_int_eq(vmmfile_open_access(p, gname, 04640, &f), -EINVAL);
+	ck_assert_ptr_null(f);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0644);
+
+	/* A group that does not exist: opened, the group left as it was, the mode applied. */
+	ck_assert_int_eq(vmmfile_open_access(tpath("other.blob", q, sizeof(q)),
+					     "no-such-group-snp", 0600, &f), 0);
+	ck_assert_int_eq(stat(q, &st), 0);
+	ck_assert_uint_eq(st.st_gid, getegid());
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	vmmfile_free(f);
+	f = NULL;
+	/* A name that cannot be a group is not looked up. */
+	ck_assert_int_eq(vmmfile_open_access(q, "kvm;rm", 0640, &f), -EINVAL);
+	ck_assert_ptr_null(f);
+	umask(old);
+}
+END_TEST
+
 START_TEST(test_reader_detects_unlocked_writer)
 {
 	_cleanup_(freep) uint8_t *t = NULL, *got = NULL;
@@ -324,6 +388,7 @@ static Suite *vmmfile_suite(void)
 	tcase_add_loop_test(tc, test_hostile_paths, 0, (int)ELEMENTSOF(hostile_cases));
 	tcase_add_test(tc, test_concurrent_reader_sees_no_torn_file);
 	tcase_add_test(tc, test_reader_detects_unlocked_writer);
+	tcase_add_test(tc, test_access_group_and_mode);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -70,6 +70,11 @@ hostile=(
 	"bad-backend|[daemon]\nbackend = qemu\n|backend must be sev or sim"
 	"syntax|[daemon\nbackend = sev\n|:1:"
 	"long-socket|[control]\nsocket = /$(printf 'x%.0s' {1..120})\n|shorter than 108 bytes"
+	"vmm-mode-world-writable|[certs]\nvmm_certs_mode = 0666\n|not be world-writable"
+	"vmm-mode-no-owner-write|[certs]\nvmm_certs_mode = 0440\n|owner's read and write"
+	"vmm-mode-setuid|[certs]\nvmm_certs_mode = 4640\n|above 0777"
+	"vmm-mode-decimal|[certs]\nvmm_certs_mode = 640.0\n|is not an octal mode"
+	"vmm-mode-not-octal|[certs]\nvmm_certs_mode = 0648\n|is not an octal mode"
 )
 for h in "${hostile[@]}"; do
 	IFS='|' read -r name text want <<<"$h"

@@ -5,8 +5,9 @@
 # sysusers and tmpfiles fragments applied to a scratch root, and the unit and the fragments
 # agreeing on users and directory modes. Prints TAP.
 # Usage: units.sh SERVICE(built) SOCKET SYSUSERS TMPFILES SNP-ATTESTD(built) METRICS-SOCKET
+#        UDEV-RULE
 set -u
-service=$1 socket=$2 daemon=$5 msocket=$6
+service=$1 socket=$2 daemon=$5 msocket=$6 rule=$7
 # Absolute: with --root, systemd-sysusers and systemd-tmpfiles resolve names inside the root.
 sysusers=$(realpath "$3") tmpfiles=$(realpath "$4")
 tmp=$(mktemp -d)
@@ -91,6 +92,24 @@ if out=$(systemd-tmpfiles --root="$tmp/root" --create "$tmpfiles" 2>&1); then
 		notok "tmpfiles: directories match the unit's modes and user" "$problems"
 else
 	notok "tmpfiles: directories match the unit's modes and user" "$out"
+fi
+
+# 5. Real hosts: ordered after kvm_amd is loaded (SNP is initialised then from Linux 6.15),
+# without requiring it; /dev/sev keeps its group (QEMU's) and the daemon's user gets an ACL.
+if grep -qE '^Wants=.*modprobe@kvm_amd\.service' "$service" &&
+	grep -qE '^After=.*modprobe@kvm_amd\.service' "$service" &&
+	! grep -qE '^Requires=.*modprobe@' "$service"; then
+	ok "service: Wants= and After= modprobe@kvm_amd.service, not Requires="
+else
+	notok "service: Wants= and After= modprobe@kvm_amd.service, not Requires=" "$(grep -E '^(Wants|After|Requires)=' "$service")"
+fi
+rules=$(grep -v '^#' "$rule")
+if ! grep -qE 'GROUP=|MODE=|OWNER=' <<<"$rules" &&
+	grep -qE 'KERNEL=="sev".*RUN\+="/usr/bin/setfacl -m u:snp-attestd:rw \$devnode"' <<<"$rules" &&
+	grep -qxF 'm snp-attestd kvm' "$sysusers"; then
+	ok "udev: /dev/sev keeps owner, group and mode; an ACL for snp-attestd; snp-attestd in kvm"
+else
+	notok "udev: /dev/sev keeps owner, group and mode; an ACL for snp-attestd; snp-attestd in kvm" "$rules"
 fi
 
 echo "1..$n"

@@ -428,6 +428,47 @@ START_TEST(test_platform_file)
 	ck_assert_int_eq(sim_state_platform(st, &p), -EBADMSG);
 	ck_assert_int_eq(unlink(path), 0);
 	sim_state_free(st);
+/* An operator's snp-kdssim run as root creates the state inside the daemon's state directory:
+ * the directory, the state file (also after a root process rewrites it) and the lock file go
+ * to the owner of the directory around them, so that the daemon's user can open them. */
+START_TEST(test_root_hands_over_to_owner)
+{
+	struct sim_state *s = NULL;
+	char *lock = simtest_path(dir, SIM_STATE_LOCK_FILE);
+	struct stat st;
+	const uid_t u = 65534;
+	const gid_t g = 65533;
+
+	if (geteuid() != 0) {
+		free(lock);
+		return; /* chown needs root; the systemd suite covers this under a real service */
+	}
+	ck_assert_int_eq(chown(tmp, u, g), 0);
+	ck_assert_int_eq(sim_state_open(dir, SNP_PRODUCT_MILAN, &s), 0);
+	ck_assert_int_eq(stat(dir, &st), 0);
+	ck_assert_uint_eq(st.st_uid, u);
+	ck_assert_uint_eq(st.st_gid, g);
+	ck_assert_uint_eq(st.st_mode & 0777, 0700);
+	ck_assert_int_eq(stat(file, &st), 0);
+	ck_assert_uint_eq(st.st_uid, u);
+	ck_assert_uint_eq(st.st_gid, g);
+	ck_assert_int_eq(stat(lock, &st), 0);
+	ck_assert_uint_eq(st.st_uid, u);
+	ck_assert_int_eq(sim_state_update(s, bump_tcb, NULL), 0);
+	ck_assert_int_eq(stat(file, &st), 0);
+	ck_assert_uint_eq(st.st_uid, u);
+	ck_assert_uint_eq(st.st_mode & 0077, 0);
+	sim_state_free(s);
+	/* A directory root creates under root's own directory stays root's. */
+	ck_assert_int_eq(chown(tmp, 0, 0), 0);
+	simtest_rmtree(dir);
+	ck_assert_int_eq(sim_state_open(dir, SNP_PRODUCT_MILAN, &s), 0);
+	ck_assert_int_eq(stat(dir, &st), 0);
+	ck_assert_uint_eq(st.st_uid, 0);
+	ck_assert_int_eq(stat(file, &st), 0);
+	ck_assert_uint_eq(st.st_uid, 0);
+	sim_state_free(s);
+	free(lock);
 }
 END_TEST
 
@@ -460,6 +501,7 @@ static Suite *state_suite(void)
 	tcase_add_test(tc, test_concurrent_updates);
 	tcase_add_test(tc, test_not_a_directory);
 	tcase_add_test(tc, test_platform_file);
+	tcase_add_test(tc, test_root_hands_over_to_owner);
 	suite_add_tcase(s, tc);
 	return s;
 }
