@@ -428,6 +428,9 @@ START_TEST(test_platform_file)
 	ck_assert_int_eq(sim_state_platform(st, &p), -EBADMSG);
 	ck_assert_int_eq(unlink(path), 0);
 	sim_state_free(st);
+}
+END_TEST
+
 /* An operator's snp-kdssim run as root creates the state inside the daemon's state directory:
  * the directory, the state file (also after a root process rewrites it) and the lock file go
  * to the owner of the directory around them, so that the daemon's user can open them. */
