@@ -95,17 +95,19 @@ static int load_cert_der(const char *path, enum certtable_kind kind, struct der_
 static int load_chain_der(const char *path, struct der_blob *ret_ask, struct der_blob *ret_ark)
 {
 	_cleanup_(snpctl_x509_stack_freep) STACK_OF(X509) *chain = NULL;
+	X509 *ask, *ark;
 	int r;
 
 	r = snpctl_load_chain(path, &chain);
 	if (r < 0)
 		return r;
-	if (sk_X509_num(chain) != 2)
-		return -EBADMSG;
-	r = certs_to_der(sk_X509_value(chain, 0), &ret_ask->data, &ret_ask->len);
+	r = certs_kds_chain_pair(chain, &ask, &ark);
 	if (r < 0)
 		return r;
-	return certs_to_der(sk_X509_value(chain, 1), &ret_ark->data, &ret_ark->len);
+	r = certs_to_der(ask, &ret_ask->data, &ret_ask->len);
+	if (r < 0)
+		return r;
+	return certs_to_der(ark, &ret_ark->data, &ret_ark->len);
 }
 
 int snpctl_certs_build(int argc, char **argv)

@@ -352,9 +352,9 @@ int snpctl_cert_import(int argc, char **argv)
 		goto out;
 	}
 	r = read_first(a.arg, chains, NULL, &sk, used, sizeof(used));
-	if (r == 0 && sk_X509_num(sk) == 2) {
-		ask = X509_dup(sk_X509_value(sk, 0));
-		ark = X509_dup(sk_X509_value(sk, 1));
+	if (r == 0 && certs_kds_chain_pair(sk, &ask, &ark) == 0) {
+		ask = X509_dup(ask);
+		ark = X509_dup(ark);
 	} else if (r == 0) {
 		fprintf(stderr, "snpctl: cert import: %s must hold two certificates (ASK then "
 				"ARK)\n", used);

@@ -59,16 +59,8 @@ int cache_body_check(enum kds_kind kind, const uint8_t *body, size_t len)
 		return r;
 	}
 	case KDS_VCEK_CHAIN:
-	case KDS_VLEK_CHAIN: {
-		STACK_OF(X509) *sk = NULL;
-		r = certs_parse_pem_chain(body, len, &sk);
-		if (r < 0)
-			return -EBADMSG;
-		if (sk_X509_num(sk) != 2)
-			r = -EBADMSG;
-		sk_X509_pop_free(sk, X509_free);
-		return r;
-	}
+	case KDS_VLEK_CHAIN:
+		return certs_parse_kds_chain(body, len, NULL, NULL) < 0 ? -EBADMSG : 0;
 	case KDS_VCEK_CRL:
 	case KDS_VLEK_CRL: {
 		X509_CRL *c;

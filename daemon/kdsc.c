@@ -1059,18 +1059,6 @@ int kdsc_key_state(const struct kdsc *k, const struct kds_request *q, struct kds
 	return 0;
 }
 
-int kdsc_key_state_at(const struct kdsc *k, size_t i, struct kdsc_key_state *ret)
-{
-	const struct kdsc_key *e = k->keys;
-
-	while (e && i--)
-		e = e->next;
-	if (!e)
-		return -ENOENT;
-	key_fill_state(e, ret);
-	return 0;
-}
-
 void kdsc_get_stats(const struct kdsc *k, struct kdsc_stats *ret)
 {
 	*ret = k->stats;

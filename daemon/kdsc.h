@@ -121,8 +121,6 @@ int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc
 /* State of one key (for snpctl status); -ENOENT if the key was never fetched. */
 int kdsc_key_state(const struct kdsc *k, const struct kds_request *q,
 		   struct kdsc_key_state *ret);
-/* The i-th known key, for listing: -ENOENT past the end. */
-int kdsc_key_state_at(const struct kdsc *k, size_t i, struct kdsc_key_state *ret);
 void kdsc_get_stats(const struct kdsc *k, struct kdsc_stats *ret);
 /* Fetches waiting for a request in flight, over all keys. */
 unsigned kdsc_pending(const struct kdsc *k);

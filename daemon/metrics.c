@@ -600,15 +600,6 @@ static int render(struct metrics *x, char **ret_text, size_t *ret_len)
 	return r;
 }
 
-int metrics_render(struct manager *m, char **ret_text, size_t *ret_len)
-{
-	struct metrics *x = metrics_get(m);
-
-	if (!x)
-		return -ENODEV;
-	return render(x, ret_text, ret_len);
-}
-
 /* --- HTTP --- */
 
 static enum MHD_Result reply(struct metrics *x, struct MHD_Connection *c, enum http_code_idx hc,

@@ -24,6 +24,3 @@ extern const struct manager_module metrics_module;
 void metrics_observe_admission_wait(struct manager *m, uint64_t usec);
 void metrics_observe_fw_time(struct manager *m, uint64_t vm_id, uint64_t ns);
 
-/* Renders the exposition text now (what GET /metrics serves). For tests and snpctl; caller
- * frees. -ENOMEM, -ENODEV if the module is not running. */
-int metrics_render(struct manager *m, char **ret_text, size_t *ret_len);

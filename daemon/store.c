@@ -168,7 +168,7 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 	r = certs_verify_chain(leaf, ask, ark, &opts, &product);
 	if (r < 0) {
 		snprintf(err, err_size, "chain from %s does not verify: %s", source,
-			 snp_strerror(r));
+			 snp_verify_strerror(r));
 		return r;
 	}
 	if (product != pf->product) {
@@ -309,25 +309,19 @@ static int load_intermediates(const char *dir, bool vlek, X509 **ret_ask, X509 *
 	snprintf(path, sizeof(path), "%s/%s", dir, vlek ? "cert_chain_vlek.pem" : "cert_chain.pem");
 	if (access(path, F_OK) == 0) {
 		_cleanup_(freep) uint8_t *buf = NULL;
-		STACK_OF(X509) *sk = NULL;
 		size_t len;
 
 		r = read_small_file(path, &buf, &len);
-		if (r >= 0)
-			r = certs_parse_pem_chain(buf, len, &sk);
 		if (r < 0) {
 			snprintf(err, err_size, "%s: %s", path, snp_strerror(r));
 			return r;
 		}
-		if (sk_X509_num(sk) != 2) {
-			sk_X509_pop_free(sk, X509_free);
-			snprintf(err, err_size, "%s: expected %s then ARK", path,
-				 vlek ? "ASVK" : "ASK");
-			return -EBADMSG;
+		r = certs_parse_kds_chain(buf, len, ret_ask, ret_ark);
+		if (r < 0) {
+			snprintf(err, err_size, "%s: %s (expected %s then ARK)", path,
+				 snp_strerror(r), vlek ? "ASVK" : "ASK");
+			return r;
 		}
-		*ret_ask = sk_X509_value(sk, 0);
-		*ret_ark = sk_X509_value(sk, 1);
-		sk_X509_free(sk);
 		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/ark.pem", dir);

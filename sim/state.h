@@ -59,8 +59,6 @@ int sim_state_read(struct sim_state *s, struct sim_state_data *ret);
 typedef int (*sim_state_update_fn)(struct sim_state_data *d, void *userdata);
 int sim_state_update(struct sim_state *s, sim_state_update_fn fn, void *userdata);
 
-const char *sim_state_path(const struct sim_state *s);
-
 /* Text for the errors above, in the state's words ("state file is corrupt: checksum ..."). */
 const char *sim_state_strerror(int r);
 

@@ -485,11 +485,6 @@ void sim_ca_free(struct sim_ca *ca)
 	free(ca);
 }
 
-enum snp_product sim_ca_product(const struct sim_ca *ca)
-{
-	return ca->product;
-}
-
 X509 *sim_ca_ark(const struct sim_ca *ca)
 {
 	return ca->cert[ROLE_ARK];

@@ -27,7 +27,6 @@ enum sim_ca_line {
 int sim_ca_open(const char *dir, enum snp_product p, struct sim_ca **ret);
 void sim_ca_free(struct sim_ca *ca);
 
-enum snp_product sim_ca_product(const struct sim_ca *ca);
 /* Borrowed; valid as long as ca. */
 X509 *sim_ca_ark(const struct sim_ca *ca);
 X509 *sim_ca_signer(const struct sim_ca *ca, enum sim_ca_line line);
