@@ -18,6 +18,7 @@
 
 #include "certs.h"
 #include "util.h"
+#include "worker.h"
 
 #define CACHE_MAGIC "SNPKDSC\n"
 #define CACHE_VERSION 1u
@@ -26,6 +27,7 @@
 #define CACHE_KEY_MAX 256
 #define CACHE_SUFFIX ".kdsc"
 #define CACHE_TMP_MARK ".tmp-"
+#define CACHE_CORRUPT_MARK ".corrupt-"
 #define CACHE_FILE_MAX                                                                             \
 	(CACHE_HDR + CACHE_KEY_MAX + sizeof(((struct cache_meta *)0)->etag) +                     \
 	 sizeof(((struct cache_meta *)0)->last_modified) + CACHE_BODY_MAX)
@@ -86,7 +88,7 @@ int cache_entry_path(const char *dir, const struct kds_request *q, char *buf, si
 		return r;
 	n = snprintf(buf, size, "%s/%s" CACHE_SUFFIX, dir, key);
 	if (n < 0 || (size_t)n >= size)
-		return -ENOSPC;
+		return -ENAMETOOLONG;
 	return 0;
 }
 
@@ -239,7 +241,8 @@ static void move_aside(const char *path)
 	char aside[PATH_MAX + 64];
 	int n;
 
-	n = snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
+	n = snprintf(aside, sizeof(aside), "%s" CACHE_CORRUPT_MARK "%lld", path,
+		     (long long)time(NULL));
 	if (n < 0 || (size_t)n >= sizeof(aside) || rename(path, aside) < 0)
 		(void)unlink(path); /* cannot keep it for inspection: at least do not reuse it */
 }
@@ -324,7 +327,7 @@ int cache_put_until(const char *dir, const struct kds_request *q, const uint8_t 
 		return r;
 	k = snprintf(tmp, sizeof(tmp), "%s/.%s" CACHE_SUFFIX CACHE_TMP_MARK "XXXXXX", dir, key);
 	if (k < 0 || (size_t)k >= sizeof(tmp))
-		return -ENOSPC;
+		return -ENAMETOOLONG;
 	r = entry_build(q, key, body, len, meta, &file, &n);
 	if (r < 0)
 		return r;
@@ -387,4 +390,145 @@ int cache_clean_temp(const char *dir)
 	}
 	closedir(d);
 	return n;
+}
+
+/* ---- asynchronous writes ---- */
+
+struct put_job {
+	struct worker_job job;
+	char *dir;
+	struct kds_request q;
+	uint8_t *body;
+	size_t len;
+	struct cache_meta meta;
+	cache_put_done_fn done;
+	void *userdata;
+	int r;
+};
+
+static void put_run(struct worker_job *j)
+{
+	struct put_job *p = container_of(j, struct put_job, job);
+
+	p->r = cache_put(p->dir, &p->q, p->body, p->len, &p->meta);
+	(void)cache_prune_corrupt(p->dir, CACHE_CORRUPT_KEEP, CACHE_CORRUPT_MAX_AGE_SEC,
+				  (uint64_t)time(NULL));
+}
+
+static void put_done(struct worker_job *j)
+{
+	struct put_job *p = container_of(j, struct put_job, job);
+
+	if (p->done)
+		p->done(p->userdata, p->r);
+	free(p->dir);
+	free(p->body);
+	free(p);
+}
+
+int cache_put_async(struct worker *w, const char *dir, const struct kds_request *q,
+		    const uint8_t *body, size_t len, const struct cache_meta *meta,
+		    cache_put_done_fn done, void *userdata)
+{
+	struct put_job *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->dir = strdup(dir);
+	p->body = malloc(len ? len : 1);
+	if (!p->dir || !p->body) {
+		free(p->dir);
+		free(p->body);
+		free(p);
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(p->body, body, len);
+	p->len = len;
+	p->q = *q;
+	p->meta = *meta;
+	p->done = done;
+	p->userdata = userdata;
+	p->job.run = put_run;
+	p->job.done = put_done;
+	worker_submit(w, &p->job);
+	return 0;
+}
+
+/* ---- the bound on quarantined files ---- */
+
+struct corrupt_file {
+	char name[NAME_MAX + 1];
+	uint64_t t;
+};
+
+static int corrupt_cmp(const void *a, const void *b)
+{
+	const struct corrupt_file *x = a, *y = b;
+
+	return x->t < y->t ? 1 : x->t > y->t ? -1 : 0; /* newest first */
+}
+
+/* "<key>.kdsc.corrupt-<digits>": the time move_aside put in the name, or -1. */
+static int64_t corrupt_time(const char *name)
+{
+	const char *m = strstr(name, CACHE_SUFFIX CACHE_CORRUPT_MARK);
+	const char *d;
+	uint64_t t = 0;
+
+	if (!m || name[0] == '.')
+		return -1;
+	d = m + strlen(CACHE_SUFFIX CACHE_CORRUPT_MARK);
+	if (!*d || strlen(d) > 18)
+		return -1;
+	for (; *d; d++) {
+		if (*d < '0' || *d > '9')
+			return -1;
+		t = t * 10 + (uint64_t)(*d - '0');
+	}
+	return (int64_t)t;
+}
+
+int cache_prune_corrupt(const char *dir, unsigned keep, uint64_t max_age_sec, uint64_t now)
+{
+	struct corrupt_file *list = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int removed = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		int64_t t = corrupt_time(de->d_name);
+
+		if (t < 0 || strlen(de->d_name) > NAME_MAX)
+			continue;
+		if ((uint64_t)t + max_age_sec < now) {
+			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+				removed++;
+			continue;
+		}
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct corrupt_file *l = realloc(list, nc * sizeof(*l));
+			if (!l)
+				break; /* prune what we listed; the next pass does the rest */
+			list = l;
+			cap = nc;
+		}
+		snprintf(list[n].name, sizeof(list[n].name), "%s", de->d_name);
+		list[n].t = (uint64_t)t;
+		n++;
+	}
+	if (n > keep) {
+		qsort(list, n, sizeof(*list), corrupt_cmp);
+		for (size_t i = keep; i < n; i++)
+			if (unlinkat(dirfd(d), list[i].name, 0) == 0)
+				removed++;
+	}
+	closedir(d);
+	free(list);
+	return removed;
 }
