@@ -133,8 +133,7 @@ int snpctl_certs_build(int argc, char **argv)
 	size_t n = 0, table_len;
 	int c, r, ret = SNPCTL_EXIT_FAIL;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":o:", options)) > 0) {
 		size_t slot;
 
 		switch (c) {
@@ -159,16 +158,15 @@ int snpctl_certs_build(int argc, char **argv)
 		case 'c':
 			chain = optarg;
 			continue;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
 		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
+			continue; /* not in the table */
 		}
 		if (paths[slot])
 			return snpctl_usage_error(argv[0], "%s given twice", order[slot].option);
 		paths[slot] = optarg;
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (optind != argc)
 		return snpctl_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
 	if (!out)
@@ -291,13 +289,14 @@ int snpctl_certs_show(int argc, char **argv)
 	size_t len, n, i;
 	int c, r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		if (c == 'j')
 			json = true;
 		else
 			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (argc - optind != 1)
 		return snpctl_usage_error(argv[0], "expected exactly one TABLE file");
 

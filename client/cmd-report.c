@@ -247,8 +247,7 @@ int snpctl_report_show(int argc, char **argv)
 	size_t len;
 	int c, ret;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		switch (c) {
 		case 'j':
 			json = true;
@@ -258,13 +257,10 @@ int snpctl_report_show(int argc, char **argv)
 				return snpctl_usage_error(argv[0], "unknown product '%s'", optarg);
 			product_known = true;
 			break;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
-		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (argc - optind != 1)
 		return snpctl_usage_error(argv[0], "expected exactly one report FILE");
 
@@ -388,8 +384,7 @@ static int parse_verify_options(int argc, char **argv, bool need_report, struct 
 	int c;
 
 	*a = (struct verify_args){.now = time(NULL)};
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		switch (c) {
 		case 'v':
 			if (a->leaf)
@@ -420,13 +415,10 @@ static int parse_verify_options(int argc, char **argv, bool need_report, struct 
 		case 'j':
 			a->json = true;
 			break;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
-		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (no_time && have_at)
 		return snpctl_usage_error(argv[0], "--at and --no-time-check exclude each other");
 	if (no_time)

@@ -38,9 +38,8 @@ static int parse(int argc, char **argv, const char *arg_name, struct rot_args *a
 	int c;
 
 	a->socket = ctl_client_default_socket();
-	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		switch (c) {
 		case 's':
 			a->socket = optarg;
@@ -51,13 +50,10 @@ static int parse(int argc, char **argv, const char *arg_name, struct rot_args *a
 		case 'f':
 			a->force = true;
 			break;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
-		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (arg_name) {
 		if (optind >= argc)
 			return snpctl_usage_error(argv[0], "missing %s", arg_name);

@@ -4,6 +4,7 @@
 #include "snpctl.h"
 
 #include <fcntl.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,25 @@ int snpctl_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\nTry 'snpctl %s --help'.\n", cmd);
 	return SNPCTL_EXIT_USAGE;
+}
+
+int snpctl_getopt(int argc, char **argv, const char *optstring, const struct option *options)
+{
+	int c;
+
+	opterr = 0;
+	c = getopt_long(argc, argv, optstring, options, NULL);
+	if (c == -1)
+		return 0;
+	if (c == ':') {
+		snpctl_usage_error(argv[0], "option '%s' needs a value", argv[optind - 1]);
+		return -1;
+	}
+	if (c == '?') {
+		snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
+		return -1;
+	}
+	return c;
 }
 
 static int vfail(const char *text, const char *step, const char *fmt, va_list ap)

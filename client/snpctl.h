@@ -47,6 +47,11 @@ int snpctl_kds_url(int argc, char **argv);
 
 /* Prints the help of the command named by argv[0] to stdout; returns SNPCTL_EXIT_OK. */
 int snpctl_help_for(const char *full_name);
+struct option;
+/* getopt_long for a command (optstring starts with ':'): the next option's value (> 0), 0
+ * after the last option, or -1 once it has printed the usage error for a missing value or an
+ * unknown option (the caller returns SNPCTL_EXIT_USAGE). */
+int snpctl_getopt(int argc, char **argv, const char *optstring, const struct option *options);
 /* Prints "snpctl: <cmd>: <msg>" and a hint to stderr; returns SNPCTL_EXIT_USAGE. */
 int snpctl_usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 /* Prints "snpctl: <step>: <snp_strerror(r)>" (plus detail) to stderr; returns SNPCTL_EXIT_FAIL. */

@@ -16,6 +16,7 @@
 
 #include "certs.h"
 #include "certtable.h"
+#include "smallfile.h"
 #include "util.h"
 
 #define STORE_FILE_MAX (64 * 1024)
@@ -36,40 +37,22 @@ void store_chain_free(struct store_chain *c)
 	free(c);
 }
 
+/* A certificate or CRL file: anything but 1..STORE_FILE_MAX bytes of a regular file is
+ * -EMSGSIZE (as the parsers would say), read errors as they are. */
 static int read_small_file(const char *path, uint8_t **ret, size_t *ret_len)
 {
-	uint8_t *buf;
-	struct stat st;
+	uint8_t *buf = NULL;
 	size_t len = 0;
-	int fd, r = 0;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    st.st_size > STORE_FILE_MAX) {
-		close(fd);
+	r = smallfile_read(path, STORE_FILE_MAX, &buf, &len);
+	if (r == -EINVAL || r == -EFBIG)
 		return -EMSGSIZE;
-	}
-	buf = malloc((size_t)st.st_size);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			break;
-		}
-		len += (size_t)n;
-	}
-	close(fd);
-	if (r < 0) {
-		free(buf);
+	if (r < 0)
 		return r;
+	if (len == 0) {
+		free(buf);
+		return -EMSGSIZE;
 	}
 	*ret = buf;
 	*ret_len = len;

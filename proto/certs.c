@@ -238,26 +238,38 @@ int certs_parse_kds_chain(const uint8_t *pem, size_t len, X509 **ret_ask, X509 *
 	return 0;
 }
 
-int certs_to_der(X509 *x, uint8_t **ret_buf, size_t *ret_len)
+/* DER of any OpenSSL ASN.1 object into a malloc'd buffer (one free(), no OPENSSL_free). */
+static int item_to_der(const ASN1_VALUE *v, const ASN1_ITEM *it, uint8_t **ret_buf,
+		       size_t *ret_len)
 {
 	_cleanup_(freep) uint8_t *buf = NULL;
 	unsigned char *p;
 	int n;
 
-	if (!x || !ret_buf || !ret_len)
+	if (!v || !ret_buf || !ret_len)
 		return -EINVAL;
-	n = i2d_X509(x, NULL);
+	n = ASN1_item_i2d(v, NULL, it);
 	if (n <= 0)
 		return -EBADMSG;
 	buf = malloc((size_t)n);
 	if (!buf)
 		return -ENOMEM;
 	p = buf;
-	if (i2d_X509(x, &p) != n)
+	if (ASN1_item_i2d(v, &p, it) != n)
 		return -EBADMSG;
 	*ret_buf = TAKE_PTR(buf);
 	*ret_len = (size_t)n;
 	return 0;
+}
+
+int certs_to_der(X509 *x, uint8_t **ret_buf, size_t *ret_len)
+{
+	return item_to_der((const ASN1_VALUE *)x, ASN1_ITEM_rptr(X509), ret_buf, ret_len);
+}
+
+int certs_crl_to_der(X509_CRL *c, uint8_t **ret_buf, size_t *ret_len)
+{
+	return item_to_der((const ASN1_VALUE *)c, ASN1_ITEM_rptr(X509_CRL), ret_buf, ret_len);
 }
 
 int certs_fingerprint_sha256(X509 *x, uint8_t out[32])

@@ -28,8 +28,10 @@ int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) **ret);
  * references the caller frees, and either may be NULL (a check only). */
 int certs_kds_chain_pair(STACK_OF(X509) *sk, X509 **ret_ask, X509 **ret_ark);
 int certs_parse_kds_chain(const uint8_t *pem, size_t len, X509 **ret_ask, X509 **ret_ark);
-/* DER encoding of x into a malloc'd buffer. */
+/* DER encoding of x (a CRL: c) into a malloc'd buffer. -EINVAL for NULL, -EBADMSG if it does
+ * not encode. */
 int certs_to_der(X509 *x, uint8_t **ret_buf, size_t *ret_len);
+int certs_crl_to_der(X509_CRL *c, uint8_t **ret_buf, size_t *ret_len);
 
 /* If ark is one of the three pinned AMD ARKs (SHA-256 of its DER), returns 0 and the
  * product; -ENOENT otherwise. */
