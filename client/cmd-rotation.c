@@ -166,12 +166,16 @@ static void print_cert_show(const json_t *b)
 	}
 }
 
-int snpctl_cert_show(int argc, char **argv)
+/* A command without an argument: parses, asks, and with --json prints the reply. *ret_b is
+ * the reply when the caller prints the text form (then SNPCTL_EXIT_OK); NULL otherwise, and
+ * the return value is the exit code. */
+static int ask_plain(int argc, char **argv, enum ctl_cmd cmd, json_t **ret_b)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = {.q.cmd = CTL_CMD_CERT_SHOW};
+	struct rot_args a = {.q.cmd = cmd};
 	int r;
 
+	*ret_b = NULL;
 	r = parse(argc, argv, NULL, &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
@@ -180,6 +184,18 @@ int snpctl_cert_show(int argc, char **argv)
 		return r;
 	if (a.json)
 		return snpctl_print_reply_json(json_incref(b));
+	*ret_b = TAKE_PTR(b);
+	return SNPCTL_EXIT_OK;
+}
+
+int snpctl_cert_show(int argc, char **argv)
+{
+	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
+	int r;
+
+	r = ask_plain(argc, argv, CTL_CMD_CERT_SHOW, &b);
+	if (!b)
+		return r;
 	print_cert_show(b);
 	return SNPCTL_EXIT_OK;
 }
@@ -393,19 +409,13 @@ out:
 int snpctl_cert_fetch(int argc, char **argv)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = {.q.cmd = CTL_CMD_CERT_FETCH};
 	const json_t *k;
 	size_t i;
 	int r;
 
-	r = parse(argc, argv, NULL, &a);
-	if (r != SNPCTL_EXIT_OK)
+	r = ask_plain(argc, argv, CTL_CMD_CERT_FETCH, &b);
+	if (!b)
 		return r;
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	if (a.json)
-		return snpctl_print_reply_json(json_incref(b));
 	json_array_foreach(json_object_get(b, "keys"), i, k) {
 		printf("%-11s %-13s http %lld, source %s", jstr(k, "key"), jstr(k, "outcome"),
 		       (long long)json_integer_value(json_object_get(k, "http_status")),

@@ -38,42 +38,39 @@ static void closep(int *fd)
 		close(*fd);
 }
 
-int cache_body_check(enum kds_kind kind, const uint8_t *body, size_t len)
+/* One DER object of type it filling body exactly. DER only: KDS sends
+ * application/pkix-cert and application/pkix-crl; a PEM answer would be a different server
+ * than the one we think we talk to. */
+static int der_exact(const uint8_t *body, size_t len, const ASN1_ITEM *it)
 {
 	const unsigned char *p = body;
+	ASN1_VALUE *v;
 	int r = 0;
 
+	if (body[0] != 0x30)
+		return -EBADMSG;
+	v = ASN1_item_d2i(NULL, &p, (long)len, it);
+	if (!v || p != body + len)
+		r = -EBADMSG;
+	ASN1_item_free(v, it);
+	return r;
+}
+
+int cache_body_check(enum kds_kind kind, const uint8_t *body, size_t len)
+{
 	if (!body || len == 0)
 		return -EBADMSG;
 	if (len > CACHE_BODY_MAX)
 		return -EMSGSIZE;
 	switch (kind) {
-	case KDS_VCEK: {
-		X509 *x;
-		/* DER only: KDS sends application/pkix-cert; a PEM answer would be a different
-		 * server than the one we think we talk to. */
-		if (body[0] != 0x30)
-			return -EBADMSG;
-		x = d2i_X509(NULL, &p, (long)len);
-		if (!x || p != body + len)
-			r = -EBADMSG;
-		X509_free(x);
-		return r;
-	}
+	case KDS_VCEK:
+		return der_exact(body, len, ASN1_ITEM_rptr(X509));
 	case KDS_VCEK_CHAIN:
 	case KDS_VLEK_CHAIN:
 		return certs_parse_kds_chain(body, len, NULL, NULL) < 0 ? -EBADMSG : 0;
 	case KDS_VCEK_CRL:
-	case KDS_VLEK_CRL: {
-		X509_CRL *c;
-		if (body[0] != 0x30)
-			return -EBADMSG;
-		c = d2i_X509_CRL(NULL, &p, (long)len);
-		if (!c || p != body + len)
-			r = -EBADMSG;
-		X509_CRL_free(c);
-		return r;
-	}
+	case KDS_VLEK_CRL:
+		return der_exact(body, len, ASN1_ITEM_rptr(X509_CRL));
 	}
 	return -EINVAL;
 }
