@@ -394,20 +394,30 @@ int cache_clean_temp(const char *dir)
 struct put_job {
 	struct worker_job job;
 	char *dir;
-	struct kds_request q;
-	uint8_t *body;
-	size_t len;
-	struct cache_meta meta;
+	struct cache_item *items; /* bodies owned */
+	size_t n;
 	cache_put_done_fn done;
 	void *userdata;
 	int r;
 };
 
+static void put_job_free(struct put_job *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free((uint8_t *)p->items[i].body);
+	free(p->items);
+	free(p->dir);
+	free(p);
+}
+
 static void put_run(struct worker_job *j)
 {
 	struct put_job *p = container_of(j, struct put_job, job);
 
-	p->r = cache_put(p->dir, &p->q, p->body, p->len, &p->meta);
+	p->r = 0;
+	for (size_t i = 0; i < p->n && p->r == 0; i++)
+		p->r = cache_put(p->dir, &p->items[i].q, p->items[i].body, p->items[i].len,
+				 &p->items[i].meta);
 	(void)cache_prune_corrupt(p->dir, CACHE_CORRUPT_KEEP, CACHE_CORRUPT_MAX_AGE_SEC,
 				  (uint64_t)time(NULL));
 }
@@ -418,38 +428,53 @@ static void put_done(struct worker_job *j)
 
 	if (p->done)
 		p->done(p->userdata, p->r);
-	free(p->dir);
-	free(p->body);
-	free(p);
+	put_job_free(p);
 }
 
-int cache_put_async(struct worker *w, const char *dir, const struct kds_request *q,
-		    const uint8_t *body, size_t len, const struct cache_meta *meta,
-		    cache_put_done_fn done, void *userdata)
+int cache_put_all_async(struct worker *w, const char *dir, const struct cache_item *items,
+			size_t n, cache_put_done_fn done, void *userdata)
 {
-	struct put_job *p = calloc(1, sizeof(*p));
+	struct put_job *p;
 
+	if (!w || !dir || (!items && n))
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->dir = strdup(dir);
-	p->body = malloc(len ? len : 1);
-	if (!p->dir || !p->body) {
-		free(p->dir);
-		free(p->body);
-		free(p);
+	p->items = calloc(n ? n : 1, sizeof(*p->items));
+	if (!p->dir || !p->items) {
+		put_job_free(p);
 		return -ENOMEM;
 	}
-	if (len)
-		memcpy(p->body, body, len);
-	p->len = len;
-	p->q = *q;
-	p->meta = *meta;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *copy = malloc(items[i].len ? items[i].len : 1);
+
+		if (!copy) {
+			put_job_free(p);
+			return -ENOMEM;
+		}
+		if (items[i].len)
+			memcpy(copy, items[i].body, items[i].len);
+		p->items[i] = items[i];
+		p->items[i].body = copy;
+		p->n = i + 1;
+	}
 	p->done = done;
 	p->userdata = userdata;
 	p->job.run = put_run;
 	p->job.done = put_done;
 	worker_submit(w, &p->job);
 	return 0;
+}
+
+int cache_put_async(struct worker *w, const char *dir, const struct kds_request *q,
+		    const uint8_t *body, size_t len, const struct cache_meta *meta,
+		    cache_put_done_fn done, void *userdata)
+{
+	const struct cache_item it = { .q = *q, .body = body, .len = len, .meta = *meta };
+
+	return cache_put_all_async(w, dir, &it, 1, done, userdata);
 }
 
 /* ---- the bound on quarantined files ---- */

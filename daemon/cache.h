@@ -67,6 +67,17 @@ typedef void (*cache_put_done_fn)(void *userdata, int r);
 int cache_put_async(struct worker *w, const char *dir, const struct kds_request *q,
 		    const uint8_t *body, size_t len, const struct cache_meta *meta,
 		    cache_put_done_fn done, void *userdata);
+/* Several entries in one job, in order (e.g. a certificate import: the VCEK, then the chain):
+ * stops at the first failure; done gets 0 or that failure's -errno. Same copying and
+ * threading as cache_put_async; -EINVAL for no worker or dir. */
+struct cache_item {
+	struct kds_request q;
+	const uint8_t *body;
+	size_t len;
+	struct cache_meta meta;
+};
+int cache_put_all_async(struct worker *w, const char *dir, const struct cache_item *items,
+			size_t n, cache_put_done_fn done, void *userdata);
 
 /* Removes temporary files left by an interrupted cache_put (at start-up). Returns how many. */
 int cache_clean_temp(const char *dir);

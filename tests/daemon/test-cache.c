@@ -438,6 +438,14 @@ static bool entry_exists(const struct kds_request *q)
 	return access(path, F_OK) == 0;
 }
 
+static int unlink_entry(const struct kds_request *q)
+{
+	char path[PATH_MAX];
+
+	ck_assert_int_eq(cache_entry_path(dir, q, path, sizeof(path)), 0);
+	return unlink(path);
+}
+
 /* The loop keeps running while the write is stuck; then it releases the disk. */
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -512,6 +520,48 @@ START_TEST(test_put_async_off_loop)
 	close(g.fds[0]);
 	close(g.fds[1]);
 	free(buf);
+	free(chain);
+}
+END_TEST
+
+/* The import path: VCEK then chain in one job; a failure stops the rest and is reported. */
+START_TEST(test_put_all_async)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct cache_meta m = { .fetched = 1, .fresh_until = CACHE_FRESH_FOREVER };
+	struct async_put a = { 0 };
+	struct cache_item items[2];
+	struct kds_request qv;
+	struct worker *w = NULL;
+	uint8_t *vcek, *chain, bad[4] = { 1, 2, 3, 4 };
+	size_t vlen, clen;
+
+	vcek_request(&qv, &vcek, &vlen);
+	chain = test_read_data("amd/milan/cert_chain.pem", &clen);
+	ck_assert_int_eq(worker_new(loop, &w), 0);
+	items[0] = (struct cache_item){ .q = qv, .body = vcek, .len = vlen, .meta = m };
+	items[1] = (struct cache_item){ .q = q_chain, .body = chain, .len = clen, .meta = m };
+	ck_assert_int_eq(cache_put_all_async(w, dir, items, 2, on_put, &a), 0);
+	while (a.calls == 0)
+		ev_run(loop, EVRUN_ONCE);
+	ck_assert_int_eq(a.r, 0);
+	ck_assert(entry_exists(&qv));
+	ck_assert(entry_exists(&q_chain));
+
+	/* A bad first body: nothing after it is written, the error comes back. */
+	ck_assert_int_eq(unlink_entry(&q_chain), 0);
+	items[0].body = bad;
+	items[0].len = sizeof(bad);
+	a.calls = 0;
+	ck_assert_int_eq(cache_put_all_async(w, dir, items, 2, on_put, &a), 0);
+	while (a.calls == 0)
+		ev_run(loop, EVRUN_ONCE);
+	ck_assert_int_eq(a.r, -EBADMSG);
+	ck_assert(!entry_exists(&q_chain));
+	ck_assert_int_eq(cache_put_all_async(NULL, dir, items, 2, on_put, &a), -EINVAL);
+	worker_free(w);
+	ev_loop_destroy(loop);
+	free(vcek);
 	free(chain);
 }
 END_TEST
@@ -625,6 +675,7 @@ static Suite *cache_suite(void)
 	tcase_add_loop_test(tc, test_corrupt_moved_aside, M_FLIP_BODY, M_BIG_FILE + 1);
 	tcase_add_test(tc, test_entry_path);
 	tcase_add_test(tc, test_put_async_off_loop);
+	tcase_add_test(tc, test_put_all_async);
 	tcase_add_test(tc, test_prune_corrupt);
 	tcase_add_test(tc, test_put_async_prunes);
 	suite_add_tcase(s, tc);
