@@ -149,6 +149,21 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 	int r;
 
 	r = certs_verify_chain(leaf, ask, ark, &opts, &product);
+	if (r == -EKEYEXPIRED) {
+		/* Name the certificate and the bound it misses, not only "not valid". */
+		X509 *certs[] = { leaf, ask, ark };
+		const char *roles[] = { "leaf", "ASK", "ARK" };
+		char why[128] = "";
+		size_t i;
+
+		for (i = 0; i < ELEMENTSOF(certs); i++)
+			if (certs_check_validity(certs[i], now, why, sizeof(why)) == -EKEYEXPIRED)
+				break;
+		snprintf(err, err_size, "chain from %s does not verify: %s (%s %s)", source,
+			 snp_verify_strerror(r), i < ELEMENTSOF(certs) ? roles[i] : "a certificate",
+			 why[0] ? why : "outside its validity");
+		return r;
+	}
 	if (r < 0) {
 		snprintf(err, err_size, "chain from %s does not verify: %s", source,
 			 snp_verify_strerror(r));
