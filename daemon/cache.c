@@ -89,6 +89,17 @@ int cache_entry_path(const char *dir, const struct kds_request *q, char *buf, si
 	return 0;
 }
 
+/* The entry's key (stored inside it) and its path. */
+static int entry_names(const char *dir, const struct kds_request *q, char key[CACHE_KEY_MAX],
+		       char path[PATH_MAX])
+{
+	int r = kds_cache_key(q, key, CACHE_KEY_MAX);
+
+	if (r < 0)
+		return r;
+	return cache_entry_path(dir, q, path, PATH_MAX);
+}
+
 /* Header strings go back out as HTTP header values: printable ASCII only. */
 static bool text_ok(const uint8_t *s, size_t n)
 {
@@ -256,10 +267,7 @@ int cache_get(const char *dir, const struct kds_request *q, uint8_t **ret_buf, s
 	uint8_t *copy;
 	int r;
 
-	r = kds_cache_key(q, key, sizeof(key));
-	if (r < 0)
-		return r;
-	r = cache_entry_path(dir, q, path, sizeof(path));
+	r = entry_names(dir, q, key, path);
 	if (r < 0)
 		return r;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
@@ -316,10 +324,7 @@ int cache_put_until(const char *dir, const struct kds_request *q, const uint8_t 
 	r = cache_body_check(q->kind, body, len);
 	if (r < 0)
 		return r;
-	r = kds_cache_key(q, key, sizeof(key));
-	if (r < 0)
-		return r;
-	r = cache_entry_path(dir, q, path, sizeof(path));
+	r = entry_names(dir, q, key, path);
 	if (r < 0)
 		return r;
 	k = snprintf(tmp, sizeof(tmp), "%s/.%s" CACHE_SUFFIX CACHE_TMP_MARK "XXXXXX", dir, key);
