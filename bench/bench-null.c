@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* bench-null: the leanest broker the transport allows, as the benchmark floor. Registers over
- * NETLINK_USERSOCK, drains datagrams in batches (recvmmsg, up to 8 per wakeup) and answers
- * every GUEST_REQ ALLOW with the same certificate table the daemon serves, the verdicts of one
- * batch in one datagram (the daemon's transport habits); no policy. */
+/* bench-null: the leanest broker the transport allows; bench/run uses it (not
+ * tests/kvmsim/null-broker) as the floor of the overhead and scale runs. Registers over
+ * NETLINK_USERSOCK, drains datagrams as the daemon's nlsock does (recvmmsg of up to BN_BATCH
+ * = 32, repeated while a batch comes back full, at most BN_ROUNDS = 8 times: up to 256
+ * datagrams per wakeup) and answers every GUEST_REQ ALLOW with the same certificate table the
+ * daemon serves, the verdicts of one batch in one datagram; no policy. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>

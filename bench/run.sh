@@ -130,7 +130,7 @@ daemon_run() {
 		> "$R/$name.peer.json"
 }
 
-# A floor peer (null-broker or bench-null) on its own port, then kvmsim against it.
+# The floor peer (every caller passes bench/bench-null) on its own port, then kvmsim against it.
 floor_run() { # NAME PORT PEER-COMMAND... -- kvmsim-args...
 	local name=$1 port=$2 pid c0 c1 peer=()
 	shift 2

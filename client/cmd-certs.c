@@ -95,17 +95,19 @@ static int load_cert_der(const char *path, enum certtable_kind kind, struct der_
 static int load_chain_der(const char *path, struct der_blob *ret_ask, struct der_blob *ret_ark)
 {
 	_cleanup_(snpctl_x509_stack_freep) STACK_OF(X509) *chain = NULL;
+	X509 *ask, *ark;
 	int r;
 
 	r = snpctl_load_chain(path, &chain);
 	if (r < 0)
 		return r;
-	if (sk_X509_num(chain) != 2)
-		return -EBADMSG;
-	r = certs_to_der(sk_X509_value(chain, 0), &ret_ask->data, &ret_ask->len);
+	r = certs_kds_chain_pair(chain, &ask, &ark);
 	if (r < 0)
 		return r;
-	return certs_to_der(sk_X509_value(chain, 1), &ret_ark->data, &ret_ark->len);
+	r = certs_to_der(ask, &ret_ask->data, &ret_ask->len);
+	if (r < 0)
+		return r;
+	return certs_to_der(ark, &ret_ark->data, &ret_ark->len);
 }
 
 int snpctl_certs_build(int argc, char **argv)
@@ -131,8 +133,7 @@ int snpctl_certs_build(int argc, char **argv)
 	size_t n = 0, table_len;
 	int c, r, ret = SNPCTL_EXIT_FAIL;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":o:", options)) > 0) {
 		size_t slot;
 
 		switch (c) {
@@ -157,16 +158,15 @@ int snpctl_certs_build(int argc, char **argv)
 		case 'c':
 			chain = optarg;
 			continue;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
 		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
+			continue; /* not in the table */
 		}
 		if (paths[slot])
 			return snpctl_usage_error(argv[0], "%s given twice", order[slot].option);
 		paths[slot] = optarg;
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (optind != argc)
 		return snpctl_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
 	if (!out)
@@ -289,13 +289,14 @@ int snpctl_certs_show(int argc, char **argv)
 	size_t len, n, i;
 	int c, r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		if (c == 'j')
 			json = true;
 		else
 			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (argc - optind != 1)
 		return snpctl_usage_error(argv[0], "expected exactly one TABLE file");
 

@@ -49,8 +49,7 @@ int snpctl_kds_url(int argc, char **argv)
 	size_t blen;
 	int c, r;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		switch (c) {
 		case 'p':
 			product_s = optarg;
@@ -73,13 +72,10 @@ int snpctl_kds_url(int argc, char **argv)
 		case 'b':
 			base_s = optarg;
 			break;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
-		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (optind != argc)
 		return snpctl_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
 	if (!product_s)

@@ -33,9 +33,8 @@ static int parse_args(int argc, char **argv, unsigned allowed, bool needs_vm,
 	int c;
 
 	a->socket = ctl_client_default_socket();
-	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		switch (c) {
 		case 's':
 			a->socket = optarg;
@@ -76,13 +75,10 @@ static int parse_args(int argc, char **argv, unsigned allowed, bool needs_vm,
 				a->q.quota_fields |= CTL_QUOTA_WEIGHT;
 			}
 			break;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
-		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (needs_vm) {
 		if (optind >= argc)
 			return snpctl_usage_error(argv[0], "missing VM id");

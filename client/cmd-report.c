@@ -247,8 +247,7 @@ int snpctl_report_show(int argc, char **argv)
 	size_t len;
 	int c, ret;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		switch (c) {
 		case 'j':
 			json = true;
@@ -258,13 +257,10 @@ int snpctl_report_show(int argc, char **argv)
 				return snpctl_usage_error(argv[0], "unknown product '%s'", optarg);
 			product_known = true;
 			break;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
-		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (argc - optind != 1)
 		return snpctl_usage_error(argv[0], "expected exactly one report FILE");
 
@@ -332,6 +328,32 @@ static int load_chain_args(const char *chain_path, const char *ark_path, X509 **
 			   n, extra ? ", or only the ASK" : "");
 }
 
+/* After a check said -EKEYEXPIRED: names the first certificate (leaf, ASK, ARK) outside its
+ * validity and the bound it misses, e.g. "VCEK 'SEV-VCEK' expired: notAfter ... UTC". */
+static const char *name_invalid(X509 *leaf, X509 *ask, X509 *ark, time_t now, char *buf,
+				size_t size)
+{
+	struct certs_amd_ext ext;
+	const char *leaf_role = "leaf";
+	struct {
+		X509 *x;
+		const char *role;
+	} c[] = { { leaf, NULL }, { ask, "ASK" }, { ark, "ARK" } };
+	char why[128], cn[128];
+
+	if (leaf && certs_amd_ext_parse(leaf, &ext) == 0)
+		leaf_role = ext.hwid_len == 0 ? "VLEK" : "VCEK";
+	c[0].role = leaf_role;
+	for (size_t i = 0; i < ELEMENTSOF(c); i++)
+		if (c[i].x && certs_check_validity(c[i].x, now, why, sizeof(why)) == -EKEYEXPIRED) {
+			snprintf(buf, size, "%s '%s' %s", c[i].role,
+				 snpctl_subject_cn(c[i].x, cn, sizeof(cn)), why);
+			return buf;
+		}
+	snprintf(buf, size, "no certificate names the bound");
+	return buf;
+}
+
 static const char *ext_match_note(bool vlek)
 {
 	/* A VLEK names no chip, so only its TCB is compared. */
@@ -362,8 +384,7 @@ static int parse_verify_options(int argc, char **argv, bool need_report, struct 
 	int c;
 
 	*a = (struct verify_args){.now = time(NULL)};
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		switch (c) {
 		case 'v':
 			if (a->leaf)
@@ -394,13 +415,10 @@ static int parse_verify_options(int argc, char **argv, bool need_report, struct 
 		case 'j':
 			a->json = true;
 			break;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
-		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (no_time && have_at)
 		return snpctl_usage_error(argv[0], "--at and --no-time-check exclude each other");
 	if (no_time)
@@ -457,7 +475,7 @@ int snpctl_report_verify(int argc, char **argv)
 	struct report r;
 	EVP_PKEY *pub;
 	bool leaf_is_vlek;
-	char product_src[64];
+	char product_src[64], why[256];
 	size_t len;
 	int ret;
 
@@ -518,9 +536,10 @@ int snpctl_report_verify(int argc, char **argv)
 				   leaf_is_vlek ? "VLEK" : "VCEK", snp_product_name(product));
 
 	if (!a.chain) {
-		ret = snpctl_check_validity(leaf, a.now);
+		ret = a.now ? certs_check_validity(leaf, a.now, NULL, 0) : 0;
 		if (ret < 0)
-			return snpctl_fail(ret, "validity", "%s", a.leaf);
+			return snpctl_fail(ret, "validity", "%s; %s", a.leaf,
+					   name_invalid(leaf, NULL, NULL, a.now, why, sizeof(why)));
 		if (a.json)
 			return verify_json(&r, product, product_src, leaf_is_vlek, NULL);
 		printf("OK: report v%u (%s, from %s) signed by the %s; %s; "
@@ -533,10 +552,13 @@ int snpctl_report_verify(int argc, char **argv)
 
 	opts = (struct certs_verify_opts){.extra_ark = extra, .now = a.now};
 	ret = certs_verify_chain(leaf, ask, ark, &opts, &chain_product);
+	if (ret == -EKEYEXPIRED)
+		return snpctl_fail(ret, "chain", "%s; chain file %s",
+				   name_invalid(leaf, ask, ark, a.now, why, sizeof(why)), a.chain);
 	if (ret < 0)
-		return snpctl_fail(ret, "chain", "%s", a.chain);
+		return snpctl_fail_verify(ret, "chain", "%s", a.chain);
 	if (chain_product != product)
-		return snpctl_fail(-EXDEV, "chain", "chain is for %s, report is for %s",
+		return snpctl_fail_verify(-EXDEV, "chain", "chain is for %s, report is for %s",
 				   snp_product_name(chain_product), snp_product_name(product));
 
 	if (a.json)
@@ -555,7 +577,7 @@ int snpctl_cert_verify(int argc, char **argv)
 	struct certs_verify_opts opts;
 	enum snp_product product, pinned;
 	struct verify_args a;
-	char ask_cn[128], ark_cn[128], leaf_cn[128];
+	char ask_cn[128], ark_cn[128], leaf_cn[128], why[256];
 	int ret;
 
 	ret = parse_verify_options(argc, argv, false, &a);
@@ -572,9 +594,13 @@ int snpctl_cert_verify(int argc, char **argv)
 
 	opts = (struct certs_verify_opts){.extra_ark = extra, .now = a.now};
 	ret = certs_verify_chain(leaf, ask, ark, &opts, &product);
+	if (ret == -EKEYEXPIRED)
+		return snpctl_fail(ret, "chain", "%s; chain file %s%s%s",
+				   name_invalid(leaf, ask, ark, a.now, why, sizeof(why)), a.chain,
+				   a.leaf ? " with " : "", a.leaf ? a.leaf : "");
 	if (ret < 0)
-		return snpctl_fail(ret, "chain", "%s%s%s", a.chain, a.leaf ? " with " : "",
-				   a.leaf ? a.leaf : "");
+		return snpctl_fail_verify(ret, "chain", "%s%s%s", a.chain, a.leaf ? " with " : "",
+					  a.leaf ? a.leaf : "");
 
 	if (a.json) {
 		json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:o, s:o}", "ok", 1, "product",

@@ -38,9 +38,8 @@ static int parse(int argc, char **argv, const char *arg_name, struct rot_args *a
 	int c;
 
 	a->socket = ctl_client_default_socket();
-	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
 		switch (c) {
 		case 's':
 			a->socket = optarg;
@@ -51,13 +50,10 @@ static int parse(int argc, char **argv, const char *arg_name, struct rot_args *a
 		case 'f':
 			a->force = true;
 			break;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
-		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (arg_name) {
 		if (optind >= argc)
 			return snpctl_usage_error(argv[0], "missing %s", arg_name);
@@ -170,12 +166,16 @@ static void print_cert_show(const json_t *b)
 	}
 }
 
-int snpctl_cert_show(int argc, char **argv)
+/* A command without an argument: parses, asks, and with --json prints the reply. *ret_b is
+ * the reply when the caller prints the text form (then SNPCTL_EXIT_OK); NULL otherwise, and
+ * the return value is the exit code. */
+static int ask_plain(int argc, char **argv, enum ctl_cmd cmd, json_t **ret_b)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = {.q.cmd = CTL_CMD_CERT_SHOW};
+	struct rot_args a = {.q.cmd = cmd};
 	int r;
 
+	*ret_b = NULL;
 	r = parse(argc, argv, NULL, &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
@@ -184,6 +184,18 @@ int snpctl_cert_show(int argc, char **argv)
 		return r;
 	if (a.json)
 		return snpctl_print_reply_json(json_incref(b));
+	*ret_b = TAKE_PTR(b);
+	return SNPCTL_EXIT_OK;
+}
+
+int snpctl_cert_show(int argc, char **argv)
+{
+	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
+	int r;
+
+	r = ask_plain(argc, argv, CTL_CMD_CERT_SHOW, &b);
+	if (!b)
+		return r;
 	print_cert_show(b);
 	return SNPCTL_EXIT_OK;
 }
@@ -352,9 +364,9 @@ int snpctl_cert_import(int argc, char **argv)
 		goto out;
 	}
 	r = read_first(a.arg, chains, NULL, &sk, used, sizeof(used));
-	if (r == 0 && sk_X509_num(sk) == 2) {
-		ask = X509_dup(sk_X509_value(sk, 0));
-		ark = X509_dup(sk_X509_value(sk, 1));
+	if (r == 0 && certs_kds_chain_pair(sk, &ask, &ark) == 0) {
+		ask = X509_dup(ask);
+		ark = X509_dup(ark);
 	} else if (r == 0) {
 		fprintf(stderr, "snpctl: cert import: %s must hold two certificates (ASK then "
 				"ARK)\n", used);
@@ -397,19 +409,13 @@ out:
 int snpctl_cert_fetch(int argc, char **argv)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = {.q.cmd = CTL_CMD_CERT_FETCH};
 	const json_t *k;
 	size_t i;
 	int r;
 
-	r = parse(argc, argv, NULL, &a);
-	if (r != SNPCTL_EXIT_OK)
+	r = ask_plain(argc, argv, CTL_CMD_CERT_FETCH, &b);
+	if (!b)
 		return r;
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	if (a.json)
-		return snpctl_print_reply_json(json_incref(b));
 	json_array_foreach(json_object_get(b, "keys"), i, k) {
 		printf("%-11s %-13s http %lld, source %s", jstr(k, "key"), jstr(k, "outcome"),
 		       (long long)json_integer_value(json_object_get(k, "http_status")),

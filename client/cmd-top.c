@@ -258,9 +258,8 @@ int snpctl_top(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_signal};
 	int c, r;
 
-	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":n:", options, NULL)) >= 0) {
+	while ((c = snpctl_getopt(argc, argv, ":n:", options)) > 0) {
 		switch (c) {
 		case 's':
 			sock = optarg;
@@ -282,13 +281,10 @@ int snpctl_top(int argc, char **argv)
 					optarg);
 			interval_msec = v;
 			break;
-		case ':':
-			return snpctl_usage_error(argv[0], "option '%s' needs a value",
-						  argv[optind - 1]);
-		default:
-			return snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (c < 0)
+		return SNPCTL_EXIT_USAGE;
 	if (optind < argc)
 		return snpctl_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
 

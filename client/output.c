@@ -4,6 +4,7 @@
 #include "snpctl.h"
 
 #include <fcntl.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,20 +27,57 @@ int snpctl_usage_error(const char *cmd, const char *fmt, ...)
 	return SNPCTL_EXIT_USAGE;
 }
 
-int snpctl_fail(int r, const char *step, const char *fmt, ...)
+int snpctl_getopt(int argc, char **argv, const char *optstring, const struct option *options)
 {
-	va_list ap;
+	int c;
 
-	fprintf(stderr, "snpctl: %s: %s", step, snp_strerror(r));
+	opterr = 0;
+	c = getopt_long(argc, argv, optstring, options, NULL);
+	if (c == -1)
+		return 0;
+	if (c == ':') {
+		snpctl_usage_error(argv[0], "option '%s' needs a value", argv[optind - 1]);
+		return -1;
+	}
+	if (c == '?') {
+		snpctl_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
+		return -1;
+	}
+	return c;
+}
+
+static int vfail(const char *text, const char *step, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "snpctl: %s: %s", step, text);
 	if (fmt) {
 		fputs(" (", stderr);
-		va_start(ap, fmt);
 		vfprintf(stderr, fmt, ap);
-		va_end(ap);
 		fputc(')', stderr);
 	}
 	fputc('\n', stderr);
 	return SNPCTL_EXIT_FAIL;
+}
+
+int snpctl_fail(int r, const char *step, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = vfail(snp_strerror(r), step, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int snpctl_fail_verify(int r, const char *step, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = vfail(snp_verify_strerror(r), step, fmt, ap);
+	va_end(ap);
+	return ret;
 }
 
 static void closep(int *fd)
@@ -286,17 +324,4 @@ int snpctl_parse_time(const char *s, time_t *ret)
 int snpctl_parse_product(const char *s, enum snp_product *ret)
 {
 	return snp_product_from_string(s, ret);
-}
-
-int snpctl_check_validity(X509 *x, time_t now)
-{
-	time_t t = now;
-
-	if (now == 0)
-		return 0;
-	if (X509_cmp_time(X509_get0_notBefore(x), &t) >= 0)
-		return -EKEYEXPIRED;
-	if (X509_cmp_time(X509_get0_notAfter(x), &t) <= 0)
-		return -EKEYEXPIRED;
-	return 0;
 }

@@ -47,10 +47,18 @@ int snpctl_kds_url(int argc, char **argv);
 
 /* Prints the help of the command named by argv[0] to stdout; returns SNPCTL_EXIT_OK. */
 int snpctl_help_for(const char *full_name);
+struct option;
+/* getopt_long for a command (optstring starts with ':'): the next option's value (> 0), 0
+ * after the last option, or -1 once it has printed the usage error for a missing value or an
+ * unknown option (the caller returns SNPCTL_EXIT_USAGE). */
+int snpctl_getopt(int argc, char **argv, const char *optstring, const struct option *options);
 /* Prints "snpctl: <cmd>: <msg>" and a hint to stderr; returns SNPCTL_EXIT_USAGE. */
 int snpctl_usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 /* Prints "snpctl: <step>: <snp_strerror(r)>" (plus detail) to stderr; returns SNPCTL_EXIT_FAIL. */
 int snpctl_fail(int r, const char *step, const char *fmt, ...) _printf_(3, 4);
+/* The same for the result of a chain or report verification (snp_verify_strerror: EPERM and
+ * EXDEV read as an untrusted root and another product's chain). */
+int snpctl_fail_verify(int r, const char *step, const char *fmt, ...) _printf_(3, 4);
 
 /* Reads a whole regular file of at most max bytes. -EMSGSIZE if larger, -errno on I/O errors. */
 int snpctl_read_file(const char *path, size_t max, uint8_t **ret_buf, size_t *ret_len);
@@ -65,8 +73,6 @@ int snpctl_load_chain(const char *path, STACK_OF(X509) * *ret);
 int snpctl_parse_time(const char *s, time_t *ret);
 /* --product NAME; -EINVAL for an unknown name. */
 int snpctl_parse_product(const char *s, enum snp_product *ret);
-/* Validity of x at now (0: not checked); -EKEYEXPIRED outside notBefore..notAfter. */
-int snpctl_check_validity(X509 *x, time_t now);
 
 /* Subject CN of x into buf ("" if none). */
 const char *snpctl_subject_cn(X509 *x, char *buf, size_t size);

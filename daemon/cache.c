@@ -18,6 +18,7 @@
 
 #include "certs.h"
 #include "util.h"
+#include "worker.h"
 
 #define CACHE_MAGIC "SNPKDSC\n"
 #define CACHE_VERSION 1u
@@ -26,6 +27,7 @@
 #define CACHE_KEY_MAX 256
 #define CACHE_SUFFIX ".kdsc"
 #define CACHE_TMP_MARK ".tmp-"
+#define CACHE_CORRUPT_MARK ".corrupt-"
 #define CACHE_FILE_MAX                                                                             \
 	(CACHE_HDR + CACHE_KEY_MAX + sizeof(((struct cache_meta *)0)->etag) +                     \
 	 sizeof(((struct cache_meta *)0)->last_modified) + CACHE_BODY_MAX)
@@ -36,50 +38,39 @@ static void closep(int *fd)
 		close(*fd);
 }
 
-int cache_body_check(enum kds_kind kind, const uint8_t *body, size_t len)
+/* One DER object of type it filling body exactly. DER only: KDS sends
+ * application/pkix-cert and application/pkix-crl; a PEM answer would be a different server
+ * than the one we think we talk to. */
+static int der_exact(const uint8_t *body, size_t len, const ASN1_ITEM *it)
 {
 	const unsigned char *p = body;
+	ASN1_VALUE *v;
 	int r = 0;
 
+	if (body[0] != 0x30)
+		return -EBADMSG;
+	v = ASN1_item_d2i(NULL, &p, (long)len, it);
+	if (!v || p != body + len)
+		r = -EBADMSG;
+	ASN1_item_free(v, it);
+	return r;
+}
+
+int cache_body_check(enum kds_kind kind, const uint8_t *body, size_t len)
+{
 	if (!body || len == 0)
 		return -EBADMSG;
 	if (len > CACHE_BODY_MAX)
 		return -EMSGSIZE;
 	switch (kind) {
-	case KDS_VCEK: {
-		X509 *x;
-		/* DER only: KDS sends application/pkix-cert; a PEM answer would be a different
-		 * server than the one we think we talk to. */
-		if (body[0] != 0x30)
-			return -EBADMSG;
-		x = d2i_X509(NULL, &p, (long)len);
-		if (!x || p != body + len)
-			r = -EBADMSG;
-		X509_free(x);
-		return r;
-	}
+	case KDS_VCEK:
+		return der_exact(body, len, ASN1_ITEM_rptr(X509));
 	case KDS_VCEK_CHAIN:
-	case KDS_VLEK_CHAIN: {
-		STACK_OF(X509) *sk = NULL;
-		r = certs_parse_pem_chain(body, len, &sk);
-		if (r < 0)
-			return -EBADMSG;
-		if (sk_X509_num(sk) != 2)
-			r = -EBADMSG;
-		sk_X509_pop_free(sk, X509_free);
-		return r;
-	}
+	case KDS_VLEK_CHAIN:
+		return certs_parse_kds_chain(body, len, NULL, NULL) < 0 ? -EBADMSG : 0;
 	case KDS_VCEK_CRL:
-	case KDS_VLEK_CRL: {
-		X509_CRL *c;
-		if (body[0] != 0x30)
-			return -EBADMSG;
-		c = d2i_X509_CRL(NULL, &p, (long)len);
-		if (!c || p != body + len)
-			r = -EBADMSG;
-		X509_CRL_free(c);
-		return r;
-	}
+	case KDS_VLEK_CRL:
+		return der_exact(body, len, ASN1_ITEM_rptr(X509_CRL));
 	}
 	return -EINVAL;
 }
@@ -94,8 +85,19 @@ int cache_entry_path(const char *dir, const struct kds_request *q, char *buf, si
 		return r;
 	n = snprintf(buf, size, "%s/%s" CACHE_SUFFIX, dir, key);
 	if (n < 0 || (size_t)n >= size)
-		return -ENOSPC;
+		return -ENAMETOOLONG;
 	return 0;
+}
+
+/* The entry's key (stored inside it) and its path. */
+static int entry_names(const char *dir, const struct kds_request *q, char key[CACHE_KEY_MAX],
+		       char path[PATH_MAX])
+{
+	int r = kds_cache_key(q, key, CACHE_KEY_MAX);
+
+	if (r < 0)
+		return r;
+	return cache_entry_path(dir, q, path, PATH_MAX);
 }
 
 /* Header strings go back out as HTTP header values: printable ASCII only. */
@@ -247,7 +249,8 @@ static void move_aside(const char *path)
 	char aside[PATH_MAX + 64];
 	int n;
 
-	n = snprintf(aside, sizeof(aside), "%s.corrupt-%lld", path, (long long)time(NULL));
+	n = snprintf(aside, sizeof(aside), "%s" CACHE_CORRUPT_MARK "%lld", path,
+		     (long long)time(NULL));
 	if (n < 0 || (size_t)n >= sizeof(aside) || rename(path, aside) < 0)
 		(void)unlink(path); /* cannot keep it for inspection: at least do not reuse it */
 }
@@ -264,10 +267,7 @@ int cache_get(const char *dir, const struct kds_request *q, uint8_t **ret_buf, s
 	uint8_t *copy;
 	int r;
 
-	r = kds_cache_key(q, key, sizeof(key));
-	if (r < 0)
-		return r;
-	r = cache_entry_path(dir, q, path, sizeof(path));
+	r = entry_names(dir, q, key, path);
 	if (r < 0)
 		return r;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
@@ -324,15 +324,12 @@ int cache_put_until(const char *dir, const struct kds_request *q, const uint8_t 
 	r = cache_body_check(q->kind, body, len);
 	if (r < 0)
 		return r;
-	r = kds_cache_key(q, key, sizeof(key));
-	if (r < 0)
-		return r;
-	r = cache_entry_path(dir, q, path, sizeof(path));
+	r = entry_names(dir, q, key, path);
 	if (r < 0)
 		return r;
 	k = snprintf(tmp, sizeof(tmp), "%s/.%s" CACHE_SUFFIX CACHE_TMP_MARK "XXXXXX", dir, key);
 	if (k < 0 || (size_t)k >= sizeof(tmp))
-		return -ENOSPC;
+		return -ENAMETOOLONG;
 	r = entry_build(q, key, body, len, meta, &file, &n);
 	if (r < 0)
 		return r;
@@ -395,4 +392,170 @@ int cache_clean_temp(const char *dir)
 	}
 	closedir(d);
 	return n;
+}
+
+/* ---- asynchronous writes ---- */
+
+struct put_job {
+	struct worker_job job;
+	char *dir;
+	struct cache_item *items; /* bodies owned */
+	size_t n;
+	cache_put_done_fn done;
+	void *userdata;
+	int r;
+};
+
+static void put_job_free(struct put_job *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free((uint8_t *)p->items[i].body);
+	free(p->items);
+	free(p->dir);
+	free(p);
+}
+
+static void put_run(struct worker_job *j)
+{
+	struct put_job *p = container_of(j, struct put_job, job);
+
+	p->r = 0;
+	for (size_t i = 0; i < p->n && p->r == 0; i++)
+		p->r = cache_put(p->dir, &p->items[i].q, p->items[i].body, p->items[i].len,
+				 &p->items[i].meta);
+	(void)cache_prune_corrupt(p->dir, CACHE_CORRUPT_KEEP, CACHE_CORRUPT_MAX_AGE_SEC,
+				  (uint64_t)time(NULL));
+}
+
+static void put_done(struct worker_job *j)
+{
+	struct put_job *p = container_of(j, struct put_job, job);
+
+	if (p->done)
+		p->done(p->userdata, p->r);
+	put_job_free(p);
+}
+
+int cache_put_all_async(struct worker *w, const char *dir, const struct cache_item *items,
+			size_t n, cache_put_done_fn done, void *userdata)
+{
+	struct put_job *p;
+
+	if (!w || !dir || (!items && n))
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->dir = strdup(dir);
+	p->items = calloc(n ? n : 1, sizeof(*p->items));
+	if (!p->dir || !p->items) {
+		put_job_free(p);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *copy = malloc(items[i].len ? items[i].len : 1);
+
+		if (!copy) {
+			put_job_free(p);
+			return -ENOMEM;
+		}
+		if (items[i].len)
+			memcpy(copy, items[i].body, items[i].len);
+		p->items[i] = items[i];
+		p->items[i].body = copy;
+		p->n = i + 1;
+	}
+	p->done = done;
+	p->userdata = userdata;
+	p->job.run = put_run;
+	p->job.done = put_done;
+	worker_submit(w, &p->job);
+	return 0;
+}
+
+int cache_put_async(struct worker *w, const char *dir, const struct kds_request *q,
+		    const uint8_t *body, size_t len, const struct cache_meta *meta,
+		    cache_put_done_fn done, void *userdata)
+{
+	const struct cache_item it = { .q = *q, .body = body, .len = len, .meta = *meta };
+
+	return cache_put_all_async(w, dir, &it, 1, done, userdata);
+}
+
+/* ---- the bound on quarantined files ---- */
+
+struct corrupt_file {
+	char name[NAME_MAX + 1];
+	uint64_t t;
+};
+
+static int corrupt_cmp(const void *a, const void *b)
+{
+	const struct corrupt_file *x = a, *y = b;
+
+	return x->t < y->t ? 1 : x->t > y->t ? -1 : 0; /* newest first */
+}
+
+/* "<key>.kdsc.corrupt-<digits>": the time move_aside put in the name, or -1. */
+static int64_t corrupt_time(const char *name)
+{
+	const char *m = strstr(name, CACHE_SUFFIX CACHE_CORRUPT_MARK);
+	const char *d;
+	uint64_t t = 0;
+
+	if (!m || name[0] == '.')
+		return -1;
+	d = m + strlen(CACHE_SUFFIX CACHE_CORRUPT_MARK);
+	if (!*d || strlen(d) > 18)
+		return -1;
+	for (; *d; d++) {
+		if (*d < '0' || *d > '9')
+			return -1;
+		t = t * 10 + (uint64_t)(*d - '0');
+	}
+	return (int64_t)t;
+}
+
+int cache_prune_corrupt(const char *dir, unsigned keep, uint64_t max_age_sec, uint64_t now)
+{
+	struct corrupt_file *list = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int removed = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		int64_t t = corrupt_time(de->d_name);
+
+		if (t < 0 || strlen(de->d_name) > NAME_MAX)
+			continue;
+		if ((uint64_t)t + max_age_sec < now) {
+			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+				removed++;
+			continue;
+		}
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct corrupt_file *l = realloc(list, nc * sizeof(*l));
+			if (!l)
+				break; /* prune what we listed; the next pass does the rest */
+			list = l;
+			cap = nc;
+		}
+		snprintf(list[n].name, sizeof(list[n].name), "%s", de->d_name);
+		list[n].t = (uint64_t)t;
+		n++;
+	}
+	if (n > keep) {
+		qsort(list, n, sizeof(*list), corrupt_cmp);
+		for (size_t i = keep; i < n; i++)
+			if (unlinkat(dirfd(d), list[i].name, 0) == 0)
+				removed++;
+	}
+	closedir(d);
+	free(list);
+	return removed;
 }

@@ -10,7 +10,11 @@
  *   44 SHA-256 over bytes 0..43 and everything from 76 on (32)
  *   76 key, etag, last-modified, body (the KDS answer as received: PEM chain or DER).
  * Writers create ".<name>.tmp-XXXXXX", write, fsync, rename over <name>, fsync the directory;
- * readers ignore temporary files, so a crash at any step leaves the previous entry or none. */
+ * readers ignore temporary files, so a crash at any step leaves the previous entry or none.
+ * In the daemon every write goes through cache_put_async (the worker thread does the disk
+ * work; the event loop never waits on fsync). A corrupt entry is quarantined as
+ * "<name>.corrupt-<unix time>"; at most CACHE_CORRUPT_KEEP of them are kept, none older than
+ * CACHE_CORRUPT_MAX_AGE_SEC (pruned at start-up and after every write). */
 #pragma once
 
 #include <stdbool.h>
@@ -20,7 +24,11 @@
 
 #include "kds.h"
 
+struct worker;
+
 #define CACHE_BODY_MAX (64 * 1024)
+#define CACHE_CORRUPT_KEEP 8
+#define CACHE_CORRUPT_MAX_AGE_SEC (7 * 24 * 3600)
 #define CACHE_FRESH_FOREVER UINT64_MAX
 
 struct cache_meta {
@@ -35,7 +43,7 @@ struct cache_meta {
  * a CRL. -EBADMSG otherwise, -EMSGSIZE above CACHE_BODY_MAX. */
 int cache_body_check(enum kds_kind kind, const uint8_t *body, size_t len);
 
-/* Path of the entry for q: "<dir>/<key>.kdsc". -ENOSPC if it does not fit. */
+/* Path of the entry for q: "<dir>/<key>.kdsc". -ENAMETOOLONG if it does not fit. */
 int cache_entry_path(const char *dir, const struct kds_request *q, char *buf, size_t size);
 
 /* Reads the entry for q. -ENOENT if there is none, or if it was corrupt (bad magic, version,
@@ -51,8 +59,33 @@ int cache_get(const char *dir, const struct kds_request *q, uint8_t **ret_buf, s
 int cache_put(const char *dir, const struct kds_request *q, const uint8_t *body, size_t len,
 	      const struct cache_meta *meta);
 
+/* The same write on the worker thread w: body, meta, q and dir are copied before this returns;
+ * done(userdata, r) runs later on the loop thread with cache_put's result (never from inside
+ * this call), then the corrupt-file bound is applied on the worker too. Returns 0, or -ENOMEM
+ * without calling done. The worker's FIFO order keeps two writes of one key in order. */
+typedef void (*cache_put_done_fn)(void *userdata, int r);
+int cache_put_async(struct worker *w, const char *dir, const struct kds_request *q,
+		    const uint8_t *body, size_t len, const struct cache_meta *meta,
+		    cache_put_done_fn done, void *userdata);
+/* Several entries in one job, in order (e.g. a certificate import: the VCEK, then the chain):
+ * stops at the first failure; done gets 0 or that failure's -errno. Same copying and
+ * threading as cache_put_async; -EINVAL for no worker or dir. */
+struct cache_item {
+	struct kds_request q;
+	const uint8_t *body;
+	size_t len;
+	struct cache_meta meta;
+};
+int cache_put_all_async(struct worker *w, const char *dir, const struct cache_item *items,
+			size_t n, cache_put_done_fn done, void *userdata);
+
 /* Removes temporary files left by an interrupted cache_put (at start-up). Returns how many. */
 int cache_clean_temp(const char *dir);
+
+/* Applies the bound on quarantined corrupt entries: deletes those older than max_age_sec
+ * (by the time in their name) and, of the rest, all but the keep newest. Returns how many it
+ * deleted, or -errno if dir cannot be read (-ENOENT counts as 0). now: unix seconds. */
+int cache_prune_corrupt(const char *dir, unsigned keep, uint64_t max_age_sec, uint64_t now);
 
 /* The steps of cache_put, for crash simulation in tests: cache_put_until stops (as if the
  * process died) right after the given step and leaves whatever is on disk. */

@@ -11,52 +11,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "smallfile.h"
 #include "util.h"
 
+/* The file as text: NUL bytes inside are refused (-EBADMSG). */
 static int read_text(const char *path, char **ret)
 {
-	_cleanup_(freep) char *buf = NULL;
-	struct stat st;
+	uint8_t *buf = NULL;
 	size_t len = 0;
-	int fd, r = 0;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		goto out;
-	}
-	if (st.st_size > CONF_MAX_FILE_SIZE) {
-		r = -EFBIG;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
+	r = smallfile_read(path, CONF_MAX_FILE_SIZE, &buf, &len);
+	if (r < 0)
+		return r;
 	if (memchr(buf, '\0', len)) {
-		r = -EBADMSG;
-		goto out;
+		free(buf);
+		return -EBADMSG;
 	}
-	*ret = TAKE_PTR(buf);
-out:
-	close(fd);
-	return r;
+	*ret = (char *)buf;
+	return 0;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -2,7 +2,7 @@
 /* fw: the firmware backends behind one interface. `sev` issues the /dev/sev ioctl (facts §8);
  * `sim` sends the same commands to the software PSP on a simulation state directory. Both go
  * through one issue function, so the command encoding is shared and unit-tested against a
- * fake. Calls block (the PSP is serial): the daemon runs them on the worker (fw-worker.h). */
+ * fake. Calls block (the PSP is serial): the daemon runs them on its worker thread (worker.h). */
 #pragma once
 
 #include <errno.h>

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "manager.h"
 #include "util.h"
+#include "worker.h"
 
 #define KDSC_URL_MAX 2048
 #define KDSC_MAX_AGE_CAP_SEC (365ull * 24 * 3600)
@@ -58,6 +59,7 @@ struct kdsc_xfer {
 
 struct kdsc_key {
 	struct kdsc_key *next;
+	struct kdsc *owner; /* borrowed */
 	struct kds_request q;
 	char name[256];
 	struct kdsc_xfer *xfer;       /* owned, NULL when idle */
@@ -70,11 +72,21 @@ struct kdsc_key {
 	uint64_t last_attempt_usec;
 	uint64_t next_attempt_usec;
 	uint64_t retry_after_usec;
-	/* A fetched answer the cache could not store (disk full): served from memory, and written
-	 * out again at the next use, so freeing the space needs no second fetch. */
+	/* A fetched answer until the cache has stored it: served from memory while the write runs
+	 * on the worker, and kept when the write fails (disk full), to be written again at the
+	 * next use, so freeing the space needs no second fetch. */
 	uint8_t *held;
 	size_t held_len;
 	struct cache_meta held_cm;
+	uint64_t held_gen;    /* bumped whenever held is replaced */
+	unsigned writing;     /* cache writes of this key on the worker (0 or 1) */
+	bool write_failed;    /* the last write of held failed (logged once) */
+};
+
+/* One cache write in flight: which key and which version of its held answer. */
+struct kdsc_write {
+	struct kdsc_key *e; /* kept alive: a key with writing > 0 is never evicted */
+	uint64_t gen;
 };
 
 struct kdsc_sock {
@@ -99,6 +111,11 @@ struct kdsc {
 	struct kdsc_stats stats;
 	uint64_t rng;
 	bool freeing; /* kdsc_free is cancelling: no new fetches */
+	struct worker *worker;   /* owned: the cache's disk writes (NULL without cache_dir) */
+	unsigned writes_pending; /* cache writes submitted and not completed */
+	/* KDS throttles per client: after a 429 (or a 503 with Retry-After) no request to this
+	 * KDS starts before this, whatever its key (CLOCK_MONOTONIC usec, 0 none). */
+	uint64_t host_next_usec;
 };
 
 static uint64_t rng_next(struct kdsc *k)
@@ -173,7 +190,14 @@ static struct kdsc_key *key_find(const struct kdsc *k, const char *name)
 	return NULL;
 }
 
-static void key_fill_state(const struct kdsc_key *e, struct kdsc_key_state *s)
+/* No request for e before this: its own schedule, and the whole KDS's pause after a 429. */
+static uint64_t key_next_attempt(const struct kdsc *k, const struct kdsc_key *e)
+{
+	return MAX(e->next_attempt_usec, k->host_next_usec);
+}
+
+static void key_fill_state(const struct kdsc *k, const struct kdsc_key *e,
+			   struct kdsc_key_state *s)
 {
 	memset(s, 0, sizeof(*s));
 	snprintf(s->key, sizeof(s->key), "%s", e->name);
@@ -183,7 +207,7 @@ static void key_fill_state(const struct kdsc_key *e, struct kdsc_key_state *s)
 	s->last_error = e->last_error;
 	s->last_http_status = e->last_http_status;
 	s->last_attempt_usec = e->last_attempt_usec;
-	s->next_attempt_usec = e->next_attempt_usec;
+	s->next_attempt_usec = key_next_attempt(k, e);
 	s->retry_after_usec = e->retry_after_usec;
 }
 
@@ -195,7 +219,7 @@ static int key_evict(struct kdsc *k, uint64_t now)
 
 	for (struct kdsc_key **pp = &k->keys; *pp; pp = &(*pp)->next) {
 		struct kdsc_key *e = *pp;
-		if (e->xfer || e->n_waiters)
+		if (e->xfer || e->n_waiters || e->writing)
 			continue;
 		if (e->next_attempt_usec <= now) {
 			victim = pp;
@@ -233,6 +257,7 @@ static int key_get(struct kdsc *k, const struct kds_request *q, const char *name
 	if (!e)
 		return -ENOMEM;
 	e->q = *q;
+	e->owner = k;
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->waiters_tail = &e->waiters;
 	e->next = k->keys;
@@ -240,6 +265,84 @@ static int key_get(struct kdsc *k, const struct kds_request *q, const char *name
 	k->n_keys++;
 	*ret = e;
 	return 0;
+}
+
+/* ---- cache writes (on the worker thread) ---- */
+
+static void write_held(struct kdsc_key *e);
+
+static void on_written(void *userdata, int r)
+{
+	struct kdsc_write *w = userdata;
+	struct kdsc_key *e = w->e;
+	struct kdsc *k = e->owner;
+	bool current = w->gen == e->held_gen;
+
+	free(w);
+	e->writing--;
+	k->writes_pending--;
+	if (!current) {
+		write_held(e); /* a newer answer arrived meanwhile: store that one */
+		return;
+	}
+	if (r == 0) {
+		if (e->write_failed)
+			log_info("Cached %s now (kept in memory since the cache write failed)",
+				 e->name);
+		e->write_failed = false;
+		free(e->held);
+		e->held = NULL;
+		e->held_len = 0;
+		return;
+	}
+	k->stats.cache_write_errors++;
+	if (!e->write_failed)
+		log_warning_errno(r, "Failed to cache KDS answer for %s; keeping it in memory and "
+				  "writing it again at its next use", e->name);
+	e->write_failed = true;
+}
+
+/* Starts writing e's held answer unless a write of it is already running (that write's
+ * completion starts the next one if held changed meanwhile). */
+static void write_held(struct kdsc_key *e)
+{
+	struct kdsc *k = e->owner;
+	struct kdsc_write *w;
+
+	if (!e->held || e->writing || !k->worker || k->freeing)
+		return;
+	w = calloc(1, sizeof(*w));
+	if (w) {
+		w->e = e;
+		w->gen = e->held_gen;
+		if (cache_put_async(k->worker, k->cache_dir, &e->q, e->held, e->held_len,
+				    &e->held_cm, on_written, w) == 0) {
+			e->writing++;
+			k->writes_pending++;
+			return;
+		}
+		free(w);
+	}
+	k->stats.cache_write_errors++; /* no memory to even queue it: the next use retries */
+}
+
+/* Keeps a copy of an answer in memory and has the worker store it. */
+static void store_answer(struct kdsc *k, struct kdsc_key *e, const uint8_t *body, size_t len,
+			 const struct cache_meta *cm)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (!copy) {
+		k->stats.cache_write_errors++;
+		return;
+	}
+	memcpy(copy, body, len);
+	free(e->held);
+	e->held = copy;
+	e->held_len = len;
+	e->held_cm = *cm;
+	e->held_gen++;
+	write_held(e);
 }
 
 /* ---- libcurl glue ---- */
@@ -661,6 +764,12 @@ static void xfer_done(struct kdsc *k, struct kdsc_xfer *x, CURLcode cc)
 	e->last_http_status = (unsigned)status;
 	e->last_error = r;
 	e->retry_after_usec = ra;
+	if (cc == CURLE_OK && (status == 429 || (status == 503 && ra))) {
+		/* The throttle is per client, not per key: every key waits (Retry-After, or the
+		 * base backoff when the server named no time). */
+		uint64_t hold = ra ? ra : k->params.backoff_base_usec;
+		k->host_next_usec = MAX(k->host_next_usec, now + hold);
+	}
 	if (r == 0) {
 		e->failures = 0;
 		e->next_attempt_usec = x->started_usec + k->params.min_interval_usec;
@@ -682,22 +791,8 @@ static void xfer_done(struct kdsc *k, struct kdsc_xfer *x, CURLcode cc)
 		copy_text_header(x->easy, "ETag", cm.etag, sizeof(cm.etag));
 		copy_text_header(x->easy, "Last-Modified", cm.last_modified,
 				 sizeof(cm.last_modified));
-		if (!(x->flags & KDSC_FETCH_NO_CACHE) && k->cache_dir[0] && !no_store) {
-			int q = cache_put(k->cache_dir, &e->q, x->buf, x->len, &cm);
-			free(e->held);
-			e->held = NULL;
-			if (q < 0) {
-				k->stats.cache_write_errors++;
-				log_warning_errno(q, "Failed to cache KDS answer for %s; keeping it in "
-						  "memory and writing it again at its next use", e->name);
-				e->held = malloc(x->len ? x->len : 1);
-				if (e->held) {
-					memcpy(e->held, x->buf, x->len);
-					e->held_len = x->len;
-					e->held_cm = cm;
-				}
-			}
-		}
+		if (!(x->flags & KDSC_FETCH_NO_CACHE) && k->cache_dir[0] && !no_store)
+			store_answer(k, e, x->buf, x->len, &cm);
 		log_info("Fetched %s from KDS (%zu bytes)", e->name, x->len);
 		meta.source = KDSC_SOURCE_KDS;
 		meta.fetched = wall;
@@ -714,9 +809,8 @@ static void xfer_done(struct kdsc *k, struct kdsc_xfer *x, CURLcode cc)
 		copy_text_header(x->easy, "ETag", etag, sizeof(etag));
 		if (etag[0])
 			memcpy(cm.etag, etag, sizeof(etag));
-		if (!(x->flags & KDSC_FETCH_NO_CACHE) && k->cache_dir[0] && !no_store &&
-		    cache_put(k->cache_dir, &e->q, x->cached, x->cached_len, &cm) < 0)
-			k->stats.cache_write_errors++;
+		if (!(x->flags & KDSC_FETCH_NO_CACHE) && k->cache_dir[0] && !no_store)
+			store_answer(k, e, x->cached, x->cached_len, &cm);
 		meta.source = KDSC_SOURCE_CACHE;
 		meta.fetched = wall;
 		body = x->cached;
@@ -813,7 +907,7 @@ int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc
 	struct kdsc_key *e;
 	char name[256], url[KDSC_URL_MAX];
 	size_t clen = 0;
-	uint64_t now, wall;
+	uint64_t now, wall, next;
 	bool fresh = false;
 	int r;
 
@@ -850,20 +944,16 @@ int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc
 				clen = e->held_len;
 				cm = e->held_cm;
 				r = 0;
-				if (cache_put(k->cache_dir, q, e->held, e->held_len, &cm) == 0) {
-					log_info("Cached %s now (kept in memory since the cache "
-						 "write failed)", name);
-					free(e->held);
-					e->held = NULL;
-				}
 			}
 		}
+		/* An answer a failed write left in memory: try the disk again (off the loop). */
+		write_held(e);
 		if (r == 0)
 			fresh = cm.fresh_until == CACHE_FRESH_FOREVER || cm.fresh_until > wall;
 	}
-	meta.retry_at_usec = e->next_attempt_usec;
-	if (cached && ((fresh && !(flags & KDSC_FETCH_REVALIDATE)) ||
-		       now < e->next_attempt_usec)) {
+	next = key_next_attempt(k, e);
+	meta.retry_at_usec = next;
+	if (cached && ((fresh && !(flags & KDSC_FETCH_REVALIDATE)) || now < next)) {
 		/* Fresh, or not allowed to ask yet: the copy we have is the answer. */
 		meta.source = KDSC_SOURCE_CACHE;
 		meta.fetched = cm.fetched;
@@ -879,7 +969,7 @@ int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc
 			TAKE_PTR(cached);
 		return r;
 	}
-	if (now < e->next_attempt_usec) {
+	if (now < next) {
 		k->stats.backoff_refused++;
 		free(w);
 		return defer_answer(k, cb, userdata, -EAGAIN, NULL, 0, &meta);
@@ -980,6 +1070,14 @@ int kdsc_new(struct ev_loop *loop, const struct conf *conf, struct kdsc **ret)
 			log_info("Removed %d unfinished cache file(s) from %s", r, k->cache_dir);
 		else if (r < 0)
 			log_warning_errno(r, "Cannot scan cache directory %s", k->cache_dir);
+		r = cache_prune_corrupt(k->cache_dir, CACHE_CORRUPT_KEEP, CACHE_CORRUPT_MAX_AGE_SEC,
+					(uint64_t)time(NULL));
+		if (r > 0)
+			log_info("Removed %d old quarantined corrupt cache file(s) from %s", r,
+				 k->cache_dir);
+		r = worker_new(loop, &k->worker);
+		if (r < 0)
+			goto fail;
 	}
 	*ret = k;
 	return 0;
@@ -1007,6 +1105,10 @@ void kdsc_free(struct kdsc *k)
 		free(rd->body);
 		free(rd);
 	}
+	/* Queued cache writes finish (a fetched answer is worth keeping); their completions run
+	 * from here while the keys still exist. */
+	worker_free(k->worker);
+	k->worker = NULL;
 	while (k->keys) {
 		struct kdsc_key *e = k->keys;
 		k->keys = e->next;
@@ -1055,25 +1157,18 @@ int kdsc_key_state(const struct kdsc *k, const struct kds_request *q, struct kds
 	e = key_find(k, name);
 	if (!e)
 		return -ENOENT;
-	key_fill_state(e, ret);
-	return 0;
-}
-
-int kdsc_key_state_at(const struct kdsc *k, size_t i, struct kdsc_key_state *ret)
-{
-	const struct kdsc_key *e = k->keys;
-
-	while (e && i--)
-		e = e->next;
-	if (!e)
-		return -ENOENT;
-	key_fill_state(e, ret);
+	key_fill_state(k, e, ret);
 	return 0;
 }
 
 void kdsc_get_stats(const struct kdsc *k, struct kdsc_stats *ret)
 {
 	*ret = k->stats;
+}
+
+unsigned kdsc_writes_pending(const struct kdsc *k)
+{
+	return k->writes_pending;
 }
 
 unsigned kdsc_pending(const struct kdsc *k)

@@ -11,9 +11,12 @@
  *  - no request starts before the key's next allowed attempt: min_interval after the last
  *    start (design §10: none repeated within 10 s), and after a failure an exponential backoff
  *    with jitter, never earlier than a Retry-After the server sent;
+ *  - KDS throttles per client: after a 429 (or a 503 with Retry-After) no request for any key
+ *    starts before the Retry-After (the base backoff if it named none);
  *  - a failed (re)validation with a cached copy still answers with that copy (stale).
- * Cache reads and writes (a few KiB, with fsync) run on the loop thread; moving the writes to
- * the worker thread (worker.h) is the next refinement if fsync latency shows up. */
+ * Cache writes (with fsync) run on kdsc's own worker thread (cache_put_async); the answer is
+ * served from memory until the write has completed, and kept there if it failed, to be
+ * written again at the key's next use. Cache reads (a few KiB, no fsync) stay on the loop. */
 #pragma once
 
 #include <ev.h>
@@ -121,8 +124,8 @@ int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc
 /* State of one key (for snpctl status); -ENOENT if the key was never fetched. */
 int kdsc_key_state(const struct kdsc *k, const struct kds_request *q,
 		   struct kdsc_key_state *ret);
-/* The i-th known key, for listing: -ENOENT past the end. */
-int kdsc_key_state_at(const struct kdsc *k, size_t i, struct kdsc_key_state *ret);
 void kdsc_get_stats(const struct kdsc *k, struct kdsc_stats *ret);
+/* Cache writes submitted to the worker and not completed yet. */
+unsigned kdsc_writes_pending(const struct kdsc *k);
 /* Fetches waiting for a request in flight, over all keys. */
 unsigned kdsc_pending(const struct kdsc *k);

@@ -13,6 +13,8 @@
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
+#include "util.h"
+
 static int log_level = LOG_INFO;
 static int log_to_journal;
 
@@ -30,16 +32,6 @@ void log_setup(void)
 	if (e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
 	    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
 		log_to_journal = 1;
-}
-
-void log_set_level(int level)
-{
-	log_level = level;
-}
-
-int log_get_level(void)
-{
-	return log_level;
 }
 
 int log_set_level_name(const char *name)
@@ -76,7 +68,7 @@ static void format_msg(char *buf, size_t size, int r, const char *fmt, va_list a
 
 	/* A negative r appends its errno text, so call sites need no %m (not ISO C). */
 	if (r < 0 && n >= 0 && (size_t)n < size)
-		snprintf(buf + n, size - (size_t)n, ": %s", strerror(-r));
+		snprintf(buf + n, size - (size_t)n, ": %s", sys_strerror(r));
 }
 
 int log_full_errno(int level, int r, const char *fmt, ...)

@@ -10,8 +10,6 @@
 
 void log_setup(void);
 int log_set_level_name(const char *name); /* "info", "debug", ... */
-void log_set_level(int level);
-int log_get_level(void);
 
 /* Logs and returns r (a negative errno) so callers can write `return log_error_errno(r, ...)`;
  * a negative r appends ": <strerror(-r)>" to the message. */

@@ -151,11 +151,6 @@ struct metrics {
 	uint64_t http[_HC_MAX];
 };
 
-static struct metrics *metrics_get(struct manager *m)
-{
-	return m ? m->metrics : NULL;
-}
-
 /* --- rendering --- */
 
 static void gauge(struct metrics_writer *w, const char *name, const char *help, double v)
@@ -669,15 +664,6 @@ static int render(struct metrics *x, char **ret_text, size_t *ret_len)
 	if (r < 0)
 		x->render_errors++;
 	return r;
-}
-
-int metrics_render(struct manager *m, char **ret_text, size_t *ret_len)
-{
-	struct metrics *x = metrics_get(m);
-
-	if (!x)
-		return -ENODEV;
-	return render(x, ret_text, ret_len);
 }
 
 /* --- HTTP --- */

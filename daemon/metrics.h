@@ -21,6 +21,3 @@
 
 extern const struct manager_module metrics_module;
 
-/* Renders the exposition text now (what GET /metrics serves). For tests and snpctl; caller
- * frees. -ENOMEM, -ENODEV if the module is not running. */
-int metrics_render(struct manager *m, char **ret_text, size_t *ret_len);

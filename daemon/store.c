@@ -16,6 +16,7 @@
 
 #include "certs.h"
 #include "certtable.h"
+#include "smallfile.h"
 #include "util.h"
 
 #define STORE_FILE_MAX (64 * 1024)
@@ -36,40 +37,22 @@ void store_chain_free(struct store_chain *c)
 	free(c);
 }
 
+/* A certificate or CRL file: anything but 1..STORE_FILE_MAX bytes of a regular file is
+ * -EMSGSIZE (as the parsers would say), read errors as they are. */
 static int read_small_file(const char *path, uint8_t **ret, size_t *ret_len)
 {
-	uint8_t *buf;
-	struct stat st;
+	uint8_t *buf = NULL;
 	size_t len = 0;
-	int fd, r = 0;
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    st.st_size > STORE_FILE_MAX) {
-		close(fd);
+	r = smallfile_read(path, STORE_FILE_MAX, &buf, &len);
+	if (r == -EINVAL || r == -EFBIG)
 		return -EMSGSIZE;
-	}
-	buf = malloc((size_t)st.st_size);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			break;
-		}
-		len += (size_t)n;
-	}
-	close(fd);
-	if (r < 0) {
-		free(buf);
+	if (r < 0)
 		return r;
+	if (len == 0) {
+		free(buf);
+		return -EMSGSIZE;
 	}
 	*ret = buf;
 	*ret_len = len;
@@ -166,9 +149,24 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 	int r;
 
 	r = certs_verify_chain(leaf, ask, ark, &opts, &product);
+	if (r == -EKEYEXPIRED) {
+		/* Name the certificate and the bound it misses, not only "not valid". */
+		X509 *certs[] = { leaf, ask, ark };
+		const char *roles[] = { "leaf", "ASK", "ARK" };
+		char why[128] = "";
+		size_t i;
+
+		for (i = 0; i < ELEMENTSOF(certs); i++)
+			if (certs_check_validity(certs[i], now, why, sizeof(why)) == -EKEYEXPIRED)
+				break;
+		snprintf(err, err_size, "chain from %s does not verify: %s (%s %s)", source,
+			 snp_verify_strerror(r), i < ELEMENTSOF(certs) ? roles[i] : "a certificate",
+			 why[0] ? why : "outside its validity");
+		return r;
+	}
 	if (r < 0) {
 		snprintf(err, err_size, "chain from %s does not verify: %s", source,
-			 snp_strerror(r));
+			 snp_verify_strerror(r));
 		return r;
 	}
 	if (product != pf->product) {
@@ -309,25 +307,19 @@ static int load_intermediates(const char *dir, bool vlek, X509 **ret_ask, X509 *
 	snprintf(path, sizeof(path), "%s/%s", dir, vlek ? "cert_chain_vlek.pem" : "cert_chain.pem");
 	if (access(path, F_OK) == 0) {
 		_cleanup_(freep) uint8_t *buf = NULL;
-		STACK_OF(X509) *sk = NULL;
 		size_t len;
 
 		r = read_small_file(path, &buf, &len);
-		if (r >= 0)
-			r = certs_parse_pem_chain(buf, len, &sk);
 		if (r < 0) {
 			snprintf(err, err_size, "%s: %s", path, snp_strerror(r));
 			return r;
 		}
-		if (sk_X509_num(sk) != 2) {
-			sk_X509_pop_free(sk, X509_free);
-			snprintf(err, err_size, "%s: expected %s then ARK", path,
-				 vlek ? "ASVK" : "ASK");
-			return -EBADMSG;
+		r = certs_parse_kds_chain(buf, len, ret_ask, ret_ark);
+		if (r < 0) {
+			snprintf(err, err_size, "%s: %s (expected %s then ARK)", path,
+				 snp_strerror(r), vlek ? "ASVK" : "ASK");
+			return r;
 		}
-		*ret_ask = sk_X509_value(sk, 0);
-		*ret_ark = sk_X509_value(sk, 1);
-		sk_X509_free(sk);
 		return 0;
 	}
 	snprintf(path, sizeof(path), "%s/ark.pem", dir);

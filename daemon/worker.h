@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* worker: one thread that runs blocking calls (firmware commands, disk writes of the cache)
- * in submission order and hands each result back to the event loop. The thread touches only
- * the job it runs; completion callbacks run on the loop thread. */
+/* worker: one thread that runs blocking calls in submission order and hands each result back
+ * to the event loop. Each user owns an instance: the broker's runs the firmware commands, the
+ * KDS client's (kdsc) runs the cache's disk writes (cache_put_async), so an fsync never waits
+ * behind a firmware command or the other way round. The thread touches only the job it runs;
+ * completion callbacks run on the loop thread. */
 #pragma once
 
 #include <ev.h>

@@ -4,6 +4,8 @@
 #include "certs.h"
 
 #include <ctype.h>
+#include <stdio.h>
+#include <time.h>
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -202,26 +204,72 @@ int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) **ret)
 	return 0;
 }
 
-int certs_to_der(X509 *x, uint8_t **ret_buf, size_t *ret_len)
+int certs_kds_chain_pair(STACK_OF(X509) *sk, X509 **ret_ask, X509 **ret_ark)
+{
+	if (!sk || sk_X509_num(sk) != 2)
+		return -EBADMSG;
+	if (ret_ask)
+		*ret_ask = sk_X509_value(sk, 0);
+	if (ret_ark)
+		*ret_ark = sk_X509_value(sk, 1);
+	return 0;
+}
+
+int certs_parse_kds_chain(const uint8_t *pem, size_t len, X509 **ret_ask, X509 **ret_ark)
+{
+	_cleanup_(x509_stackp) STACK_OF(X509) *sk = NULL;
+	X509 *ask, *ark;
+	int r;
+
+	r = certs_parse_pem_chain(pem, len, &sk);
+	if (r < 0)
+		return r;
+	r = certs_kds_chain_pair(sk, &ask, &ark);
+	if (r < 0)
+		return r;
+	if (ret_ask) {
+		X509_up_ref(ask);
+		*ret_ask = ask;
+	}
+	if (ret_ark) {
+		X509_up_ref(ark);
+		*ret_ark = ark;
+	}
+	return 0;
+}
+
+/* DER of any OpenSSL ASN.1 object into a malloc'd buffer (one free(), no OPENSSL_free). */
+static int item_to_der(const ASN1_VALUE *v, const ASN1_ITEM *it, uint8_t **ret_buf,
+		       size_t *ret_len)
 {
 	_cleanup_(freep) uint8_t *buf = NULL;
 	unsigned char *p;
 	int n;
 
-	if (!x || !ret_buf || !ret_len)
+	if (!v || !ret_buf || !ret_len)
 		return -EINVAL;
-	n = i2d_X509(x, NULL);
+	n = ASN1_item_i2d(v, NULL, it);
 	if (n <= 0)
 		return -EBADMSG;
 	buf = malloc((size_t)n);
 	if (!buf)
 		return -ENOMEM;
 	p = buf;
-	if (i2d_X509(x, &p) != n)
+	if (ASN1_item_i2d(v, &p, it) != n)
 		return -EBADMSG;
 	*ret_buf = TAKE_PTR(buf);
 	*ret_len = (size_t)n;
 	return 0;
+}
+
+int certs_to_der(X509 *x, uint8_t **ret_buf, size_t *ret_len)
+{
+	return item_to_der((const ASN1_VALUE *)x, ASN1_ITEM_rptr(X509), ret_buf, ret_len);
+}
+
+int certs_crl_to_der(X509_CRL *c, uint8_t **ret_buf, size_t *ret_len)
+{
+	return item_to_der((const ASN1_VALUE *)c, ASN1_ITEM_rptr(X509_CRL), ret_buf, ret_len);
 }
 
 int certs_fingerprint_sha256(X509 *x, uint8_t out[32])
@@ -596,20 +644,47 @@ static int product_from_cn(X509 *x, const char *prefix, enum snp_product *ret)
 	return snp_product_from_string(buf + plen, ret) < 0 ? -ENOENT : 0;
 }
 
-static int check_validity(X509 *x, time_t now)
+static void asn1_time_text(const ASN1_TIME *t, char *buf, size_t size)
 {
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
+		snprintf(buf, size, "(unreadable time)");
+	else
+		snprintf(buf, size, "%04d-%02d-%02d %02d:%02d:%02d UTC", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+int certs_check_validity(X509 *x, time_t now, char *buf, size_t size)
+{
+	const ASN1_TIME *bound;
+	char when[64];
 	int c;
 
-	c = X509_cmp_time(X509_get0_notBefore(x), &now);
+	if (size > 0)
+		buf[0] = '\0';
+	bound = X509_get0_notBefore(x);
+	c = X509_cmp_time(bound, &now);
 	if (c == 0)
 		return -EBADMSG;
-	if (c > 0)
+	if (c > 0) {
+		if (size > 0) {
+			asn1_time_text(bound, when, sizeof(when));
+			snprintf(buf, size, "not yet valid: notBefore %s", when);
+		}
 		return -EKEYEXPIRED;
-	c = X509_cmp_time(X509_get0_notAfter(x), &now);
+	}
+	bound = X509_get0_notAfter(x);
+	c = X509_cmp_time(bound, &now);
 	if (c == 0)
 		return -EBADMSG;
-	if (c < 0)
+	if (c < 0) {
+		if (size > 0) {
+			asn1_time_text(bound, when, sizeof(when));
+			snprintf(buf, size, "expired: notAfter %s", when);
+		}
 		return -EKEYEXPIRED;
+	}
 	return 0;
 }
 
@@ -699,7 +774,7 @@ int certs_verify_chain(X509 *leaf, X509 *ask, X509 *ark, const struct certs_veri
 		for (size_t i = 0; i < ELEMENTSOF(certs); i++) {
 			if (!certs[i])
 				continue;
-			r = check_validity(certs[i], opts->now);
+			r = certs_check_validity(certs[i], opts->now, NULL, 0);
 			if (r < 0)
 				return r;
 		}

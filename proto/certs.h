@@ -21,8 +21,17 @@ int certs_parse(const uint8_t *buf, size_t len, X509 **ret);
  * whitespace lies between blocks. *ret is a new stack the caller frees with
  * sk_X509_pop_free(s, X509_free). At most 8 certificates and 64 KiB (-EMSGSIZE beyond). */
 int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) **ret);
-/* DER encoding of x into a malloc'd buffer. */
+/* A KDS cert_chain is exactly two certificates, the ASK (ASVK for VLEK) then the ARK; this is
+ * the one place that rule is written. certs_kds_chain_pair: the two of sk, borrowed (sk keeps
+ * them); -EBADMSG unless sk holds exactly two. certs_parse_kds_chain: the same from PEM bytes
+ * (certs_parse_pem_chain's errors, -EBADMSG for another count); ret_ask/ret_ark receive new
+ * references the caller frees, and either may be NULL (a check only). */
+int certs_kds_chain_pair(STACK_OF(X509) *sk, X509 **ret_ask, X509 **ret_ark);
+int certs_parse_kds_chain(const uint8_t *pem, size_t len, X509 **ret_ask, X509 **ret_ark);
+/* DER encoding of x (a CRL: c) into a malloc'd buffer. -EINVAL for NULL, -EBADMSG if it does
+ * not encode. */
 int certs_to_der(X509 *x, uint8_t **ret_buf, size_t *ret_len);
+int certs_crl_to_der(X509_CRL *c, uint8_t **ret_buf, size_t *ret_len);
 
 /* If ark is one of the three pinned AMD ARKs (SHA-256 of its DER), returns 0 and the
  * product; -ENOENT otherwise. */
@@ -78,6 +87,12 @@ struct certs_verify_opts {
  * else from the leaf's productName; -EXDEV if neither names one. */
 int certs_verify_chain(X509 *leaf, X509 *ask, X509 *ark, const struct certs_verify_opts *opts,
 		       enum snp_product *ret_product);
+
+/* Whether x is valid at now: 0, -EKEYEXPIRED (before notBefore or after notAfter) or -EBADMSG
+ * (a time that does not parse). With -EKEYEXPIRED, buf (if size > 0) receives which bound it
+ * misses, for a person: "expired: notAfter 2025-03-01 12:00:00 UTC" or "not yet valid:
+ * notBefore ...". */
+int certs_check_validity(X509 *x, time_t now, char *buf, size_t size);
 
 /* Checks a VCEK's extensions against a report: TCB parts equal the report's REPORTED_TCB,
  * hwID equals the chip id (64 bytes, or the first 8 for Turin); for a VLEK (signing key 1)

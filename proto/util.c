@@ -3,6 +3,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <string.h>
 #include <strings.h>
 
 void hex_encode(const uint8_t *in, size_t n, char *out)
@@ -56,7 +57,15 @@ int hex_decode_any(const char *s, uint8_t *out, size_t max, size_t *ret_len)
 }
 
 /* The errno values below carry a fixed meaning across proto/ so that callers and tests can
- * tell failures apart without parsing strings. */
+ * tell failures apart without parsing strings. Only values that no file or system call
+ * returns are given a meaning here (util.h). */
+const char *sys_strerror(int r)
+{
+	const char *s = strerrordesc_np(r < 0 ? -r : r);
+
+	return s ? s : "Unknown error";
+}
+
 const char *snp_strerror(int r)
 {
 	switch (r < 0 ? -r : r) {
@@ -72,22 +81,22 @@ const char *snp_strerror(int r)
 		return "signature does not verify";
 	case ENOKEY:
 		return "certificate does not match the report (TCB, chip id or product)";
+	case EKEYEXPIRED:
+		return "certificate is not valid at this time";
+	default:
+		return sys_strerror(r);
+	}
+}
+
+const char *snp_verify_strerror(int r)
+{
+	switch (r < 0 ? -r : r) {
 	case EXDEV:
 		return "certificate chain belongs to another product";
 	case EPERM:
 		return "chain does not reach a trusted AMD root";
-	case EKEYEXPIRED:
-		return "certificate is not valid at this time";
-	case ENOENT:
-		return "not found";
-	case ENOSPC:
-		return "buffer too small";
-	case EINVAL:
-		return "invalid argument";
-	case ENOMEM:
-		return "out of memory";
 	default:
-		return strerror(r < 0 ? -r : r);
+		return snp_strerror(r);
 	}
 }
 

@@ -81,9 +81,21 @@ int hex_decode(const char *s, size_t slen, uint8_t *out, size_t n);
 /* Decode a hex string of unknown length into out (at most max bytes); writes *ret_len. */
 int hex_decode_any(const char *s, uint8_t *out, size_t max, size_t *ret_len);
 
-/* Human text for the negative-errno values the core uses with a project-specific meaning
- * (see the table in util.c); falls back to strerror() wording for the rest. Never NULL. */
+/* The project's error convention: functions return 0 or a negative errno; where a person will
+ * read the failure, the function also fills an error text (an `err` buffer) or the caller
+ * names the step. These give the text for a bare errno. All are thread-safe; never NULL.
+ *
+ * snp_strerror: text for any errno. The values a file or system call never returns carry the
+ * meaning proto/ gives them (EBADMSG "malformed input", EKEYEXPIRED "certificate is not valid
+ * at this time", ...); every other value, ENOSPC, EDQUOT, EPERM and EXDEV included, reads as
+ * the C library words it ("No space left on device"), so a disk error is never misread.
+ * snp_verify_strerror: for the result of a certificate or report verification (certs_verify_*,
+ * certs_chain_*): also EPERM "chain does not reach a trusted AMD root" and EXDEV "certificate
+ * chain belongs to another product". Never use it for a file or system error.
+ * sys_strerror: the C library's text only (strerror wording, without its thread hazard). */
 const char *snp_strerror(int r);
+const char *snp_verify_strerror(int r);
+const char *sys_strerror(int r);
 
 /* A growable string for building text without stdio (pure code). On allocation failure the
  * buffer is marked failed and further appends are ignored; check strbuf_failed(). */

@@ -404,10 +404,6 @@ static int write_state_file(struct sim_state *s, const struct sim_state_data *d)
 		r = -errno;
 	if (r < 0) {
 		unlink(tmp);
-		/* A full file system: in this project ENOSPC reads "buffer too small"
-		 * (snp_strerror), which would send an operator looking in the wrong place. */
-		if (r == -ENOSPC)
-			r = -EDQUOT;
 		goto out;
 	}
 	dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -617,11 +613,6 @@ out:
 	OPENSSL_cleanse(&d, sizeof(d));
 	pthread_mutex_unlock(&s->lock);
 	return r;
-}
-
-const char *sim_state_path(const struct sim_state *s)
-{
-	return s->path;
 }
 
 /* --- the platform file (kernel and board knobs, not chip state) --- */

@@ -59,8 +59,6 @@ int sim_state_read(struct sim_state *s, struct sim_state_data *ret);
 typedef int (*sim_state_update_fn)(struct sim_state_data *d, void *userdata);
 int sim_state_update(struct sim_state *s, sim_state_update_fn fn, void *userdata);
 
-const char *sim_state_path(const struct sim_state *s);
-
 /*
  * The simulated host's kernel and board, as opposed to the chip's persistent state: an
  * optional plain-text file DIR/platform (no checksum: an operator or a test edits it while

@@ -158,7 +158,7 @@ static int sign_cert(X509 *x, EVP_PKEY *key)
 	return r;
 }
 
-static int add_conf_ext(X509 *x, X509 *issuer, int nid, const char *value)
+int sim_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX ctx;
 	X509_EXTENSION *e;
@@ -293,18 +293,18 @@ static int make_ca_cert(enum snp_product p, enum role role, EVP_PKEY *key, X509 
 	if ((r = set_validity(x, now, add_years(now, ROOT_YEARS))) < 0)
 		return r;
 	if (role == ROLE_ARK) {
-		if ((r = add_conf_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign")) < 0 ||
-		    (r = add_conf_ext(x, x, NID_subject_key_identifier, "hash")) < 0 ||
-		    (r = add_conf_ext(x, x, NID_basic_constraints, "critical,CA:TRUE")) < 0 ||
-		    (r = add_conf_ext(x, x, NID_crl_distribution_points, crl)) < 0)
+		if ((r = sim_add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign")) < 0 ||
+		    (r = sim_add_ext(x, x, NID_subject_key_identifier, "hash")) < 0 ||
+		    (r = sim_add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE")) < 0 ||
+		    (r = sim_add_ext(x, x, NID_crl_distribution_points, crl)) < 0)
 			return r;
 		r = sign_cert(x, key);
 	} else {
-		if ((r = add_conf_ext(x, ark, NID_subject_key_identifier, "hash")) < 0 ||
-		    (r = add_conf_ext(x, ark, NID_authority_key_identifier, "keyid:always")) < 0 ||
-		    (r = add_conf_ext(x, ark, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) < 0 ||
-		    (r = add_conf_ext(x, ark, NID_key_usage, "critical,keyCertSign")) < 0 ||
-		    (r = add_conf_ext(x, ark, NID_crl_distribution_points, crl)) < 0)
+		if ((r = sim_add_ext(x, ark, NID_subject_key_identifier, "hash")) < 0 ||
+		    (r = sim_add_ext(x, ark, NID_authority_key_identifier, "keyid:always")) < 0 ||
+		    (r = sim_add_ext(x, ark, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) < 0 ||
+		    (r = sim_add_ext(x, ark, NID_key_usage, "critical,keyCertSign")) < 0 ||
+		    (r = sim_add_ext(x, ark, NID_crl_distribution_points, crl)) < 0)
 			return r;
 		r = sign_cert(x, ark_key);
 	}
@@ -483,11 +483,6 @@ void sim_ca_free(struct sim_ca *ca)
 		X509_free(ca->cert[i]);
 	}
 	free(ca);
-}
-
-enum snp_product sim_ca_product(const struct sim_ca *ca)
-{
-	return ca->product;
 }
 
 X509 *sim_ca_ark(const struct sim_ca *ca)

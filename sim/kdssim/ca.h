@@ -27,7 +27,10 @@ enum sim_ca_line {
 int sim_ca_open(const char *dir, enum snp_product p, struct sim_ca **ret);
 void sim_ca_free(struct sim_ca *ca);
 
-enum snp_product sim_ca_product(const struct sim_ca *ca);
+/* Adds the extension nid given in OpenSSL's configuration syntax ("critical,CA:TRUE") to x,
+ * issued by issuer (x itself for a self-signed one). -EINVAL if the value does not parse. */
+int sim_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
+
 /* Borrowed; valid as long as ca. */
 X509 *sim_ca_ark(const struct sim_ca *ca);
 X509 *sim_ca_signer(const struct sim_ca *ca, enum sim_ca_line line);

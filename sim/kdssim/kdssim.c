@@ -196,43 +196,6 @@ static int body_new(const char *key, uint8_t *data, size_t len, const char *type
 	return 0;
 }
 
-static int der_of_cert(X509 *x, uint8_t **ret, size_t *ret_len)
-{
-	unsigned char *der = NULL;
-	int n = i2d_X509(x, &der);
-
-	if (n <= 0)
-		return -EIO;
-	/* i2d allocates with OPENSSL_malloc; copy into malloc'd memory for one free(). */
-	*ret = malloc((size_t)n);
-	if (!*ret) {
-		OPENSSL_free(der);
-		return -ENOMEM;
-	}
-	memcpy(*ret, der, (size_t)n);
-	OPENSSL_free(der);
-	*ret_len = (size_t)n;
-	return 0;
-}
-
-static int der_of_crl(X509_CRL *c, uint8_t **ret, size_t *ret_len)
-{
-	unsigned char *der = NULL;
-	int n = i2d_X509_CRL(c, &der);
-
-	if (n <= 0)
-		return -EIO;
-	*ret = malloc((size_t)n);
-	if (!*ret) {
-		OPENSSL_free(der);
-		return -ENOMEM;
-	}
-	memcpy(*ret, der, (size_t)n);
-	OPENSSL_free(der);
-	*ret_len = (size_t)n;
-	return 0;
-}
-
 /* Issues the VCEK for (hwid, tcb) if hwid is the simulated chip's: -ENOENT otherwise. */
 static int make_vcek(struct server *s, const struct kds_request *q, time_t now, uint8_t **ret,
 		     size_t *ret_len)
@@ -269,7 +232,7 @@ static int make_vcek(struct server *s, const struct kds_request *q, time_t now, 
 				snp_strerror(r));
 	}
 	if (r >= 0)
-		r = der_of_cert(x, ret, ret_len);
+		r = certs_to_der(x, ret, ret_len);
 	X509_free(x);
 	EVP_PKEY_free(pub);
 	EVP_PKEY_free(priv);
@@ -313,7 +276,7 @@ static int get_body(struct server *s, const struct kds_request *q, struct body *
 		r = sim_ca_issue_crl(s->ca, q->kind == KDS_VLEK_CRL ? SIM_CA_VLEK : SIM_CA_VCEK,
 				     now, &crl);
 		if (r >= 0)
-			r = der_of_crl(crl, &data, &len);
+			r = certs_crl_to_der(crl, &data, &len);
 		X509_CRL_free(crl);
 		type = "application/pkix-crl";
 		break;

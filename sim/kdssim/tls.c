@@ -16,24 +16,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "ca.h"
 #include "util.h"
 
 #define TLS_DAYS 3650
-
-static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *e;
-	int ok;
-
-	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	if (!e)
-		return -EINVAL;
-	ok = X509_add_ext(x, e, -1);
-	X509_EXTENSION_free(e);
-	return ok ? 0 : -ENOMEM;
-}
 
 static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
 		       long serial)
@@ -54,19 +40,19 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *is
 	    !X509_time_adj_ex(X509_getm_notAfter(x), TLS_DAYS, 0, &now))
 		goto fail;
 	if (ca)
-		r = add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
+		r = sim_add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
 	else
-		r = add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE");
+		r = sim_add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE");
 	if (r == 0)
-		r = add_ext(x, ca ? x : issuer, NID_key_usage,
+		r = sim_add_ext(x, ca ? x : issuer, NID_key_usage,
 			    ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
 	if (r == 0)
-		r = add_ext(x, ca ? x : issuer, NID_subject_key_identifier, "hash");
+		r = sim_add_ext(x, ca ? x : issuer, NID_subject_key_identifier, "hash");
 	if (r == 0 && !ca)
-		r = add_ext(x, issuer, NID_subject_alt_name,
+		r = sim_add_ext(x, issuer, NID_subject_alt_name,
 			    "DNS:localhost,IP:127.0.0.1,IP:0:0:0:0:0:0:0:1");
 	if (r == 0 && !ca)
-		r = add_ext(x, issuer, NID_ext_key_usage, "serverAuth");
+		r = sim_add_ext(x, issuer, NID_ext_key_usage, "serverAuth");
 	if (r < 0 || X509_sign(x, ca ? key : issuer_key, EVP_sha256()) <= 0)
 		goto fail;
 	return x;

@@ -95,11 +95,6 @@ uint64_t kvs_hist_quantile(const struct kvs_hist *h, double q)
 
 /* --- the guest --- */
 
-bool kvs_guest_busy(const struct kvs_guest *g)
-{
-	return g->state == KVS_G_WAIT_VERDICT || g->state == KVS_G_IN_PSP;
-}
-
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
 int kvs_guest_new(struct kvs *k, uint64_t vm_id, unsigned index, struct kvs_guest **ret)

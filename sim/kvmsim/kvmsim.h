@@ -216,7 +216,6 @@ void kvs_guest_finish(struct kvs_guest *g);
 bool kvs_guest_paced(const struct kvs_guest *g);
 /* Paced mode: starts the guest's next request if it is idle; false when it is not. */
 bool kvs_guest_kick(struct kvs_guest *g);
-bool kvs_guest_busy(const struct kvs_guest *g); /* a request is with the host right now */
 uint64_t kvs_rand(uint64_t *state);
 double kvs_rand01(uint64_t *state);
 /* Called by guest.c when a guest reaches FINISHED or WIPED. */

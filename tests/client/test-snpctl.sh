@@ -85,10 +85,16 @@ expect_ok "ASK-only chain with the ARK via --ark" report verify "${MV3[@]}" \
 	|| nok "pinned --ark not reported as non-AMD"
 
 # --- report verify: rejections, each with its own reason ----------------------------------
-expect_fail "VLEK outside its validity (at 2030)" chain "certificate is not valid at this time" \
-	report verify milan/report-vlek.bin --vlek milan/report-vlek.vlek.der \
+# An expired leaf is named with its notAfter (issue 13 point 6), not only "chain file".
+VLEK_EXPIRED="certificate is not valid at this time (VLEK 'SEV-VLEK' expired: notAfter 2025-12-10 22:14:21 UTC; chain file milan/vlek_cert_chain.pem"
+expect_fail "VLEK outside its validity (at 2030) names the VLEK and its notAfter" chain \
+	"$VLEK_EXPIRED)" report verify milan/report-vlek.bin --vlek milan/report-vlek.vlek.der \
 	--chain milan/vlek_cert_chain.pem --at 2030-01-01
-expect_fail "VCEK before its validity (at 2020)" validity "certificate is not valid at this time" \
+expect_fail "cert verify of an expired VLEK names it and its notAfter" chain \
+	"$VLEK_EXPIRED with milan/report-vlek.vlek.der)" cert verify \
+	--chain milan/vlek_cert_chain.pem --vlek milan/report-vlek.vlek.der --at 2030-01-01
+expect_fail "VCEK before its validity (at 2020) names its notBefore" validity \
+	"certificate is not valid at this time (.*VCEK 'SEV-VCEK' not yet valid: notBefore 2026-02-05 01:04:33 UTC)" \
 	report verify "${MV3[@]}" --at 2020-01-01
 # one byte flipped in the signed area: guest_svn, report_data, measurement, host_data,
 # report_id, reported_tcb's microcode byte, chip_id

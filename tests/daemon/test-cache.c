@@ -8,8 +8,12 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <ev.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -18,6 +22,7 @@
 #include "certs.h"
 #include "kds.h"
 #include "util.h"
+#include "worker.h"
 
 static char dir[PATH_MAX];
 
@@ -386,8 +391,275 @@ START_TEST(test_entry_path)
 	ck_assert_str_eq(buf, "/var/cache/snp-attestd/Milan-cert_chain.kdsc");
 	ck_assert_int_eq(cache_entry_path("/var/cache/snp-attestd", &q_chain, small,
 					  sizeof(small)),
-			 -ENOSPC);
+			 -ENAMETOOLONG);
 	ck_assert_int_lt(cache_entry_path("/x", &bad, buf, sizeof(buf)), 0);
+}
+END_TEST
+
+/* A worker job that holds the worker thread until the test writes to its pipe: the disk as
+ * seen by a write stuck in fsync. */
+struct gate {
+	struct worker_job job;
+	int fds[2];
+};
+
+static void gate_run(struct worker_job *j)
+{
+	struct gate *g = container_of(j, struct gate, job);
+	char c;
+
+	while (read(g->fds[0], &c, 1) < 0 && errno == EINTR)
+		;
+}
+
+struct async_put {
+	int calls, r;
+	pthread_t thread;
+	bool timer_ran;
+	bool entry_during_timer;
+	struct gate *gate;
+	const struct kds_request *q;
+};
+
+static void on_put(void *userdata, int r)
+{
+	struct async_put *a = userdata;
+
+	a->calls++;
+	a->r = r;
+	a->thread = pthread_self();
+}
+
+static bool entry_exists(const struct kds_request *q)
+{
+	char path[PATH_MAX];
+
+	ck_assert_int_eq(cache_entry_path(dir, q, path, sizeof(path)), 0);
+	return access(path, F_OK) == 0;
+}
+
+static int unlink_entry(const struct kds_request *q)
+{
+	char path[PATH_MAX];
+
+	ck_assert_int_eq(cache_entry_path(dir, q, path, sizeof(path)), 0);
+	return unlink(path);
+}
+
+/* The loop keeps running while the write is stuck; then it releases the disk. */
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct async_put *a = w->data;
+
+	a->timer_ran = true;
+	ck_assert_int_eq(a->calls, 0); /* not completed while the disk is held */
+	a->entry_during_timer = entry_exists(a->q);
+	ck_assert_int_eq(write(a->gate->fds[1], "x", 1), 1);
+}
+
+/* Issue 11 point 5: cache_put_async returns before any disk work, the loop runs timers while
+ * the write is stuck behind a held disk, and the completion comes back on the loop thread
+ * after the write (the entry is then on disk). */
+START_TEST(test_put_async_off_loop)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct async_put a = { 0 };
+	struct gate g = { .job.run = gate_run };
+	struct cache_meta m = { .fetched = 1, .fresh_until = CACHE_FRESH_FOREVER };
+	struct worker *w = NULL;
+	ev_timer tick;
+	uint8_t *chain, *buf = NULL;
+	size_t len, got;
+
+	ck_assert(loop);
+	ck_assert_int_eq(pipe(g.fds), 0);
+	chain = test_read_data("amd/milan/cert_chain.pem", &len);
+	ck_assert_int_eq(worker_new(loop, &w), 0);
+	worker_submit(w, &g.job);
+	a.gate = &g;
+	a.q = &q_chain;
+	ck_assert_int_eq(cache_put_async(w, dir, &q_chain, chain, len, &m, on_put, &a), 0);
+	memset(chain, 0, len); /* copied at submission: the caller's buffer is free again */
+	ck_assert_int_eq(a.calls, 0);
+	ck_assert(!entry_exists(&q_chain));
+
+	ev_timer_init(&tick, on_tick, 0., 0.);
+	tick.data = &a;
+	ev_timer_start(loop, &tick);
+	while (a.calls == 0)
+		ev_run(loop, EVRUN_ONCE);
+	ck_assert(a.timer_ran);
+	ck_assert(!a.entry_during_timer);
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(a.r, 0);
+	ck_assert(pthread_equal(a.thread, pthread_self()));
+	ck_assert_int_eq(cache_get(dir, &q_chain, &buf, &got, NULL), 0);
+	free(chain);
+	chain = test_read_data("amd/milan/cert_chain.pem", &len);
+	ck_assert_uint_eq(got, len);
+	ck_assert_mem_eq(buf, chain, len);
+
+	/* A write that fails reports the errno of the disk, not a domain meaning. */
+	{
+		char file[PATH_MAX + 8];
+		FILE *fp;
+
+		snprintf(file, sizeof(file), "%s/f", dir);
+		fp = fopen(file, "w");
+		ck_assert(fp);
+		fclose(fp);
+		a.calls = 0;
+		ck_assert_int_eq(cache_put_async(w, file, &q_chain, chain, len, &m, on_put, &a), 0);
+		while (a.calls == 0)
+			ev_run(loop, EVRUN_ONCE);
+		ck_assert_int_lt(a.r, 0);
+		ck_assert_int_ne(a.r, -EBADMSG);
+	}
+	worker_free(w);
+	ev_loop_destroy(loop);
+	close(g.fds[0]);
+	close(g.fds[1]);
+	free(buf);
+	free(chain);
+}
+END_TEST
+
+/* The import path: VCEK then chain in one job; a failure stops the rest and is reported. */
+START_TEST(test_put_all_async)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct cache_meta m = { .fetched = 1, .fresh_until = CACHE_FRESH_FOREVER };
+	struct async_put a = { 0 };
+	struct cache_item items[2];
+	struct kds_request qv;
+	struct worker *w = NULL;
+	uint8_t *vcek, *chain, bad[4] = { 1, 2, 3, 4 };
+	size_t vlen, clen;
+
+	vcek_request(&qv, &vcek, &vlen);
+	chain = test_read_data("amd/milan/cert_chain.pem", &clen);
+	ck_assert_int_eq(worker_new(loop, &w), 0);
+	items[0] = (struct cache_item){ .q = qv, .body = vcek, .len = vlen, .meta = m };
+	items[1] = (struct cache_item){ .q = q_chain, .body = chain, .len = clen, .meta = m };
+	ck_assert_int_eq(cache_put_all_async(w, dir, items, 2, on_put, &a), 0);
+	while (a.calls == 0)
+		ev_run(loop, EVRUN_ONCE);
+	ck_assert_int_eq(a.r, 0);
+	ck_assert(entry_exists(&qv));
+	ck_assert(entry_exists(&q_chain));
+
+	/* A bad first body: nothing after it is written, the error comes back. */
+	ck_assert_int_eq(unlink_entry(&q_chain), 0);
+	items[0].body = bad;
+	items[0].len = sizeof(bad);
+	a.calls = 0;
+	ck_assert_int_eq(cache_put_all_async(w, dir, items, 2, on_put, &a), 0);
+	while (a.calls == 0)
+		ev_run(loop, EVRUN_ONCE);
+	ck_assert_int_eq(a.r, -EBADMSG);
+	ck_assert(!entry_exists(&q_chain));
+	ck_assert_int_eq(cache_put_all_async(NULL, dir, items, 2, on_put, &a), -EINVAL);
+	worker_free(w);
+	ev_loop_destroy(loop);
+	free(vcek);
+	free(chain);
+}
+END_TEST
+
+static unsigned count_marked(const char *mark)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+
+	ck_assert(d);
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, mark))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void touch(const char *name)
+{
+	char path[PATH_MAX + 80];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "w");
+	ck_assert(fp);
+	fclose(fp);
+}
+
+/* Issue 13 point 20: quarantined corrupt entries are bounded: none older than the age bound,
+ * at most `keep` of the rest (the newest), and nothing else in the directory is touched. */
+START_TEST(test_prune_corrupt)
+{
+	const uint64_t now = 1800000000, day = 24 * 3600;
+	char name[128], path[PATH_MAX + 80];
+	const char *keep_names[] = { "Milan-cert_chain.kdsc", ".Milan-cert_chain.kdsc.tmp-abc",
+				     "notes.corrupt-1", "x.kdsc.corrupt-12ab",
+				     "x.kdsc.corrupt-" };
+
+	for (size_t i = 0; i < ELEMENTSOF(keep_names); i++)
+		touch(keep_names[i]);
+	/* 12 recent ones (one a second apart) and 3 older than the bound. */
+	for (unsigned i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "Milan-%u.kdsc.corrupt-%llu", i,
+			 (unsigned long long)(now - i));
+		touch(name);
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "Genoa-%u.kdsc.corrupt-%llu", i,
+			 (unsigned long long)(now - CACHE_CORRUPT_MAX_AGE_SEC - day * (i + 1)));
+		touch(name);
+	}
+	ck_assert_int_eq(cache_prune_corrupt(dir, 8, CACHE_CORRUPT_MAX_AGE_SEC, now), 3 + 4);
+	ck_assert_uint_eq(count_marked("Genoa-"), 0);
+	ck_assert_uint_eq(count_marked("Milan-"), 8 + 2); /* + the entry and its temp file */
+	for (unsigned i = 0; i < 12; i++) {
+		snprintf(path, sizeof(path), "%s/Milan-%u.kdsc.corrupt-%llu", dir, i,
+			 (unsigned long long)(now - i));
+		ck_assert_msg((access(path, F_OK) == 0) == (i < 8), "%s", path);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(keep_names); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, keep_names[i]);
+		ck_assert_msg(access(path, F_OK) == 0, "%s removed", keep_names[i]);
+	}
+	/* Within the bound: nothing more to do. A missing directory is no error. */
+	ck_assert_int_eq(cache_prune_corrupt(dir, 8, CACHE_CORRUPT_MAX_AGE_SEC, now), 0);
+	ck_assert_int_eq(cache_prune_corrupt("/nonexistent-snp-cache", 8, 1, now), 0);
+}
+END_TEST
+
+/* The daemon path: a corrupt entry read by cache_get is quarantined, and the next write
+ * applies the bound (here: keep 8, so the 9th oldest quarantined file goes). */
+START_TEST(test_put_async_prunes)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct cache_meta m = { .fetched = 1, .fresh_until = CACHE_FRESH_FOREVER };
+	struct async_put a = { 0 };
+	struct worker *w = NULL;
+	char name[128];
+	uint8_t *chain;
+	size_t len;
+	uint64_t now = (uint64_t)time(NULL);
+
+	for (unsigned i = 0; i < CACHE_CORRUPT_KEEP + 3; i++) {
+		snprintf(name, sizeof(name), "Milan-cert_chain.kdsc.corrupt-%llu",
+			 (unsigned long long)(now - 10 - i));
+		touch(name);
+	}
+	chain = test_read_data("amd/milan/cert_chain.pem", &len);
+	ck_assert_int_eq(worker_new(loop, &w), 0);
+	ck_assert_int_eq(cache_put_async(w, dir, &q_chain, chain, len, &m, on_put, &a), 0);
+	while (a.calls == 0)
+		ev_run(loop, EVRUN_ONCE);
+	ck_assert_int_eq(a.r, 0);
+	ck_assert_uint_eq(count_marked(".corrupt-"), CACHE_CORRUPT_KEEP);
+	worker_free(w);
+	ev_loop_destroy(loop);
+	free(chain);
 }
 END_TEST
 
@@ -402,6 +674,10 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_crash_at_every_step);
 	tcase_add_loop_test(tc, test_corrupt_moved_aside, M_FLIP_BODY, M_BIG_FILE + 1);
 	tcase_add_test(tc, test_entry_path);
+	tcase_add_test(tc, test_put_async_off_loop);
+	tcase_add_test(tc, test_put_all_async);
+	tcase_add_test(tc, test_prune_corrupt);
+	tcase_add_test(tc, test_put_async_prunes);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -276,6 +276,22 @@ static void ctx_done(struct ctx *c)
 	nftw(c->work, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Cache writes run on kdsc's worker thread and complete on the loop: runs the loop until
+ * none is pending, so what the test reads on disk is what kdsc stored. */
+static void settle(struct ctx *c)
+{
+	bool expired = false;
+	ev_timer guard;
+
+	ev_timer_init(&guard, on_guard, 90., 0.);
+	guard.data = &expired;
+	ev_timer_start(c->loop, &guard);
+	while (kdsc_writes_pending(c->k) > 0 && !expired)
+		ev_run(c->loop, EVRUN_ONCE);
+	ev_timer_stop(c->loop, &guard);
+	ck_assert_msg(!expired, "cache writes did not complete");
+}
+
 static void fetch(struct ctx *c, const struct kds_request *q, unsigned flags, struct result *res)
 {
 	int before = res->calls;
@@ -283,6 +299,7 @@ static void fetch(struct ctx *c, const struct kds_request *q, unsigned flags, st
 	ck_assert_int_eq(kdsc_fetch(c->k, q, flags, on_done, res), 0);
 	ck_assert_int_eq(res->calls, before); /* never called from inside kdsc_fetch */
 	run_until(c->loop, &res->calls, before + 1);
+	settle(c);
 }
 
 static unsigned count_files(const char *d, const char *mark)
@@ -481,6 +498,47 @@ START_TEST(test_retry_after_honoured)
 	ck_assert_uint_gt(st.backoff_refused, 0); /* the caller asked in between: refused */
 	ck_assert_int_eq(sim_count(&c, &c.chain, "429"), 2);
 	free(h.res.body);
+	ctx_done(&c);
+}
+END_TEST
+
+/* Issue 13 point 5: KDS throttles per client, so a 429 on one key pauses every key: the next
+ * fetch of another key makes no request until the Retry-After has passed (answered -EAGAIN
+ * with that time), and the refused key's own failure count is not charged to the others. */
+START_TEST(test_429_paces_every_key)
+{
+	struct ctx c;
+	struct result r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+	struct kdsc_key_state ks;
+	struct kds_request crl = { .kind = KDS_VCEK_CRL, .product = SNP_PRODUCT_MILAN };
+	struct kdsc_stats st;
+
+	ctx_start(&c, "429-retry-after=600");
+	fetch(&c, &c.chain, 0, &r1);
+	ck_assert_int_eq(r1.r, -EAGAIN);
+	ck_assert_uint_eq(r1.meta.http_status, 429);
+	ck_assert_int_eq(kdsc_key_state(c.k, &c.chain, &ks), 0);
+
+	fetch(&c, &c.vcek, 0, &r2);
+	ck_assert_int_eq(r2.r, -EAGAIN);
+	ck_assert_uint_eq(r2.meta.http_status, 0); /* no request was made */
+	ck_assert_uint_ge(r2.meta.retry_at_usec, ks.last_attempt_usec + 600000 * MS);
+	fetch(&c, &crl, KDSC_FETCH_REVALIDATE, &r3);
+	ck_assert_int_eq(r3.r, -EAGAIN);
+	ck_assert_uint_eq(r3.meta.http_status, 0);
+
+	ck_assert_int_eq(sim_count(&c, &c.vcek, NULL), 0);
+	ck_assert_int_eq(sim_count(&c, &crl, NULL), 0);
+	ck_assert_int_eq(sim_count(&c, &c.chain, NULL), 1);
+	kdsc_get_stats(c.k, &st);
+	ck_assert_uint_eq(st.requests, 1);
+	ck_assert_uint_eq(st.backoff_refused, 2);
+	ck_assert_int_eq(kdsc_key_state(c.k, &c.vcek, &ks), 0);
+	ck_assert_uint_eq(ks.failures, 0);
+	ck_assert_uint_ge(ks.next_attempt_usec, r2.meta.retry_at_usec);
+	free(r1.body);
+	free(r2.body);
+	free(r3.body);
 	ctx_done(&c);
 }
 END_TEST
@@ -791,6 +849,7 @@ static Suite *kdsc_suite(void)
 	tcase_add_test(tc, test_coalescing);
 	tcase_add_test(tc, test_retry_after_honoured);
 	tcase_add_test(tc, test_429_storm_backs_off);
+	tcase_add_test(tc, test_429_paces_every_key);
 	tcase_add_test(tc, test_not_found_is_distinct);
 	tcase_add_test(tc, test_server_error_backs_off);
 	tcase_add_test(tc, test_timeout_loop_stays_live);

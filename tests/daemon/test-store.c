@@ -258,6 +258,26 @@ START_TEST(test_chain_from_dir)
 }
 END_TEST
 
+/* Issue 13 point 6, daemon side: an expired leaf is named with its notAfter. */
+START_TEST(test_expired_leaf_named)
+{
+	struct store_platform pf;
+	struct store_chain *c = NULL;
+	char err[1024] = "";
+
+	put_data("cert_chain_vlek.pem", "amd/milan/vlek_cert_chain.pem");
+	put_data("vlek.der", VL);
+	platform_of(VL, true, &pf);
+	ck_assert_int_eq(store_chain_from_dir(dir, NULL, &pf, 1893456000 /* 2030-01-01 */, &c, err,
+					      sizeof(err)),
+			 -EKEYEXPIRED);
+	ck_assert_ptr_null(c);
+	ck_assert_msg(strstr(err, "certificate is not valid at this time (leaf expired: notAfter "
+				  "2025-12-10 22:14:21 UTC)"),
+		      "'%s'", err);
+}
+END_TEST
+
 START_TEST(test_oversized_leaf_refused)
 {
 	struct store_platform pf;
@@ -338,6 +358,7 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_loop_test(tc, test_chain_from_dir, 0, (int)ELEMENTSOF(cases));
 	tcase_add_test(tc, test_oversized_leaf_refused);
+	tcase_add_test(tc, test_expired_leaf_named);
 	tcase_add_test(tc, test_crl_refused);
 	suite_add_tcase(s, tc);
 	return s;

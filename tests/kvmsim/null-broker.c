@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* null-broker: a do-nothing snp_attest broker for snp-kvmsim tests and the benchmark floor.
- * REGISTERs over NETLINK_USERSOCK and answers every GUEST_REQ at once (ALLOW, or BUSY /
- * INVALID_LEN by option); no policy, no scheduling. */
+/* null-broker: a do-nothing snp_attest broker for snp-kvmsim tests (bench/run's floor is
+ * bench/bench-null). REGISTERs over NETLINK_USERSOCK and answers every GUEST_REQ at once
+ * (ALLOW, or BUSY / INVALID_LEN by option); no policy, no scheduling. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>

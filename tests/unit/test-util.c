@@ -52,7 +52,28 @@ START_TEST(test_strerror_distinct)
 				     -ENOKEY,    -EXDEV,   -EPERM,           -EKEYEXPIRED };
 	for (size_t i = 0; i < ELEMENTSOF(codes); i++)
 		for (size_t j = i + 1; j < ELEMENTSOF(codes); j++)
-			ck_assert_str_ne(snp_strerror(codes[i]), snp_strerror(codes[j]));
+			ck_assert_str_ne(snp_verify_strerror(codes[i]),
+					 snp_verify_strerror(codes[j]));
+}
+END_TEST
+
+/* Issue 11 point 6: a file error never takes a domain meaning (a full disk once read "buffer
+ * too small"); the verification meanings of EPERM and EXDEV only come with snp_verify_strerror. */
+START_TEST(test_strerror_file_errors)
+{
+	ck_assert_str_eq(snp_strerror(-ENOSPC), "No space left on device");
+	ck_assert_str_eq(snp_strerror(-EDQUOT), "Disk quota exceeded");
+	ck_assert_str_eq(snp_strerror(-EPERM), "Operation not permitted");
+	ck_assert_str_eq(snp_strerror(-EXDEV), "Invalid cross-device link");
+	ck_assert_str_eq(snp_strerror(-EACCES), "Permission denied");
+	ck_assert_str_eq(sys_strerror(-EBADMSG), "Bad message");
+	ck_assert_str_eq(snp_strerror(-EBADMSG), "malformed input");
+	ck_assert_str_eq(snp_verify_strerror(-EPERM), "chain does not reach a trusted AMD root");
+	ck_assert_str_eq(snp_verify_strerror(-EXDEV),
+			 "certificate chain belongs to another product");
+	ck_assert_str_eq(snp_verify_strerror(-ENOSPC), "No space left on device");
+	ck_assert_str_eq(snp_verify_strerror(-EKEYEXPIRED), snp_strerror(-EKEYEXPIRED));
+	ck_assert_str_eq(sys_strerror(-100000), "Unknown error");
 }
 END_TEST
 
@@ -64,6 +85,7 @@ static Suite *util_suite(void)
 	tcase_add_test(tc, test_le_roundtrip);
 	tcase_add_test(tc, test_hex);
 	tcase_add_test(tc, test_strerror_distinct);
+	tcase_add_test(tc, test_strerror_file_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }
