@@ -104,6 +104,13 @@ struct broker_poll {
 	uint64_t committed;
 };
 
+/* A certificate import waiting for its cache write (on the broker's worker). */
+struct broker_import {
+	struct broker *b; /* borrowed */
+	broker_op_done_fn cb;
+	void *userdata;
+};
+
 struct broker {
 	struct manager *m; /* borrowed */
 	bool draining;	   /* SIGTERM: admission paused for good, no new rotation */
@@ -139,6 +146,7 @@ struct broker {
 	/* chain source (chainsrc.c) */
 	struct kdsc *kdsc;	    /* owned; the chain source when no cert_dir is configured */
 	struct broker_fetch *fetch; /* owned: the snpctl cert fetch under way, or NULL */
+	struct broker_import *import; /* owned: a cert import whose cache write runs, or NULL */
 	bool import_next;	    /* the next KDS-cache chain was put there by cert import */
 
 	/* quotas (quotas.c): changes waiting for (or in) their write, oldest first */

@@ -290,6 +290,8 @@ static void broker_stop(struct manager *m)
 		b->rot->cb = NULL; /* modules that own callers (ctl) are already gone */
 	if (b->fetch)
 		b->fetch->cb = NULL;
+	if (b->import)
+		b->import->cb = NULL;
 	quotas_forget(b, NULL); /* every caller */
 	kdsc_free(b->kdsc); /* a fetching rotation completes with -ECANCELED here */
 	b->kdsc = NULL;

@@ -44,8 +44,8 @@ static void rot_fetched(struct broker_rotation *rot)
 	snprintf(cerr, sizeof(cerr), "%s", rot->fetch_err);
 	if (r == 0) {
 		r = certs_parse_pem_chain(chain, rot->fetch_chain_len, &sk);
-		if (r == 0 && sk_X509_num(sk) != 2)
-			r = -EBADMSG;
+		if (r == 0)
+			r = certs_kds_chain_pair(sk, NULL, NULL);
 		if (r == 0)
 			r = certs_parse(leaf, rot->fetch_leaf_len, &x);
 		if (r < 0)
@@ -229,11 +229,44 @@ static int chain_pem(X509 *ask, X509 *ark, uint8_t **ret, size_t *ret_len)
 	return r;
 }
 
+static void on_import_written(void *userdata, int r)
+{
+	struct broker_import *imp = userdata;
+	struct broker *b = imp->b;
+	broker_op_done_fn cb = imp->cb;
+	void *cb_data = imp->userdata;
+	char err[700] = "";
+
+	b->import = NULL;
+	free(imp);
+	if (r < 0) {
+		snprintf(err, sizeof(err), "cannot write the KDS cache in %s: %s",
+			 b->m->conf.cache_dir, snp_strerror(r));
+		log_error("Certificate import: %s", err);
+	} else if (b->draining) {
+		r = -ESHUTDOWN;
+		snprintf(err, sizeof(err), "the daemon is shutting down");
+	} else {
+		log_notice("Imported the %s VCEK chain for TCB 0x%016llx into the KDS cache %s",
+			   snp_product_name(b->pf.product), (unsigned long long)b->pf.reported_tcb,
+			   b->m->conf.cache_dir);
+		b->import_next = true;
+		r = rot_start(b, "snpctl cert import", BROKER_OP_NONE, 0, NULL, NULL, false, cb,
+			      cb_data, err, sizeof(err));
+		if (r == 0)
+			return; /* the rotation answers */
+		b->import_next = false;
+	}
+	if (cb)
+		cb(cb_data, r, err);
+}
+
 int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broker_op_done_fn cb,
 		       void *userdata, char *err, size_t err_size)
 {
 	struct kds_request qc, ql;
 	struct store_chain *c = NULL;
+	struct broker_import *imp = NULL;
 	_cleanup_(freep) uint8_t *pem = NULL;
 	_cleanup_(freep) uint8_t *der = NULL;
 	size_t pem_len = 0, der_len = 0;
@@ -248,6 +281,11 @@ int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broke
 	}
 	if (b->rot) {
 		snprintf(err, err_size, "a rotation (%s) is under way", b->rot->why);
+		r = -EBUSY;
+		goto fail;
+	}
+	if (b->import) {
+		snprintf(err, err_size, "another certificate import is being written");
 		r = -EBUSY;
 		goto fail;
 	}
@@ -271,23 +309,27 @@ int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broke
 	}
 	meta.fetched = (uint64_t)time(NULL);
 	meta.fresh_until = CACHE_FRESH_FOREVER;
-	r = cache_put(b->m->conf.cache_dir, &ql, der, der_len, &meta);
-	if (r == 0)
-		r = cache_put(b->m->conf.cache_dir, &qc, pem, pem_len, &meta);
+	imp = calloc(1, sizeof(*imp));
+	if (!imp) {
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	*imp = (struct broker_import){ .b = b, .cb = cb, .userdata = userdata };
+	/* The VCEK, then the chain, written on the worker (fsync off the loop); the reply comes
+	 * after the write and the rotation that serves it. */
+	const struct cache_item items[2] = {
+		{ .q = ql, .body = der, .len = der_len, .meta = meta },
+		{ .q = qc, .body = pem, .len = pem_len, .meta = meta },
+	};
+	r = cache_put_all_async(b->worker, b->m->conf.cache_dir, items, 2, on_import_written, imp);
 	if (r < 0) {
+		free(imp);
 		snprintf(err, err_size, "cannot write the KDS cache in %s: %s",
 			 b->m->conf.cache_dir, snp_strerror(r));
 		return r;
 	}
-	log_notice("Imported the %s VCEK chain for TCB 0x%016llx into the KDS cache %s",
-		   snp_product_name(b->pf.product), (unsigned long long)b->pf.reported_tcb,
-		   b->m->conf.cache_dir);
-	b->import_next = true;
-	r = rot_start(b, "snpctl cert import", BROKER_OP_NONE, 0, NULL, NULL, false, cb, userdata,
-		      err, err_size);
-	if (r < 0)
-		b->import_next = false;
-	return r;
+	b->import = imp;
+	return 0;
 fail:
 	X509_free(leaf);
 	X509_free(ask);
@@ -331,7 +373,8 @@ static bool fetch_same(const struct broker_fetch *f, const struct store_chain *c
 		return false;
 	if (certs_parse_pem_chain(f->chain, f->chain_len, &sk) < 0)
 		return false;
-	same = sk_X509_num(sk) == 2 && X509_cmp(sk_X509_value(sk, 0), c->ask) == 0 &&
+	same = certs_kds_chain_pair(sk, NULL, NULL) == 0 &&
+	       X509_cmp(sk_X509_value(sk, 0), c->ask) == 0 &&
 	       X509_cmp(sk_X509_value(sk, 1), c->ark) == 0;
 	sk_X509_pop_free(sk, X509_free);
 	return same;

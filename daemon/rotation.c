@@ -415,6 +415,10 @@ int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t 
 		snprintf(err, err_size, "a rotation (%s) is under way", b->rot->why);
 		return -EBUSY;
 	}
+	if (b->import && !must_run) {
+		snprintf(err, err_size, "a certificate import is being written to the KDS cache");
+		return -EBUSY;
+	}
 	rot = calloc(1, sizeof(*rot));
 	if (!rot)
 		return -ENOMEM;
@@ -583,6 +587,10 @@ void broker_op_forget(struct broker *b, void *userdata)
 {
 	if (b && userdata)
 		quotas_forget(b, userdata);
+	if (b && b->import && b->import->userdata == userdata) {
+		b->import->cb = NULL;
+		b->import->userdata = NULL;
+	}
 	if (b && b->fetch && b->fetch->userdata == userdata) {
 		b->fetch->cb = NULL;
 		b->fetch->userdata = NULL;
