@@ -134,6 +134,17 @@ faults_metric() { # NAME-REGEX: the sum of matching samples on the metrics endpo
 		awk -v re="$1" '$1 ~ re { s += $NF } END { printf "%d\n", s }'
 }
 
+# One zero-count target: DESCRIPTION COUNT WHY-NOTHING-RAN (empty when work ran).
+faults_zero() {
+	if [ -n "$3" ]; then
+		not_ok "$1 (nothing to count: $3)"
+	elif [ "$2" = 0 ]; then
+		ok "$1"
+	else
+		not_ok "$1 ($2)"
+	fi
+}
+
 # Checks the targets, writes the result and ends the TAP stream (replaces lib.sh's trap).
 faults_finish() {
 	local san notes
@@ -143,11 +154,21 @@ faults_finish() {
 		faults_note "$san sanitizer report(s) in the daemon log"
 		grep -m3 -A8 -E 'Sanitizer|runtime error:' "$SIMENV_DIR/daemon.log" | diag
 	fi
-	[ "$F_WIPES" = 0 ] && ok "zero VMPCK wipes" || not_ok "zero VMPCK wipes ($F_WIPES)"
-	[ "$F_VERIFY" = 0 ] && ok "zero verification failures" ||
-		not_ok "zero verification failures ($F_VERIFY)"
-	[ "$F_LOST" = 0 ] && ok "zero requests lost" || not_ok "zero requests lost ($F_LOST)"
-	[ "$F_CRASH" = 0 ] && ok "zero daemon crashes" || not_ok "zero daemon crashes ($F_CRASH)"
+	# A zero only means something when work ran: no snp-kvmsim summary, no request started or
+	# none completed fails every zero-count check (with the reason) instead of passing it.
+	local idle=
+	if [ "$F_RUNS" -eq 0 ]; then
+		idle="no snp-kvmsim run was collected"
+	elif [ "$F_REQ" -eq 0 ]; then
+		idle="no guest request was started in $F_RUNS run(s)"
+	elif [ "$F_DONE" -eq 0 ]; then
+		idle="none of $F_REQ guest requests completed"
+	fi
+	[ -z "$idle" ] || faults_note "zero counts not judged: $idle"
+	faults_zero "zero VMPCK wipes" "$F_WIPES" "$idle"
+	faults_zero "zero verification failures" "$F_VERIFY" "$idle"
+	faults_zero "zero requests lost" "$F_LOST" "$idle"
+	faults_zero "zero daemon crashes" "$F_CRASH" "$idle"
 	faults_extra abandoned "$F_ABANDONED"
 	faults_extra busy "$F_BUSY"
 	faults_extra verdict_timeouts "$F_TIMEOUTS"
