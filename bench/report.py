@@ -314,9 +314,15 @@ def scale(raw, run, T, figs, notes):
     for n, r in rs:
         # Steady state: daemon CPU over GUEST_REQs received between two instants of the run.
         st = load_json(os.path.join(raw, 'scale-%d.steady.json' % n)) or {}
-        ma, mb = (Prom(os.path.join(raw, 'scale-%d.steady-%s.metrics' % (n, x))) for x in 'ab')
-        key = 'snp_attestd_guest_requests_received_total'
-        reqs = (mb.get(key) or 0) - (ma.get(key) or 0)
+        # GUEST_REQs in the window: from snpctl status (bench/run.sh); runs kept from before
+        # read them from two /metrics scrapes.
+        if isinstance(st.get('guest_reqs_a'), int) and isinstance(st.get('guest_reqs_b'), int):
+            reqs = st['guest_reqs_b'] - st['guest_reqs_a']
+        else:
+            ma, mb = (Prom(os.path.join(raw, 'scale-%d.steady-%s.metrics' % (n, x)))
+                      for x in 'ab')
+            key = 'snp_attestd_guest_requests_received_total'
+            reqs = (mb.get(key) or 0) - (ma.get(key) or 0)
         steady = st['cpu_ns'] / reqs if reqs > 0 and 'cpu_ns' in st else None
         fr = Run(raw, 'scale-floor-%d' % n)
         during = None

@@ -146,6 +146,10 @@ static void start_guests(struct kvs *k)
 			return;
 		}
 	}
+	/* Adding 10,000 guests takes seconds and the loop's clock stood still meanwhile: without
+	 * an update the run's end (and every timer below) would count from before the set-up, and
+	 * a short run would end before its first request. */
+	ev_now_update(k->loop);
 	if (k->o.duration > 0) {
 		ev_timer_set(&k->end_timer, k->o.duration, 0.);
 		ev_timer_start(k->loop, &k->end_timer);
@@ -156,7 +160,6 @@ static void start_guests(struct kvs *k)
 		double iv = 1.0 / k->o.total_rate;
 		iv = iv < 0.0002 ? 0.0002 : iv;
 		k->pace_t0 = kvs_now();
-		ev_now_update(k->loop);
 		ev_timer_set(&k->pace_timer, 0., iv);
 		ev_timer_start(k->loop, &k->pace_timer);
 	}

@@ -20,6 +20,8 @@ if ! mount -t tmpfs -o size=4m,mode=0700 tmpfs "$DISK" 2> "$SIMENV_DIR/mount.err
 	rm -rf "$SIMENV_DIR"
 	exit 0
 fi
+# An expected failure, visible in the TAP stream, that does not fail the test.
+not_ok_todo() { tap_n=$((tap_n + 1)); echo "not ok $tap_n - $1 # TODO $2"; }
 umount_disk() { umount "$DISK" 2> /dev/null || umount -l "$DISK" 2> /dev/null; }
 # The tmpfs goes once everything using it is stopped: it_finish (the end of faults_finish)
 # gets an unmount right after its simenv_cleanup.
@@ -54,6 +56,41 @@ files_changed() { # BEFORE AFTER WHAT
 	changed=$((changed + $(wc -l < "$SIMENV_DIR/changed.txt")))
 	awk -v w="$3" '{ print "# " w ": changed or gone: " $2 }' "$SIMENV_DIR/changed.txt"
 }
+# The exact refusal of each write on a full disk: snpctl's one line, the operation's own words
+# and the file system's cause as strerror gives it (tmpfs says ENOSPC; the simulated firmware
+# reports its full state disk as EDQUOT, see docs/faults.md), and nothing after it but the
+# firmware status and what the daemon still serves.
+FULL='(No space left on device|Disk quota exceeded)'
+AFTER='( \(firmware status 0x[0-9a-f]+\))?(; still serving the previous chain)?'
+declare -A CAUSE=(
+	["quota set"]="^snpctl: quota set: quota not stored: ([^:]+: )?$FULL\$"
+	["quota reset"]="^snpctl: quota reset: quota not stored: ([^:]+: )?$FULL\$"
+	["tcb set"]="^snpctl: tcb set: (SNP_SET_CONFIG failed|[A-Za-z ]*not (stored|cached)): $FULL$AFTER\$"
+	["cert fetch"]="^snpctl: cert fetch: [^:]*: $FULL$AFTER\$"
+	["cert rotate"]="^snpctl: cert rotate: [^:]*: $FULL$AFTER\$"
+)
+# The daemon's known wrong rendering of ENOSPC (snp_strerror's "buffer too small", issue 11
+# point 6, being fixed on another branch): counted apart and reported as TODO, so that the check
+# is in place for the correct text and fails on any other wrong one.
+KNOWN_BAD='^snpctl: quota (set|reset): quota not stored: buffer too small$'
+cause_known_bad=0
+declare -A cause_seen=() cause_bad=() cause_todo=()
+cause_check() { # DESCRIPTION OPERATION REPLY
+	local op=$2 want=${CAUSE[$2]:-} text=${3% }
+	cause_seen[$op]=$((${cause_seen[$op]:-0} + 1))
+	if [ -n "$want" ] && [[ $text =~ $want ]]; then
+		echo "# full disk, refused with the cause: $1: $text"
+	else
+		unclear=$((unclear + 1))
+		cause_bad[$op]=$((${cause_bad[$op]:-0} + 1))
+		if [[ $text =~ $KNOWN_BAD ]]; then
+			cause_known_bad=$((cause_known_bad + 1))
+			cause_todo[$op]=$((${cause_todo[$op]:-0} + 1))
+		fi
+		echo "# full disk, refused without the exact cause: $1: $text"
+	fi
+}
+
 # A write on a full disk. Refused, it must leave every stored file as it was. Accepted (the
 # disk had room after all, e.g. blocks a rename freed), it may change its own file: the
 # baseline moves on.
@@ -69,11 +106,7 @@ try_full() { # DESCRIPTION SNPCTL-ARGS...
 		files_changed "$SIMENV_DIR/before.sum" "$SIMENV_DIR/after.sum" "refused $d"
 		mv "$SIMENV_DIR/after.sum" "$SIMENV_DIR/before.sum"
 		refused=$((refused + 1))
-		if ! grep -qiE 'space|ENOSPC|quota|disk' "$SIMENV_DIR/full.out"; then
-			unclear=$((unclear + 1))
-			echo "# full disk, refused without naming the cause: $d: $(head -c 300 \
-				"$SIMENV_DIR/full.out" | tr '\n' ' ')"
-		fi
+		cause_check "$d" "$1 $2" "$(head -c 400 "$SIMENV_DIR/full.out" | tr '\n' ' ')"
 	fi
 }
 # After the space is freed. A VCEK fetched while the disk was full could not be cached, and
@@ -124,16 +157,30 @@ faults_kvmsim_collect diskfull
 faults_extra full_disk_writes_refused "$refused"
 faults_extra full_disk_writes_accepted "$accepted"
 faults_extra refusals_without_cause "$unclear"
+faults_extra refusals_known_wrong_cause "$cause_known_bad"
 faults_extra stored_files_changed "$changed"
 faults_extra temp_files_left "$tmp_left"
 faults_extra writes_after_freeing_ok "$recovered"
 faults_extra writes_after_freeing_tried $((ROUNDS * 5))
 faults_extra retries_after_freeing "$retries"
-echo "# full disk: refused $refused (without naming the cause $unclear), accepted $accepted;" \
+echo "# full disk: refused $refused (without the exact cause $unclear, $cause_known_bad of them the known wrong one), accepted $accepted;" \
 	"stored files changed $changed, temp files left $tmp_left;" \
 	"after freeing $recovered/$((ROUNDS * 5)) ok ($retries retries)"
 check "writes on the full disk were refused" test "$refused" -gt 0
-check "every refusal named the cause" test "$unclear" = 0
+# One check per kind of write that was refused; a kind whose only wrong replies are the known
+# "buffer too small" is an expected failure (TODO) until the daemon's fix is merged.
+for op in "quota set" "quota reset" "tcb set" "cert fetch" "cert rotate"; do
+	[ -n "${cause_seen[$op]:-}" ] || continue
+	bad=${cause_bad[$op]:-0}
+	d="every refused $op named the exact cause ($bad of ${cause_seen[$op]} did not)"
+	if [ "$bad" = 0 ]; then
+		ok "$d"
+	elif [ "$bad" = "${cause_todo[$op]:-0}" ]; then
+		not_ok_todo "$d" "the daemon renders ENOSPC as 'buffer too small' (issue 11 point 6)"
+	else
+		not_ok "$d"
+	fi
+done
 check "files stored before the disk filled are intact" test "$changed" = 0
 check "no temporary files left behind" test "$tmp_left" = 0
 check "every write worked again once space was freed (no restart)" \

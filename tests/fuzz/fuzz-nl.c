@@ -9,15 +9,51 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Every field of struct snpa_msg, one by one: the header fields nl_build takes as arguments,
+ * every attribute value (also those of absent attributes, which both sides leave zero) and
+ * the certificate table's bytes. The size check below fails the build when a field is added
+ * to struct snpa_msg without being compared here. */
+_Static_assert(sizeof(struct snpa_msg) == 144,
+	       "struct snpa_msg changed: compare the new field in check_same()");
+
+#define SAME(f)                      \
+	do {                         \
+		if (a->f != b->f)    \
+			__builtin_trap(); \
+	} while (0)
+
 static void check_same(const struct snpa_msg *a, const struct snpa_msg *b)
 {
-	if (a->cmd != b->cmd || a->present != b->present || a->vm_id != b->vm_id ||
-	    a->req_id != b->req_id || a->exit_code != b->exit_code ||
-	    a->msg_seqno != b->msg_seqno || a->msg_size != b->msg_size ||
-	    a->verdict != b->verdict || a->exitinfo2 != b->exitinfo2 ||
-	    a->npages != b->npages || a->outcome != b->outcome || a->fw_status != b->fw_status ||
-	    a->fw_time_ns != b->fw_time_ns || a->inflight_req != b->inflight_req ||
-	    a->cert_table_len != b->cert_table_len ||
+	SAME(cmd);
+	SAME(version);
+	SAME(present);
+	SAME(abi_version);
+	SAME(features);
+	SAME(vm_id);
+	SAME(vmm_pid);
+	SAME(asid);
+	SAME(policy);
+	SAME(req_id);
+	SAME(exit_code);
+	SAME(msg_seqno);
+	SAME(msg_type);
+	SAME(msg_version);
+	SAME(msg_vmpck);
+	SAME(msg_size);
+	SAME(data_npages);
+	SAME(verdict);
+	SAME(exitinfo2);
+	SAME(cert_table_len);
+	SAME(npages);
+	SAME(outcome);
+	SAME(fw_status);
+	SAME(fw_time_ns);
+	SAME(inflight_req);
+	SAME(vm_count);
+	SAME(nlmsg_flags);
+	SAME(nlmsg_seq);
+	SAME(nlmsg_pid);
+	if ((a->cert_table == NULL) != (b->cert_table == NULL) ||
 	    (a->cert_table_len && memcmp(a->cert_table, b->cert_table, a->cert_table_len)))
 		__builtin_trap();
 }
