@@ -44,8 +44,15 @@ ok "installed: $(basename "$PC"), $(basename "$SO"), $(basename "$HDR")"
 
 check "SONAME is libsnpattest.so.1" \
 	sh -c "readelf -d '$SO' | grep -q 'Library soname: \[libsnpattest.so.1\]'"
-readelf -d "$SO" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' >"$WORK/needed"
-check "the only library it needs is libc" sh -c "[ \"\$(cat '$WORK/needed')\" = libc.so.6 ]"
+# A sanitizer build (meson -Db_sanitize=...) links the sanitizer runtimes into every object;
+# the program below is then built with the same flags. Otherwise libc is the only dependency.
+SAN=
+if nm -D --undefined-only "$SO" | grep -q -E '__(asan|ubsan)_'; then
+	SAN="-fsanitize=address,undefined"
+fi
+readelf -d "$SO" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | grep -v -E '^lib(asan|ubsan)\.' >"$WORK/needed"
+check "the only library it needs is libc${SAN:+ (besides the sanitizer runtimes)}" \
+	sh -c "[ \"\$(cat '$WORK/needed')\" = libc.so.6 ]"
 nm -D --defined-only "$SO" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' | sort >"$WORK/syms"
 sed -n 's/^int \(snpattest_[a-z_]*\)(.*/\1/p; s/^void \(snpattest_[a-z_]*\)(.*/\1/p;
 	s/^enum snpattest_source \(snpattest_[a-z_]*\)(.*/\1/p' "$HDR" | sort >"$WORK/api"
@@ -88,7 +95,7 @@ export PKG_CONFIG_PATH=$(dirname "$PC")
 export PKG_CONFIG_SYSROOT_DIR=$DEST
 # shellcheck disable=SC2046
 check "a program compiles against only the installed header and pkg-config file" \
-	sh -c "cc -std=c11 -Wall -Werror -o '$WORK/vmm' '$WORK/vmm.c' \$(pkg-config --cflags --libs libsnpattest)"
+	sh -c "cc -std=c11 -Wall -Werror $SAN -o '$WORK/vmm' '$WORK/vmm.c' \$(pkg-config --cflags --libs libsnpattest)"
 
 # A 2-page table for the server: 24-byte entries are irrelevant to the program, any valid
 # table will do, so build a one-entry table (VCEK GUID) by hand.
