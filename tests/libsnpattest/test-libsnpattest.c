@@ -377,6 +377,34 @@ START_TEST(test_refusing_daemon)
 }
 END_TEST
 
+START_TEST(test_hung_daemon_fails_open)
+{
+	/* A daemon that accepts and never answers: BUSY (EAGAIN) for a while, then the library
+	 * stops waiting for it and answers from the fallback (here the empty table), so that a
+	 * guest never sees BUSY for its 60 s. The window is 10 s; the loop allows 30 s. */
+	static uint8_t buf[4 * 4096];
+	struct snpattest *h;
+	struct ts s;
+	uint64_t np = 4;
+	double t0 = now_s();
+	int ret = EAGAIN, busy = 0;
+
+	ck_assert_int_eq(ts_start(&s, sock_path, TS_HOLD, table, table_len), 0);
+	h = open_handle(false);
+	while (ret == EAGAIN && now_s() - t0 < 30) {
+		ret = snpattest_request_certs(h, buf, &np, 100);
+		busy += ret == EAGAIN;
+	}
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(snpattest_last_source(h), SNPATTEST_SOURCE_EMPTY);
+	ck_assert_msg(busy > 1 && now_s() - t0 >= 9.9, "%d BUSY, %.1f s", busy, now_s() - t0);
+	/* The server saw one CERTS only: a request stays unanswered, no pile-up behind it. */
+	ck_assert_uint_eq(ts_counts(&s).certs, 1);
+	snpattest_close(h);
+	ts_stop(&s);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *su = suite_create("libsnpattest");
@@ -393,6 +421,7 @@ int main(void)
 	tcase_add_test(tc, test_file_fallback);
 	tcase_add_test(tc, test_empty_fallback);
 	tcase_add_test(tc, test_refusing_daemon);
+	tcase_add_test(tc, test_hung_daemon_fails_open);
 	suite_add_tcase(su, tc);
 	return test_run_suite(su);
 }
