@@ -161,6 +161,8 @@ static void psp_finished(struct kvs *k, struct kvs_guest *g)
 	} else {
 		exitinfo2 = g->fw_status;
 	}
+	if (k->o.upstream)
+		kvs_upstream_fw_done(k, g); /* before the guest runs again (upstream.c) */
 	kvs_guest_on_answer(g, exitinfo2, 0);
 }
 
@@ -183,7 +185,7 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents)
 	}
 }
 
-static void run_psp(struct kvs *k, struct kvs_guest *g)
+void kvs_kernel_run_psp(struct kvs *k, struct kvs_guest *g)
 {
 	g->state = KVS_G_IN_PSP;
 	k->in_psp++;
@@ -281,11 +283,15 @@ void kvs_kernel_submit(struct kvs *k, struct kvs_guest *g)
 	if (g->certbuf && g->cur_ext)
 		memset(g->certbuf, 0, (size_t)g->cur_npages * CERTTABLE_PAGE_SIZE);
 
+	if (k->o.upstream) {
+		kvs_upstream_submit(k, g);
+		return;
+	}
 	if (k->o.no_broker) {
 		/* Upstream KVM today: every request goes to the firmware; an extended request
 		 * gets an empty certificate table (the zeroed buffer is one). */
 		g->table_written = wants_table(g) && g->cur_npages > 0;
-		run_psp(k, g);
+		kvs_kernel_run_psp(k, g);
 		return;
 	}
 	if (!k->broker_port) {
@@ -368,7 +374,7 @@ static void handle_verdict(struct kvs *k, const struct snpa_msg *m)
 	} else if (snpa_has(m, SNPA_A_CERT_TABLE)) {
 		k->ks.broker_bugs++; /* a table for a request that has no certificate buffer */
 	}
-	run_psp(k, g);
+	kvs_kernel_run_psp(k, g);
 }
 
 /* VM_DUMP from the broker: one VM_ADD (DUMP) per live VM, then the end marker. */
@@ -642,7 +648,7 @@ int kvs_kernel_open(struct kvs *k)
 
 	u64map_init(&k->waiting, k->o.seed ^ 0x9e3779b97f4a7c15ull);
 	k->fd = -1;
-	if (k->o.no_broker)
+	if (k->o.no_broker || k->o.upstream)
 		return 0;
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_USERSOCK);
 	if (fd < 0)
@@ -693,6 +699,10 @@ void kvs_kernel_vm_add(struct kvs *k, struct kvs_guest *g)
 	};
 
 	g->live = true;
+	if (k->o.upstream) {
+		kvs_upstream_vm_add(k, g);
+		return;
+	}
 	(void)send_msg(k, &a);
 }
 
@@ -706,6 +716,10 @@ void kvs_kernel_vm_remove(struct kvs *k, struct kvs_guest *g)
 
 	if (!g->live)
 		return;
+	if (k->o.upstream) {
+		kvs_upstream_vm_remove(k, g);
+		return;
+	}
 	g->live = false;
 	if (g->state == KVS_G_WAIT_VERDICT) {
 		/* Pending requests of a VM that is gone are dropped without GUEST_DONE. */

@@ -42,6 +42,14 @@ static void usage(FILE *f)
 		"  --time-scale F      scale the driver's 2 s retry delay and 60 s budget (default 1)\n"
 		"  --psp-delay-ms MS   PSP time per report (default 8)\n"
 		"  --no-broker         no daemon: admit every request, empty certificate table\n"
+		"  --kernel MODEL      broker (default: the snp_attest netlink ABI) or upstream\n"
+		"                      (Linux 7.0: extended report requests exit to a VMM that\n"
+		"                      asks snp-attestd through libsnpattest; the rest go\n"
+		"                      straight to the PSP, unadmitted)\n"
+		"  --vmm-socket PATH   upstream: the daemon's VMM socket (default\n"
+		"                      /run/snp-attestd/vmm.sock)\n"
+		"  --vmm-certs-file P  upstream: the certificate file the VMM falls back to\n"
+		"                      (default: none, an empty table)\n"
 		"  --wait-broker S     wait up to S seconds for a REGISTER before starting guests\n"
 		"  --linger S          keep the VMs S seconds after the run before removing them\n"
 		"  --port N            netlink port id to bind (default 0x%08x)\n"
@@ -354,7 +362,7 @@ static int print_json(const struct kvs *k, const struct kvs_vm_stats *t, double 
 		"s:{s:f,s:f,s:f},s:o}",
 		"vms", (int)k->o.vms,
 		"duration_s", dur,
-		"mode", k->o.no_broker ? "no-broker" : "broker",
+		"mode", k->o.upstream ? "upstream" : k->o.no_broker ? "no-broker" : "broker",
 		"totals",
 		"requests", (json_int_t)t->requests,
 		"completed", (json_int_t)t->completed,
@@ -400,6 +408,23 @@ static int print_json(const struct kvs *k, const struct kvs_vm_stats *t, double 
 		"malformed_sent", (json_int_t)k->ks.malformed_sent,
 		"psp_errors", (json_int_t)k->ks.psp_errors,
 		"churn_removed", (json_int_t)k->ks.churn_removed));
+	if (k->o.upstream) {
+		const struct kvs_upstream_stats *u = kvs_upstream_stats(k);
+		json_object_set_new(root, "upstream", json_pack(
+			"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+			"vmm_exits", (json_int_t)u->exits,
+			"direct_to_psp", (json_int_t)u->direct,
+			"ret_ok", (json_int_t)u->ret_ok,
+			"ret_enospc", (json_int_t)u->ret_enospc,
+			"ret_busy", (json_int_t)u->ret_busy,
+			"admitted_by_daemon", (json_int_t)u->admitted,
+			"from_file", (json_int_t)u->from_file,
+			"empty_table", (json_int_t)u->empty,
+			"daemon_busy", (json_int_t)u->daemon_busy,
+			"daemon_enospc", (json_int_t)u->daemon_enospc,
+			"dropped", (json_int_t)u->dropped,
+			"vmm_bugs", (json_int_t)u->vmm_bugs));
+	}
 	s = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
 	if (!s)
@@ -412,7 +437,7 @@ static int print_json(const struct kvs *k, const struct kvs_vm_stats *t, double 
 static void print_human(const struct kvs *k, const struct kvs_vm_stats *t, double dur)
 {
 	printf("snp-kvmsim: %u VMs (%zu run), %.3f s, %s mode%s\n", k->o.vms, k->n_guests, dur,
-	       k->o.no_broker ? "no-broker" : "broker", k->o.load ? ", load" : "");
+	       k->o.upstream ? "upstream" : k->o.no_broker ? "no-broker" : "broker", k->o.load ? ", load" : "");
 	printf("  requests %llu (attempts %llu), completed %llu, reports verified %llu, keys %llu\n",
 	       (unsigned long long)t->requests, (unsigned long long)t->attempts,
 	       (unsigned long long)t->completed, (unsigned long long)t->reports_verified,
@@ -426,7 +451,15 @@ static void print_human(const struct kvs *k, const struct kvs_vm_stats *t, doubl
 	printf("  latency p50 %.3f ms, p99 %.3f ms, max %.3f ms; longest BUSY streak %.3f s\n",
 	       ms(kvs_hist_quantile(&t->lat, 0.5)), ms(kvs_hist_quantile(&t->lat, 0.99)),
 	       ms(t->lat.max_us), t->max_busy_streak_s);
-	if (!k->o.no_broker)
+	if (k->o.upstream) {
+		const struct kvs_upstream_stats *u = kvs_upstream_stats(k);
+		printf("  upstream: %llu VMM exits (ret 0: %llu, of which the daemon admitted %llu, "
+		       "file %llu, empty %llu; ENOSPC %llu; EAGAIN %llu), %llu straight to the PSP\n",
+		       (unsigned long long)u->exits, (unsigned long long)u->ret_ok,
+		       (unsigned long long)u->admitted, (unsigned long long)u->from_file,
+		       (unsigned long long)u->empty, (unsigned long long)u->ret_enospc,
+		       (unsigned long long)u->ret_busy, (unsigned long long)u->direct);
+	} else if (!k->o.no_broker)
 		printf("  netlink: %llu verdicts (%llu unknown/late), %llu timeouts, %llu malformed "
 		       "received, %llu malformed sent, %llu broker bugs\n",
 		       (unsigned long long)k->ks.verdicts, (unsigned long long)k->ks.verdicts_unknown,
@@ -440,7 +473,8 @@ enum {
 	OPT_STATE = 256, OPT_PRODUCT, OPT_VMS, OPT_REQUESTS, OPT_DURATION, OPT_RATE, OPT_NOISY,
 	OPT_NOISY_RATE, OPT_CHURN, OPT_TIME_SCALE, OPT_PSP_DELAY, OPT_NO_BROKER, OPT_JSON,
 	OPT_DUMP, OPT_TRUST_ARK, OPT_LOAD, OPT_MALFORMED, OPT_SEED, OPT_WAIT_BROKER, OPT_PORT,
-	OPT_QUIET, OPT_TOTAL_RATE, OPT_LINGER, OPT_HELP,
+	OPT_QUIET, OPT_TOTAL_RATE, OPT_LINGER, OPT_KERNEL, OPT_VMM_SOCKET, OPT_VMM_CERTS_FILE,
+	OPT_HELP,
 };
 
 static int parse_args(int argc, char **argv, struct kvs_options *o)
@@ -469,6 +503,9 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "total-rate", required_argument, NULL, OPT_TOTAL_RATE },
 		{ "linger", required_argument, NULL, OPT_LINGER },
+		{ "kernel", required_argument, NULL, OPT_KERNEL },
+		{ "vmm-socket", required_argument, NULL, OPT_VMM_SOCKET },
+		{ "vmm-certs-file", required_argument, NULL, OPT_VMM_CERTS_FILE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
@@ -560,6 +597,18 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 		case OPT_LINGER:
 			r = parse_double(optarg, 0, 3600, &o->linger);
 			break;
+		case OPT_KERNEL:
+			if (!strcmp(optarg, "upstream"))
+				o->upstream = true;
+			else if (strcmp(optarg, "broker") != 0)
+				r = -EINVAL;
+			break;
+		case OPT_VMM_SOCKET:
+			o->vmm_socket = optarg;
+			break;
+		case OPT_VMM_CERTS_FILE:
+			o->vmm_certs_file = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -586,6 +635,11 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 	}
 	if (o->noisy > o->vms) {
 		fprintf(stderr, "snp-kvmsim: --noisy is larger than --vms\n");
+		return -EINVAL;
+	}
+	if (o->upstream && (o->no_broker || o->malformed || o->wait_broker > 0 || o->load)) {
+		fprintf(stderr, "snp-kvmsim: --kernel upstream does not go with --no-broker, "
+				"--malformed, --wait-broker or --load\n");
 		return -EINVAL;
 	}
 	if (o->no_broker && (o->malformed || o->wait_broker > 0)) {
@@ -669,6 +723,12 @@ int main(int argc, char **argv)
 		r = 1;
 		goto out_kernel;
 	}
+	if (k.o.upstream && (r = kvs_upstream_start(&k)) < 0) {
+		fprintf(stderr, "snp-kvmsim: cannot start the VMM threads: %s\n", strerror(-r));
+		kvs_psp_worker_stop(&k);
+		r = 1;
+		goto out_kernel;
+	}
 	ev_timer_init(&k.end_timer, on_end, 0., 0.);
 	ev_timer_init(&k.churn_timer, on_churn, 0., 0.);
 	ev_timer_init(&k.malformed_timer, on_malformed, 0., 0.);
@@ -701,6 +761,12 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < k.n_guests; i++)
 		kvs_kernel_vm_remove(&k, k.guests[i]);
 	kvs_psp_worker_stop(&k);
+	sum_stats(&k, &t);
+	if (k.o.json)
+		(void)print_json(&k, &t, dur);
+	else
+		print_human(&k, &t, dur);
+	kvs_upstream_stop(&k);
 	ev_timer_stop(k.loop, &k.end_timer);
 	ev_timer_stop(k.loop, &k.churn_timer);
 	ev_timer_stop(k.loop, &k.malformed_timer);
@@ -709,11 +775,6 @@ int main(int argc, char **argv)
 	ev_signal_stop(k.loop, &sigint);
 	ev_signal_stop(k.loop, &sigterm);
 
-	sum_stats(&k, &t);
-	if (k.o.json)
-		(void)print_json(&k, &t, dur);
-	else
-		print_human(&k, &t, dur);
 	r = k.exit_code || t.vmpck_wipes || t.verify_failures || t.msg_failures ? 1 : 0;
 	for (size_t i = 0; i < k.n_guests; i++)
 		kvs_guest_free(k.guests[i]);

@@ -99,6 +99,7 @@ struct kvs_guest {
 	uint8_t *resp_page; /* owned, MSG_PAGE_SIZE */
 	uint8_t *certbuf;   /* owned, cur_npages pages, or NULL */
 	bool table_written; /* the kernel wrote a table into certbuf for this attempt */
+	bool vmm_done_pending; /* upstream: the VMM answered 0, snpattest_done() is due */
 	/* Written by the PSP worker while state == IN_PSP. */
 	int psp_rc;
 	uint32_t fw_status;
@@ -132,6 +133,10 @@ struct kvs_options {
 	double linger; /* seconds to keep the VMs after the run, before VM_REMOVE */
 	uint32_t port;
 	bool quiet;
+	/* --kernel upstream (upstream.c): Linux 7.0 KVM and a VMM using libsnpattest */
+	bool upstream;
+	const char *vmm_socket;     /* NULL: libsnpattest's default */
+	const char *vmm_certs_file; /* NULL: no file fallback */
 };
 
 struct kvs_kstats {
@@ -186,6 +191,20 @@ struct kvs {
 	struct kvs_guest *jobs_head, *jobs_tail, *done_head, *done_tail;
 	ev_async async;
 	size_t in_psp;
+
+	struct kvs_upstream *up; /* owned; --kernel upstream only */
+};
+
+/* Counts of --kernel upstream, split by path. */
+struct kvs_upstream_stats {
+	uint64_t exits;    /* KVM_EXIT_SNP_REQ_CERTS: extended MSG_REPORT_REQ attempts */
+	uint64_t direct;   /* every other attempt: straight to the PSP, unadmitted */
+	uint64_t ret_ok, ret_enospc, ret_busy;
+	uint64_t admitted; /* ret 0 decided by the daemon (ALLOW) */
+	uint64_t from_file, empty; /* ret 0 from the fallbacks */
+	uint64_t daemon_busy, daemon_enospc;
+	uint64_t dropped;  /* the VM went away during the exit */
+	uint64_t vmm_bugs; /* a ret KVM would not take (never expected) */
 };
 
 /* kernel.c: the netlink side, request routing and the PSP worker. */
@@ -203,6 +222,19 @@ void kvs_kernel_send_malformed(struct kvs *k, unsigned kind);
 bool kvs_kernel_registered(const struct kvs *k);
 /* Monotonic seconds (latencies are measured with it, not with the loop's cached time). */
 double kvs_now(void);
+
+/* Queues the guest's request for the PSP worker (the firmware call). */
+void kvs_kernel_run_psp(struct kvs *k, struct kvs_guest *g);
+
+/* upstream.c: --kernel upstream. */
+int kvs_upstream_start(struct kvs *k);
+void kvs_upstream_stop(struct kvs *k);
+void kvs_upstream_vm_add(struct kvs *k, struct kvs_guest *g);
+void kvs_upstream_vm_remove(struct kvs *k, struct kvs_guest *g);
+void kvs_upstream_submit(struct kvs *k, struct kvs_guest *g);
+/* After the firmware call of a request the VMM answered 0: snpattest_done(). */
+void kvs_upstream_fw_done(struct kvs *k, struct kvs_guest *g);
+const struct kvs_upstream_stats *kvs_upstream_stats(const struct kvs *k);
 
 /* guest.c: the Linux guest driver model (facts §1.5). */
 int kvs_guest_new(struct kvs *k, uint64_t vm_id, unsigned index, struct kvs_guest **ret);
