@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Lint: no include cycle between daemon modules (design: the modules form a hierarchy).
 
-A module is a file stem of daemon/ (broker.c and broker.h are the module "broker"). Module A
+A module is a file stem of daemon/ (broker.c and broker.h are the module "broker"); a private
+header NAME-int.h belongs to the module NAME (broker-int.h is the broker's). Module A
 depends on module B when a file of A includes a header of daemon/ whose stem is B (a quoted
 include, resolved as the compiler does: relative to the including file first). A module that
 includes its own header is not a cycle. Every strongly connected set of two or more modules is
@@ -19,6 +20,12 @@ import tempfile
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 
+def module_of(name):
+    """The module a file of daemon/ belongs to: its stem, less a private header's "-int"."""
+    stem = name.rsplit('.', 1)[0]
+    return stem[:-4] if stem.endswith('-int') else stem
+
+
 def module_graph(ddir):
     """{module: {dependency: [(file, line number, include text), ...]}} for the files of ddir."""
     graph = {}
@@ -26,7 +33,7 @@ def module_graph(ddir):
     for name in sorted(os.listdir(ddir)):
         if not name.endswith(('.c', '.h')):
             continue
-        mod = name.rsplit('.', 1)[0]
+        mod = module_of(name)
         deps = graph.setdefault(mod, {})
         path = os.path.join(ddir, name)
         with open(path, encoding='utf-8', errors='replace') as f:
@@ -37,7 +44,7 @@ def module_graph(ddir):
                 target = os.path.realpath(os.path.join(ddir, m.group(1)))
                 if os.path.dirname(target) != ddir or not os.path.exists(target):
                     continue  # not a daemon header (proto/, system, generated config)
-                dep = os.path.basename(target).rsplit('.', 1)[0]
+                dep = module_of(os.path.basename(target))
                 if dep != mod:
                     deps.setdefault(dep, []).append((name, no, line.strip()))
     return graph
