@@ -81,8 +81,9 @@ void poll_run(struct worker_job *j)
 
 static void probe_arm(struct broker *b)
 {
-	/* Jitter upwards only: never sooner than the step (hosts restarted together spread). */
-	double d = b->probe_delay * (1. + 0.25 * ((double)(random() % 1000) / 1000.));
+	/* Jitter upwards only, never sooner than the step: the clock's microseconds differ from
+	 * host to host, so hosts restarted together spread out. */
+	double d = b->probe_delay * (1. + 0.25 * ((double)(now_usec() % 1000) / 1000.));
 
 	ev_timer_stop(b->m->loop, &b->probe_timer);
 	ev_timer_set(&b->probe_timer, d, 0.);
