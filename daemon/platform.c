@@ -187,8 +187,10 @@ void poll_done(struct worker_job *j)
 	if (b->stopping || b->draining)
 		return;
 	if (fw_error_is_snp_uninit(p->r)) {
-		if (b->snp_uninit)
+		if (b->snp_uninit) {
 			probe_arm(b);
+			snp_wait_status(b); /* the probe count, and over any other STATUS */
+		}
 		else if (!b->rot)
 			snp_wait_enter(b, "The platform status poll failed");
 		return;

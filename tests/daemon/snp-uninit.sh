@@ -74,6 +74,8 @@ check "the start-up log names the cause" grep -q "SNP is not initialised" "$SIME
 check "snpctl status: snp.initialized false, state named" wait_status \
 	'.snp.initialized == false and (.snp.state | test("kvm_amd")) and .chain == null'
 check "metric snp_attestd_snp_initialized 0" metric_is snp_attestd_snp_initialized 0
+human_says() { simenv_snpctl status | grep -q "$1"; }
+check "snpctl status (text) says SNP is not initialised" human_says "SNP: *NOT initialised"
 check "it probes (status shows a probe)" wait_status '.snp.probes >= 1'
 check "metric snp_attestd_snp_probes_total counts them" \
 	bash -c "curl -sS --max-time 10 http://127.0.0.1:$mport/metrics |
@@ -89,6 +91,7 @@ printf 'snp = on\n' > "$SIMENV_STATE/platform"
 check "becomes initialised and serves the chain" wait_status \
 	'.snp.initialized == true and .snp.state == "initialized" and .chain != null'
 check "metric snp_attestd_snp_initialized 1" metric_is snp_attestd_snp_initialized 1
+check "snpctl status (text) says initialised" human_says "SNP: *initialised"
 check "the change is logged once" test "$(grep -c 'SNP is initialised (after' "$SIMENV_DIR/daemon.log")" = 1
 check "STATUS moves on to serving" wait_grep "$SIMENV_DIR/notify.log" "STATUS=serving: "
 check "platform read: chip id and reported TCB" jqt "$SIMENV_DIR/status.json" \
