@@ -85,6 +85,15 @@ commit_refused() { ! simenv_snpctl tcb commit > "$commit_out" 2>&1; }
 check "tcb commit while waiting is refused" commit_refused
 check "... with the firmware layer's text" grep -q "SNP is not initialised" "$commit_out"
 check "the daemon is still up" alive
+# Guests meanwhile (only the simulator can have them: a real kernel runs no SNP guest before
+# SNP is up) get contract answers only: admitted, no certificates, nothing wiped.
+simenv_kvmsim --vms 2 --requests 2 --time-scale 0.01 --wait-broker 10 --json \
+	> "$SIMENV_DIR/fleet-waiting.json"
+rc=$?
+check "a fleet while waiting: snp-kvmsim exits 0" test "$rc" = 0
+check "... every request completed, zero wipes" jqt "$SIMENV_DIR/fleet-waiting.json" \
+	'.totals.completed == 4 and .totals.vmpck_wipes == 0'
+check "still waiting, still up" wait_status '.snp.initialized == false'
 
 # The simulated kvm_amd load.
 printf 'snp = on\n' > "$SIMENV_STATE/platform"
