@@ -104,7 +104,6 @@ struct broker_poll {
 	struct broker *b; /* borrowed */
 	struct fw *fw;	  /* borrowed */
 	bool busy;
-	bool probe; /* submitted as an SNP-initialised probe */
 	int r;
 	struct store_platform pf;
 	int committed_r;

@@ -97,7 +97,6 @@ static void probe_submit(struct broker *b)
 		return; /* the read in flight answers for this probe too */
 	ev_timer_stop(b->m->loop, &b->probe_timer);
 	b->poll.busy = true;
-	b->poll.probe = true;
 	b->poll.pf = b->pf;
 	b->snp_probes++;
 	b->probe_last_usec = now_usec();
@@ -183,16 +182,15 @@ void poll_done(struct worker_job *j)
 	char t0[TCB_FORMAT_MAX], t1[TCB_FORMAT_MAX], why[160];
 
 	p->busy = false;
-	p->probe = false;
 	if (b->stopping || b->draining)
 		return;
 	if (fw_error_is_snp_uninit(p->r)) {
 		if (b->snp_uninit) {
 			probe_arm(b);
 			snp_wait_status(b); /* the probe count, and over any other STATUS */
-		}
-		else if (!b->rot)
+		} else if (!b->rot) {
 			snp_wait_enter(b, "The platform status poll failed");
+		}
 		return;
 	}
 	if (b->snp_uninit) {
@@ -246,7 +244,6 @@ void poll_arm(struct broker *b)
 	ev_timer_set(&b->poll_timer, iv, iv);
 	ev_timer_start(b->m->loop, &b->poll_timer);
 }
-
 
 bool broker_snp_initialized(const struct broker *b)
 {
