@@ -220,6 +220,14 @@ int snpctl_status(int argc, char **argv)
 		printf("  none served (extended requests get an empty certificate table)\n");
 
 	printf("platform:\n");
+	{
+		const json_t *sn = json_object_get(b, "snp");
+		if (json_is_object(sn) && !jbool(sn, "initialized"))
+			printf("  %-16sNOT initialised: %s (%llu probes so far)\n", "SNP:",
+			       jstr(sn, "state"), jnum(sn, "probes"));
+		else if (json_is_object(sn))
+			printf("  %-16sinitialised\n", "SNP:");
+	}
 	printf("  %-16s%s\n", "product:", jstr(pf, "product"));
 	printf("  %-16s%.16s...\n", "chip id:", jstr(pf, "chip_id"));
 	printf("  %-16s%s (%s)\n", "current TCB:",

@@ -288,6 +288,8 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 	int r;
 
 	a->stats.guest_reqs++;
+	if (a->hooks.request)
+		a->hooks.request(a->hooks.userdata);
 	if (vm && vm->t != t)
 		vm = NULL; /* another transport's VM: this one does not know it */
 	if (vm) {

@@ -91,6 +91,8 @@ struct adm_config {
 struct adm_hooks {
 	/* Admission is paused and the last in-flight request is done. */
 	void (*drained)(void *userdata);
+	/* A guest request arrived (before its verdict); may be NULL. */
+	void (*request)(void *userdata);
 	void *userdata;
 };
 

@@ -25,6 +25,12 @@
 #define BROKER_KDS_RETRY_SEC 30.
 /* Admission is paused while the worker waits for the VMM file lock: bound the wait. */
 #define BROKER_VMM_LOCK_MSEC 2000
+/* SNP not initialised: one SNP_PLATFORM_STATUS per probe (some kernels run a full SNP init and
+ * shutdown, with a cache flush, per call), the first after BROKER_PROBE_MIN_SEC, doubling up to
+ * BROKER_PROBE_MAX_SEC, plus up to 25 % jitter; a guest request may bring the next one forward
+ * but never closer than BROKER_PROBE_MIN_SEC to the last. */
+#define BROKER_PROBE_MIN_SEC 1.0
+#define BROKER_PROBE_MAX_SEC 60.0
 
 enum broker_fw_op {
 	BROKER_OP_NONE,
@@ -128,6 +134,13 @@ struct broker {
 	uint64_t committed_tcb;
 	struct broker_poll poll;
 	ev_timer poll_timer;
+	/* SNP not initialised (fw_error_is_snp_uninit): the daemon waits, probing with backoff */
+	bool snp_uninit;
+	double probe_delay;	  /* the next backoff step, s */
+	uint64_t probe_last_usec; /* when the last probe was submitted */
+	uint64_t snp_probes;
+	ev_timer probe_timer;
+	ev_timer status_timer; /* the waiting STATUS text, after the manager's READY=1 */
 
 	/* rotation (rotation.c): the served chain, the VMM file, READY gating */
 	struct store_chain *chain; /* owned; NULL = serve no certificates */
@@ -168,6 +181,14 @@ void poll_run(struct worker_job *j);
 void poll_done(struct worker_job *j);
 void on_poll(struct ev_loop *loop, ev_timer *w, int revents);
 void poll_arm(struct broker *b);
+/* SNP is not initialised (why: what said so): wait and probe. Idempotent. */
+void snp_wait_enter(struct broker *b, const char *why);
+/* A guest request arrived: while waiting, probe now unless the last probe is too recent. */
+void snp_probe_on_request(struct broker *b);
+/* The sd_notify STATUS text of the waiting state. */
+void snp_wait_status(struct broker *b);
+void on_probe(struct ev_loop *loop, ev_timer *w, int revents);
+void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* rotation.c */
 extern const uint8_t empty_table[CERTTABLE_ENTRY_SIZE];

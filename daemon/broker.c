@@ -127,7 +127,15 @@ static void on_transport_status(void *userdata, const char *status)
 {
 	struct broker *b = userdata;
 
-	manager_notify_status(b->m, "%s", status);
+	if (b->snp_uninit)
+		snp_wait_status(b); /* the waiting state is what the operator must see */
+	else
+		manager_notify_status(b->m, "%s", status);
+}
+
+static void on_request(void *userdata)
+{
+	snp_probe_on_request(userdata);
 }
 
 static void broker_stop(struct manager *m);
@@ -139,7 +147,7 @@ static int broker_start(struct manager *m)
 	struct broker *b;
 	struct adm_config ac;
 	const struct conf *c = &m->conf;
-	struct adm_hooks hooks = { .drained = on_drained };
+	struct adm_hooks hooks = { .drained = on_drained, .request = on_request };
 	const char *why = NULL;
 	char err[512];
 	int r;
@@ -154,6 +162,8 @@ static int broker_start(struct manager *m)
 	ev_timer_init(&b->poll_timer, on_poll, 1., 1.);
 	ev_timer_init(&b->expiry, on_expiry, 1., 0.);
 	ev_timer_init(&b->ready_timer, on_ready_timer, BROKER_READY_MAX_SEC, 0.);
+	ev_timer_init(&b->probe_timer, on_probe, BROKER_PROBE_MIN_SEC, 0.);
+	ev_timer_init(&b->status_timer, on_status_timer, 0., 0.);
 	b->poll.b = b;
 	b->poll.job.run = poll_run;
 	b->poll.job.done = poll_done;
@@ -189,6 +199,16 @@ static int broker_start(struct manager *m)
 	r = platform_read(b->fw, &b->pf, err, sizeof(err));
 	if (r == 0)
 		b->committed_r = fw_committed_tcb(b->fw, &b->committed_tcb);
+	if (fw_error_is_snp_uninit(r)) {
+		/* A state, not a failure: start, say so, and probe until kvm_amd brings SNP up.
+		 * GET_ID2 is a legacy command and answers already. */
+		b->snp_uninit = true;
+		(void)fw_get_id(b->fw, b->pf.chip_id, sizeof(b->pf.chip_id), &b->pf.chip_id_len,
+				NULL);
+		if (fw_product(b->fw, &b->pf.product) < 0)
+			b->pf.product = SNP_PRODUCT_UNKNOWN;
+		r = 0;
+	}
 	if (r < 0) {
 		manager_start_error(m, "%s", err);
 		goto fail;
@@ -251,7 +271,11 @@ static int broker_start(struct manager *m)
 				    snp_strerror(r));
 		goto fail;
 	}
-	if (b->kdsc) {
+	if (b->snp_uninit) {
+		/* READY now: the chain is loaded once SNP is up (snp_up). */
+		b->snp_uninit = false;
+		snp_wait_enter(b, "At start-up");
+	} else if (b->kdsc) {
 		/* READY waits for the first chain from the cache (instant when warm) or KDS, or
 		 * for the decision to run without one: at most BROKER_READY_MAX_SEC. */
 		b->ready_held = true;
@@ -283,6 +307,8 @@ static void broker_stop(struct manager *m)
 	ev_timer_stop(m->loop, &b->rot_timeout);
 	ev_timer_stop(m->loop, &b->poll_timer);
 	ev_timer_stop(m->loop, &b->expiry);
+	ev_timer_stop(m->loop, &b->probe_timer);
+	ev_timer_stop(m->loop, &b->status_timer);
 	b->rotate_again = false;
 	b->draining = true; /* no new rotation from completions delivered below */
 	b->stopping = true; /* no new quota write either */

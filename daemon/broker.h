@@ -34,6 +34,10 @@ const struct adm *broker_adm(const struct broker *b);
 const struct store_chain *broker_chain(const struct broker *b); /* NULL: serving no chain */
 const struct store_platform *broker_platform(const struct broker *b);
 bool broker_registered(const struct broker *b);
+/* SNP state (platform.c): false while SNP is not initialised (the daemon waits for kvm_amd);
+ * probes counts the SNP_PLATFORM_STATUS reads made while waiting. */
+bool broker_snp_initialized(const struct broker *b);
+uint64_t broker_snp_probes(const struct broker *b);
 unsigned broker_inflight(const struct broker *b);
 unsigned broker_queued(const struct broker *b);
 size_t broker_vm_count(const struct broker *b);

@@ -434,6 +434,14 @@ static json_t *status_json(struct ctl *c, struct broker *b, enum ctl_role role)
 		      counters_json(st->anomalies, _SCHED_ANOM_MAX, anom_name), "control", "clients",
 		      (json_int_t)c->n_clients, "requests", (json_int_t)c->requests, "errors",
 		      (json_int_t)c->errors);
+	if (o)
+		json_object_set_new(o, "snp",
+				    json_pack("{s:b, s:s, s:I}", "initialized",
+					      broker_snp_initialized(b), "state",
+					      broker_snp_initialized(b)
+						      ? "initialized"
+						      : "waiting for kvm_amd with sev_snp=1",
+					      "probes", (json_int_t)broker_snp_probes(b)));
 	return o;
 }
 

@@ -328,6 +328,12 @@ static void render_platform(struct metrics_writer *w, const struct broker *b)
 	}
 	gauge(w, "snp_attestd_vlek_loaded", "1 if a VLEK is loaded in the firmware.",
 	      pf->vlek_loaded ? 1 : 0);
+	gauge(w, "snp_attestd_snp_initialized",
+	      "1 once SNP is initialised; 0 while the daemon waits for kvm_amd (sev_snp=1).",
+	      broker_snp_initialized(b) ? 1 : 0);
+	counter(w, "snp_attestd_snp_probes_total",
+		"SNP_PLATFORM_STATUS probes made while SNP was not initialised.",
+		broker_snp_probes(b));
 	metrics_family(w, "snp_attestd_tcb_component", METRICS_GAUGE,
 		       "TCB security version numbers: current and reported (platform status), "
 		       "committed (when the backend tells), served (the chain's VCEK).");

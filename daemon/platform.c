@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* platform: the platform view of the broker. Reads SNP_PLATFORM_STATUS and GET_ID2 (on the
- * worker after start), tells the product from CPUID when the backend does not, and polls the
- * platform status for TCB changes made outside the daemon. */
+ * worker after start), tells the product from CPUID when the backend does not, polls the
+ * platform status for TCB changes made outside the daemon, and waits out "SNP not initialised"
+ * (kvm_amd not loaded with sev_snp=1 yet): probing with backoff, then loading the chain. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ int platform_read(struct fw *fw, struct store_platform *pf, char *err, size_t er
 	r = fw_platform_status(fw, &st, &fs);
 	if (r < 0) {
 		snprintf(err, err_size, "SNP_PLATFORM_STATUS failed: %s (firmware status 0x%x)",
-			 snp_strerror(r), fs);
+			 fw_strerror(r), fs);
 		return r;
 	}
 	n.current_tcb = st.current_tcb_version;
@@ -37,7 +38,7 @@ int platform_read(struct fw *fw, struct store_platform *pf, char *err, size_t er
 	r = fw_get_id(fw, n.chip_id, sizeof(n.chip_id), &n.chip_id_len, &fs);
 	if (r < 0) {
 		snprintf(err, err_size, "GET_ID2 failed: %s (firmware status 0x%x)",
-			 snp_strerror(r), fs);
+			 fw_strerror(r), fs);
 		return r;
 	}
 	if (fw_product(fw, &n.product) < 0)
@@ -76,6 +77,104 @@ void poll_run(struct worker_job *j)
 	p->committed_r = fw_committed_tcb(p->fw, &p->committed);
 }
 
+/* --- SNP not initialised --- */
+
+static void probe_arm(struct broker *b)
+{
+	/* Jitter upwards only, never sooner than the step: the clock's microseconds differ from
+	 * host to host, so hosts restarted together spread out. */
+	double d = b->probe_delay * (1. + 0.25 * ((double)(now_usec() % 1000) / 1000.));
+
+	ev_timer_stop(b->m->loop, &b->probe_timer);
+	ev_timer_set(&b->probe_timer, d, 0.);
+	ev_timer_start(b->m->loop, &b->probe_timer);
+	b->probe_delay = MIN(b->probe_delay * 2., BROKER_PROBE_MAX_SEC);
+}
+
+static void probe_submit(struct broker *b)
+{
+	if (b->poll.busy || b->stopping || b->draining || !b->worker)
+		return; /* the read in flight answers for this probe too */
+	ev_timer_stop(b->m->loop, &b->probe_timer);
+	b->poll.busy = true;
+	b->poll.pf = b->pf;
+	b->snp_probes++;
+	b->probe_last_usec = now_usec();
+	worker_submit(b->worker, &b->poll.job);
+}
+
+void snp_wait_status(struct broker *b)
+{
+	manager_notify_status(b->m,
+			      "SNP not initialised: waiting for kvm_amd with sev_snp=1 (%llu "
+			      "probes so far); guests get no certificates meanwhile",
+			      (unsigned long long)b->snp_probes);
+}
+
+void snp_wait_enter(struct broker *b, const char *why)
+{
+	if (b->snp_uninit)
+		return;
+	b->snp_uninit = true;
+	b->probe_delay = BROKER_PROBE_MIN_SEC;
+	log_warning("%s: %s. Waiting for it: probing with backoff (%.0f s up to %.0f s)", why,
+		    fw_strerror(-FW_ERR_SNP_UNINIT), BROKER_PROBE_MIN_SEC, BROKER_PROBE_MAX_SEC);
+	if (!b->draining && !b->stopping)
+		probe_arm(b);
+	/* After the manager's own STATUS (READY at start, a rotation's outcome later). */
+	ev_timer_stop(b->m->loop, &b->status_timer);
+	ev_timer_set(&b->status_timer, 0., 0.);
+	ev_timer_start(b->m->loop, &b->status_timer);
+}
+
+void snp_probe_on_request(struct broker *b)
+{
+	if (!b->snp_uninit || b->poll.busy)
+		return;
+	if (now_usec() - b->probe_last_usec < (uint64_t)(BROKER_PROBE_MIN_SEC * 1e6))
+		return;
+	probe_submit(b);
+}
+
+void on_probe(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = container_of(w, struct broker, probe_timer);
+
+	(void)loop;
+	(void)revents;
+	if (b->snp_uninit)
+		probe_submit(b);
+}
+
+void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = container_of(w, struct broker, status_timer);
+
+	(void)loop;
+	(void)revents;
+	if (b->snp_uninit)
+		snp_wait_status(b);
+}
+
+/* A probe found SNP up: take the platform view, then load the chain as a rotation would. */
+static void snp_up(struct broker *b, const struct broker_poll *p)
+{
+	char t[TCB_FORMAT_MAX];
+
+	b->snp_uninit = false;
+	ev_timer_stop(b->m->loop, &b->probe_timer);
+	ev_timer_stop(b->m->loop, &b->status_timer);
+	b->pf = p->pf;
+	b->committed_r = p->committed_r;
+	b->committed_tcb = p->committed;
+	log_notice("SNP is initialised (after %llu probes): reported TCB %s%s; loading the chain",
+		   (unsigned long long)b->snp_probes,
+		   tcb_format(b->pf.reported_tcb, b->pf.product, t, sizeof(t)),
+		   b->pf.vlek_loaded ? " (VLEK)" : "");
+	manager_notify_status(b->m, "SNP initialised: loading the certificate chain");
+	rot_start_internal(b, "SNP initialised", NULL);
+}
+
 void poll_done(struct worker_job *j)
 {
 	struct broker_poll *p = container_of(j, struct broker_poll, job);
@@ -83,7 +182,27 @@ void poll_done(struct worker_job *j)
 	char t0[TCB_FORMAT_MAX], t1[TCB_FORMAT_MAX], why[160];
 
 	p->busy = false;
-	if (p->r < 0 || b->rot || b->draining)
+	if (b->stopping || b->draining)
+		return;
+	if (fw_error_is_snp_uninit(p->r)) {
+		if (b->snp_uninit) {
+			probe_arm(b);
+			snp_wait_status(b); /* the probe count, and over any other STATUS */
+		} else if (!b->rot) {
+			snp_wait_enter(b, "The platform status poll failed");
+		}
+		return;
+	}
+	if (b->snp_uninit) {
+		if (p->r < 0) {
+			log_warning("SNP probe: %s", fw_strerror(p->r));
+			probe_arm(b);
+		} else {
+			snp_up(b, p);
+		}
+		return;
+	}
+	if (p->r < 0 || b->rot)
 		return; /* a rotation reads the platform itself */
 	b->pf.current_tcb = p->pf.current_tcb;
 	b->committed_r = p->committed_r;
@@ -108,7 +227,7 @@ void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (b->poll.busy || b->rot || b->draining)
+	if (b->poll.busy || b->rot || b->draining || b->snp_uninit)
 		return;
 	b->poll.busy = true;
 	b->poll.pf = b->pf;
@@ -126,3 +245,12 @@ void poll_arm(struct broker *b)
 	ev_timer_start(b->m->loop, &b->poll_timer);
 }
 
+bool broker_snp_initialized(const struct broker *b)
+{
+	return !b->snp_uninit;
+}
+
+uint64_t broker_snp_probes(const struct broker *b)
+{
+	return b->snp_probes;
+}

@@ -36,7 +36,9 @@ void load_chain(struct broker *b)
 	char err[600] = "";
 	int r;
 
-	if (!b->m->conf.cert_dir[0]) {
+	if (b->snp_uninit) {
+		log_info("Certificates are loaded once SNP is initialised");
+	} else if (!b->m->conf.cert_dir[0]) {
 		if (b->kdsc)
 			log_info("Certificates come from KDS (%s) through the cache in %s",
 				 b->m->conf.kds_url, b->m->conf.cache_dir);
@@ -141,14 +143,16 @@ static void rot_run(struct worker_job *j)
 	if (r < 0) {
 		rot->r = r;
 		snprintf(rot->err, sizeof(rot->err), "%s failed: %s (firmware status 0x%x)",
-			 op_name(rot->op), snp_strerror(r), rot->fw_status);
+			 op_name(rot->op), fw_strerror(r), rot->fw_status);
 	}
 	/* Whatever the firmware answered, serve what the platform now says. */
-	if (platform_read(rot->fw, &rot->pf_new, perr, sizeof(perr)) < 0) {
+	r = platform_read(rot->fw, &rot->pf_new, perr, sizeof(perr));
+	if (r < 0) {
 		/* If the change went through, the platform is what we asked for. */
 		rot->pf_new = rot->r == 0 ? rot->pf_expect : rot->pf_old;
 		if (rot->r == 0) {
-			rot->r = -EIO;
+			/* SNP gone meanwhile stays recognisable: the broker waits for it again. */
+			rot->r = fw_error_is_snp_uninit(r) ? r : -EIO;
 			snprintf(rot->err, sizeof(rot->err), "%s", perr);
 		}
 	}
@@ -233,8 +237,12 @@ void rot_finish(struct broker *b, struct broker_rotation *rot, int r, const char
 		st->succeeded++;
 		log_notice("Rotation (%s): %s", rot->why, msg);
 	}
+	if (fw_error_is_snp_uninit(r))
+		snp_wait_enter(b, "The rotation's firmware call failed");
 	if (b->ready_held)
 		release_ready(b, b->chain ? "chain loaded" : "running without a chain for now");
+	else if (b->snp_uninit)
+		snp_wait_status(b);
 	else
 		manager_notify_status(b->m, "serving: %s", msg);
 	rot_free(rot);
@@ -419,6 +427,11 @@ int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t 
 		snprintf(err, err_size, "a certificate import is being written to the KDS cache");
 		return -EBUSY;
 	}
+	if (b->snp_uninit) {
+		snprintf(err, err_size, "%s; the daemon is waiting for it",
+			 fw_strerror(-FW_ERR_SNP_UNINIT));
+		return -FW_ERR_SNP_UNINIT;
+	}
 	rot = calloc(1, sizeof(*rot));
 	if (!rot)
 		return -ENOMEM;
@@ -491,6 +504,12 @@ void rot_start_internal(struct broker *b, const char *why,
 		/* One more after this one: its outcome may predate the trigger. */
 		b->rotate_again = true;
 		snprintf(b->again_why, sizeof(b->again_why), "%.120s", why);
+		return;
+	}
+	if (b->snp_uninit) {
+		log_info("Rotation (%s) postponed: SNP is not initialised; the chain is loaded "
+			 "once it is",
+			 why);
 		return;
 	}
 	r = rot_start(b, why, BROKER_OP_NONE, 0, NULL, expect, expect != NULL, NULL, NULL, err,
