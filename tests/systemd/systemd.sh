@@ -354,6 +354,13 @@ check "snpctl as an unprivileged user: status refused (exit 1, says why)" csh '
 	out=$(runuser -u eve -- snpctl status 2>&1); rc=$?; echo "$out"; [ $rc -eq 1 ] && [ -n "$out" ]'
 
 # --- 11. Journal, security, devices ------------------------------------------------------
+check "journal: the audit trail has alice's quota set and bob's refused one as fields" csh '
+	set -e
+	a=$(id -u alice); b=$(id -u bob)
+	journalctl -b -u snp-attestd -o json --no-pager SNP_AUDIT_ACTION=quota.set SNP_PEER_UID=$a |
+		grep "\"SNP_AUDIT_OUTCOME\":\"ok\"" | grep -q "\"SNP_VM_ID\":\"8\""
+	journalctl -b -u snp-attestd -o json --no-pager SNP_AUDIT_ACTION=quota.set SNP_PEER_UID=$b |
+		grep -q "\"SNP_AUDIT_OUTCOME\":\"denied\""'
 check "journal: native entries with PRIORITY from the unit (structured, not stdout)" csh '
 	set -e
 	journalctl -b -u snp-attestd -o json --no-pager | grep "\"_TRANSPORT\":\"journal\"" | grep -q "\"PRIORITY\""'
