@@ -99,39 +99,6 @@ static int print_reply(json_t *b, bool json)
 	return SNPCTL_EXIT_OK;
 }
 
-static int run(int argc, char **argv, enum ctl_cmd cmd, const char *arg_name)
-{
-	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = {.q.cmd = cmd};
-	int r;
-
-	r = parse(argc, argv, arg_name, &a);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	if (cmd == CTL_CMD_TCB_SET) {
-		/* The daemon parses it for its product; here only the wire limits. */
-		if (strlen(a.arg) >= sizeof(a.q.tcb))
-			return snpctl_usage_error(argv[0], "TCB '%s' is too long", a.arg);
-		snprintf(a.q.tcb, sizeof(a.q.tcb), "%s", a.arg);
-	} else if (cmd == CTL_CMD_VLEK_LOAD) {
-		_cleanup_(freep) uint8_t *buf = NULL;
-		size_t len;
-		r = snpctl_read_file(a.arg, CTL_HASHSTICK_SIZE + 1, &buf, &len);
-		if (r < 0)
-			return snpctl_fail(r, "vlek load", "cannot read the hashstick %s", a.arg);
-		if (len != CTL_HASHSTICK_SIZE)
-			return snpctl_usage_error(argv[0],
-						  "%s is %zu bytes; a wrapped VLEK hashstick is %d",
-						  a.arg, len, CTL_HASHSTICK_SIZE);
-		memcpy(a.q.hashstick, buf, CTL_HASHSTICK_SIZE);
-		a.q.has_hashstick = true;
-	}
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	return print_reply(b, a.json);
-}
-
 /* --- cert show|export|import|fetch --- */
 
 static void print_cert_show(const json_t *b)
@@ -166,17 +133,45 @@ static void print_cert_show(const json_t *b)
 	}
 }
 
-/* A command without an argument: parses, asks, and with --json prints the reply. *ret_b is
- * the reply when the caller prints the text form (then SNPCTL_EXIT_OK); NULL otherwise, and
- * the return value is the exit code. */
-static int ask_plain(int argc, char **argv, enum ctl_cmd cmd, json_t **ret_b)
+/* Puts the positional argument of tcb set and vlek load into the request; checks only the
+ * wire limits (the daemon parses the TCB for its product). Returns the exit code. */
+static int fill_request(const char *cmd_name, struct rot_args *a)
+{
+	if (a->q.cmd == CTL_CMD_TCB_SET) {
+		if (strlen(a->arg) >= sizeof(a->q.tcb))
+			return snpctl_usage_error(cmd_name, "TCB '%s' is too long", a->arg);
+		snprintf(a->q.tcb, sizeof(a->q.tcb), "%s", a->arg);
+	} else if (a->q.cmd == CTL_CMD_VLEK_LOAD) {
+		_cleanup_(freep) uint8_t *buf = NULL;
+		size_t len;
+		int r = snpctl_read_file(a->arg, CTL_HASHSTICK_SIZE + 1, &buf, &len);
+
+		if (r < 0)
+			return snpctl_fail(r, "vlek load", "cannot read the hashstick %s", a->arg);
+		if (len != CTL_HASHSTICK_SIZE)
+			return snpctl_usage_error(cmd_name,
+						  "%s is %zu bytes; a wrapped VLEK hashstick is %d",
+						  a->arg, len, CTL_HASHSTICK_SIZE);
+		memcpy(a->q.hashstick, buf, CTL_HASHSTICK_SIZE);
+		a->q.has_hashstick = true;
+	}
+	return SNPCTL_EXIT_OK;
+}
+
+/* Parses (with the positional argument arg_name, if not NULL), asks, and with --json prints
+ * the reply. *ret_b is the reply when the caller prints the text form (then SNPCTL_EXIT_OK);
+ * NULL otherwise, and the return value is the exit code. */
+static int ask(int argc, char **argv, enum ctl_cmd cmd, const char *arg_name, json_t **ret_b)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
 	struct rot_args a = {.q.cmd = cmd};
 	int r;
 
 	*ret_b = NULL;
-	r = parse(argc, argv, NULL, &a);
+	r = parse(argc, argv, arg_name, &a);
+	if (r != SNPCTL_EXIT_OK)
+		return r;
+	r = fill_request(argv[0], &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
 	r = snpctl_call(argv[0], a.socket, &a.q, &b);
@@ -193,7 +188,7 @@ int snpctl_cert_show(int argc, char **argv)
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
 	int r;
 
-	r = ask_plain(argc, argv, CTL_CMD_CERT_SHOW, &b);
+	r = ask(argc, argv, CTL_CMD_CERT_SHOW, NULL, &b);
 	if (!b)
 		return r;
 	print_cert_show(b);
@@ -413,7 +408,7 @@ int snpctl_cert_fetch(int argc, char **argv)
 	size_t i;
 	int r;
 
-	r = ask_plain(argc, argv, CTL_CMD_CERT_FETCH, &b);
+	r = ask(argc, argv, CTL_CMD_CERT_FETCH, NULL, &b);
 	if (!b)
 		return r;
 	json_array_foreach(json_object_get(b, "keys"), i, k) {
@@ -430,6 +425,18 @@ int snpctl_cert_fetch(int argc, char **argv)
 	}
 	printf("%s\n", jstr(b, "message"));
 	return SNPCTL_EXIT_OK;
+}
+
+/* tcb show and the rotating commands: the daemon's answer in the text form of print_reply. */
+static int run(int argc, char **argv, enum ctl_cmd cmd, const char *arg_name)
+{
+	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
+	int r;
+
+	r = ask(argc, argv, cmd, arg_name, &b);
+	if (!b)
+		return r;
+	return print_reply(b, false);
 }
 
 int snpctl_cert_rotate(int argc, char **argv)
