@@ -499,21 +499,27 @@ static bool vm_urgent(const struct sched *s, const struct sched_vm *vm, uint64_t
 	return vm->in_streak && now - vm->streak_start + margin >= s->cfg.busy_budget_usec;
 }
 
-static void vm_admit(struct sched *s, struct sched_vm *vm, bool forced, uint64_t now)
+/* The VM holds a slot from now: admitted here, or found in flight by a restore. */
+static void vm_set_inflight(struct sched *s, struct sched_vm *vm, uint64_t now)
 {
-	vm_take_token(s, vm);
 	vm->inflight = true;
-	/* Over the slots it first waits in the kernel: that wait is not the PSP's service time. */
-	vm->timed = s->ninflight < s->cfg.psp_concurrency;
 	vm->admitted_at = now;
 	vm->ever_admitted = true;
 	vm->in_streak = false;
 	vm->owed = false;
 	link_remove(&vm->olink);
+	s->ninflight++;
+}
+
+static void vm_admit(struct sched *s, struct sched_vm *vm, bool forced, uint64_t now)
+{
+	vm_take_token(s, vm);
+	/* Over the slots it first waits in the kernel: that wait is not the PSP's service time. */
+	vm->timed = s->ninflight < s->cfg.psp_concurrency;
+	vm_set_inflight(s, vm, now);
 	vm->n_admitted++;
 	if (forced)
 		vm->n_forced++;
-	s->ninflight++;
 }
 
 /* Deficit round robin with depth-1 queues. A VM's credit is `deficit` services in round
@@ -886,13 +892,7 @@ int sched_vm_restore_inflight(struct sched *s, uint64_t vm_id, uint64_t req_id, 
 		return -EBUSY;
 	vm->req_id = req_id;
 	vm->req_tracked = false;
-	vm->inflight = true;
-	vm->admitted_at = now;
-	vm->ever_admitted = true;
-	vm->in_streak = false;
-	vm->owed = false;
-	link_remove(&vm->olink);
-	s->ninflight++;
+	vm_set_inflight(s, vm, now);
 	return 0;
 }
 
