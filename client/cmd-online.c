@@ -19,10 +19,13 @@ int online_parse(int argc, char **argv, unsigned allowed, const char *arg_name,
 		 struct online_args *a)
 {
 	static const struct option options[] = {
-		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
-		{ "rate", required_argument, NULL, 'r' },   { "burst", required_argument, NULL, 'b' },
-		{ "weight", required_argument, NULL, 'w' }, { "force", no_argument, NULL, 'f' },
-		{ NULL, 0, NULL, 0 },
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"rate", required_argument, NULL, 'r'},
+		{"burst", required_argument, NULL, 'b'},
+		{"weight", required_argument, NULL, 'w'},
+		{"force", no_argument, NULL, 'f'},
+		{NULL, 0, NULL, 0},
 	};
 	uint64_t v;
 	int c;

@@ -195,7 +195,11 @@ static bool is_sep(char c)
 uint64_t tcb_encode_components(const uint8_t v[5], enum snp_product p)
 {
 	const struct tcb_version t = {
-		.fmc = v[0], .bootloader = v[1], .tee = v[2], .snp = v[3], .microcode = v[4],
+		.fmc = v[0],
+		.bootloader = v[1],
+		.tee = v[2],
+		.snp = v[3],
+		.microcode = v[4],
 	};
 
 	return tcb_encode(&t, p);
