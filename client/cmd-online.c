@@ -1,33 +1,31 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cmd-online: the commands that talk to snp-attestd over the control socket (status, vm,
  * quota). Arguments are checked here; the daemon checks them again and has the last word. */
-#include "snpctl.h"
+#include "cmd-online.h"
 
 #include <getopt.h>
 #include <stdio.h>
 
-#include "ctl-client.h"
+#include "snpctl.h"
 #include "util.h"
 
 enum {
-	OPT_JSON = 1u << 0,
-	OPT_QUOTA = 1u << 1, /* --rate --burst --weight */
+	OPT_JSON = ONLINE_OPT_JSON,
+	OPT_QUOTA = ONLINE_OPT_QUOTA,
+	OPT_VM = ONLINE_OPT_VM,
 };
 
-struct online_args {
-	const char *socket;
-	bool json;
-	struct ctl_request q;
-};
-
-/* Parses [--socket PATH] [--json] [quota options] and the VM argument when needs_vm. */
-static int parse_args(int argc, char **argv, unsigned allowed, bool needs_vm,
-		      struct online_args *a)
+int online_parse(int argc, char **argv, unsigned allowed, const char *arg_name,
+		 struct online_args *a)
 {
 	static const struct option options[] = {
-		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
-		{ "rate", required_argument, NULL, 'r' },   { "burst", required_argument, NULL, 'b' },
-		{ "weight", required_argument, NULL, 'w' }, { NULL, 0, NULL, 0 },
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"rate", required_argument, NULL, 'r'},
+		{"burst", required_argument, NULL, 'b'},
+		{"weight", required_argument, NULL, 'w'},
+		{"force", no_argument, NULL, 'f'},
+		{NULL, 0, NULL, 0},
 	};
 	uint64_t v;
 	int c;
@@ -43,6 +41,12 @@ static int parse_args(int argc, char **argv, unsigned allowed, bool needs_vm,
 			if (!(allowed & OPT_JSON))
 				return snpctl_usage_error(argv[0], "unknown option '--json'");
 			a->json = true;
+			break;
+		case 'f':
+			if (!(allowed & ONLINE_OPT_FORCE))
+				return snpctl_usage_error(argv[0], "unknown option '%s'",
+							  argv[optind - 1]);
+			a->force = true;
 			break;
 		case 'r':
 		case 'b':
@@ -79,13 +83,16 @@ static int parse_args(int argc, char **argv, unsigned allowed, bool needs_vm,
 	}
 	if (c < 0)
 		return SNPCTL_EXIT_USAGE;
-	if (needs_vm) {
+	if (arg_name) {
 		if (optind >= argc)
-			return snpctl_usage_error(argv[0], "missing VM id");
-		if (parse_u64(argv[optind], &a->q.vm_id) < 0)
-			return snpctl_usage_error(argv[0], "bad VM id '%s' (a number)",
-						  argv[optind]);
-		a->q.has_vm = true;
+			return snpctl_usage_error(argv[0], "missing %s", arg_name);
+		a->arg = argv[optind];
+		if (allowed & OPT_VM) {
+			if (parse_u64(a->arg, &a->q.vm_id) < 0)
+				return snpctl_usage_error(argv[0], "bad VM id '%s' (a number)",
+							  a->arg);
+			a->q.has_vm = true;
+		}
 		optind++;
 	}
 	if (optind < argc)
@@ -95,20 +102,13 @@ static int parse_args(int argc, char **argv, unsigned allowed, bool needs_vm,
 	return SNPCTL_EXIT_OK;
 }
 
-/* Parses the options, sends the request and, with --json, prints the reply (then *ret_body is
- * NULL). Otherwise *ret_body is the reply, for the caller's human output. Returns the exit
- * code. */
-static int online_request(int argc, char **argv, unsigned allowed, bool needs_vm,
-			  struct online_args *a, json_t **ret_body)
+int online_call(const char *cmd_name, const struct online_args *a, json_t **ret_body)
 {
 	json_t *b = NULL;
 	int r;
 
 	*ret_body = NULL;
-	r = parse_args(argc, argv, allowed, needs_vm, a);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	r = snpctl_call(argv[0], a->socket, &a->q, &b);
+	r = snpctl_call(cmd_name, a->socket, &a->q, &b);
 	if (r != SNPCTL_EXIT_OK) {
 		json_decref(b);
 		return r;
@@ -117,6 +117,19 @@ static int online_request(int argc, char **argv, unsigned allowed, bool needs_vm
 		return snpctl_print_reply_json(b);
 	*ret_body = b;
 	return SNPCTL_EXIT_OK;
+}
+
+/* online_parse then online_call. */
+static int online_request(int argc, char **argv, unsigned allowed, const char *arg_name,
+			  struct online_args *a, json_t **ret_body)
+{
+	int r;
+
+	*ret_body = NULL;
+	r = online_parse(argc, argv, allowed, arg_name, a);
+	if (r != SNPCTL_EXIT_OK)
+		return r;
+	return online_call(argv[0], a, ret_body);
 }
 
 /* Accessors that never fail: the reply comes from the daemon but is still only data. */
@@ -178,7 +191,7 @@ int snpctl_status(int argc, char **argv)
 	char t1[TCB_FORMAT_MAX], t2[TCB_FORMAT_MAX];
 	int r;
 
-	r = online_request(argc, argv, OPT_JSON, false, &a, &b);
+	r = online_request(argc, argv, OPT_JSON, NULL, &a, &b);
 	if (r != SNPCTL_EXIT_OK || !b)
 		return r; /* an error, or the reply already printed as JSON */
 
@@ -256,7 +269,7 @@ int snpctl_vm_list(int argc, char **argv)
 	size_t i;
 	int r;
 
-	r = online_request(argc, argv, OPT_JSON, false, &a, &b);
+	r = online_request(argc, argv, OPT_JSON, NULL, &a, &b);
 	if (r != SNPCTL_EXIT_OK || !b)
 		return r; /* an error, or the reply already printed as JSON */
 	if (json_array_size(json_object_get(b, "vms")) == 0) {
@@ -285,7 +298,7 @@ int snpctl_vm_show(int argc, char **argv)
 	char q[128];
 	int r;
 
-	r = online_request(argc, argv, OPT_JSON, true, &a, &b);
+	r = online_request(argc, argv, OPT_JSON | OPT_VM, "VM id", &a, &b);
 	if (r != SNPCTL_EXIT_OK || !b)
 		return r; /* an error, or the reply already printed as JSON */
 	vm = json_object_get(b, "vm_info");
@@ -334,7 +347,7 @@ static int quota_one(int argc, char **argv, enum ctl_cmd cmd, unsigned allowed)
 	struct online_args a = { .q.cmd = cmd };
 	int r;
 
-	r = online_request(argc, argv, allowed, true, &a, &b);
+	r = online_request(argc, argv, allowed | OPT_VM, "VM id", &a, &b);
 	if (r != SNPCTL_EXIT_OK || !b)
 		return r; /* an error, or the reply already printed as JSON */
 	return print_quota_entry(b);
@@ -364,7 +377,7 @@ int snpctl_quota_list(int argc, char **argv)
 	char q[128];
 	int r;
 
-	r = online_request(argc, argv, OPT_JSON, false, &a, &b);
+	r = online_request(argc, argv, OPT_JSON, NULL, &a, &b);
 	if (r != SNPCTL_EXIT_OK || !b)
 		return r; /* an error, or the reply already printed as JSON */
 	quota_text(json_object_get(b, "default"), q, sizeof(q));

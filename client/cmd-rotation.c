@@ -15,54 +15,13 @@
 #include <openssl/pem.h>
 
 #include "certs.h"
+#include "cmd-online.h"
 #include "ctl-client.h"
 #include "snpctl.h"
 #include "util.h"
 
-struct rot_args {
-	const char *socket;
-	bool json;
-	bool force; /* cert export: replace existing files */
-	const char *arg; /* the positional argument, if the command takes one */
-	struct ctl_request q;
-};
-
-static int parse(int argc, char **argv, const char *arg_name, struct rot_args *a)
-{
-	static const struct option options[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'j'},
-		{"force", no_argument, NULL, 'f'},
-		{NULL, 0, NULL, 0},
-	};
-	int c;
-
-	a->socket = ctl_client_default_socket();
-	optind = 1;
-	while ((c = snpctl_getopt(argc, argv, ":", options)) > 0) {
-		switch (c) {
-		case 's':
-			a->socket = optarg;
-			break;
-		case 'j':
-			a->json = true;
-			break;
-		case 'f':
-			a->force = true;
-			break;
-		}
-	}
-	if (c < 0)
-		return SNPCTL_EXIT_USAGE;
-	if (arg_name) {
-		if (optind >= argc)
-			return snpctl_usage_error(argv[0], "missing %s", arg_name);
-		a->arg = argv[optind++];
-	}
-	if (optind < argc)
-		return snpctl_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
-	return SNPCTL_EXIT_OK;
-}
+/* Every command here takes --json and --force (cert export replaces existing files). */
+#define ROT_OPTS (ONLINE_OPT_JSON | ONLINE_OPT_FORCE)
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -99,39 +58,6 @@ static int print_reply(json_t *b, bool json)
 	return SNPCTL_EXIT_OK;
 }
 
-static int run(int argc, char **argv, enum ctl_cmd cmd, const char *arg_name)
-{
-	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = {.q.cmd = cmd};
-	int r;
-
-	r = parse(argc, argv, arg_name, &a);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	if (cmd == CTL_CMD_TCB_SET) {
-		/* The daemon parses it for its product; here only the wire limits. */
-		if (strlen(a.arg) >= sizeof(a.q.tcb))
-			return snpctl_usage_error(argv[0], "TCB '%s' is too long", a.arg);
-		snprintf(a.q.tcb, sizeof(a.q.tcb), "%s", a.arg);
-	} else if (cmd == CTL_CMD_VLEK_LOAD) {
-		_cleanup_(freep) uint8_t *buf = NULL;
-		size_t len;
-		r = snpctl_read_file(a.arg, CTL_HASHSTICK_SIZE + 1, &buf, &len);
-		if (r < 0)
-			return snpctl_fail(r, "vlek load", "cannot read the hashstick %s", a.arg);
-		if (len != CTL_HASHSTICK_SIZE)
-			return snpctl_usage_error(argv[0],
-						  "%s is %zu bytes; a wrapped VLEK hashstick is %d",
-						  a.arg, len, CTL_HASHSTICK_SIZE);
-		memcpy(a.q.hashstick, buf, CTL_HASHSTICK_SIZE);
-		a.q.has_hashstick = true;
-	}
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
-	if (r != SNPCTL_EXIT_OK)
-		return r;
-	return print_reply(b, a.json);
-}
-
 /* --- cert show|export|import|fetch --- */
 
 static void print_cert_show(const json_t *b)
@@ -166,26 +92,47 @@ static void print_cert_show(const json_t *b)
 	}
 }
 
-/* A command without an argument: parses, asks, and with --json prints the reply. *ret_b is
- * the reply when the caller prints the text form (then SNPCTL_EXIT_OK); NULL otherwise, and
- * the return value is the exit code. */
-static int ask_plain(int argc, char **argv, enum ctl_cmd cmd, json_t **ret_b)
+/* Puts the positional argument of tcb set and vlek load into the request; checks only the
+ * wire limits (the daemon parses the TCB for its product). Returns the exit code. */
+static int fill_request(const char *cmd_name, struct online_args *a)
 {
-	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = {.q.cmd = cmd};
+	if (a->q.cmd == CTL_CMD_TCB_SET) {
+		if (strlen(a->arg) >= sizeof(a->q.tcb))
+			return snpctl_usage_error(cmd_name, "TCB '%s' is too long", a->arg);
+		snprintf(a->q.tcb, sizeof(a->q.tcb), "%s", a->arg);
+	} else if (a->q.cmd == CTL_CMD_VLEK_LOAD) {
+		_cleanup_(freep) uint8_t *buf = NULL;
+		size_t len;
+		int r = snpctl_read_file(a->arg, CTL_HASHSTICK_SIZE + 1, &buf, &len);
+
+		if (r < 0)
+			return snpctl_fail(r, "vlek load", "cannot read the hashstick %s", a->arg);
+		if (len != CTL_HASHSTICK_SIZE)
+			return snpctl_usage_error(cmd_name,
+						  "%s is %zu bytes; a wrapped VLEK hashstick is %d",
+						  a->arg, len, CTL_HASHSTICK_SIZE);
+		memcpy(a->q.hashstick, buf, CTL_HASHSTICK_SIZE);
+		a->q.has_hashstick = true;
+	}
+	return SNPCTL_EXIT_OK;
+}
+
+/* Parses (with the positional argument arg_name, if not NULL), asks, and with --json prints
+ * the reply. *ret_b is the reply when the caller prints the text form (then SNPCTL_EXIT_OK);
+ * NULL otherwise, and the return value is the exit code. */
+static int ask(int argc, char **argv, enum ctl_cmd cmd, const char *arg_name, json_t **ret_b)
+{
+	struct online_args a = {.q.cmd = cmd};
 	int r;
 
 	*ret_b = NULL;
-	r = parse(argc, argv, NULL, &a);
+	r = online_parse(argc, argv, ROT_OPTS, arg_name, &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
-	r = snpctl_call(argv[0], a.socket, &a.q, &b);
+	r = fill_request(argv[0], &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
-	if (a.json)
-		return snpctl_print_reply_json(json_incref(b));
-	*ret_b = TAKE_PTR(b);
-	return SNPCTL_EXIT_OK;
+	return online_call(argv[0], &a, ret_b);
 }
 
 int snpctl_cert_show(int argc, char **argv)
@@ -193,7 +140,7 @@ int snpctl_cert_show(int argc, char **argv)
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
 	int r;
 
-	r = ask_plain(argc, argv, CTL_CMD_CERT_SHOW, &b);
+	r = ask(argc, argv, CTL_CMD_CERT_SHOW, NULL, &b);
 	if (!b)
 		return r;
 	print_cert_show(b);
@@ -241,7 +188,7 @@ static int pem_text(X509 *x, struct strbuf *sb)
 int snpctl_cert_export(int argc, char **argv)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = {.q.cmd = CTL_CMD_CERT_SHOW};
+	struct online_args a = {.q.cmd = CTL_CMD_CERT_SHOW};
 	const json_t *ch, *certs;
 	X509 *x[3] = { NULL, NULL, NULL };
 	struct strbuf out[4] = { { 0 } };
@@ -252,7 +199,7 @@ int snpctl_cert_export(int argc, char **argv)
 	bool vlek;
 	int r, ret = SNPCTL_EXIT_FAIL;
 
-	r = parse(argc, argv, "directory", &a);
+	r = online_parse(argc, argv, ROT_OPTS, "directory", &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
 	r = snpctl_call(argv[0], a.socket, &a.q, &b);
@@ -348,13 +295,13 @@ int snpctl_cert_import(int argc, char **argv)
 	static const char *const asks[] = { "ask.pem", NULL };
 	static const char *const arks[] = { "ark.pem", NULL };
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct rot_args a = {.q.cmd = CTL_CMD_CERT_IMPORT};
+	struct online_args a = {.q.cmd = CTL_CMD_CERT_IMPORT};
 	STACK_OF(X509) *sk = NULL;
 	X509 *leaf = NULL, *ask = NULL, *ark = NULL;
 	char used[4096] = "";
 	int r, ret = SNPCTL_EXIT_FAIL;
 
-	r = parse(argc, argv, "directory", &a);
+	r = online_parse(argc, argv, ROT_OPTS, "directory", &a);
 	if (r != SNPCTL_EXIT_OK)
 		return r;
 	r = read_first(a.arg, leaves, &leaf, NULL, used, sizeof(used));
@@ -413,7 +360,7 @@ int snpctl_cert_fetch(int argc, char **argv)
 	size_t i;
 	int r;
 
-	r = ask_plain(argc, argv, CTL_CMD_CERT_FETCH, &b);
+	r = ask(argc, argv, CTL_CMD_CERT_FETCH, NULL, &b);
 	if (!b)
 		return r;
 	json_array_foreach(json_object_get(b, "keys"), i, k) {
@@ -430,6 +377,18 @@ int snpctl_cert_fetch(int argc, char **argv)
 	}
 	printf("%s\n", jstr(b, "message"));
 	return SNPCTL_EXIT_OK;
+}
+
+/* tcb show and the rotating commands: the daemon's answer in the text form of print_reply. */
+static int run(int argc, char **argv, enum ctl_cmd cmd, const char *arg_name)
+{
+	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
+	int r;
+
+	r = ask(argc, argv, cmd, arg_name, &b);
+	if (!b)
+		return r;
+	return print_reply(b, false);
 }
 
 int snpctl_cert_rotate(int argc, char **argv)

@@ -272,34 +272,32 @@ int fw_vlek_load(struct fw *fw, const uint8_t hashstick[SNP_VLEK_HASHSTICK_SIZE]
 	return r;
 }
 
-/* The simulation state, for what only the sim backend can tell. */
-static int sim_read(struct fw *fw, struct sim_state_data *d)
+/* What only the sim backend can tell: reads the simulation state, copies out the
+ * public fields asked for (NULL: not wanted) and wipes the rest, which holds keys. */
+static int sim_public(struct fw *fw, uint64_t *ret_committed_tcb, enum snp_product *ret_product)
 {
+	struct sim_state_data d;
+	int r;
+
 	if (!fw->state)
 		return -EOPNOTSUPP;
-	return sim_state_read(fw->state, d);
+	r = sim_state_read(fw->state, &d);
+	if (r < 0)
+		return r;
+	if (ret_committed_tcb)
+		*ret_committed_tcb = d.committed_tcb;
+	if (ret_product)
+		*ret_product = d.product;
+	explicit_bzero(&d, sizeof(d));
+	return 0;
 }
 
 int fw_committed_tcb(struct fw *fw, uint64_t *ret)
 {
-	struct sim_state_data d;
-	int r = sim_read(fw, &d);
-
-	if (r < 0)
-		return r;
-	*ret = d.committed_tcb;
-	explicit_bzero(&d, sizeof(d));
-	return 0;
+	return sim_public(fw, ret, NULL);
 }
 
 int fw_product(struct fw *fw, enum snp_product *ret)
 {
-	struct sim_state_data d;
-	int r = sim_read(fw, &d);
-
-	if (r < 0)
-		return r;
-	*ret = d.product;
-	explicit_bzero(&d, sizeof(d));
-	return 0;
+	return sim_public(fw, NULL, ret);
 }

@@ -134,7 +134,6 @@ static int parse_vcek_query(const char *qs, enum snp_product p, uint64_t *ret_tc
 	static const char *const names[] = {"fmcSPL", "blSPL", "teeSPL", "snpSPL", "ucodeSPL"};
 	uint8_t vals[ELEMENTSOF(names)] = {0};
 	unsigned seen = 0, need;
-	struct tcb_version t = {0};
 	const char *s = qs;
 
 	need = snp_product_has_fmc(p) ? 0x1f : 0x1e;
@@ -162,12 +161,7 @@ static int parse_vcek_query(const char *qs, enum snp_product p, uint64_t *ret_tc
 	}
 	if (seen != need)
 		return -EINVAL;
-	t.fmc = vals[0];
-	t.bootloader = vals[1];
-	t.tee = vals[2];
-	t.snp = vals[3];
-	t.microcode = vals[4];
-	*ret_tcb = tcb_encode(&t, p);
+	*ret_tcb = tcb_encode_components(vals, p);
 	return 0;
 }
 

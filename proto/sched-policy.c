@@ -499,21 +499,27 @@ static bool vm_urgent(const struct sched *s, const struct sched_vm *vm, uint64_t
 	return vm->in_streak && now - vm->streak_start + margin >= s->cfg.busy_budget_usec;
 }
 
-static void vm_admit(struct sched *s, struct sched_vm *vm, bool forced, uint64_t now)
+/* The VM holds a slot from now: admitted here, or found in flight by a restore. */
+static void vm_set_inflight(struct sched *s, struct sched_vm *vm, uint64_t now)
 {
-	vm_take_token(s, vm);
 	vm->inflight = true;
-	/* Over the slots it first waits in the kernel: that wait is not the PSP's service time. */
-	vm->timed = s->ninflight < s->cfg.psp_concurrency;
 	vm->admitted_at = now;
 	vm->ever_admitted = true;
 	vm->in_streak = false;
 	vm->owed = false;
 	link_remove(&vm->olink);
+	s->ninflight++;
+}
+
+static void vm_admit(struct sched *s, struct sched_vm *vm, bool forced, uint64_t now)
+{
+	vm_take_token(s, vm);
+	/* Over the slots it first waits in the kernel: that wait is not the PSP's service time. */
+	vm->timed = s->ninflight < s->cfg.psp_concurrency;
+	vm_set_inflight(s, vm, now);
 	vm->n_admitted++;
 	if (forced)
 		vm->n_forced++;
-	s->ninflight++;
 }
 
 /* Deficit round robin with depth-1 queues. A VM's credit is `deficit` services in round
@@ -735,6 +741,21 @@ static uint64_t clock_in(struct sched *s, uint64_t now)
 	return s->now;
 }
 
+/* The start of a call about one known VM: s must be given; advances the clock to
+ * *now (writing back the clock's time), runs the queue expiry when run_expiry, and
+ * finds the VM (-ENOENT when it is not registered). */
+static int vm_enter(struct sched *s, uint64_t vm_id, bool run_expiry, uint64_t *now,
+		    struct sched_vm **ret)
+{
+	if (!s)
+		return -EINVAL;
+	*now = clock_in(s, *now);
+	if (run_expiry)
+		expire(s, *now);
+	*ret = vm_find(s, vm_id);
+	return *ret ? 0 : -ENOENT;
+}
+
 static void slot_freed(struct sched *s, uint64_t now)
 {
 	dispatch(s, now);
@@ -837,14 +858,11 @@ int sched_vm_remove(struct sched *s, uint64_t vm_id, uint64_t now)
 {
 	struct sched_vm *vm;
 	bool had_slot;
+	int r;
 
-	if (!s)
-		return -EINVAL;
-	now = clock_in(s, now);
-	expire(s, now);
-	vm = vm_find(s, vm_id);
-	if (!vm)
-		return -ENOENT;
+	r = vm_enter(s, vm_id, true, &now, &vm);
+	if (r < 0)
+		return r;
 	hash_unlink(s, vm);
 	s->nvms--;
 	if (vm->queued) {
@@ -865,24 +883,16 @@ int sched_vm_remove(struct sched *s, uint64_t vm_id, uint64_t now)
 int sched_vm_restore_inflight(struct sched *s, uint64_t vm_id, uint64_t req_id, uint64_t now)
 {
 	struct sched_vm *vm;
+	int r;
 
-	if (!s)
-		return -EINVAL;
-	now = clock_in(s, now);
-	vm = vm_find(s, vm_id);
-	if (!vm)
-		return -ENOENT;
+	r = vm_enter(s, vm_id, false, &now, &vm);
+	if (r < 0)
+		return r;
 	if (vm->inflight || vm->queued)
 		return -EBUSY;
 	vm->req_id = req_id;
 	vm->req_tracked = false;
-	vm->inflight = true;
-	vm->admitted_at = now;
-	vm->ever_admitted = true;
-	vm->in_streak = false;
-	vm->owed = false;
-	link_remove(&vm->olink);
-	s->ninflight++;
+	vm_set_inflight(s, vm, now);
 	return 0;
 }
 
@@ -1069,14 +1079,11 @@ int sched_done(struct sched *s, uint64_t vm_id, uint64_t req_id, uint64_t now,
 	       enum sched_outcome outcome)
 {
 	struct sched_vm *vm;
+	int r;
 
-	if (!s)
-		return -EINVAL;
-	now = clock_in(s, now);
-	expire(s, now);
-	vm = vm_find(s, vm_id);
-	if (!vm)
-		return -ENOENT;
+	r = vm_enter(s, vm_id, true, &now, &vm);
+	if (r < 0)
+		return r;
 	if (vm->inflight && vm->req_id == req_id) {
 		/* Service time estimate for spread(): a mean over about the last 8 requests. */
 		uint64_t took = MAX(now - MIN(vm->admitted_at, now), 1u);
@@ -1247,10 +1254,9 @@ int sched_vm_set_quota(struct sched *s, uint64_t vm_id, const struct sched_quota
 		if (r < 0)
 			return r;
 	}
-	now = clock_in(s, now);
-	vm = vm_find(s, vm_id);
-	if (!vm)
-		return -ENOENT;
+	r = vm_enter(s, vm_id, false, &now, &vm);
+	if (r < 0)
+		return r;
 	vm_apply_quota(s, vm, q, now);
 	return 0;
 }

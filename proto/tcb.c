@@ -192,13 +192,25 @@ static bool is_sep(char c)
 	return c == ',' || c == ' ' || c == '\t';
 }
 
+uint64_t tcb_encode_components(const uint8_t v[5], enum snp_product p)
+{
+	const struct tcb_version t = {
+		.fmc = v[0],
+		.bootloader = v[1],
+		.tee = v[2],
+		.snp = v[3],
+		.microcode = v[4],
+	};
+
+	return tcb_encode(&t, p);
+}
+
 int tcb_parse(const char *s, enum snp_product p, uint64_t *ret)
 {
 	static const char *const keys[] = {"fmc", "bl", "tee", "snp", "ucode"};
 	bool fmc_layout = snp_product_has_fmc(p);
 	bool seen[ELEMENTSOF(keys)] = {0};
 	uint8_t val[ELEMENTSOF(keys)] = {0};
-	struct tcb_version t = {0};
 	const char *c;
 
 	if (!s)
@@ -241,11 +253,6 @@ int tcb_parse(const char *s, enum snp_product p, uint64_t *ret)
 	for (size_t k = 1; k < ELEMENTSOF(keys); k++)
 		if (!seen[k])
 			return -EINVAL;
-	t.fmc = val[0];
-	t.bootloader = val[1];
-	t.tee = val[2];
-	t.snp = val[3];
-	t.microcode = val[4];
-	*ret = tcb_encode(&t, p);
+	*ret = tcb_encode_components(val, p);
 	return 0;
 }

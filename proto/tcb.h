@@ -46,6 +46,9 @@ struct tcb_version {
  * encode ignores the fields the product's layout does not have (fmc, or reserved[3] on Turin). */
 void tcb_decode(uint64_t raw, enum snp_product p, struct tcb_version *ret);
 uint64_t tcb_encode(const struct tcb_version *t, enum snp_product p);
+/* tcb_encode of the named components given in the order fmc, bootloader, tee, snp,
+ * microcode (the order of the KDS SPL parameters and of tcb_parse's keys); reserved zero. */
+uint64_t tcb_encode_components(const uint8_t v[5], enum snp_product p);
 /* True if every named component of a is <= the one in b (for "not newer than committed").
  * Reserved bytes are not compared. */
 bool tcb_le(uint64_t a, uint64_t b, enum snp_product p);

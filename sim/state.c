@@ -314,6 +314,31 @@ int sim_state_parse(const char *buf, size_t len, struct sim_state_data *ret)
 	return 0;
 }
 
+/* Reads the regular file open on fd into buf, at most size bytes (a caller that
+ * passes one byte more than it accepts sees an oversized file as too long).
+ * Fills *ret_st from fstat. Leaves fd open. -EBADMSG when fd is not a regular file. */
+static int read_regular(int fd, struct stat *ret_st, char *buf, size_t size, size_t *ret_len)
+{
+	size_t len = 0;
+
+	if (fstat(fd, ret_st) < 0)
+		return -errno;
+	if (!S_ISREG(ret_st->st_mode))
+		return -EBADMSG;
+	while (len < size) {
+		ssize_t n = read(fd, buf + len, size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	*ret_len = len;
+	return 0;
+}
+
 static int read_state_file(const char *path, struct sim_state_data *ret, struct stat *ret_st,
 			   int *ret_fd)
 {
@@ -325,29 +350,10 @@ static int read_state_file(const char *path, struct sim_state_data *ret, struct 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
+	r = read_regular(fd, &st, buf, sizeof(buf), &len);
+	if (r < 0) {
 		close(fd);
 		return r;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EBADMSG;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			close(fd);
-			return r;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof(buf))
-			break;
 	}
 	r = sim_state_parse(buf, len, ret);
 	OPENSSL_cleanse(buf, len);
@@ -715,31 +721,10 @@ int sim_state_platform(struct sim_state *s, struct sim_platform *ret)
 		}
 		return errno == ELOOP ? -EBADMSG : -errno;
 	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EBADMSG;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			close(fd);
-			return r;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof(buf))
-			break;
-	}
+	r = read_regular(fd, &st, buf, sizeof(buf), &len);
 	close(fd);
+	if (r < 0)
+		return r;
 	return sim_platform_parse(buf, len, ret);
 }
 
