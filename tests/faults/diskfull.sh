@@ -20,8 +20,6 @@ if ! mount -t tmpfs -o size=4m,mode=0700 tmpfs "$DISK" 2> "$SIMENV_DIR/mount.err
 	rm -rf "$SIMENV_DIR"
 	exit 0
 fi
-# An expected failure, visible in the TAP stream, that does not fail the test.
-not_ok_todo() { tap_n=$((tap_n + 1)); echo "not ok $tap_n - $1 # TODO $2"; }
 umount_disk() { umount "$DISK" 2> /dev/null || umount -l "$DISK" 2> /dev/null; }
 # The tmpfs goes once everything using it is stopped: it_finish (the end of faults_finish)
 # gets an unmount right after its simenv_cleanup.
@@ -63,15 +61,14 @@ files_changed() { # BEFORE AFTER WHAT
 FULL='(No space left on device|Disk quota exceeded)'
 AFTER='( \(firmware status 0x[0-9a-f]+\))?(; still serving the previous chain)?'
 declare -A CAUSE=(
-	["quota set"]="^snpctl: quota set: quota not stored: ([^:]+: )?$FULL\$"
-	["quota reset"]="^snpctl: quota reset: quota not stored: ([^:]+: )?$FULL\$"
+	["quota set"]="^snpctl: quota set: quota not stored, nothing changed: ([^:]+: )?$FULL\$"
+	["quota reset"]="^snpctl: quota reset: quota not stored, nothing changed: ([^:]+: )?$FULL\$"
 	["tcb set"]="^snpctl: tcb set: (SNP_SET_CONFIG failed|[A-Za-z ]*not (stored|cached)): $FULL$AFTER\$"
 	["cert fetch"]="^snpctl: cert fetch: [^:]*: $FULL$AFTER\$"
 	["cert rotate"]="^snpctl: cert rotate: [^:]*: $FULL$AFTER\$"
 )
-# The daemon's known wrong rendering of ENOSPC (snp_strerror's "buffer too small", issue 11
-# point 6, being fixed on another branch): counted apart and reported as TODO, so that the check
-# is in place for the correct text and fails on any other wrong one.
+# The daemon's old wrong rendering of ENOSPC (snp_strerror's "buffer too small", fixed by issue
+# 11 point 6): counted apart so that a regression is named as such; it fails like any other.
 KNOWN_BAD='^snpctl: quota (set|reset): quota not stored: buffer too small$'
 cause_known_bad=0
 declare -A cause_seen=() cause_bad=() cause_todo=()
@@ -167,8 +164,7 @@ echo "# full disk: refused $refused (without the exact cause $unclear, $cause_kn
 	"stored files changed $changed, temp files left $tmp_left;" \
 	"after freeing $recovered/$((ROUNDS * 5)) ok ($retries retries)"
 check "writes on the full disk were refused" test "$refused" -gt 0
-# One check per kind of write that was refused; a kind whose only wrong replies are the known
-# "buffer too small" is an expected failure (TODO) until the daemon's fix is merged.
+# One check per kind of write that was refused.
 for op in "quota set" "quota reset" "tcb set" "cert fetch" "cert rotate"; do
 	[ -n "${cause_seen[$op]:-}" ] || continue
 	bad=${cause_bad[$op]:-0}
@@ -176,7 +172,7 @@ for op in "quota set" "quota reset" "tcb set" "cert fetch" "cert rotate"; do
 	if [ "$bad" = 0 ]; then
 		ok "$d"
 	elif [ "$bad" = "${cause_todo[$op]:-0}" ]; then
-		not_ok_todo "$d" "the daemon renders ENOSPC as 'buffer too small' (issue 11 point 6)"
+		not_ok "$d: the old 'buffer too small' rendering of ENOSPC is back"
 	else
 		not_ok "$d"
 	fi
