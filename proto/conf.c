@@ -146,12 +146,24 @@ static int conf_listen_check(const char *v, char *why, size_t why_size)
 	return 0;
 }
 
+/* v must be one of two words; *second tells which. The key's name goes in the message. */
+static int parse_choice(const char *v, const char *key, const char *first_word,
+			const char *second_word, bool *second, char *why, size_t why_size)
+{
+	if (strcmp(v, first_word) == 0 || strcmp(v, second_word) == 0) {
+		*second = strcmp(v, second_word) == 0;
+		return 0;
+	}
+	snprintf(why, why_size, "%s must be %s or %s, not '%s'", key, first_word, second_word, v);
+	return -EINVAL;
+}
+
 static int set_value(struct conf *c, const struct conf_key *k, const char *v, char *why,
 		     size_t why_size)
 {
 	void *field = (char *)c + k->offset;
 	uint64_t u = 0;
-	bool b;
+	bool b, second;
 	int r;
 
 	switch (k->type) {
@@ -247,24 +259,14 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 		*(bool *)field = b;
 		return 0;
 	case T_BACKEND:
-		if (strcmp(v, "sev") == 0)
-			*(enum conf_backend *)field = CONF_BACKEND_SEV;
-		else if (strcmp(v, "sim") == 0)
-			*(enum conf_backend *)field = CONF_BACKEND_SIM;
-		else {
-			snprintf(why, why_size, "backend must be sev or sim, not '%s'", v);
+		if (parse_choice(v, "backend", "sev", "sim", &second, why, why_size) < 0)
 			return -EINVAL;
-		}
+		*(enum conf_backend *)field = second ? CONF_BACKEND_SIM : CONF_BACKEND_SEV;
 		return 0;
 	case T_TRANSPORT:
-		if (strcmp(v, "genl") == 0)
-			*(enum conf_transport *)field = CONF_TRANSPORT_GENL;
-		else if (strcmp(v, "usersock") == 0)
-			*(enum conf_transport *)field = CONF_TRANSPORT_USERSOCK;
-		else {
-			snprintf(why, why_size, "transport must be genl or usersock, not '%s'", v);
+		if (parse_choice(v, "transport", "genl", "usersock", &second, why, why_size) < 0)
 			return -EINVAL;
-		}
+		*(enum conf_transport *)field = second ? CONF_TRANSPORT_USERSOCK : CONF_TRANSPORT_GENL;
 		return 0;
 	}
 
