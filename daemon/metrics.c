@@ -479,6 +479,10 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 			"REGISTER messages sent to claim the broker role.", ns->register_attempts);
 		counter(w, "snp_attestd_netlink_registrations_total",
 			"Times the broker role was granted.", ns->registrations);
+		counter(w, "snp_attestd_netlink_family_missing_total",
+			"Failed lookups of the generic netlink family snp_attest (KVM without the "
+			"broker interface); retried with backoff.",
+			ns->family_missing);
 	}
 }
 
