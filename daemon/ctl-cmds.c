@@ -17,7 +17,6 @@
 #include "certs.h"
 #include "log.h"
 
-
 static struct broker *need_broker(struct ctl_client *cl, const json_t *id)
 {
 	struct broker *b = cl->ctl->m->broker;
