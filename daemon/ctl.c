@@ -5,6 +5,7 @@
  * not per byte ([control] request_timeout), and slots are kept for administrators, so no number
  * of unprivileged or slow peers keeps root or the admin group out. */
 #include "ctl.h"
+#include "ctl-vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -533,9 +534,13 @@ static json_t *quota_entry(struct broker *b, uint64_t vm_id)
 	struct sched_quota q, d;
 	bool custom = broker_get_quota(b, vm_id, &q);
 
+	json_t *o;
+
 	broker_default_quota(b, &d);
-	return json_pack("{s:o, s:o, s:b, s:o}", "vm", ctl_json_u64(vm_id), "quota",
-			 ctl_quota_to_json(&q), "custom", custom, "default", ctl_quota_to_json(&d));
+	o = json_pack("{s:o, s:o, s:b, s:o}", "vm", ctl_json_u64(vm_id), "quota",
+		      ctl_quota_to_json(&q), "custom", custom, "default", ctl_quota_to_json(&d));
+	ctl_vm_annotate(b, o);
+	return o;
 }
 
 static json_t *tcb_show_json(struct broker *b)
@@ -839,6 +844,7 @@ static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_r
 static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 {
 	struct ctl *c = cl->ctl;
+	struct ctl_request named;
 	struct broker *b;
 	struct adm_vm_info info;
 	struct sched_quota nq;
@@ -868,6 +874,16 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 	b = need_broker(cl, q->id);
 	if (!b)
 		return;
+	if (q->has_vm && q->vm_ref[0]) {
+		/* A VM named by UUID or name (ctl-vm.c); the copy shares q's owned fields. */
+		named = *q;
+		r = ctl_vm_resolve(b, &named, msg, sizeof(msg));
+		if (r < 0) {
+			client_error(cl, q->id, r, msg);
+			return;
+		}
+		q = &named;
+	}
 
 	switch (q->cmd) {
 	case CTL_CMD_STATUS:
@@ -877,17 +893,23 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 		json_t *arr = json_array();
 		if (arr)
 			broker_vm_foreach(b, add_vm, arr);
+		ctl_vm_annotate_all(b, arr);
 		body = json_pack("{s:o}", "vms", sorted(arr));
 		break;
 	}
 	case CTL_CMD_VM_SHOW:
 		if (broker_vm_info(b, q->vm_id, &info) < 0) {
-			snprintf(msg, sizeof(msg), "no VM %llu is known to the daemon",
-				 (unsigned long long)q->vm_id);
+			if (q->vm_ref[0])
+				snprintf(msg, sizeof(msg), "no VM %s is connected", q->vm_ref);
+			else
+				snprintf(msg, sizeof(msg), "no VM %llu is known to the daemon",
+					 (unsigned long long)q->vm_id);
 			client_error(cl, q->id, -ENOENT, msg);
 			return;
 		}
-		body = json_pack("{s:o}", "vm_info", vm_json(&info, true));
+		body = vm_json(&info, true);
+		ctl_vm_annotate(b, body);
+		body = json_pack("{s:o}", "vm_info", body);
 		break;
 	case CTL_CMD_QUOTA_GET:
 		body = quota_entry(b, q->vm_id);
@@ -897,6 +919,7 @@ static void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 		json_t *arr = json_array();
 		if (arr)
 			broker_quota_foreach(b, add_quota, arr);
+		ctl_vm_annotate_all(b, arr);
 		broker_default_quota(b, &d);
 		body = json_pack("{s:o, s:o}", "default", ctl_quota_to_json(&d), "quotas",
 				 sorted(arr));

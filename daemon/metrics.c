@@ -9,6 +9,7 @@
  * later MHD_run; nothing woke the loop for that run once those connections had closed, so the
  * endpoint stopped accepting for good.) */
 #include "metrics.h"
+#include "metrics-vmm.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -632,6 +633,7 @@ static int render(struct metrics *x, char **ret_text, size_t *ret_len)
 		render_vms(x, &w);
 	}
 	render_core_hists(&w, b);
+	metrics_vmm_render(&w, b, &x->vmset);
 	render_kds(x, &w);
 	render_ctl(x, &w);
 
