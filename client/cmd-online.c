@@ -429,15 +429,17 @@ const char snpctl_help_status[] =
 	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
 const char snpctl_help_vm_list[] = "Usage: snpctl vm list [--json] [--socket PATH]\n"
 				   "\n"
-				   "Lists the VMs the daemon knows with their request counters, state\n"
-				   "and quota.\n"
+				   "Lists the VMs the daemon knows with their transport (netlink or\n"
+				   "vmm), name, request counters, state and quota.\n"
 				   "\n"
 				   "  --json            print the daemon's JSON object\n" SOCKET_HELP;
 const char snpctl_help_vm_show[] = "Usage: snpctl vm show VM [--json] [--socket PATH]\n"
 				   "\n"
-				   "Shows one VM: VMM pid, ASID, policy, request and firmware counters,\n"
+				   "Shows one VM: transport (and UUID and name for a VM of the VMM\n"
+				   "socket), VMM pid, ASID, policy, request and firmware counters,\n"
 				   "BUSY answers by reason, sequence anomalies, its quota, bucket level\n"
 				   "and BUSY streaks. Fails if the daemon does not know the VM.\n"
+				   "VM: the VM's id, or a VMM-socket VM's UUID or name.\n"
 				   "\n"
 				   "  --json            print the daemon's JSON object\n" SOCKET_HELP;
 const char snpctl_help_quota_get[] =
@@ -452,6 +454,8 @@ const char snpctl_help_quota_set[] =
 	"Sets VM's quota; options not given keep their current value. The daemon refuses a quota\n"
 	"that would cost guests their keys (slower than one request per busy_budget), applies it\n"
 	"at once, and stores it in its state directory so that it survives a restart.\n"
+	"VM: the VM's id, or a VMM-socket VM's UUID (also before the VM runs; the quota follows\n"
+	"the UUID across VM restarts) or name (while it is connected).\n"
 	"Needs the admin group or root.\n"
 	"\n"
 	"  --rate R          requests per second (up to 3 decimals, e.g. 0.5)\n"

@@ -39,7 +39,7 @@ says() { # DESCRIPTION EXPECTED-LINES -- raw steps...
 bg_raw() { # NAME LINE-REGEX steps...
 	local name=$1 want=$2
 	shift 2
-	raw "$@" > "$SIMENV_DIR/$name.out" 2>&1 &
+	"$RAW" "$S" "$@" > "$SIMENV_DIR/$name.out" 2>&1 & # the program itself: $! is its pid
 	BG+=($!)
 	for _ in $(seq 1 600); do
 		grep -Eq "$want" "$SIMENV_DIR/$name.out" && return 0
