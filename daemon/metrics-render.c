@@ -5,6 +5,7 @@
  * vm="other"). Reads on the loop thread and never writes what it reads; no socket: metrics.c
  * serves what it builds. */
 #include "metrics-int.h"
+#include "metrics-vmm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -559,6 +560,7 @@ int render(struct metrics *x, char **ret_text, size_t *ret_len)
 		render_vms(x, &w);
 	}
 	render_core_hists(&w, b);
+	metrics_vmm_render(&w, b, &x->vmset);
 	render_kds(x, &w);
 	render_ctl(x, &w);
 
