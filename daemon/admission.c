@@ -62,6 +62,8 @@ struct adm_vm {
 	bool has_inflight;	 /* ALLOW sent, no done yet */
 	uint64_t inflight_req;
 	uint64_t inflight_since;
+	/* a->inflight, linked while has_inflight */
+	struct adm_vm *iprev, *inext;
 	bool has_queued; /* the scheduler holds a request of this VM */
 	struct adm_req queued;
 	struct ratelimit rl;
@@ -74,6 +76,10 @@ struct adm {
 	struct sched *sched;  /* owned; holds the VM table (struct adm_vm as owner) */
 	struct adm_vm *all;   /* owned: every record, for iteration */
 	size_t n_vms;
+	/* The records with has_inflight, oldest inflight_since first, so that housekeeping looks
+	 * at the stale ones only instead of walking every VM each second (at 10,000 VMs that walk
+	 * held the loop for a millisecond or more, a stall in the guests' latency tail). */
+	struct adm_vm *inflight, *inflight_last;
 	/* vm_id -> struct sched_quota (owned): the custom quotas as set, live VM or not; a live
 	 * VM's quota in force is the scheduler's state, set from here. */
 	struct u64map quotas;
@@ -91,6 +97,48 @@ struct adm {
 static uint64_t now_usec(void)
 {
 	return manager_now_usec();
+}
+
+/* vm has no request in flight any more. */
+static void inflight_clear(struct adm *a, struct adm_vm *vm)
+{
+	if (!vm->has_inflight)
+		return;
+	if (vm->iprev)
+		vm->iprev->inext = vm->inext;
+	else
+		a->inflight = vm->inext;
+	if (vm->inext)
+		vm->inext->iprev = vm->iprev;
+	else
+		a->inflight_last = vm->iprev;
+	vm->iprev = vm->inext = NULL;
+	vm->has_inflight = false;
+}
+
+/* vm now has a request in flight since `since`: linked in order of since (from the newest end,
+ * where it almost always belongs). */
+static void inflight_set(struct adm *a, struct adm_vm *vm, uint64_t req_id, uint64_t since)
+{
+	struct adm_vm *after = a->inflight_last;
+
+	if (vm->has_inflight)
+		inflight_clear(a, vm);
+	vm->has_inflight = true;
+	vm->inflight_req = req_id;
+	vm->inflight_since = since;
+	while (after && after->inflight_since > since)
+		after = after->iprev;
+	vm->iprev = after;
+	vm->inext = after ? after->inext : a->inflight;
+	if (vm->inext)
+		vm->inext->iprev = vm;
+	else
+		a->inflight_last = vm;
+	if (after)
+		after->inext = vm;
+	else
+		a->inflight = vm;
 }
 
 void adm_transport_init(struct adm_transport *t, const struct adm_transport_ops *ops)
@@ -182,9 +230,7 @@ static void send_admission(struct adm *a, struct adm_vm *vm, const struct adm_re
 		return;
 	}
 	a->stats.verdicts_allow++;
-	vm->has_inflight = true;
-	vm->inflight_req = rq->req_id;
-	vm->inflight_since = now;
+	inflight_set(a, vm, rq->req_id, now);
 	if (a->handoff_rx) {
 		uint64_t t1 = now_usec();
 
@@ -254,18 +300,17 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 void adm_housekeeping(struct adm *a)
 {
 	uint64_t now = now_usec();
-	struct adm_vm *vm, *next;
+	struct adm_vm *vm;
 
-	for (vm = a->all; vm; vm = next) {
-		next = vm->next;
-		if (vm->has_inflight && now - vm->inflight_since > ADM_STALE_INFLIGHT_USEC) {
-			a->stats.stale_inflight_freed++;
-			vm_log(vm, LOG_WARNING, vm->inflight_req,
-			       "no GUEST_DONE for an admitted request; freeing its slot");
-			vm->has_inflight = false;
-			(void)sched_done(a->sched, vm->info.vm_id, vm->inflight_req, now,
-					 SCHED_OUTCOME_NOT_RUN);
-		}
+	/* Oldest first: the first one that is not stale ends the look. A slot freed here may
+	 * admit a queued request; it joins the list at the new end, not stale. */
+	while ((vm = a->inflight) && now - vm->inflight_since > ADM_STALE_INFLIGHT_USEC) {
+		a->stats.stale_inflight_freed++;
+		vm_log(vm, LOG_WARNING, vm->inflight_req,
+		       "no GUEST_DONE for an admitted request; freeing its slot");
+		inflight_clear(a, vm);
+		(void)sched_done(a->sched, vm->info.vm_id, vm->inflight_req, now,
+				 SCHED_OUTCOME_NOT_RUN);
 	}
 	arm_deadline(a);
 }
@@ -413,7 +458,7 @@ void adm_done(struct adm *a, uint64_t vm_id, uint64_t req_id, enum adm_done_kind
 		break;
 	}
 	if (vm && vm->has_inflight && vm->inflight_req == req_id)
-		vm->has_inflight = false;
+		inflight_clear(a, vm);
 	if (vm && vm->has_queued && vm->queued.req_id == req_id)
 		vm->has_queued = false;
 	/* A slot freed while requests wait: time the hand-off to the next one. */
@@ -488,17 +533,14 @@ int adm_vm_add(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 		    now - vm->inflight_since > ADM_STALE_INFLIGHT_USEC) {
 			(void)sched_done(a->sched, vm_id, vm->inflight_req, now,
 					 SCHED_OUTCOME_NOT_RUN);
-			vm->has_inflight = false;
+			inflight_clear(a, vm);
 		}
 		if (has_inflight && !vm->has_inflight) {
 			if (vm->has_queued && vm->queued.req_id == inflight_req)
 				vm->has_queued = false;
 			r = sched_vm_restore_inflight(a->sched, vm_id, inflight_req, now);
-			if (r == 0) {
-				vm->has_inflight = true;
-				vm->inflight_req = inflight_req;
-				vm->inflight_since = now;
-			}
+			if (r == 0)
+				inflight_set(a, vm, inflight_req, now);
 		}
 	}
 	arm_deadline(a);
@@ -521,6 +563,7 @@ static void vm_drop(struct adm *a, struct adm_vm *vm, const char *why)
 
 	/* A queued request gets its BUSY from the REMOVED event, which carries the record. */
 	(void)sched_vm_remove(a->sched, vm_id, now_usec());
+	inflight_clear(a, vm);
 	if (vm->prev)
 		vm->prev->next = vm->next;
 	else
@@ -780,6 +823,18 @@ int adm_selfcheck(const struct adm *a)
 			return -EUCLEAN;
 	}
 	if (n != a->n_vms || sched_vm_count(a->sched) != n)
+		return -EUCLEAN;
+	/* The in-flight list: exactly the records with has_inflight, oldest first. */
+	n = 0;
+	for (const struct adm_vm *vm = a->inflight; vm; vm = vm->inext) {
+		if (++n > a->n_vms || !vm->has_inflight || (vm->inext && vm->inext->iprev != vm) ||
+		    (vm->inext && vm->inext->inflight_since < vm->inflight_since) ||
+		    (!vm->inext && a->inflight_last != vm))
+			return -EUCLEAN;
+	}
+	for (const struct adm_vm *vm = a->all; vm; vm = vm->next)
+		n -= vm->has_inflight;
+	if (n != 0 || (!a->inflight && a->inflight_last))
 		return -EUCLEAN;
 	return 0;
 }

@@ -96,7 +96,10 @@ static void on_drained(void *userdata)
 	drained++;
 }
 
-/* psp_concurrency 1, default quota burst `burst` at 2/s. */
+static uint32_t setup_slots = 1;
+
+/* psp_concurrency setup_slots (1 unless a fixture says otherwise), default quota burst `burst`
+ * at 2/s. */
 static void setup_with(uint32_t burst)
 {
 	struct adm_config c = { .guest_log_interval_usec = 1000000, .guest_log_burst = 5 };
@@ -104,7 +107,7 @@ static void setup_with(uint32_t burst)
 	const char *why = NULL;
 
 	sched_config_defaults(&c.sched);
-	c.sched.psp_concurrency = 1;
+	c.sched.psp_concurrency = setup_slots;
 	c.sched.quota.burst = burst;
 	loop = ev_loop_new(EVFLAG_AUTO);
 	ck_assert_ptr_nonnull(loop);
@@ -124,6 +127,14 @@ static void setup(void)
 static void setup_burst1(void)
 {
 	setup_with(1);
+}
+
+/* Eight PSP slots, so that several VMs have a request in flight at once. */
+static void setup_slots8(void)
+{
+	setup_slots = 8;
+	setup_with(4);
+	setup_slots = 1;
 }
 
 static void teardown(void)
@@ -446,6 +457,51 @@ START_TEST(test_resync)
 }
 END_TEST
 
+/* The records with a request in flight are kept in a list, oldest first, for housekeeping
+ * (which frees only slots older than ADM_STALE_INFLIGHT_USEC and stops at the first younger
+ * one). The list is checked by adm_selfcheck after every step: admissions, dones at its
+ * head, middle and end, a VM removed while in flight, a request restored by a resync. */
+START_TEST(test_inflight_list)
+{
+	struct adm_vm_attrs at = { 0 };
+
+	for (uint64_t vm = 1; vm <= 6; vm++) {
+		add(&ta, vm);
+		req(&ta, vm, 10 + vm);
+		expect(&ta, vm, V_ALLOW, vm, 10 + vm);
+		ck_assert_int_eq(adm_selfcheck(a), 0);
+	}
+	ck_assert_uint_eq(adm_inflight(a), 6);
+	/* Nothing is stale: housekeeping frees nothing. */
+	adm_housekeeping(a);
+	ck_assert_uint_eq(adm_get_stats(a)->stale_inflight_freed, 0);
+	ck_assert_uint_eq(adm_inflight(a), 6);
+	static const uint64_t done_order[] = { 3, 1, 6 }; /* middle, head, end */
+	for (size_t i = 0; i < sizeof(done_order) / sizeof(done_order[0]); i++) {
+		adm_done(a, done_order[i], 10 + done_order[i], ADM_DONE_FIRMWARE, 0, 1);
+		ck_assert_int_eq(adm_selfcheck(a), 0);
+	}
+	ck_assert_uint_eq(adm_inflight(a), 3);
+	ck_assert_int_eq(adm_vm_remove(a, 4, "test"), 0); /* in flight */
+	ck_assert_int_eq(adm_selfcheck(a), 0);
+	ck_assert_uint_eq(adm_inflight(a), 2);
+	adm_resync_begin(a, &ta.t);
+	ck_assert_int_eq(adm_vm_add(a, &ta.t, 7, &at, true, true, 99), 0);
+	ck_assert_int_eq(adm_selfcheck(a), 0);
+	ck_assert_uint_eq(adm_inflight(a), 3);
+	req(&ta, 1, 21);
+	expect(&ta, 7, V_ALLOW, 1, 21);
+	ck_assert_int_eq(adm_selfcheck(a), 0);
+	adm_done(a, 2, 12, ADM_DONE_FIRMWARE, 0, 1);
+	adm_done(a, 5, 15, ADM_DONE_FIRMWARE, 0, 1);
+	adm_done(a, 7, 99, ADM_DONE_FIRMWARE, 0, 1);
+	adm_done(a, 1, 21, ADM_DONE_FIRMWARE, 0, 1);
+	ck_assert_uint_eq(adm_inflight(a), 0);
+	adm_housekeeping(a);
+	ck_assert_uint_eq(adm_get_stats(a)->stale_inflight_freed, 0);
+}
+END_TEST
+
 START_TEST(test_transport_lost)
 {
 	add(&ta, 1);
@@ -493,6 +549,7 @@ static Suite *suite(void)
 	Suite *s = suite_create("admission");
 	TCase *tc = tcase_create("core");
 	TCase *tq = tcase_create("burst1");
+	TCase *ts = tcase_create("slots8");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_vm_lifecycle);
@@ -513,6 +570,9 @@ static Suite *suite(void)
 	tcase_add_test(tq, test_busy_quota);
 	tcase_add_test(tq, test_invalid_len_before_quota);
 	suite_add_tcase(s, tq);
+	tcase_add_checked_fixture(ts, setup_slots8, teardown);
+	tcase_add_test(ts, test_inflight_list);
+	suite_add_tcase(s, ts);
 	return s;
 }
 
