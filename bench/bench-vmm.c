@@ -42,7 +42,7 @@ static void *vm_main(void *arg)
 	static __thread unsigned char buf[SNPATTEST_MAX_PAGES * 4096];
 	struct vm *v = arg;
 	struct snpattest *h;
-	uint8_t uuid[16] = { 0xbe, 0x0c, 0x4a, 0x11, 0, 0, 0x40, 0, 0x80 };
+	uint8_t uuid[16] = {0xbe, 0x0c, 0x4a, 0x11, 0, 0, 0x40, 0, 0x80};
 	char name[32];
 	double end;
 
@@ -96,13 +96,12 @@ static double quantile(const uint64_t *hist, uint64_t n, double q)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ "vms", required_argument, NULL, 'n' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "timeout-ms", required_argument, NULL, 't' },
-		{ 0 } };
-	uint64_t *hist, tot[6] = { 0 };
+	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
+					     {"vms", required_argument, NULL, 'n'},
+					     {"duration", required_argument, NULL, 'd'},
+					     {"timeout-ms", required_argument, NULL, 't'},
+					     {0}};
+	uint64_t *hist, tot[6] = {0};
 	struct vm *vms;
 	int n = 16, c;
 	double t0, t1;

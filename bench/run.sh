@@ -287,24 +287,33 @@ bench_sched() {
 # come from the last sample that has them (the daemon drops a VM's series at VM_REMOVE; the
 # VMs linger 0.6 s after the run), and PSP idle while a request waited is sampled when the
 # daemon has no counter for it.
+# /metrics every 110 ms into $R/NAME.sample.N, in the background: prints its pid (a child of
+# the command substitution, so sampler_stop kills it; wait only reaps what it can).
+sampler_start() { # NAME
+	(
+		i=0
+		while :; do
+			scrape "$R/$1.sample.$i" 2>/dev/null || rm -f "$R/$1.sample.$i"
+			i=$((i + 1))
+			sleep 0.11
+		done
+	) > /dev/null &
+	echo $!
+}
+sampler_stop() { # PID
+	kill "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 fair_phase() { # NAME kvmsim-args...
 	local name=$1 sampler
 	shift
 	daemon_start "[quota]" "rate = 5" "burst = 5" || return 1
-	(
-		i=0
-		while :; do
-			scrape "$R/$name.sample.$i" 2>/dev/null || rm -f "$R/$name.sample.$i"
-			i=$((i + 1))
-			sleep 0.11
-		done
-	) &
-	sampler=$!
+	sampler=$(sampler_start "$name")
 	BG+=("$sampler")
 	daemon_run "$name" "$@"
 	local rc=$?
-	kill "$sampler" 2>/dev/null
-	wait "$sampler" 2>/dev/null
+	sampler_stop "$sampler"
 	simenv_stop_daemon
 	return $rc
 }
@@ -381,23 +390,14 @@ bench_vmm() {
 		simenv_stop_daemon
 	done
 	daemon_start "[quota]" "rate = 5" "burst = 5" || return 1
-	(
-		i=0
-		while :; do
-			scrape "$R/vmm-fair.sample.$i" 2>/dev/null || rm -f "$R/vmm-fair.sample.$i"
-			i=$((i + 1))
-			sleep 0.11
-		done
-	) &
-	sampler=$!
+	sampler=$(sampler_start vmm-fair)
 	BG+=("$sampler")
 	"$(simenv_bin snp-kvmsim)" --state "$SIMENV_STATE" --quiet --json --kernel upstream \
 		--vmm-socket "$SIMENV_VMM_SOCK" --vms $((FAIR_QUIET + FLOODERS)) --noisy "$FLOODERS" \
 		--noisy-rate "$FLOOD_RATE" --total-rate "$FAIR_RATE" --duration "$T_FAIR" \
 		--linger 0.6 > "$R/vmm-fair.kvmsim.json" 2> "$R/vmm-fair.kvmsim.err"
 	local rc=$?
-	kill "$sampler" 2>/dev/null
-	wait "$sampler" 2>/dev/null
+	sampler_stop "$sampler"
 	simenv_stop_daemon
 	jq -e .totals "$R/vmm-fair.kvmsim.json" > /dev/null 2>&1 || { log "vmm-fair: rc $rc"; return 1; }
 }
