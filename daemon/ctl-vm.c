@@ -60,6 +60,21 @@ void ctl_vm_annotate(const struct broker *b, json_t *o)
 	}
 }
 
+void ctl_vm_status(const struct broker *b, json_t *status)
+{
+	const struct vmmtransport *v = broker_vmmtransport(b);
+	const struct vmmtransport_stats *s;
+
+	if (!v || !status)
+		return;
+	s = vmmtransport_stats(v);
+	json_object_set_new(status, "vmm",
+			    json_pack("{s:b, s:s, s:b, s:I, s:I}", "listening", s->listening,
+				      "path", vmmtransport_path(v), "activated", s->activated,
+				      "connections", (json_int_t)s->connections, "vms",
+				      (json_int_t)s->vms));
+}
+
 void ctl_vm_annotate_all(const struct broker *b, json_t *arr)
 {
 	size_t i;
