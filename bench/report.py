@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 
-BENCHMARKS = ('overhead', 'psp', 'scale', 'sched', 'fairness', 'startup')
+BENCHMARKS = ('overhead', 'psp', 'scale', 'sched', 'fairness', 'startup', 'vmm')
 LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -585,6 +585,71 @@ def startup(raw, run, T, figs, notes):
         notes.append('%d start-up run(s) sent no READY=1 within the timeout' % s['ready_missing'])
 
 
+def vmm(raw, run, T, figs, notes):
+    """The VMM socket path against a do-nothing peer, and the upstream fleet's fairness."""
+    reps = run.get('overhead_reps') or 1
+    fl = [load_json(os.path.join(raw, 'vmm-floor-%d.json' % i)) for i in range(1, reps + 1)]
+    dm = [load_json(os.path.join(raw, 'vmm-daemon-%d.json' % i)) for i in range(1, reps + 1)]
+    fl = [x for x in fl if x and x.get('calls')]
+    dm = [x for x in dm if x and x.get('calls')]
+    if not fl or not dm:
+        T.add('vmm', 'VMM socket: daemon against a do-nothing peer', 'not measured', '<= 1.3x',
+              None)
+        return
+    ft, dt = median([x['calls_per_s'] for x in fl]), median([x['calls_per_s'] for x in dm])
+    fp, dp = median([x['p99_us'] for x in fl]), median([x['p99_us'] for x in dm])
+    rt, rp = ft / dt, dp / fp
+    fig = {'floor': fl, 'daemon': dm, 'throughput_ratio': rt, 'p99_ratio': rp}
+    vms = dm[0]['vms']
+    T.add('vmm', 'VMM socket throughput, peer / daemon (%d VMs, median of %d)' % (vms, len(dm)),
+          '%.2fx (%.0f vs %.0f calls/s; daemon %s)' % (rt, ft, dt, spread(
+              [x['calls_per_s'] for x in dm], '%.0f')), '<= 1.3x', rt <= 1.3, rt)
+    T.add('vmm', 'VMM socket p99 of request_certs, daemon / peer',
+          '%.2fx (%.0f vs %.0f us)' % (rp, dp, fp), '<= 1.3x', rp <= 1.3, rp)
+    undecided = sum(x['again'] + x['other_source'] for x in dm)
+    if undecided:
+        notes.append('vmm: %d calls against the daemon were not answered by it in time' %
+                     undecided)
+    k = load_json(os.path.join(raw, 'vmm-fair.kvmsim.json'))
+    if k and 'per_vm' in k:
+        # The daemon's per-VM series carry its id (from the UUID); the info series names the
+        # VM kvmsim-<kvmsim id>. The last sample with the quiet VMs' series stands for the run.
+        quiet = {'kvmsim-%d' % v['vm'] for v in k['per_vm'] if not v.get('noisy')}
+        samples = sorted(glob.glob(os.path.join(raw, 'vmm-fair.sample.*')),
+                         key=lambda p: int(p.rsplit('.', 1)[1]))
+        rates = asked = None
+        for sp in reversed(samples):
+            s = Prom(sp)
+            ids = {lab['name']: lab['vm'] for n, lab, _ in s.samples
+                   if n == 'snp_attestd_vmm_vm_info' and lab.get('name') in quiet}
+            if len(ids) == len(quiet):
+                rates = [s.get('snp_attestd_admitted_total', 0, vm=ids[q]) for q in sorted(quiet)]
+                asked = [s.get('snp_attestd_guest_requests_total', 0, vm=ids[q], type='report')
+                         for q in sorted(quiet)]
+                break
+        up = k.get('upstream') or {}
+        # Only extended report requests reach the daemon, and which of a guest's requests are
+        # extended is the workload's random mix: the VMs' demands differ, so fairness is each
+        # VM's share of what it asked that was admitted (equal shares: index 1).
+        shares = [a / r for a, r in zip(rates, asked) if r] if rates else None
+        fig['fairness'] = {'quiet_vms': len(quiet), 'admitted': rates, 'asked': asked,
+                           'upstream': up, 'totals': k.get('totals'),
+                           'jain_admitted_share': jain(shares) if shares else None,
+                           'jain_admitted_count': jain(rates) if rates else None}
+        j = fig['fairness']['jain_admitted_share']
+        T.add('vmm', "upstream fleet: Jain's index of each quiet VM's admitted share of its "
+              'extended report requests, %d quiet VMs (%d flooders)' % (
+                  len(quiet), len(k['per_vm']) - len(quiet)),
+              '%.4f (of the counts: %.4f)' % (j, fig['fairness']['jain_admitted_count'])
+              if j is not None else 'not measured', '>= 0.99',
+              None if j is None else j >= 0.99, j)
+        t = k.get('totals') or {}
+        T.add('vmm', 'upstream fleet: wipes, verification failures',
+              '%s, %s' % (t.get('vmpck_wipes'), t.get('verify_failures')), '0, 0',
+              t.get('vmpck_wipes') == 0 and t.get('verify_failures') == 0)
+    figs['vmm'] = fig
+
+
 def plots(raw, out, figs, notes):
     gp = shutil.which('gnuplot')
     if not gp:
@@ -692,7 +757,7 @@ def main():
         print('report.py: no run.json in %s' % a.raw, file=sys.stderr)
         return 1
     T, notes, figs = Table(), [], {}
-    for f in (overhead, psp, scale, sched, fairness, startup):
+    for f in (overhead, psp, scale, sched, fairness, startup, vmm):
         try:
             f(a.raw, run, T, figs, notes)
         except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
@@ -719,7 +784,8 @@ def main():
     if a.results:
         os.makedirs(a.results, exist_ok=True)
         section = {'overhead': 'overhead', 'psp': 'overhead', 'scale': 'scale',
-                   'sched': 'scale', 'fairness': 'fairness', 'startup': 'startup'}
+                   'sched': 'scale', 'fairness': 'fairness', 'startup': 'startup',
+                   'vmm': 'vmm'}
         for b in BENCHMARKS:
             rows = [r for r in T.rows if r['section'] == section[b] and
                     (b not in ('psp', 'sched', 'overhead', 'scale') or

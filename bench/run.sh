@@ -3,7 +3,7 @@
 # bench/run.sh: runs every benchmark of design §10 against an existing build tree, then
 # bench/report.py writes RESULTS/<name>.json, RESULTS/summary.txt and the plots and prints the
 # table. Usage: run.sh --build DIR --results DIR [--quick] [--keep] [--only "NAME..."]
-# (bench/run builds first; --only runs some of overhead psp scale sched fairness startup)
+# (bench/run builds first; --only runs some of overhead psp scale sched fairness startup vmm)
 # Raw figures go to a work directory; nothing here asserts a speed: the exit status is non-zero
 # only when a benchmark could not run.
 set -u
@@ -46,6 +46,8 @@ else
 	SCALE_SIZES="10 100 1000 10000" FAIR_QUIET=15 SCHED_ITERS=1000000 SCHED_ROUNDS=7
 fi
 LOAD_VMS=64
+# The VMM socket: VMs (one thread and libsnpattest handle each) asking back to back.
+VMM_VMS=16
 # Fairness load: the quiet VMs together ask FAIR_RATE requests/s, evenly spaced and handed out
 # round robin (snp-kvmsim --total-rate), i.e. one request every 1/FAIR_RATE = 25 ms: longer
 # than one PSP slot (~8 ms), so quiet VMs do not queue behind each other; PSP utilisation from
@@ -285,24 +287,33 @@ bench_sched() {
 # come from the last sample that has them (the daemon drops a VM's series at VM_REMOVE; the
 # VMs linger 0.6 s after the run), and PSP idle while a request waited is sampled when the
 # daemon has no counter for it.
+# /metrics every 110 ms into $R/NAME.sample.N, in the background: prints its pid (a child of
+# the command substitution, so sampler_stop kills it; wait only reaps what it can).
+sampler_start() { # NAME
+	(
+		i=0
+		while :; do
+			scrape "$R/$1.sample.$i" 2>/dev/null || rm -f "$R/$1.sample.$i"
+			i=$((i + 1))
+			sleep 0.11
+		done
+	) > /dev/null &
+	echo $!
+}
+sampler_stop() { # PID
+	kill "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 fair_phase() { # NAME kvmsim-args...
 	local name=$1 sampler
 	shift
 	daemon_start "[quota]" "rate = 5" "burst = 5" || return 1
-	(
-		i=0
-		while :; do
-			scrape "$R/$name.sample.$i" 2>/dev/null || rm -f "$R/$name.sample.$i"
-			i=$((i + 1))
-			sleep 0.11
-		done
-	) &
-	sampler=$!
+	sampler=$(sampler_start "$name")
 	BG+=("$sampler")
 	daemon_run "$name" "$@"
 	local rc=$?
-	kill "$sampler" 2>/dev/null
-	wait "$sampler" 2>/dev/null
+	sampler_stop "$sampler"
 	simenv_stop_daemon
 	return $rc
 }
@@ -341,6 +352,56 @@ bench_startup() {
 	return $rc
 }
 
+# 5. The VMM socket (Linux 7.0 path): bench-vmm (VMM_VMS VMs, one libsnpattest handle each,
+# asking back to back: request_certs, done) against a do-nothing peer on the same socket type
+# (tests/libsnpattest/vmm-test-server: ALLOW with the daemon's table to every CERTS) and
+# against the daemon (quota and slots that never limit), alternating OVH_REPS times; then the
+# fairness load of 3. as an upstream-mode fleet (snp-kvmsim --kernel upstream), its per-VM
+# admissions sampled from /metrics (VMM-socket VMs are named in snp_attestd_vmm_vm_info).
+bench_vmm() {
+	local i c0 c1 srv sampler table=$SIMENV_DIR/vmm-certs.bin null=$SIMENV_DIR/vmm-null.sock
+	if [ ! -s "$table" ]; then
+		daemon_start "${FREE_CONF[@]}" || return 1
+		simenv_stop_daemon
+	fi
+	for ((i = 1; i <= OVH_REPS; i++)); do
+		rm -f "$null"
+		"$BUILD/tests/libsnpattest/vmm-test-server" "$null" allow "$table" \
+			> "$R/vmm-floor-$i.server.out" 2>&1 &
+		srv=$!
+		BG+=("$srv")
+		for ((c0 = 0; c0 < 500; c0++)); do
+			grep -q ready "$R/vmm-floor-$i.server.out" 2> /dev/null && break
+			sleep 0.01
+		done
+		c0=$(cpu_ns "$srv")
+		"$BUILD/bench/bench-vmm" --socket "$null" --vms "$VMM_VMS" --duration "$T_LOAD" \
+			> "$R/vmm-floor-$i.json" || return 1
+		c1=$(cpu_ns "$srv")
+		kill -TERM "$srv" 2> /dev/null
+		wait "$srv" 2> /dev/null
+		printf '{"cpu_ns":%s}\n' "$((c1 - c0))" > "$R/vmm-floor-$i.peer.json"
+		daemon_start "${FREE_CONF[@]}" || return 1
+		c0=$(cpu_ns "$SIMENV_DAEMON_PID")
+		"$BUILD/bench/bench-vmm" --socket "$SIMENV_VMM_SOCK" --vms "$VMM_VMS" \
+			--duration "$T_LOAD" > "$R/vmm-daemon-$i.json" || return 1
+		c1=$(cpu_ns "$SIMENV_DAEMON_PID")
+		printf '{"cpu_ns":%s}\n' "$((c1 - c0))" > "$R/vmm-daemon-$i.peer.json"
+		simenv_stop_daemon
+	done
+	daemon_start "[quota]" "rate = 5" "burst = 5" || return 1
+	sampler=$(sampler_start vmm-fair)
+	BG+=("$sampler")
+	"$(simenv_bin snp-kvmsim)" --state "$SIMENV_STATE" --quiet --json --kernel upstream \
+		--vmm-socket "$SIMENV_VMM_SOCK" --vms $((FAIR_QUIET + FLOODERS)) --noisy "$FLOODERS" \
+		--noisy-rate "$FLOOD_RATE" --total-rate "$FAIR_RATE" --duration "$T_FAIR" \
+		--linger 0.6 > "$R/vmm-fair.kvmsim.json" 2> "$R/vmm-fair.kvmsim.err"
+	local rc=$?
+	sampler_stop "$sampler"
+	simenv_stop_daemon
+	jq -e .totals "$R/vmm-fair.kvmsim.json" > /dev/null 2>&1 || { log "vmm-fair: rc $rc"; return 1; }
+}
+
 LOAD_BEFORE=$(cut -d" " -f1 /proc/loadavg)
 run_step platform platform || { log "the simulated platform did not start"; exit 1; }
 run_step overhead bench_overhead
@@ -349,6 +410,7 @@ run_step scale bench_scale
 run_step sched bench_sched
 run_step fairness bench_fairness
 run_step startup bench_startup
+run_step vmm bench_vmm
 simenv_stop_daemon
 
 LOAD_AFTER=$(cut -d" " -f1 /proc/loadavg)

@@ -221,6 +221,16 @@ int snpctl_status(int argc, char **argv)
 		printf("  %-16s%s\n", "root:", "trusting the simulator's ARK, not an AMD root");
 	printf("  %-16s%s\n", "broker:",
 	       jbool(br, "registered") ? "registered" : "not registered (retrying REGISTER)");
+	if (json_is_object(json_object_get(b, "vmm"))) {
+		const json_t *v = json_object_get(b, "vmm");
+		if (jbool(v, "listening"))
+			printf("  %-16slistening on %s%s: %llu VMs (%llu connections)\n",
+			       "VMM socket:", jstr(v, "path"),
+			       jbool(v, "activated") ? " (from systemd)" : "", jnum(v, "vms"),
+			       jnum(v, "connections"));
+		else
+			printf("  %-16s%s\n", "VMM socket:", "off");
+	}
 	printf("  %-16s%s\n", "admission:", jbool(br, "paused") ? "paused" : "running");
 	printf("  %-16s%llu (in flight %llu, queued %llu)\n", "VMs:", jnum(br, "vms"),
 	       jnum(br, "inflight"), jnum(br, "queued"));

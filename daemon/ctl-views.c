@@ -228,6 +228,7 @@ json_t *status_json(struct ctl *c, struct broker *b, enum ctl_role role)
 						      ? "initialized"
 						      : "waiting for kvm_amd with sev_snp=1",
 					      "probes", (json_int_t)broker_snp_probes(b)));
+	ctl_vm_status(b, o);
 	return o;
 }
 

@@ -21,16 +21,18 @@ int ctl_vm_resolve(const struct broker *b, struct ctl_request *q, char *err, siz
 	if (vmmproto_uuid_parse(q->vm_ref, uuid) == 0) {
 		static const uint8_t zero[16];
 		if (memcmp(uuid, zero, sizeof(zero)) == 0) {
-			snprintf(err, err_size, "a VM without a UUID (all zero) is named by its name");
+			snprintf(err, err_size,
+				 "a VM without a UUID (all zero) is named by its name");
 			return -EINVAL;
 		}
 		q->vm_id = vmmproto_vm_key(uuid, "");
 		return 0;
 	}
 	if (!v || vmmtransport_vm_by_name(v, q->vm_ref, &vm) < 0) {
-		snprintf(err, err_size,
-			 "no connected VM is named '%s' (name a VM that is not running by its UUID)",
-			 q->vm_ref);
+		snprintf(
+			err, err_size,
+			"no connected VM is named '%s' (name a VM that is not running by its UUID)",
+			q->vm_ref);
 		return -ENOENT;
 	}
 	q->vm_id = vm.vm_id;
@@ -58,11 +60,25 @@ void ctl_vm_annotate(const struct broker *b, json_t *o)
 	}
 }
 
+void ctl_vm_status(const struct broker *b, json_t *status)
+{
+	const struct vmmtransport *v = broker_vmmtransport(b);
+	const struct vmmtransport_stats *s;
+
+	if (!v || !status)
+		return;
+	s = vmmtransport_stats(v);
+	json_object_set_new(status, "vmm",
+			    json_pack("{s:b, s:s, s:b, s:I, s:I}", "listening", s->listening,
+				      "path", vmmtransport_path(v), "activated", s->activated,
+				      "connections", (json_int_t)s->connections, "vms",
+				      (json_int_t)s->vms));
+}
+
 void ctl_vm_annotate_all(const struct broker *b, json_t *arr)
 {
 	size_t i;
 	json_t *o;
 
-	json_array_foreach(arr, i, o)
-		ctl_vm_annotate(b, o);
+	json_array_foreach(arr, i, o) ctl_vm_annotate(b, o);
 }

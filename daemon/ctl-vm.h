@@ -19,3 +19,5 @@ int ctl_vm_resolve(const struct broker *b, struct ctl_request *q, char *err, siz
  * carries "vm" (a vm.list/vm.show entry, a quota entry); to every object of an array. */
 void ctl_vm_annotate(const struct broker *b, json_t *o);
 void ctl_vm_annotate_all(const struct broker *b, json_t *arr);
+/* Adds "vmm" (the VMM socket: listening, path, connections, VMs) to a status object. */
+void ctl_vm_status(const struct broker *b, json_t *status);

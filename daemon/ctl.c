@@ -28,6 +28,7 @@
 #include "config.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "unixsock.h"
 #include "util.h"
 
 int ctl_get_stats(struct manager *m, struct ctl_stats *ret)
@@ -492,64 +493,15 @@ static int activated_fd(void)
 	return -ENOENT;
 }
 
-/* Refuses to steal the socket of a running daemon; removes a stale one. */
-static int clear_stale(const char *path, const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, r;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -EEXIST;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	close(fd);
-	if (r == 0 || errno == EAGAIN)
-		return -EADDRINUSE;
-	if (unlink(path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
 static int listen_on(struct ctl *c, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char dir[sizeof(sa.sun_path)], *slash;
-	int fd, r;
+	const char *what;
+	int fd = unixsock_listen(path, SOCK_STREAM, 128, &what);
 
-	if (strlen(path) >= sizeof(sa.sun_path) || path[0] != '/')
-		return log_error_errno(-EINVAL, "Control socket path '%s' is unusable", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return log_error_errno(-errno, "Cannot create %s", dir);
-	}
-	r = clear_stale(path, &sa);
-	if (r == -EADDRINUSE)
-		return log_error_errno(r, "Another daemon is listening on %s", path);
-	if (r < 0)
-		return log_error_errno(r, "Cannot use %s for the control socket", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -EADDRINUSE)
+		return log_error_errno(fd, "Another daemon is listening on %s", path);
 	if (fd < 0)
-		return log_error_errno(-errno, "Cannot create the control socket");
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
-		close(fd);
-		return log_error_errno(r, "Cannot bind the control socket %s", path);
-	}
-	/* Anyone may connect: SO_PEERCRED decides what they may do, and says why not. */
-	if (chmod(path, 0666) < 0 || listen(fd, 128) < 0) {
-		r = -errno;
-		close(fd);
-		unlink(path);
-		return log_error_errno(r, "Cannot listen on %s", path);
-	}
+		return log_error_errno(fd, "Cannot %s %s for the control socket", what, path);
 	c->path = strdup(path);
 	if (!c->path) {
 		close(fd);

@@ -18,12 +18,11 @@ static void one(struct metrics_writer *w, const char *name, enum metrics_type ty
 }
 
 static void labelled(struct metrics_writer *w, const char *name, const char *help,
-		     const char *label, const char *const *values, const uint64_t *counts,
-		     size_t n)
+		     const char *label, const char *const *values, const uint64_t *counts, size_t n)
 {
 	metrics_family(w, name, METRICS_COUNTER, help);
 	for (size_t i = 0; i < n; i++) {
-		struct metrics_label l = { label, values[i] };
+		struct metrics_label l = {label, values[i]};
 		metrics_sample_u64(w, &l, 1, counts[i]);
 	}
 }
@@ -33,8 +32,8 @@ void metrics_vmm_render(struct metrics_writer *w, const struct broker *b,
 {
 	const struct vmmtransport *v = b ? broker_vmmtransport(b) : NULL;
 	const struct vmmtransport_stats *s;
-	static const char *const answers[] = { "allow", "busy", "enospc" };
-	static const char *const outcomes[] = { "firmware", "abandoned" };
+	static const char *const answers[] = {"allow", "busy", "enospc"};
+	static const char *const outcomes[] = {"firmware", "abandoned"};
 	const char *reasons[_VMMT_REFUSE_MAX];
 	uint64_t n[3];
 	size_t it = 0;
@@ -81,7 +80,7 @@ void metrics_vmm_render(struct metrics_writer *w, const struct broker *b,
 			continue;
 		snprintf(sid, sizeof(sid), "%llu", (unsigned long long)id);
 		vmmproto_uuid_format(vm.uuid, uuid);
-		struct metrics_label l[3] = { { "vm", sid }, { "uuid", uuid }, { "name", vm.name } };
+		struct metrics_label l[3] = {{"vm", sid}, {"uuid", uuid}, {"name", vm.name}};
 		metrics_sample_u64(w, l, 3, 1);
 	}
 }

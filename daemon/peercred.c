@@ -20,7 +20,7 @@ int peercred_get(int fd, struct peercred *ret)
 		return -errno;
 	if (len != sizeof(uc))
 		return -EIO;
-	*ret = (struct peercred){ .uid = uc.uid, .gid = uc.gid, .pid = uc.pid };
+	*ret = (struct peercred){.uid = uc.uid, .gid = uc.gid, .pid = uc.pid};
 	return 0;
 }
 

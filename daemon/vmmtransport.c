@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include "peercred.h"
 #include "ratelimit.h"
 #include "u64map.h"
+#include "unixsock.h"
 #include "util.h"
 
 #define VMMT_BACKLOG 256
@@ -54,7 +54,7 @@ struct vmmtransport {
 	int fd;
 	ev_io io;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	bool bound; /* we created path: unlink it when we go */
+	bool bound;  /* we created path: unlink it when we go */
 	char *group; /* owned */
 	uint32_t max_clients;
 	uint64_t hello_timeout_usec;
@@ -163,8 +163,7 @@ static void conn_refuse(struct vmm_conn *cn, enum vmmt_refusal why, enum vmmprot
 			uint64_t req_id, const char *detail)
 {
 	struct vmmtransport *v = cn->v;
-	struct vmmproto_msg e = { .type = VMMPROTO_ERROR,
-				  .error = { .req_id = req_id, .code = code } };
+	struct vmmproto_msg e = {.type = VMMPROTO_ERROR, .error = {.req_id = req_id, .code = code}};
 
 	v->stats.refused[why]++;
 	if (ratelimit_pass(&v->log_rl, manager_now_usec(), NULL))
@@ -201,10 +200,10 @@ static int op_allow(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_
 		    const uint8_t *table, size_t table_len)
 {
 	struct vmm_conn *cn = NULL;
-	struct vmmproto_msg m = { .type = VMMPROTO_ALLOW,
-				  .allow = { .req_id = req_id,
-					     .table = table,
-					     .table_len = table ? (uint32_t)table_len : 0 } };
+	struct vmmproto_msg m = {.type = VMMPROTO_ALLOW,
+				 .allow = {.req_id = req_id,
+					   .table = table,
+					   .table_len = table ? (uint32_t)table_len : 0}};
 	int r;
 
 	(void)vm_id;
@@ -220,38 +219,36 @@ static int op_allow(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_
 	return 0;
 }
 
-static int op_busy(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t req_id)
+/* BUSY or ENOSPC (m) for the request of peer, counted in *sent once sent. */
+static int send_answer(void *peer, uint64_t req_id, const struct vmmproto_msg *m, uint64_t *sent)
 {
 	struct vmm_conn *cn = NULL;
-	struct vmmproto_msg m = { .type = VMMPROTO_BUSY, .busy = { .req_id = req_id } };
-	int r;
+	int r = verdict_conn(peer, req_id, &cn);
 
-	(void)vm_id;
-	r = verdict_conn(peer, req_id, &cn);
 	if (r != 0)
 		return r < 0 ? r : 0;
-	r = conn_send(cn, &m);
+	r = conn_send(cn, m);
 	if (r == 0)
-		of(t)->stats.busy++;
+		(*sent)++;
 	return r;
+}
+
+static int op_busy(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t req_id)
+{
+	struct vmmproto_msg m = {.type = VMMPROTO_BUSY, .busy = {.req_id = req_id}};
+
+	(void)vm_id;
+	return send_answer(peer, req_id, &m, &of(t)->stats.busy);
 }
 
 static int op_invalid_len(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t req_id,
 			  uint32_t npages)
 {
-	struct vmm_conn *cn = NULL;
-	struct vmmproto_msg m = { .type = VMMPROTO_ENOSPC,
-				  .enospc = { .req_id = req_id, .npages = npages ? npages : 1 } };
-	int r;
+	struct vmmproto_msg m = {.type = VMMPROTO_ENOSPC,
+				 .enospc = {.req_id = req_id, .npages = npages ? npages : 1}};
 
 	(void)vm_id;
-	r = verdict_conn(peer, req_id, &cn);
-	if (r != 0)
-		return r < 0 ? r : 0;
-	r = conn_send(cn, &m);
-	if (r == 0)
-		of(t)->stats.enospc++;
-	return r;
+	return send_answer(peer, req_id, &m, &of(t)->stats.enospc);
 }
 
 static uint64_t op_rx_usec(struct adm_transport *t)
@@ -289,8 +286,8 @@ static bool duplicate_live(struct vmm_conn *cn)
 static void on_hello(struct vmm_conn *cn, const struct vmmproto_msg *m)
 {
 	struct vmmtransport *v = cn->v;
-	struct adm_vm_attrs at = { .vmm_pid = (uint32_t)cn->cred.pid };
-	struct vmmproto_msg ack = { .type = VMMPROTO_HELLO_ACK };
+	struct adm_vm_attrs at = {.vmm_pid = (uint32_t)cn->cred.pid};
+	struct vmmproto_msg ack = {.type = VMMPROTO_HELLO_ACK};
 	char uuid[VMMPROTO_UUID_STR];
 	int r;
 
@@ -320,9 +317,9 @@ static void on_hello(struct vmm_conn *cn, const struct vmmproto_msg *m)
 	}
 	if (r < 0) {
 		/* -EEXIST: a netlink VM with this id, which cannot be (kernel ids are < 2^63). */
-		conn_refuse(cn, VMMT_REFUSE_DUPLICATE, r == -EEXIST ? VMMPROTO_E_DUPLICATE
-								   : VMMPROTO_E_INTERNAL,
-			    0, snp_strerror(r));
+		conn_refuse(cn, VMMT_REFUSE_DUPLICATE,
+			    r == -EEXIST ? VMMPROTO_E_DUPLICATE : VMMPROTO_E_INTERNAL, 0,
+			    snp_strerror(r));
 		return;
 	}
 	cn->hello = true;
@@ -332,9 +329,8 @@ static void on_hello(struct vmm_conn *cn, const struct vmmproto_msg *m)
 	ack.hello_ack.vm_id = cn->vm_id;
 	if (conn_send(cn, &ack) < 0)
 		return;
-	log_info("VMM socket: VM '%s' (uuid %s, id %llu) connected from pid %d uid %u%s",
-		 cn->name, uuid, (unsigned long long)cn->vm_id, (int)cn->cred.pid,
-		 (unsigned)cn->cred.uid,
+	log_info("VMM socket: VM '%s' (uuid %s, id %llu) connected from pid %d uid %u%s", cn->name,
+		 uuid, (unsigned long long)cn->vm_id, (int)cn->cred.pid, (unsigned)cn->cred.uid,
 		 m->hello.vmm_pid != (uint32_t)cn->cred.pid ? " (HELLO names another pid)" : "");
 }
 
@@ -481,8 +477,7 @@ static void on_conn_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	if (!cn->hello)
-		conn_refuse(cn, VMMT_REFUSE_HELLO_TIMEOUT, VMMPROTO_E_STATE, 0,
-			    "no HELLO in time");
+		conn_refuse(cn, VMMT_REFUSE_HELLO_TIMEOUT, VMMPROTO_E_STATE, 0, "no HELLO in time");
 }
 
 /* --- the listening socket --- */
@@ -490,7 +485,7 @@ static void on_conn_timer(struct ev_loop *loop, ev_timer *w, int revents)
 static void refuse_now(struct vmmtransport *v, int fd, enum vmmt_refusal why,
 		       enum vmmproto_error code, const struct peercred *pc)
 {
-	struct vmmproto_msg e = { .type = VMMPROTO_ERROR, .error = { .code = code } };
+	struct vmmproto_msg e = {.type = VMMPROTO_ERROR, .error = {.code = code}};
 	size_t len;
 
 	v->stats.refused[why]++;
@@ -509,7 +504,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)revents;
 	for (unsigned i = 0; i < 64; i++) {
-		struct peercred pc = { .uid = (uid_t)-1, .pid = 0 };
+		struct peercred pc = {.uid = (uid_t)-1, .pid = 0};
 		struct vmm_conn *cn;
 		int fd = accept4(v->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -563,76 +558,27 @@ static int activated_fd(char *err, size_t err_size)
 	}
 	free(names);
 	if (fd >= 0 && sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
-		snprintf(err, err_size, "the socket named \"vmm\" from systemd is not a listening "
-					"AF_UNIX SOCK_SEQPACKET socket");
+		snprintf(err, err_size,
+			 "the socket named \"vmm\" from systemd is not a listening "
+			 "AF_UNIX SOCK_SEQPACKET socket");
 		return -ENOTSOCK;
 	}
 	return fd;
 }
 
-/* Refuses to take the path of a live listener; removes a stale socket file. */
-static int clear_stale(const char *path, const struct sockaddr_un *sa)
-{
-	struct stat st;
-	int fd, r;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (!S_ISSOCK(st.st_mode))
-		return -EEXIST;
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
-	close(fd);
-	if (r == 0 || errno == EAGAIN)
-		return -EADDRINUSE;
-	if (unlink(path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
 static int listen_on(struct vmmtransport *v, const char *path, char *err, size_t err_size)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char dir[sizeof(sa.sun_path)], *slash;
-	int fd, r;
+	const char *what;
+	int fd = unixsock_listen(path, SOCK_SEQPACKET, VMMT_BACKLOG, &what);
 
-	/* conf_validate checked the length and that it is absolute. */
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-			r = -errno;
-			snprintf(err, err_size, "cannot create %s: %s", dir, strerror(-r));
-			return r;
-		}
-	}
-	r = clear_stale(path, &sa);
-	if (r < 0) {
+	if (fd == -EADDRINUSE || fd == -EEXIST)
 		snprintf(err, err_size, "%s: %s", path,
-			 r == -EADDRINUSE ? "another daemon listens there"
-			 : r == -EEXIST	  ? "exists and is not a socket"
-					  : strerror(-r));
-		return r;
-	}
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, err_size, "cannot create the VMM socket: %s", strerror(-r));
-		return r;
-	}
-	/* Anyone may connect: SO_PEERCRED decides, and the refused peer is told why. */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
-	    listen(fd, VMMT_BACKLOG) < 0) {
-		r = -errno;
-		snprintf(err, err_size, "cannot listen on %s: %s", path, strerror(-r));
-		close(fd);
-		(void)unlink(path);
-		return r;
-	}
+			 fd == -EADDRINUSE ? "another daemon listens there"
+					   : "exists and is not a socket");
+	else if (fd < 0)
+		snprintf(err, err_size, "cannot %s %s: %s", what, path, strerror(-fd));
+	if (fd < 0)
+		return fd;
 	v->bound = true;
 	snprintf(v->path, sizeof(v->path), "%s", path);
 	return fd;
@@ -725,8 +671,8 @@ void vmmtransport_free(struct vmmtransport *v)
 	adm_transport_lost(v->adm, &v->t);
 	while (v->conns) {
 		struct vmm_conn *cn = v->conns;
-		struct vmmproto_msg e = { .type = VMMPROTO_ERROR,
-					  .error = { .code = VMMPROTO_E_SHUTDOWN } };
+		struct vmmproto_msg e = {.type = VMMPROTO_ERROR,
+					 .error = {.code = VMMPROTO_E_SHUTDOWN}};
 		if (cn->hello)
 			(void)u64map_remove(&v->by_id, cn->vm_id);
 		if (cn->hello)
@@ -747,9 +693,8 @@ void vmmtransport_free(struct vmmtransport *v)
 	free(v);
 }
 
-void vmmtransport_reconfigure(struct vmmtransport *v, const struct conf *old,
-			      const struct conf *c, void (*skipped)(void *userdata, const char *key),
-			      void *userdata)
+void vmmtransport_reconfigure(struct vmmtransport *v, const struct conf *old, const struct conf *c,
+			      void (*skipped)(void *userdata, const char *key), void *userdata)
 {
 	if (strcmp(old->vmm_socket, c->vmm_socket) != 0 && skipped)
 		skipped(userdata, "[vmm] socket");
@@ -772,10 +717,10 @@ const char *vmmtransport_path(const struct vmmtransport *v)
 
 static void fill_vm(const struct vmm_conn *cn, struct vmmt_vm *ret)
 {
-	*ret = (struct vmmt_vm){ .vm_id = cn->vm_id,
-				 .name = cn->name,
-				 .peer_uid = (uint32_t)cn->cred.uid,
-				 .peer_pid = (uint32_t)cn->cred.pid };
+	*ret = (struct vmmt_vm){.vm_id = cn->vm_id,
+				.name = cn->name,
+				.peer_uid = (uint32_t)cn->cred.uid,
+				.peer_pid = (uint32_t)cn->cred.pid};
 	memcpy(ret->uuid, cn->uuid, sizeof(ret->uuid));
 }
 

@@ -23,7 +23,7 @@ check() { # DESCRIPTION COMMAND...
 jqt() { jq -e "$1" "$W/out.json" > /dev/null; }
 
 # The bench programs are ordinary targets of this tree (built with it).
-for p in bench/bench-sched bench/bench-null; do
+for p in bench/bench-sched bench/bench-null bench/bench-vmm; do
 	check "$p is built" test -x "$SNP_BUILD_ROOT/$p"
 done
 R=$W/results
@@ -33,7 +33,7 @@ rc=$?
 sed 's/^/# /' "$W/table.txt"
 check "run.sh exits 0 (every benchmark ran)" sh -c "[ $rc -eq 0 ] || { cat '$W/run.err'; exit 1; }"
 # Every results file: present, valid JSON, the benchmark ran, its rows are well formed.
-for b in overhead psp scale sched fairness startup; do
+for b in overhead psp scale sched fairness startup vmm; do
 	check "results/$b.json parses, ran, rows PASS/MISS/n/a" jq -e '.ran == true and
 		.benchmark == "'$b'" and (.run.failed == []) and
 		all(.rows[]; (.result | IN("PASS", "MISS", "n/a")) and .measured != "not measured")' \
@@ -61,12 +61,16 @@ jqf "fairness: both phases, Jain in (0,1], quiet p99 bucket, slot, clean" fairne
 	  and (.per_vm | length) == (.quiet_vms + .noisy_vms) and .quiet_admitted > 0 and .clean
 	  and (.psp_idle_while_waiting | .samples > 0 and .samples_idle_with_queue >= 0)) and
 	 (.no_flood | .noisy_vms == 0 and .clean) and .no_flood.quiet_vms == .flood.quiet_vms'
+jqf "vmm: the daemon and the do-nothing peer measured, ratios, upstream fleet's Jain, clean" vmm \
+	'.throughput_ratio > 0 and .p99_ratio > 0 and all(.daemon[]; .calls > 0 and .from_daemon > 0)
+	 and all(.floor[]; .calls > 0) and (.fairness | .quiet_vms > 0 and (.admitted | length) ==
+	 .quiet_vms and .totals.vmpck_wipes == 0 and .totals.verify_failures == 0)'
 jqf "startup: READY and --check-config timed every run" startup \
 	'.ready.n == .runs and .check_config.n == .runs and .ready.median_ms > 0 and
 	 .check_config.median_ms > 0 and .ratio_median > 0 and .ready_missing == 0'
 check "summary.txt has the header and the four sections" sh -c "
 	grep -q -e '^metric .*measured .*target .*result' '$R/summary.txt' &&
-	for s in overhead scale fairness startup; do grep -qx \"\\[\$s\\]\" '$R/summary.txt' || exit 1; done"
+	for s in overhead scale fairness startup vmm; do grep -qx \"\\[\$s\\]\" '$R/summary.txt' || exit 1; done"
 check "summary.txt is what was printed" sh -c "grep -qF -e \"\$(sed -n 3p '$R/summary.txt')\" '$W/table.txt'"
 if command -v gnuplot > /dev/null; then
 	for p in scale fairness; do

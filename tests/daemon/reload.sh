@@ -26,7 +26,7 @@ it_setup() {
 	simenv_start_kds || return 1
 	SIMENV_KDS_URL_REAL=$SIMENV_KDS_URL
 	simenv_write_conf "[certs]" "cert_dir =" "kds_url = http://127.0.0.1:9" \
-		"[daemon]" "usersock_port = $SIMENV_PORT"
+		"[daemon]" "usersock_port = $SIMENV_PORT" "[vmm]" "max_clients = 1024"
 	simenv_start_daemon
 }
 check "daemon starts with an unreachable KDS" it_setup
@@ -45,6 +45,14 @@ check "... the reload is complete (no key left out)" \
 simenv_snpctl status --json > "$SIMENV_DIR/st1.json" 2>&1
 check "status: a chain is served now" jq -e '.chain != null' "$SIMENV_DIR/st1.json"
 
+# [vmm] max_clients applies to the running socket: a complete reload.
+set_key max_clients 8
+n=$(grep -c "Configuration reloaded" "$log")
+kill -HUP "$SIMENV_DAEMON_PID"
+check "SIGHUP with a changed [vmm] max_clients: reloaded, nothing left out" \
+	bash -c "for i in \$(seq 1 150); do [ \$(grep -c 'Configuration reloaded' '$log') -gt $n ] && break; sleep 0.2; done
+		grep 'Configuration reloaded' '$log' | tail -1 | grep -vq 'except'"
+
 set_key usersock_port $((SIMENV_PORT + 1))
 n=$(grep -c "Configuration reloaded" "$log")
 kill -HUP "$SIMENV_DAEMON_PID"
@@ -59,5 +67,14 @@ wait_for_reload() {
 check "SIGHUP with a changed usersock_port: reloaded" wait_for_reload
 check "... naming the key that needs a restart" \
 	bash -c "grep 'Configuration reloaded' '$log' | tail -1 | grep -q 'except what needs a restart: \[daemon\] usersock_port'"
+
+# A new VMM socket path needs a restart: the reload says so, and the old socket keeps serving.
+echo "socket = $SIMENV_DIR/vmm-other.sock" >> "$SIMENV_CONF.d/50-test.conf"
+n=$(grep -c "Configuration reloaded" "$log")
+kill -HUP "$SIMENV_DAEMON_PID"
+check "SIGHUP with a changed [vmm] socket: reloaded" wait_for_reload
+check "... naming [vmm] socket as needing a restart" \
+	bash -c "grep 'Configuration reloaded' '$log' | tail -1 | grep -q '\[vmm\] socket'"
+check "... and the VMM socket stays where it was" test -S "$SIMENV_VMM_SOCK"
 simenv_stop_daemon
 check "the daemon stops cleanly" test "${SIMENV_DAEMON_RC:-1}" = 0

@@ -109,6 +109,31 @@ faults_alive() { # WHEN
 	return 1
 }
 
+# SIGKILL to the daemon every 1..4 s (seeded by the run), a restart after 0.2..1.9 s, until 5 s
+# before the end of a DUR-second load; after each restart the optional hook (a function name)
+# runs. Sets F_KILLS. A daemon that does not come back is a crash (and ends the loop).
+faults_kill_loop() { # DUR [HOOK]
+	local start
+	F_KILLS=0
+	start=$(date +%s)
+	RANDOM=$$
+	while [ $(($(date +%s) - start)) -lt $(($1 - 5)) ]; do
+		sleep "$((1 + RANDOM % 3)).$((RANDOM % 10))"
+		faults_alive "before kill $((F_KILLS + 1))" || break
+		kill -KILL "$SIMENV_DAEMON_PID"
+		wait "$SIMENV_DAEMON_PID" 2> /dev/null
+		SIMENV_DAEMON_PID=
+		F_KILLS=$((F_KILLS + 1))
+		sleep "$((RANDOM % 2)).$((2 + RANDOM % 8))"
+		if ! simenv_start_daemon; then
+			F_CRASH=$((F_CRASH + 1))
+			faults_note "daemon did not restart after kill $F_KILLS"
+			break
+		fi
+		[ -z "${2:-}" ] || "$2"
+	done
+}
+
 # SIGTERM to the daemon: it must drain and exit 0 (anything else counts as a crash).
 faults_stop_daemon() {
 	faults_alive "before the final SIGTERM" || return 0

@@ -12,35 +12,21 @@ check "daemon starts" it_platform
 faults_kvmsim_run restart "$DUR" --vms "$VMS" --rate 5 --duration "$DUR" --wait-broker 10 &
 KVM=$!
 sleep 2
-kills=0
 unregistered=0
-start=$(date +%s)
-# A kill every 1..4 s (seeded by the run, in the middle of whatever the daemon does), down
-# for 0.2..1.5 s, until 3 s before the end of the load.
-RANDOM=$$
-while [ $(($(date +%s) - start)) -lt $((DUR - 5)) ]; do
-	sleep "$((1 + RANDOM % 3)).$((RANDOM % 10))"
-	faults_alive "before kill $((kills + 1))" || break
-	kill -KILL "$SIMENV_DAEMON_PID"
-	wait "$SIMENV_DAEMON_PID" 2> /dev/null
-	SIMENV_DAEMON_PID=
-	kills=$((kills + 1))
-	sleep "$((RANDOM % 2)).$((2 + RANDOM % 8))"
-	if ! simenv_start_daemon; then
-		F_CRASH=$((F_CRASH + 1))
-		faults_note "daemon did not restart after kill $kills"
-		break
-	fi
-	# simenv_start_daemon returns once the control socket is there (the log's "ready" is an
-	# earlier start's): the next kill waits for this daemon's registration, so that each start
-	# is counted by the kernel however slow the machine is (bounded: 60 s).
+# simenv_start_daemon returns once the control socket is there (the log's "ready" is an earlier
+# start's): the next kill waits for this daemon's registration, so that each start is counted by
+# the kernel however slow the machine is (bounded: 60 s).
+registered() {
+	local i
 	for ((i = 0; i < 600; i++)); do
 		simenv_snpctl status --json 2> /dev/null | jq -e '.broker.registered' > /dev/null &&
-			break
+			return 0
 		sleep 0.1
 	done
-	[ "$i" -lt 600 ] || unregistered=$((unregistered + 1))
-done
+	unregistered=$((unregistered + 1))
+}
+faults_kill_loop "$DUR" registered
+kills=$F_KILLS
 wait "$KVM"
 # The run was in the background (a subshell): its counts are read now.
 faults_kvmsim_collect restart

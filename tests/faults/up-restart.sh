@@ -12,23 +12,8 @@ check "daemon starts" up_platform
 up_kvmsim_run up-restart "$DUR" --vms "$VMS" --rate 5 --duration "$DUR" &
 KVM=$!
 sleep 2
-kills=0
-start=$(date +%s)
-RANDOM=$$
-while [ $(($(date +%s) - start)) -lt $((DUR - 5)) ]; do
-	sleep "$((1 + RANDOM % 3)).$((RANDOM % 10))"
-	faults_alive "before kill $((kills + 1))" || break
-	kill -KILL "$SIMENV_DAEMON_PID"
-	wait "$SIMENV_DAEMON_PID" 2> /dev/null
-	SIMENV_DAEMON_PID=
-	kills=$((kills + 1))
-	sleep "$((RANDOM % 2)).$((2 + RANDOM % 8))"
-	if ! simenv_start_daemon; then
-		F_CRASH=$((F_CRASH + 1))
-		faults_note "daemon did not restart after kill $kills"
-		break
-	fi
-done
+faults_kill_loop "$DUR"
+kills=$F_KILLS
 wait "$KVM"
 up_collect up-restart
 F=$SIMENV_DIR/up-restart.json

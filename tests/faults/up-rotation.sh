@@ -9,7 +9,6 @@
 DUR=$(faults_pick 15 180)
 VMS=$(faults_pick 32 64)
 check "daemon starts" up_platform "tcb_poll_interval = 500ms"
-ctl() { "$(simenv_bin snpctl)" "$@" --socket "$SIMENV_SOCK"; }
 T0=$(simenv_state_field reported_tcb)
 T1=$(printf '%016x' $((0x$T0 - (1 << 48))))
 check "VCEK for the lower TCB fetched into the certificate directory" \
@@ -18,20 +17,8 @@ check "VCEK for the lower TCB fetched into the certificate directory" \
 		-o "$SIMENV_DIR/certs/vcek-$T1.der"
 up_kvmsim_run up-rotation "$DUR" --vms "$VMS" --rate 2 --duration "$DUR" &
 KVM=$!
-ops=0 fails=0
-while kill -0 "$KVM" 2> /dev/null; do
-	for op in "tcb set $T1" "tcb set $T0" "cert rotate" HUP; do
-		if [ "$op" = HUP ]; then
-			kill -HUP "$SIMENV_DAEMON_PID"
-		elif ! ctl $op > "$SIMENV_DIR/op.out" 2>&1; then
-			# A drain that did not finish in time is allowed (nothing changes).
-			grep -q 'in flight after' "$SIMENV_DIR/op.out" || fails=$((fails + 1))
-			diag < "$SIMENV_DIR/op.out"
-		fi
-		ops=$((ops + 1))
-		sleep 0.2
-	done
-done
+it_rotate_while "$KVM" "$T0" "$T1"
+ops=$ROT_OPS fails=$ROT_FAILS
 wait "$KVM"
 up_collect up-rotation
 faults_extra operations "$ops"

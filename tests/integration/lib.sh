@@ -39,6 +39,27 @@ it_finish() {
 }
 trap it_finish EXIT
 
+# The operator's rotations while PID runs: tcb set T1, tcb set T0, cert rotate, SIGHUP, again
+# and again. Sets ROT_OPS (operations run) and ROT_FAILS (failed; a drain that did not finish
+# in time is allowed: nothing changes then).
+it_rotate_while() { # PID T0 T1
+	local op
+	ROT_OPS=0 ROT_FAILS=0
+	while kill -0 "$1" 2> /dev/null; do
+		for op in "tcb set $3" "tcb set $2" "cert rotate" HUP; do
+			if [ "$op" = HUP ]; then
+				kill -HUP "$SIMENV_DAEMON_PID"
+			elif ! "$(simenv_bin snpctl)" $op --socket "$SIMENV_SOCK" \
+				> "$SIMENV_DIR/op.out" 2>&1; then
+				grep -q 'in flight after' "$SIMENV_DIR/op.out" || ROT_FAILS=$((ROT_FAILS + 1))
+				diag < "$SIMENV_DIR/op.out"
+			fi
+			ROT_OPS=$((ROT_OPS + 1))
+			sleep 0.2
+		done
+	done
+}
+
 # A running KDS simulator, certificates, a config (extra INI lines as arguments) and the daemon.
 it_platform() {
 	mkdir -p "$(dirname "$SIMENV_SEED_STATE")"

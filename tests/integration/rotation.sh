@@ -28,21 +28,8 @@ check "nothing changed after the refusal" test "$(simenv_state_field reported_tc
 
 simenv_kvmsim --vms 64 --duration 10 --rate 2 --wait-broker 10 --json > "$SIMENV_DIR/load.json" &
 KPID=$!
-ops=0
-fails=0
-while kill -0 "$KPID" 2>/dev/null; do
-	for op in "tcb set $T1" "tcb set $T0" "cert rotate" HUP; do
-		if [ "$op" = HUP ]; then
-			kill -HUP "$SIMENV_DAEMON_PID"
-		elif ! ctl $op > "$SIMENV_DIR/op.out" 2>&1; then
-			# A drain that did not finish in time is allowed (nothing changes).
-			grep -q 'in flight after' "$SIMENV_DIR/op.out" || fails=$((fails + 1))
-			diag < "$SIMENV_DIR/op.out"
-		fi
-		ops=$((ops + 1))
-		sleep 0.2
-	done
-done
+it_rotate_while "$KPID" "$T0" "$T1"
+ops=$ROT_OPS fails=$ROT_FAILS
 wait "$KPID"
 rc=$?
 F=$SIMENV_DIR/load.json

@@ -31,7 +31,7 @@
 
 static int connect_to(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
@@ -58,7 +58,7 @@ static int send_msg(int fd, const struct vmmproto_msg *m)
 static int read_one(int fd)
 {
 	uint8_t buf[VMMPROTO_MSG_MAX];
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	struct vmmproto_msg m;
 	ssize_t n;
 
@@ -101,7 +101,7 @@ static int read_one(int fd)
 
 static int hello(int fd, uint16_t version, const char *uuid, const char *name)
 {
-	struct vmmproto_msg m = { .type = VMMPROTO_HELLO };
+	struct vmmproto_msg m = {.type = VMMPROTO_HELLO};
 	uint8_t buf[VMMPROTO_MSG_MAX];
 	size_t len;
 
@@ -146,9 +146,9 @@ static int flood(const char *path, int n)
 	 * silent until the HELLO timeout. The daemon accepts in order: once the last one (over
 	 * the limit when n is) has its answer, every other one has been decided. */
 	if (n > 0 && fds[n - 1] >= 0)
-		(void)poll(&(struct pollfd){ .fd = fds[n - 1], .events = POLLIN }, 1, WAIT_MS);
+		(void)poll(&(struct pollfd){.fd = fds[n - 1], .events = POLLIN}, 1, WAIT_MS);
 	for (int i = 0; i < n; i++) {
-		struct pollfd p = { .fd = fds[i], .events = POLLIN };
+		struct pollfd p = {.fd = fds[i], .events = POLLIN};
 		uint8_t buf[64];
 		struct vmmproto_msg m;
 		ssize_t k;
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
 				r = read_one(fd) < 0 ? -1 : 0;
 		} else if ((strcmp(s, "certs") == 0 || strcmp(s, "certs-nowait") == 0) &&
 			   i + 2 < argc) {
-			struct vmmproto_msg m = { .type = VMMPROTO_CERTS };
+			struct vmmproto_msg m = {.type = VMMPROTO_CERTS};
 			m.certs.req_id = strtoull(argv[i + 1], NULL, 0);
 			m.certs.npages = (uint32_t)strtoul(argv[i + 2], NULL, 0);
 			i += 2;
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
 			if (r == 0 && strcmp(s, "certs") == 0)
 				r = read_one(fd) < 0 ? -1 : 0;
 		} else if (strcmp(s, "done") == 0 && i + 1 < argc) {
-			struct vmmproto_msg m = { .type = VMMPROTO_DONE };
+			struct vmmproto_msg m = {.type = VMMPROTO_DONE};
 			m.done.req_id = strtoull(argv[++i], NULL, 0);
 			if (i + 1 < argc && strcmp(argv[i + 1], "abandoned") == 0) {
 				m.done.outcome = VMMPROTO_DONE_ABANDONED;

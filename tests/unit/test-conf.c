@@ -17,6 +17,10 @@ START_TEST(test_defaults_valid)
 	ck_assert_uint_eq(c.guest_retry_interval_usec, 2000000);
 	ck_assert_uint_eq(c.psp_concurrency, 1);
 	ck_assert_str_eq(c.sev_device, "/dev/sev");
+	ck_assert_str_eq(c.vmm_socket, "/run/snp-attestd/vmm.sock");
+	ck_assert_str_eq(c.vmm_group, "kvm");
+	ck_assert_uint_eq(c.vmm_max_clients, 1024);
+	ck_assert_uint_eq(c.vmm_hello_timeout_usec, 5000000);
 	conf_done(&c);
 }
 END_TEST
@@ -81,6 +85,21 @@ static const struct {
 	{ "[metrics]\nrequest_timeout = 2s\n", 0, 0, NULL },
 	{ "[control]\nrequest_timeout = 11min\n", -EINVAL, 0, "out of range" },
 	{ "[control]\nrequest_timeout = 500ms\n", 0, 0, NULL },
+	/* [vmm]: the VMM socket (issue 12). */
+	{ "[vmm]\nsocket = none\n", 0, 0, NULL },
+	{ "[vmm]\nsocket = auto\n", 0, 0, NULL },
+	{ "[vmm]\nsocket = /tmp/v.sock\ngroup =\n", 0, 0, NULL },
+	{ "[vmm]\nsocket = vmm.sock\n", 0, -EINVAL, "[vmm] socket must be auto, none or an absolute" },
+	{ "[vmm]\nsocket = Auto\n", 0, -EINVAL, "[vmm] socket must be" },
+	{ "[vmm]\nsocket =\n", 0, -EINVAL, "[vmm] socket must be" },
+	{ "[vmm]\nsocket = /run/snp-attestd/control.sock\n", 0, -EINVAL, "must differ" },
+	{ "[vmm]\nmax_clients = 0\n", -EINVAL, 0, "out of range" },
+	{ "[vmm]\nmax_clients = 65537\n", -EINVAL, 0, "out of range" },
+	{ "[vmm]\nmax_clients = 1\n", 0, 0, NULL },
+	{ "[vmm]\nhello_timeout = 5ms\n", -EINVAL, 0, "out of range" },
+	{ "[vmm]\nhello_timeout = 11min\n", -EINVAL, 0, "out of range" },
+	{ "[vmm]\nhello_timeout = 250ms\n", 0, 0, NULL },
+	{ "[vmm]\nbacklog = 5\n", -EINVAL, 0, "unknown key 'backlog' in [vmm]" },
 };
 
 START_TEST(test_apply_table)
