@@ -88,9 +88,15 @@ int online_parse(int argc, char **argv, unsigned allowed, const char *arg_name,
 			return snpctl_usage_error(argv[0], "missing %s", arg_name);
 		a->arg = argv[optind];
 		if (allowed & OPT_VM) {
-			if (parse_u64(a->arg, &a->q.vm_id) < 0)
-				return snpctl_usage_error(argv[0], "bad VM id '%s' (a number)",
-							  a->arg);
+			/* Not a number: a VMM-socket VM's UUID or name, which the daemon resolves
+			 * (and refuses with the reason if it cannot). */
+			if (parse_u64(a->arg, &a->q.vm_id) < 0 &&
+			    snprintf(a->q.vm_ref, sizeof(a->q.vm_ref), "%s", a->arg) >=
+				    (int)sizeof(a->q.vm_ref))
+				return snpctl_usage_error(argv[0],
+							  "bad VM '%s' (an id, a UUID or a name "
+							  "of at most %d bytes)",
+							  a->arg, CTL_VM_REF_MAX);
 			a->q.has_vm = true;
 		}
 		optind++;
@@ -133,11 +139,6 @@ static int online_request(int argc, char **argv, unsigned allowed, const char *a
 }
 
 /* Accessors that never fail: the reply comes from the daemon but is still only data. */
-static const char *jstr(const json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "?";
-}
 
 static unsigned long long jnum(const json_t *o, const char *k)
 {
@@ -145,6 +146,18 @@ static unsigned long long jnum(const json_t *o, const char *k)
 
 	(void)ctl_json_get_u64(json_object_get(o, k), &v);
 	return (unsigned long long)v;
+}
+
+static const char *jstr_or(const json_t *o, const char *k, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : dflt;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return jstr_or(o, k, "?");
 }
 
 static bool jbool(const json_t *o, const char *k)
@@ -276,12 +289,13 @@ int snpctl_vm_list(int argc, char **argv)
 		printf("no VMs\n");
 		return SNPCTL_EXIT_OK;
 	}
-	printf("%-20s %8s %6s %10s %10s %8s %-9s %s\n", "VM", "VMM-PID", "ASID", "REQUESTS",
-	       "ADMITTED", "BUSY", "STATE", "QUOTA");
+	printf("%-20s %-9s %-16s %8s %6s %10s %10s %8s %-9s %s\n", "VM", "TRANSPORT", "NAME",
+	       "VMM-PID", "ASID", "REQUESTS", "ADMITTED", "BUSY", "STATE", "QUOTA");
 	json_array_foreach(json_object_get(b, "vms"), i, vm) {
 		char q[128];
 		quota_text(json_object_get(vm, "quota"), q, sizeof(q));
-		printf("%-20llu %8llu %6llu %10llu %10llu %8llu %-9s %s%s\n", jnum(vm, "vm"),
+		printf("%-20llu %-9s %-16s %8llu %6llu %10llu %10llu %8llu %-9s %s%s\n",
+		       jnum(vm, "vm"), jstr_or(vm, "transport", "-"), jstr_or(vm, "name", "-"),
 		       jnum(vm, "vmm_pid"), jnum(vm, "asid"), jnum(vm, "requests"),
 		       jnum(vm, "admitted"), jnum(vm, "busy"),
 		       jbool(vm, "inflight") ? "in-flight" : jbool(vm, "queued") ? "queued" : "idle", q,
@@ -304,6 +318,11 @@ int snpctl_vm_show(int argc, char **argv)
 	vm = json_object_get(b, "vm_info");
 	quota_text(json_object_get(vm, "quota"), q, sizeof(q));
 	printf("VM %llu\n", jnum(vm, "vm"));
+	printf("  %-22s%s\n", "transport:", jstr_or(vm, "transport", "-"));
+	if (json_object_get(vm, "uuid")) {
+		printf("  %-22s%s\n", "UUID:", jstr(vm, "uuid"));
+		printf("  %-22s%s\n", "name:", jstr(vm, "name"));
+	}
 	printf("  %-22s%llu\n", "VMM pid:", jnum(vm, "vmm_pid"));
 	printf("  %-22s%llu\n", "ASID:", jnum(vm, "asid"));
 	printf("  %-22s%s\n", "policy:", jstr(vm, "policy"));
@@ -410,15 +429,17 @@ const char snpctl_help_status[] =
 	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
 const char snpctl_help_vm_list[] = "Usage: snpctl vm list [--json] [--socket PATH]\n"
 				   "\n"
-				   "Lists the VMs the daemon knows with their request counters, state\n"
-				   "and quota.\n"
+				   "Lists the VMs the daemon knows with their transport (netlink or\n"
+				   "vmm), name, request counters, state and quota.\n"
 				   "\n"
 				   "  --json            print the daemon's JSON object\n" SOCKET_HELP;
 const char snpctl_help_vm_show[] = "Usage: snpctl vm show VM [--json] [--socket PATH]\n"
 				   "\n"
-				   "Shows one VM: VMM pid, ASID, policy, request and firmware counters,\n"
+				   "Shows one VM: transport (and UUID and name for a VM of the VMM\n"
+				   "socket), VMM pid, ASID, policy, request and firmware counters,\n"
 				   "BUSY answers by reason, sequence anomalies, its quota, bucket level\n"
 				   "and BUSY streaks. Fails if the daemon does not know the VM.\n"
+				   "VM: the VM's id, or a VMM-socket VM's UUID or name.\n"
 				   "\n"
 				   "  --json            print the daemon's JSON object\n" SOCKET_HELP;
 const char snpctl_help_quota_get[] =
@@ -433,6 +454,8 @@ const char snpctl_help_quota_set[] =
 	"Sets VM's quota; options not given keep their current value. The daemon refuses a quota\n"
 	"that would cost guests their keys (slower than one request per busy_budget), applies it\n"
 	"at once, and stores it in its state directory so that it survives a restart.\n"
+	"VM: the VM's id, or a VMM-socket VM's UUID (also before the VM runs; the quota follows\n"
+	"the UUID across VM restarts) or name (while it is connected).\n"
 	"Needs the admin group or root.\n"
 	"\n"
 	"  --rate R          requests per second (up to 3 decimals, e.g. 0.5)\n"

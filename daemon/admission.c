@@ -338,7 +338,9 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 	if (vm && vm->t != t)
 		vm = NULL; /* another transport's VM: this one does not know it */
 	if (vm) {
-		if (m->has_msg && m->msg.type == MSG_REPORT_REQ)
+		/* A request without its header that wants the table is an extended report
+		 * request (the VMM socket's only kind). */
+		if ((m->has_msg && m->msg.type == MSG_REPORT_REQ) || (!m->has_msg && m->wants_table))
 			vm->info.req_report++;
 		else if (m->has_msg && m->msg.type == MSG_KEY_REQ)
 			vm->info.req_key++;

@@ -13,6 +13,7 @@
 #include "kdsc.h"
 #include "admission.h"
 #include "nltransport.h"
+#include "vmmtransport.h"
 #include "vmmfile.h"
 #include "worker.h"
 
@@ -125,6 +126,7 @@ struct broker {
 	/* admission core and its transport (admission.c, nltransport.c) */
 	struct adm *adm;	 /* owned */
 	struct nltransport *nlt; /* owned */
+	struct vmmtransport *vmt; /* owned: the VMM socket (its VMs share the core) */
 
 	/* platform (platform.c) */
 	struct fw *fw;	       /* owned */

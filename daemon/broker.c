@@ -94,6 +94,11 @@ const struct nlsock_stats *broker_nlsock_stats(const struct broker *b)
 	return b->nlt ? nltransport_stats(b->nlt) : NULL;
 }
 
+const struct vmmtransport *broker_vmmtransport(const struct broker *b)
+{
+	return b->vmt;
+}
+
 /* --- module --- */
 
 int adm_config_from(const struct conf *c, struct adm_config *ac)
@@ -149,7 +154,7 @@ static int broker_start(struct manager *m)
 	const struct conf *c = &m->conf;
 	struct adm_hooks hooks = { .drained = on_drained, .request = on_request };
 	const char *why = NULL;
-	char err[512];
+	char err[512], vmm_err[256] = "";
 	int r;
 
 	b = calloc(1, sizeof(*b));
@@ -271,6 +276,14 @@ static int broker_start(struct manager *m)
 				    snp_strerror(r));
 		goto fail;
 	}
+	r = manager_test_fail(m, "broker", "vmm");
+	if (r == 0)
+		r = vmmtransport_new(m->loop, c, b->adm, &b->vmt, vmm_err, sizeof(vmm_err));
+	if (r < 0) {
+		manager_start_error(m, "cannot set up the VMM socket: %s",
+				    vmm_err[0] ? vmm_err : snp_strerror(r));
+		goto fail;
+	}
 	if (b->snp_uninit) {
 		/* READY now: the chain is loaded once SNP is up (snp_up). */
 		b->snp_uninit = false;
@@ -332,6 +345,8 @@ static void broker_stop(struct manager *m)
 	}
 	nltransport_free(b->nlt);
 	b->nlt = NULL;
+	vmmtransport_free(b->vmt);
+	b->vmt = NULL;
 	adm_free(b->adm);
 	b->adm = NULL;
 	store_chain_free(b->chain);
@@ -340,6 +355,11 @@ static void broker_stop(struct manager *m)
 	fw_free(b->fw);
 	free(b);
 	m->broker = NULL;
+}
+
+static void reload_skipped(void *userdata, const char *key)
+{
+	manager_reload_skipped(userdata, key);
 }
 
 static bool str_changed(const char *a, const char *b)
@@ -429,6 +449,7 @@ static int broker_reload(struct manager *m, const struct conf *old)
 					m->conf.vmm_certs_file, m->conf.vmm_certs_group,
 					(unsigned)m->conf.vmm_certs_mode);
 	}
+	vmmtransport_reconfigure(b->vmt, old, c, reload_skipped, m);
 	if (kds_changed(old, c))
 		reload_kds(b);
 	if (old->tcb_poll_interval_usec != c->tcb_poll_interval_usec)

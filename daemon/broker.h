@@ -86,6 +86,9 @@ int broker_vlek_load(struct broker *b, const uint8_t hashstick[SNP_VLEK_HASHSTIC
 void broker_op_forget(struct broker *b, void *userdata);
 /* Committed TCB if the backend tells (sim); -EOPNOTSUPP otherwise. */
 int broker_committed_tcb(const struct broker *b, uint64_t *ret);
+/* The VMM socket transport (VMs by UUID and name, its counters); NULL before start. */
+struct vmmtransport;
+const struct vmmtransport *broker_vmmtransport(const struct broker *b);
 /* The netlink transport's counters (malformed, foreign senders, overruns, ...). */
 const struct nlsock_stats *broker_nlsock_stats(const struct broker *b);
 

@@ -4,6 +4,7 @@
  * VLEK, certificate import and fetch, quotas) started on the broker and answered on completion,
  * and the audit trail of administrative commands. Owns no socket: replies go through ctl.c. */
 #include "ctl-int.h"
+#include "ctl-vm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -306,6 +307,7 @@ static void start_op(struct ctl_client *cl, struct broker *b, const struct ctl_r
 void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 {
 	struct ctl *c = cl->ctl;
+	struct ctl_request named;
 	struct broker *b;
 	struct adm_vm_info info;
 	struct sched_quota nq;
@@ -335,6 +337,16 @@ void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 	b = need_broker(cl, q->id);
 	if (!b)
 		return;
+	if (q->has_vm && q->vm_ref[0]) {
+		/* A VM named by UUID or name (ctl-vm.c); the copy shares q's owned fields. */
+		named = *q;
+		r = ctl_vm_resolve(b, &named, msg, sizeof(msg));
+		if (r < 0) {
+			client_error(cl, q->id, r, msg);
+			return;
+		}
+		q = &named;
+	}
 
 	switch (q->cmd) {
 	case CTL_CMD_STATUS:
@@ -344,17 +356,23 @@ void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 		json_t *arr = json_array();
 		if (arr)
 			broker_vm_foreach(b, add_vm, arr);
+		ctl_vm_annotate_all(b, arr);
 		body = json_pack("{s:o}", "vms", sorted(arr));
 		break;
 	}
 	case CTL_CMD_VM_SHOW:
 		if (broker_vm_info(b, q->vm_id, &info) < 0) {
-			snprintf(msg, sizeof(msg), "no VM %llu is known to the daemon",
-				 (unsigned long long)q->vm_id);
+			if (q->vm_ref[0])
+				snprintf(msg, sizeof(msg), "no VM %s is connected", q->vm_ref);
+			else
+				snprintf(msg, sizeof(msg), "no VM %llu is known to the daemon",
+					 (unsigned long long)q->vm_id);
 			client_error(cl, q->id, -ENOENT, msg);
 			return;
 		}
-		body = json_pack("{s:o}", "vm_info", vm_json(&info, true));
+		body = vm_json(&info, true);
+		ctl_vm_annotate(b, body);
+		body = json_pack("{s:o}", "vm_info", body);
 		break;
 	case CTL_CMD_QUOTA_GET:
 		body = quota_entry(b, q->vm_id);
@@ -364,6 +382,7 @@ void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 		json_t *arr = json_array();
 		if (arr)
 			broker_quota_foreach(b, add_quota, arr);
+		ctl_vm_annotate_all(b, arr);
 		broker_default_quota(b, &d);
 		body = json_pack("{s:o, s:o}", "default", ctl_quota_to_json(&d), "quotas",
 				 sorted(arr));

@@ -3,6 +3,7 @@
  * quota get/list, cert show, tcb show) and of the operations' replies, built from the broker's
  * read-only accessors. Changes nothing and answers nobody: ctl-cmds.c sends what it builds. */
 #include "ctl-int.h"
+#include "ctl-vm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -317,10 +318,13 @@ json_t *quota_entry(struct broker *b, uint64_t vm_id)
 {
 	struct sched_quota q, d;
 	bool custom = broker_get_quota(b, vm_id, &q);
+	json_t *o;
 
 	broker_default_quota(b, &d);
-	return json_pack("{s:o, s:o, s:b, s:o}", "vm", ctl_json_u64(vm_id), "quota",
-			 ctl_quota_to_json(&q), "custom", custom, "default", ctl_quota_to_json(&d));
+	o = json_pack("{s:o, s:o, s:b, s:o}", "vm", ctl_json_u64(vm_id), "quota",
+		      ctl_quota_to_json(&q), "custom", custom, "default", ctl_quota_to_json(&d));
+	ctl_vm_annotate(b, o);
+	return o;
 }
 
 json_t *tcb_show_json(struct broker *b)

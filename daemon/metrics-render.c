@@ -5,6 +5,7 @@
  * vm="other"). Reads on the loop thread and never writes what it reads; no socket: metrics.c
  * serves what it builds. */
 #include "metrics-int.h"
+#include "metrics-vmm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -402,6 +403,10 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 			"REGISTER messages sent to claim the broker role.", ns->register_attempts);
 		counter(w, "snp_attestd_netlink_registrations_total",
 			"Times the broker role was granted.", ns->registrations);
+		counter(w, "snp_attestd_netlink_family_missing_total",
+			"Failed lookups of the generic netlink family snp_attest (KVM without the "
+			"broker interface); retried with backoff.",
+			ns->family_missing);
 	}
 }
 
@@ -555,6 +560,7 @@ int render(struct metrics *x, char **ret_text, size_t *ret_len)
 		render_vms(x, &w);
 	}
 	render_core_hists(&w, b);
+	metrics_vmm_render(&w, b, &x->vmset);
 	render_kds(x, &w);
 	render_ctl(x, &w);
 

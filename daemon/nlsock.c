@@ -5,9 +5,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
@@ -28,6 +30,12 @@
  * of the ABI, so a peer sized for one message of each kind takes it whole. */
 #define NLSOCK_TXQ_MAX SNPA_MSG_MAX
 #define NLSOCK_RETRY_SEC 1.0
+/* The family lookup: the kernel answers within the request's sendmsg; these only bound it. */
+#define NLSOCK_RESOLVE_TIMEOUT_MS 500
+#define NLSOCK_RESOLVE_ROUNDS 4
+/* A missing generic netlink family (a kernel without the broker interface, or kvm_amd not
+ * loaded yet) is looked up again after 1 s, doubling up to this. */
+#define NLSOCK_FAMILY_BACKOFF_MAX_SEC 30.0
 /* NETLINK_USERSOCK has no notification when the peer (snp-kvmsim) exits: while registered we
  * send it a NOOP with NLM_F_ACK this often; a refused send says it is gone, an error ACK that
  * a new peer on the same port does not know us. */
@@ -48,6 +56,8 @@ struct nlsock {
 	bool registered;
 	bool register_pending;
 	bool peer_missing_logged;
+	double family_backoff_sec; /* the next lookup of a missing family; 0 when found */
+	int family_error;	   /* the last lookup's failure, to log a change of cause */
 	ev_io io;
 	ev_timer retry;
 	ev_timer heartbeat;
@@ -61,24 +71,34 @@ struct nlsock {
 	uint8_t tx[SNPA_MSG_MAX] __attribute__((aligned(4)));
 };
 
-static int resolve_genl_family(uint16_t *ret)
+/* Resolves a generic netlink family name to its id with one CTRL_CMD_GETFAMILY on a socket
+ * of its own. The kernel answers on the requester's port (nlmsg_pid = our port id, not 0), in
+ * the same sendmsg call; the receives are still bounded (NLSOCK_RESOLVE_*) so the
+ * event loop always gets control back, e.g. to act on SIGTERM. */
+int nlsock_resolve_family(const char *name, uint16_t *ret_id)
 {
 	uint8_t buf[8192] __attribute__((aligned(4)));
+	struct timeval tv = {.tv_usec = NLSOCK_RESOLVE_TIMEOUT_MS * 1000};
 	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct genlmsghdr *g;
 	struct nlattr *a;
-	uint32_t seq = 1;
-	int r = -ENOENT;
-	ssize_t n;
+	uint32_t seq = 1, port;
+	uint16_t id = 0;
+	bool have_id = false;
+	int r;
 
-	nl = mnl_socket_open(NETLINK_GENERIC);
+	if (!name || !*name || strlen(name) >= GENL_NAMSIZ)
+		return -EINVAL;
+	nl = mnl_socket_open2(NETLINK_GENERIC, SOCK_CLOEXEC);
 	if (!nl)
 		return -errno;
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		r = -errno;
 		goto out;
 	}
+	port = mnl_socket_get_portid(nl);
 	nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = GENL_ID_CTRL;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
@@ -86,39 +106,54 @@ static int resolve_genl_family(uint16_t *ret)
 	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
 	g->cmd = CTRL_CMD_GETFAMILY;
 	g->version = 1;
-	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, SNPA_GENL_NAME);
+	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, name);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		r = -errno;
 		goto out;
 	}
-	while ((n = mnl_socket_recvfrom(nl, buf, sizeof(buf))) > 0) {
-		for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, (int)n);
-		     nlh = mnl_nlmsg_next(nlh, (int *)&n)) {
-			if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != 0)
-				continue;
+	/* Until the ACK (or the error) that ends the answer to our request; a few datagrams at
+	 * most (the answer, then the ACK). An interrupted wait gives up: the caller retries. */
+	r = -ETIMEDOUT;
+	for (int round = 0; round < NLSOCK_RESOLVE_ROUNDS; round++) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		int left;
+
+		if (n < 0) {
+			r = errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+			goto out;
+		}
+		left = (int)n;
+		for (nlh = (struct nlmsghdr *)buf; mnl_nlmsg_ok(nlh, left);
+		     nlh = mnl_nlmsg_next(nlh, &left)) {
+			if (nlh->nlmsg_seq != seq || nlh->nlmsg_pid != port)
+				continue; /* not the answer to this request */
 			if (nlh->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+
 				if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
-					goto out;
-				if (e->error < 0) {
-					r = e->error;
-					goto out;
-				}
-				goto out; /* ACK after the answer */
+					r = -EBADMSG;
+				else if (e->error < 0)
+					r = e->error; /* -ENOENT: no such family */
+				else
+					r = have_id ? 0 : -EBADMSG; /* ACK without an answer */
+				goto done;
 			}
-			if (nlh->nlmsg_type != GENL_ID_CTRL)
+			if (nlh->nlmsg_type != GENL_ID_CTRL ||
+			    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*g)))
 				continue;
 			mnl_attr_for_each(a, nlh, sizeof(*g)) {
 				if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID &&
 				    mnl_attr_validate(a, MNL_TYPE_U16) == 0) {
-					*ret = mnl_attr_get_u16(a);
-					r = 0;
+					id = mnl_attr_get_u16(a);
+					have_id = true;
 				}
 			}
 		}
-		if (r == 0)
-			break;
 	}
+	goto out;
+done:
+	if (r == 0)
+		*ret_id = id;
 out:
 	mnl_socket_close(nl);
 	return r;
@@ -241,6 +276,39 @@ static void txq_flush(struct nlsock *s)
 	}
 }
 
+/* The family lookup failed: say so clearly once (and again when the cause changes), count
+ * it, and look again later with backoff. The retry timer keeps running; the daemon serves its
+ * control socket and metrics meanwhile. */
+static void family_missing(struct nlsock *s, int r)
+{
+	if (s->stats.family_missing++ == 0 || r != s->family_error) {
+		if (r == -ENOENT)
+			log_warning("Generic netlink family '%s' is missing: this kernel's KVM has "
+				    "no SNP "
+				    "guest request broker (the snp_attest patch series), or "
+				    "kvm_amd is not "
+				    "loaded. No guest request will reach this daemon; looking "
+				    "again with "
+				    "backoff (up to %.0fs)",
+				    SNPA_GENL_NAME, NLSOCK_FAMILY_BACKOFF_MAX_SEC);
+		else
+			log_warning_errno(
+				r,
+				"Cannot look up generic netlink family '%s' (looking again "
+				"with backoff, up to %.0fs)",
+				SNPA_GENL_NAME, NLSOCK_FAMILY_BACKOFF_MAX_SEC);
+	}
+	s->family_error = r;
+	s->family_backoff_sec = s->family_backoff_sec < NLSOCK_RETRY_SEC
+					? NLSOCK_RETRY_SEC
+					: s->family_backoff_sec * 2;
+	if (s->family_backoff_sec > NLSOCK_FAMILY_BACKOFF_MAX_SEC)
+		s->family_backoff_sec = NLSOCK_FAMILY_BACKOFF_MAX_SEC;
+	ev_timer_stop(s->loop, &s->retry);
+	ev_timer_set(&s->retry, s->family_backoff_sec, s->family_backoff_sec);
+	ev_timer_start(s->loop, &s->retry);
+}
+
 static void send_register(struct nlsock *s)
 {
 	struct snpa_msg m = {
@@ -252,15 +320,22 @@ static void send_register(struct nlsock *s)
 
 	if (s->transport == CONF_TRANSPORT_GENL && s->family == 0) {
 		uint16_t fam = 0;
-		int r = resolve_genl_family(&fam);
+		int r = nlsock_resolve_family(SNPA_GENL_NAME, &fam);
 		if (r < 0) {
-			if (s->stats.register_attempts++ == 0)
-				log_warning_errno(r,
-						  "Generic netlink family '%s' not available (KVM without the broker interface?); retrying",
-						  SNPA_GENL_NAME);
+			family_missing(s, r);
 			return;
 		}
+		if (s->stats.family_missing > 0)
+			log_info("Generic netlink family '%s' found (id %u) after %" PRIu64
+				 " failed lookups",
+				 SNPA_GENL_NAME, fam, s->stats.family_missing);
 		s->family = fam;
+		if (s->family_backoff_sec > NLSOCK_RETRY_SEC) {
+			ev_timer_stop(s->loop, &s->retry);
+			ev_timer_set(&s->retry, NLSOCK_RETRY_SEC, NLSOCK_RETRY_SEC);
+			ev_timer_start(s->loop, &s->retry);
+		}
+		s->family_backoff_sec = 0;
 	}
 	s->stats.register_attempts++;
 	if (build_and_send(s, &m, NLM_F_REQUEST | NLM_F_ACK, &s->register_seq) == 0) {
@@ -577,9 +652,9 @@ void nlsock_free(struct nlsock *s)
 int nlsock_start(struct nlsock *s)
 {
 	ev_io_start(s->loop, &s->io);
-	send_register(s);
 	ev_timer_set(&s->retry, NLSOCK_RETRY_SEC, NLSOCK_RETRY_SEC);
 	ev_timer_start(s->loop, &s->retry);
+	send_register(s); /* after: a missing family sets the retry timer to its backoff */
 	if (s->transport == CONF_TRANSPORT_USERSOCK)
 		ev_timer_start(s->loop, &s->heartbeat);
 	return 0;

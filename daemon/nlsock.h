@@ -35,7 +35,14 @@ struct nlsock_stats {
 	uint64_t register_attempts;
 	uint64_t registrations;
 	uint64_t malformed_answered; /* malformed GUEST_REQs still answered BUSY by req id */
+	uint64_t family_missing;     /* failed lookups of the generic netlink family */
 };
+
+/* Looks up a generic netlink family's id by name (CTRL_CMD_GETFAMILY on a socket of its own).
+ * Bounded: the kernel queues its answer before the request's send returns; the receives still
+ * time out (at most 4 of 0.5 s). -ENOENT: no such family; -EINVAL: not a valid name;
+ * -ETIMEDOUT, -EINTR or a socket error otherwise. Writes *ret_id only on success. */
+int nlsock_resolve_family(const char *name, uint16_t *ret_id);
 
 int nlsock_new(struct ev_loop *loop, const struct conf *c, const struct nlsock_handler *h,
 	       void *userdata, struct nlsock **ret);

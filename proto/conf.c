@@ -99,6 +99,14 @@ static const struct conf_key conf_keys[] = {
 	  "permission bits of vmm_certs_file (octal; owner rw, never world-writable)"),
 	K("certs", "trust_sim_ark", T_BOOL, trust_sim_ark, "yes", 0, 0,
 	  "trust the simulator's ARK (only with backend=sim)"),
+	K("vmm", "socket", T_STR, vmm_socket, "/run/snp-attestd/vmm.sock", 0, 0,
+	  "VMM socket path, auto (only when systemd passes it) or none"),
+	K("vmm", "group", T_STR, vmm_group, "kvm", 0, 0,
+	  "group whose members may connect a VMM (root always may), empty = root only"),
+	K("vmm", "max_clients", T_U32, vmm_max_clients, "1024", 1, 65536,
+	  "VMM connections at once (one per VM)"),
+	K("vmm", "hello_timeout", T_DURATION, vmm_hello_timeout_usec, "5s", 10000, 600000000ull,
+	  "time a VMM connection has to say HELLO"),
 	K("metrics", "listen", T_LISTEN, metrics_listen, "127.0.0.1:9477", 0, 0,
 	  "Prometheus endpoint address, empty = off"),
 	K("metrics", "request_timeout", T_DURATION, metrics_request_timeout_usec, "10s", 100000,
@@ -468,6 +476,16 @@ int conf_validate(const struct conf *c, char *err, size_t err_size)
 	    strlen(c->control_socket) >= 108) {
 		snprintf(err, err_size,
 			 "[control] socket must be an absolute path shorter than 108 bytes");
+		return -EINVAL;
+	}
+	if (strcmp(c->vmm_socket, "auto") != 0 && strcmp(c->vmm_socket, "none") != 0 &&
+	    (c->vmm_socket[0] != '/' || strlen(c->vmm_socket) >= 108)) {
+		snprintf(err, err_size, "[vmm] socket must be auto, none or an absolute path "
+					"shorter than 108 bytes");
+		return -EINVAL;
+	}
+	if (strcmp(c->vmm_socket, c->control_socket) == 0) {
+		snprintf(err, err_size, "[vmm] socket and [control] socket must differ");
 		return -EINVAL;
 	}
 	return 0;

@@ -56,6 +56,11 @@ struct conf {
 	char *vmm_certs_group;    /* its group (the VMM's), "" = the daemon's own */
 	uint32_t vmm_certs_mode;  /* its permission bits, e.g. 0640 */
 	bool trust_sim_ark;       /* only meaningful with backend=sim */
+	/* [vmm] the VMM socket (docs/vmm-protocol.md) */
+	char *vmm_socket;         /* a path, "auto" (only a socket systemd passes) or "none" */
+	char *vmm_group;          /* may connect besides root; "" = root only */
+	uint32_t vmm_max_clients; /* connections at once (one per VM) */
+	uint64_t vmm_hello_timeout_usec; /* a connection must say HELLO within this */
 	/* [metrics] */
 	char *metrics_listen;     /* "127.0.0.1:9477", "" = off; checked like the daemon binds it */
 	/* Headers must arrive, and the answer be taken, within this of the request's start. */

@@ -256,6 +256,25 @@ static int get_cert_text(const json_t *v, char **ret)
 	return 0;
 }
 
+/* A VM named by UUID or name: printable ASCII without spaces (what a VMM-socket name may be,
+ * and a UUID is), not all digits (those are ids, checked as numbers). */
+static bool vm_ref_ok(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v);
+	bool digits = true;
+
+	if (!s || len == 0 || len > CTL_VM_REF_MAX || strlen(s) != len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return false;
+		if (s[i] < '0' || s[i] > '9')
+			digits = false;
+	}
+	return !digits;
+}
+
 static int fail(struct ctl_parse_error *err, int r, const char *msg)
 {
 	if (err)
@@ -346,10 +365,15 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 	}
 
 	if (seen & K_VM) {
-		r = ctl_json_get_u64(json_object_get(root, "vm"), &q.vm_id);
+		const json_t *vm = json_object_get(root, "vm");
+		r = ctl_json_get_u64(vm, &q.vm_id);
+		if (r < 0 && vm_ref_ok(vm)) {
+			snprintf(q.vm_ref, sizeof(q.vm_ref), "%s", json_string_value(vm));
+			r = 0;
+		}
 		if (r < 0) {
-			r = fail(err, -EINVAL, "vm must be a non-negative integer (or decimal string) "
-					       "below 2^64");
+			r = fail(err, -EINVAL, "vm must be a VM id (a non-negative integer or decimal "
+					       "string below 2^64), a UUID or a VM name");
 			goto out;
 		}
 		q.has_vm = true;
@@ -481,7 +505,8 @@ char *ctl_request_build(const struct ctl_request *r)
 		e |= json_object_set(o, "id", r->id);
 	e |= json_object_set_new(o, "cmd", json_string(ctl_cmd_name(r->cmd)));
 	if (r->has_vm)
-		e |= json_object_set_new(o, "vm", ctl_json_u64(r->vm_id));
+		e |= json_object_set_new(o, "vm", r->vm_ref[0] ? json_string(r->vm_ref)
+							       : ctl_json_u64(r->vm_id));
 	if (r->quota_fields & CTL_QUOTA_RATE)
 		e |= json_object_set_new(
 			o, "rate", json_string(format_milli(r->quota.rate_milli, rate, sizeof(rate))));

@@ -54,11 +54,16 @@ enum {
 	CTL_QUOTA_WEIGHT = 1u << 2,
 };
 
+#define CTL_VM_REF_MAX 64
+
 struct ctl_request {
 	enum ctl_cmd cmd;
 	json_t *id; /* owned: the request's "id", echoed in the reply; NULL if none */
 	bool has_vm;
 	uint64_t vm_id;
+	/* "vm" given as a VMM-socket VM's UUID or name (1 to CTL_VM_REF_MAX printable bytes, no
+	 * spaces, not all digits), "" otherwise; the daemon resolves it to vm_id. */
+	char vm_ref[CTL_VM_REF_MAX + 1];
 	unsigned quota_fields; /* CTL_QUOTA_* given in quota.set */
 	struct sched_quota quota;
 	char tcb[CTL_TCB_TEXT_MAX]; /* tcb.set: as sent (printable ASCII), "" otherwise */

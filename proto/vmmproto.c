@@ -265,3 +265,83 @@ const char *vmmproto_error_name(enum vmmproto_error e)
 		return "unknown";
 	return names[e];
 }
+
+/* --- VM identity --- */
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+uint64_t vmmproto_vm_key(const uint8_t uuid[16], const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	/* A tag byte keeps a UUID and a name that happen to share bytes apart. */
+	if (!mem_is_zero(uuid, 16))
+		h = fnv1a(fnv1a(h, "U", 1), uuid, 16);
+	else
+		h = fnv1a(fnv1a(h, "N", 1), name, strlen(name));
+	/* splitmix64's finaliser spreads FNV's weak high bits over the whole word. */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return VMMPROTO_VM_KEY_BIT | (h & ~VMMPROTO_VM_KEY_BIT);
+}
+
+/* util.c's hex_digit is not linked into libsnpattest, which compiles this file alone. */
+static int nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int vmmproto_uuid_parse(const char *s, uint8_t ret[16])
+{
+	uint8_t u[16];
+	size_t k = 0;
+
+	if (!s || strlen(s) != 36)
+		return -EINVAL;
+	for (size_t i = 0; i < 36;) {
+		int hi, lo;
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return -EINVAL;
+			i++;
+			continue;
+		}
+		hi = nibble(s[i]);
+		lo = nibble(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		u[k++] = (uint8_t)(hi << 4 | lo);
+		i += 2;
+	}
+	memcpy(ret, u, sizeof(u));
+	return 0;
+}
+
+void vmmproto_uuid_format(const uint8_t uuid[16], char ret[VMMPROTO_UUID_STR])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			ret[o++] = '-';
+		ret[o++] = hex[uuid[i] >> 4];
+		ret[o++] = hex[uuid[i] & 15];
+	}
+	ret[o] = '\0';
+}

@@ -108,3 +108,16 @@ int vmmproto_build(const struct vmmproto_msg *m, uint8_t *buf, size_t size, size
 bool vmmproto_from_vmm(enum vmmproto_type t);
 const char *vmmproto_type_name(enum vmmproto_type t);   /* "HELLO", ...; "UNKNOWN" */
 const char *vmmproto_error_name(enum vmmproto_error e); /* "malformed", ...; "unknown" */
+
+/* VM identity. A VM of the VMM socket has no kernel id: the daemon names it 2^63 | a 63-bit
+ * hash of its UUID (of its name when the UUID is all zero), so the same VM gets the same id, and
+ * its stored quota, after a reconnect, a VM restart or a daemon restart; snpctl derives the
+ * same id from a UUID given on the command line. Kernel VM ids (netlink) stay below 2^63. */
+#define VMMPROTO_VM_KEY_BIT (1ull << 63)
+uint64_t vmmproto_vm_key(const uint8_t uuid[16], const char *name);
+#define VMMPROTO_UUID_STR 37 /* 36 characters and the NUL */
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (hex digits in either case) into 16 bytes in RFC 4122
+ * order; *ret written only on success. 0 or -EINVAL. */
+int vmmproto_uuid_parse(const char *s, uint8_t ret[16]);
+/* The canonical lower-case form. */
+void vmmproto_uuid_format(const uint8_t uuid[16], char ret[VMMPROTO_UUID_STR]);

@@ -84,6 +84,8 @@ simenv_fetch_certs() {
 simenv_write_conf() { # extra INI text (appended as a drop-in)
 	SIMENV_CONF=$SIMENV_DIR/snp-attestd.conf
 	SIMENV_SOCK=$SIMENV_DIR/control.sock
+	# Each run its own VMM socket, so parallel runs (and a system daemon) never collide.
+	SIMENV_VMM_SOCK=$SIMENV_DIR/vmm.sock
 	: "${SIMENV_METRICS:=}"
 	cat > "$SIMENV_CONF" <<CONF
 [daemon]
@@ -96,6 +98,8 @@ usersock_port = $SIMENV_PORT
 log_level = info
 [control]
 socket = $SIMENV_SOCK
+[vmm]
+socket = $SIMENV_VMM_SOCK
 [certs]
 cert_dir = $SIMENV_DIR/certs
 kds_url = ${SIMENV_KDS_URL:-http://127.0.0.1:9}

@@ -40,8 +40,15 @@ static void broker_lost(struct kvs *k)
 		return;
 	k->broker_port = 0;
 	k->ks.brokers_lost++;
-	if (!k->o.quiet)
+	k->no_broker_since = kvs_now();
+	k->failing_open = false;
+	if (!k->o.quiet && k->o.broker_required)
 		fprintf(stderr, "snp-kvmsim: broker gone; guests get BUSY until one registers\n");
+	else if (!k->o.quiet)
+		fprintf(stderr,
+			"snp-kvmsim: broker gone; guests get BUSY for up to %u ms, then are served "
+			"without one\n",
+			k->o.failopen_ms);
 }
 
 /* Sends len bytes to port. A refused send means the peer socket is closed: if it was the
@@ -265,6 +272,33 @@ static bool wants_table(const struct kvs_guest *g)
 	return g->cur_ext && g->req_hdr.type == MSG_REPORT_REQ;
 }
 
+/* Upstream KVM today, and the broker kernel failing open: the request goes to the firmware
+ * unadmitted; an extended request gets an empty certificate table (the zeroed buffer is one).
+ * No GUEST_DONE follows (g->allowed stays false): no broker asked, none is told. */
+static void serve_unbrokered(struct kvs *k, struct kvs_guest *g)
+{
+	g->table_written = wants_table(g) && g->cur_npages > 0;
+	kvs_kernel_run_psp(k, g);
+}
+
+/* No broker is registered: true once the fail-open window has run out (the guest driver
+ * wipes its VMPCK after 60 s of BUSY, so a dead broker must not answer BUSY for long). */
+static bool failopen_due(struct kvs *k)
+{
+	if (k->o.broker_required)
+		return false;
+	if (!k->failing_open && kvs_now() - k->no_broker_since >= k->o.failopen_ms / 1000.0) {
+		k->failing_open = true;
+		k->ks.failopen_periods++;
+		if (!k->o.quiet)
+			fprintf(stderr,
+				"snp-kvmsim: no broker for %u ms: serving guest requests without "
+				"one (fail-open) until one registers\n",
+				k->o.failopen_ms);
+	}
+	return k->failing_open;
+}
+
 void kvs_kernel_submit(struct kvs *k, struct kvs_guest *g)
 {
 	struct snpa_msg m = {
@@ -288,15 +322,16 @@ void kvs_kernel_submit(struct kvs *k, struct kvs_guest *g)
 		return;
 	}
 	if (k->o.no_broker) {
-		/* Upstream KVM today: every request goes to the firmware; an extended request
-		 * gets an empty certificate table (the zeroed buffer is one). */
-		g->table_written = wants_table(g) && g->cur_npages > 0;
-		kvs_kernel_run_psp(k, g);
+		serve_unbrokered(k, g);
 		return;
 	}
 	if (!k->broker_port) {
-		/* Never let a request reach the firmware unbrokered. */
-		kvs_guest_on_answer(g, EXITINFO2_BUSY, 0);
+		if (failopen_due(k)) {
+			k->ks.failopen_serves++;
+			serve_unbrokered(k, g);
+		} else {
+			kvs_guest_on_answer(g, EXITINFO2_BUSY, 0);
+		}
 		return;
 	}
 	/* The plaintext header exactly as the guest wrote it. */
@@ -506,9 +541,11 @@ static void answer_register(struct kvs *k, const struct nlmsghdr *nlh, uint32_t 
 		if (k->broker_port != port) {
 			k->ks.registrations++;
 			if (!k->o.quiet)
-				fprintf(stderr, "snp-kvmsim: broker registered (port %u)\n", port);
+				fprintf(stderr, "snp-kvmsim: broker registered (port %u)%s\n", port,
+					k->failing_open ? "; fail-open ends" : "");
 		}
 		k->broker_port = port;
+		k->failing_open = false;
 	} else {
 		k->ks.register_refused++;
 	}
@@ -648,6 +685,7 @@ int kvs_kernel_open(struct kvs *k)
 
 	u64map_init(&k->waiting, k->o.seed ^ 0x9e3779b97f4a7c15ull);
 	k->fd = -1;
+	k->no_broker_since = kvs_now(); /* as the kernel from module load */
 	if (k->o.no_broker || k->o.upstream)
 		return 0;
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_USERSOCK);

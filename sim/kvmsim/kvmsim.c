@@ -51,6 +51,11 @@ static void usage(FILE *f)
 		"  --vmm-certs-file P  upstream: the certificate file the VMM falls back to\n"
 		"                      (default: none, an empty table)\n"
 		"  --wait-broker S     wait up to S seconds for a REGISTER before starting guests\n"
+		"  --failopen-ms MS    with no broker registered, answer BUSY for at most MS ms\n"
+		"                      (real time), then serve requests without one, unadmitted\n"
+		"                      and with an empty certificate table, until a broker\n"
+		"                      registers again (the kernel's fail-open; default %u)\n"
+		"  --broker-required   never fail open: BUSY for as long as no broker is there\n"
 		"  --linger S          keep the VMs S seconds after the run before removing them\n"
 		"  --port N            netlink port id to bind (default 0x%08x)\n"
 		"  --load              no cryptography: pre-built messages, the PSP answers at once\n"
@@ -63,7 +68,7 @@ static void usage(FILE *f)
 		"  --help              this text\n\n"
 		"Exit status: 0 when the run had no VMPCK wipe and no verification failure, 1\n"
 		"otherwise, 2 for a usage error.\n",
-		SNPA_USERSOCK_KERNEL_PORT);
+		KVS_FAILOPEN_MS_DEFAULT, SNPA_USERSOCK_KERNEL_PORT);
 }
 
 static int parse_double(const char *s, double min, double max, double *ret)
@@ -408,6 +413,13 @@ static int print_json(const struct kvs *k, const struct kvs_vm_stats *t, double 
 		"malformed_sent", (json_int_t)k->ks.malformed_sent,
 		"psp_errors", (json_int_t)k->ks.psp_errors,
 		"churn_removed", (json_int_t)k->ks.churn_removed));
+	if (!k->o.no_broker && !k->o.upstream)
+		json_object_set_new(root, "failopen",
+				    json_pack("{s:I,s:I,s:I,s:b}", "window_ms",
+					      (json_int_t)k->o.failopen_ms, "serves",
+					      (json_int_t)k->ks.failopen_serves, "periods",
+					      (json_int_t)k->ks.failopen_periods, "broker_required",
+					      k->o.broker_required));
 	if (k->o.upstream) {
 		const struct kvs_upstream_stats *u = kvs_upstream_stats(k);
 		json_object_set_new(root, "upstream", json_pack(
@@ -467,6 +479,9 @@ static void print_human(const struct kvs *k, const struct kvs_vm_stats *t, doubl
 		       (unsigned long long)k->ks.rx_malformed,
 		       (unsigned long long)k->ks.malformed_sent,
 		       (unsigned long long)k->ks.broker_bugs);
+	if (!k->o.no_broker && !k->o.upstream && k->ks.failopen_serves > 0)
+		printf("  fail-open: %llu requests served without a broker (window %u ms)\n",
+		       (unsigned long long)k->ks.failopen_serves, k->o.failopen_ms);
 }
 
 enum {
@@ -474,7 +489,7 @@ enum {
 	OPT_NOISY_RATE, OPT_CHURN, OPT_TIME_SCALE, OPT_PSP_DELAY, OPT_NO_BROKER, OPT_JSON,
 	OPT_DUMP, OPT_TRUST_ARK, OPT_LOAD, OPT_MALFORMED, OPT_SEED, OPT_WAIT_BROKER, OPT_PORT,
 	OPT_QUIET, OPT_TOTAL_RATE, OPT_LINGER, OPT_KERNEL, OPT_VMM_SOCKET, OPT_VMM_CERTS_FILE,
-	OPT_HELP,
+	OPT_FAILOPEN_MS, OPT_BROKER_REQUIRED, OPT_HELP,
 };
 
 static int parse_args(int argc, char **argv, struct kvs_options *o)
@@ -506,6 +521,8 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "vmm-socket", required_argument, NULL, OPT_VMM_SOCKET },
 		{ "vmm-certs-file", required_argument, NULL, OPT_VMM_CERTS_FILE },
+		{ "failopen-ms", required_argument, NULL, OPT_FAILOPEN_MS },
+		{ "broker-required", no_argument, NULL, OPT_BROKER_REQUIRED },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
@@ -513,7 +530,8 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 	int c;
 
 	*o = (struct kvs_options){ .vms = 1, .rate = 10, .noisy_rate = 100, .time_scale = 1,
-				   .psp_delay_ms = 8, .seed = 1, .port = SNPA_USERSOCK_KERNEL_PORT };
+				   .psp_delay_ms = 8, .seed = 1, .port = SNPA_USERSOCK_KERNEL_PORT,
+				   .failopen_ms = KVS_FAILOPEN_MS_DEFAULT };
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
@@ -609,6 +627,13 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 		case OPT_VMM_CERTS_FILE:
 			o->vmm_certs_file = optarg;
 			break;
+		case OPT_FAILOPEN_MS:
+			r = parse_uint(optarg, 3600000, &u);
+			o->failopen_ms = (uint32_t)u;
+			break;
+		case OPT_BROKER_REQUIRED:
+			o->broker_required = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
@@ -640,6 +665,10 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 	if (o->upstream && (o->no_broker || o->malformed || o->wait_broker > 0 || o->load)) {
 		fprintf(stderr, "snp-kvmsim: --kernel upstream does not go with --no-broker, "
 				"--malformed, --wait-broker or --load\n");
+		return -EINVAL;
+	}
+	if (o->broker_required && (o->no_broker || o->upstream)) {
+		fprintf(stderr, "snp-kvmsim: --broker-required needs the broker kernel\n");
 		return -EINVAL;
 	}
 	if (o->no_broker && (o->malformed || o->wait_broker > 0)) {

@@ -19,6 +19,9 @@
 
 struct sim_ca;
 
+/* The kernel's broker_wait_ms default: BUSY without a broker for at most this, then fail-open. */
+#define KVS_FAILOPEN_MS_DEFAULT 10000u
+
 /* Launch policy of every simulated guest: bit 17 (must be one) and SMT allowed. */
 #define SIM_KVS_POLICY 0x30000ull
 
@@ -123,6 +126,11 @@ struct kvs_options {
 	double time_scale;
 	uint32_t psp_delay_ms;
 	bool no_broker;
+	/* The kernel's fail-open rule (docs/kernel-interface.md): with no broker registered, BUSY
+	 * for at most failopen_ms (real time, not scaled by time_scale), then requests go to the
+	 * PSP unadmitted with an empty certificate table until a broker registers again. */
+	uint32_t failopen_ms;
+	bool broker_required; /* never fail open: BUSY for as long as no broker is registered */
 	bool json;
 	const char *dump_dir;
 	const char *trust_ark;
@@ -149,6 +157,8 @@ struct kvs_kstats {
 	uint64_t malformed_sent;
 	uint64_t psp_errors;  /* the PSP could not run at all */
 	uint64_t churn_removed, churn_added;
+	uint64_t failopen_serves;  /* requests served without a broker (fail-open) */
+	uint64_t failopen_periods; /* times the fail-open window ran out */
 };
 
 struct kvs {
@@ -169,6 +179,8 @@ struct kvs {
 	/* kernel side */
 	int fd;
 	uint32_t broker_port; /* 0: none */
+	double no_broker_since; /* kvs_now() when the broker went (or the kernel started) */
+	bool failing_open;	/* the window ran out: serving unbrokered until a REGISTER */
 	uint64_t next_req_id;
 	struct u64map waiting; /* req_id -> guest waiting for a VERDICT (borrowed) */
 	ev_io io;

@@ -215,6 +215,7 @@ static struct manager *daemon_start_ctl(uint64_t poll_usec, bool with_ctl)
 		set_str(&c.cache_dir, cache);
 	}
 	set_str(&c.vmm_certs_file, vmm_path);
+	set_str(&c.vmm_socket, "none"); /* the VMM socket has its own tests (integration/vmm) */
 	c.trust_sim_ark = true;
 	c.tcb_poll_interval_usec = poll_usec;
 	c.usersock_port = nl_port;

@@ -89,6 +89,8 @@ usersock_port = $((SIMENV_PORT + i))
 log_level = info
 [control]
 socket = $dd/control.sock
+[vmm]
+socket = $dd/vmm.sock
 [certs]
 cert_dir =
 kds_url = http://127.0.0.1:$PROXY_PORT

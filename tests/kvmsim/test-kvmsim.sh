@@ -196,6 +196,24 @@ check "late broker: exit 0" rc_is late 0
 check "late broker: BUSY first, then every request completed, zero wipes" jqt "$WORK/late.json" \
 	'.totals.busy>0 and .totals.completed==12 and .totals.vmpck_wipes==0 and .totals.reports_verified>0'
 
+# --- no broker at all: BUSY for the fail-open window, then served without one (kernel rule) ---
+# The window is real time and short here; the guests' 60 s budget is not scaled, so BUSY for
+# the window costs nothing. 3 requests per VM at most 2 s apart: the window ends in the run.
+run_sim fo --vms 3 --requests 3 --failopen-ms 300 --port "$PORT"
+check "fail-open: exit 0" rc_is fo 0
+check "fail-open: BUSY first, then served without a broker, zero wipes, empty tables verify" \
+	jqt "$WORK/fo.json" '.failopen.window_ms == 300 and .failopen.serves > 0
+	 and .failopen.periods == 1 and .totals.busy > 0 and .totals.completed == 9
+	 and .totals.vmpck_wipes == 0 and .totals.verify_failures == 0'
+# broker_required: never served without a broker; at time scale 0.01 the guest's budget is
+# 0.6 s, well inside a 10 s window too, so a wipe proves only that BUSY went on.
+run_sim req --vms 1 --requests 1 --broker-required --time-scale 0.01 --port "$PORT"
+check "--broker-required: no fail-open serve, BUSY until the guest gave up (exit 1)" \
+	bash -c "[ \$(cat '$WORK/req.rc') = 1 ] && jq -e '.failopen.serves == 0
+	 and .failopen.broker_required and .totals.vmpck_wipes == 1' '$WORK/req.json'"
+run_sim badfo --vms 1 --requests 1 --failopen-ms 3600001 --port "$PORT"
+check "--failopen-ms above one hour is a usage error (exit 2)" rc_is badfo 2
+
 # --- hostile traffic and churn against the null broker ---
 start_broker mal --state "$STATE"
 run_sim mal --vms 8 --requests 8 --time-scale 0.01 --port "$PORT" --wait-broker 30 \

@@ -75,6 +75,12 @@ hostile=(
 	"vmm-mode-setuid|[certs]\nvmm_certs_mode = 4640\n|above 0777"
 	"vmm-mode-decimal|[certs]\nvmm_certs_mode = 640.0\n|is not an octal mode"
 	"vmm-mode-not-octal|[certs]\nvmm_certs_mode = 0648\n|is not an octal mode"
+	"vmm-socket-relative|[vmm]\nsocket = run/vmm.sock\n|[vmm] socket must be auto, none or an absolute path"
+	"vmm-socket-long|[vmm]\nsocket = /$(printf 'x%.0s' {1..120})\n|[vmm] socket must be auto, none or an absolute path"
+	"vmm-socket-is-control|[vmm]\nsocket = /run/snp-attestd/control.sock\n|must differ"
+	"vmm-max-clients-zero|[vmm]\nmax_clients = 0\n|out of range"
+	"vmm-hello-timeout-bad|[vmm]\nhello_timeout = 1ms\n|out of range"
+	"vmm-unknown-key|[vmm]\nsockets = none\n|unknown key 'sockets' in [vmm]"
 )
 for h in "${hostile[@]}"; do
 	IFS='|' read -r name text want <<<"$h"

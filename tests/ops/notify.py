@@ -113,6 +113,8 @@ transport = usersock
 usersock_port = {random.randint(0x60000000, 0x6fffffff)}
 [control]
 socket = {tmp}/not-this-one.sock
+[vmm]
+socket = {tmp}/vmm.sock
 [metrics]
 listen =
 """)

@@ -7,7 +7,7 @@
 # Usage: units.sh SERVICE(built) SOCKET SYSUSERS TMPFILES SNP-ATTESTD(built) METRICS-SOCKET
 #        UDEV-RULE
 set -u
-service=$1 socket=$2 daemon=$5 msocket=$6 rule=$7
+service=$1 socket=$2 daemon=$5 msocket=$6 rule=$7 vsocket=$8
 # Absolute: with --root, systemd-sysusers and systemd-tmpfiles resolve names inside the root.
 sysusers=$(realpath "$3") tmpfiles=$(realpath "$4")
 tmp=$(mktemp -d)
@@ -26,12 +26,14 @@ mkdir "$tmp/units"
 sed -E "s|^ExecStart=[^ ]+|ExecStart=$(realpath "$daemon")|" "$service" >"$tmp/units/snp-attestd.service"
 cp "$socket" "$tmp/units/snp-attestd.socket"
 cp "$msocket" "$tmp/units/snp-attestd-metrics.socket"
+cp "$vsocket" "$tmp/units/snp-attestd-vmm.socket"
 if out=$(cd "$tmp/units" && systemd-analyze verify --man=no --generators=no \
-	./snp-attestd.service ./snp-attestd.socket ./snp-attestd-metrics.socket 2>&1) &&
+	./snp-attestd.service ./snp-attestd.socket ./snp-attestd-metrics.socket \
+	./snp-attestd-vmm.socket 2>&1) &&
 	[ -z "$out" ]; then
-	ok "systemd-analyze verify: service and both sockets"
+	ok "systemd-analyze verify: service and the three sockets"
 else
-	notok "systemd-analyze verify: service and both sockets" "$out"
+	notok "systemd-analyze verify: service and the three sockets" "$out"
 fi
 
 # 2. security: the overall exposure, printed with one decimal, must be <= 2.0.
@@ -60,6 +62,13 @@ if grep -qxF "ListenStream=/run/snp-attestd/control.sock" "$socket" &&
 	ok "socket: the default control path, passed as \"control\""
 else
 	notok "socket: the default control path, passed as \"control\""
+fi
+if grep -qxF "ListenSequentialPacket=/run/snp-attestd/vmm.sock" "$vsocket" &&
+	grep -qxF "FileDescriptorName=vmm" "$vsocket" && grep -qxF "Service=snp-attestd.service" "$vsocket" &&
+	grep -qxF "Wants=snp-attestd-vmm.socket" "$service"; then
+	ok "VMM socket: the default path, SOCK_SEQPACKET, passed as \"vmm\", wanted by the service"
+else
+	notok "VMM socket: the default path, SOCK_SEQPACKET, passed as \"vmm\", wanted by the service"
 fi
 if grep -qxF "ListenStream=127.0.0.1:9477" "$msocket" && grep -qxF "FileDescriptorName=metrics" "$msocket" &&
 	grep -qxF "Service=snp-attestd.service" "$msocket"; then

@@ -64,6 +64,41 @@ START_TEST(test_valid_requests)
 }
 END_TEST
 
+/* VMs of the VMM socket are named by UUID or name; the text travels as given, and a request
+ * built from it parses back to the same reference. */
+START_TEST(test_vm_references)
+{
+	static const struct {
+		const char *line, *ref;
+	} t[] = {
+		{ "{\"cmd\":\"vm.show\",\"vm\":\"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\"}",
+		  "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0" },
+		{ "{\"cmd\":\"quota.get\",\"vm\":\"web-01\"}", "web-01" },
+		{ "{\"cmd\":\"quota.reset\",\"vm\":\"0x10\"}", "0x10" },
+		{ "{\"cmd\":\"quota.set\",\"vm\":\"-1\",\"burst\":2}", "-1" },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+		struct ctl_request q, back;
+		struct ctl_parse_error err;
+		char *line;
+
+		ck_assert_msg(parse_str(t[i].line, &q, &err) == 0, "case %zu: %s", i,
+			      err.msg ? err.msg : "");
+		ck_assert(q.has_vm);
+		ck_assert_uint_eq(q.vm_id, 0);
+		ck_assert_str_eq(q.vm_ref, t[i].ref);
+		line = ctl_request_build(&q);
+		ck_assert_ptr_nonnull(line);
+		ck_assert_int_eq(parse_str(line, &back, &err), 0);
+		ck_assert_str_eq(back.vm_ref, t[i].ref);
+		free(line);
+		ctl_request_done(&q);
+		ctl_request_done(&back);
+	}
+}
+END_TEST
+
 START_TEST(test_hostile_requests)
 {
 	static const struct {
@@ -96,8 +131,10 @@ START_TEST(test_hostile_requests)
 		{ "{\"cmd\":\"vm.show\",\"vm\":1.5}", -EINVAL, false },
 		{ "{\"cmd\":\"vm.show\",\"vm\":true}", -EINVAL, false },
 		{ "{\"cmd\":\"vm.show\",\"vm\":\"\"}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"0x10\"}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"-1\"}", -EINVAL, false },
+		{ "{\"cmd\":\"vm.show\",\"vm\":\"vm one\"}", -EINVAL, false },
+		{ "{\"cmd\":\"vm.show\",\"vm\":\"caf\\u00e9\"}", -EINVAL, false },
+		{ "{\"cmd\":\"vm.show\",\"vm\":\"a\\u0000b\"}", -EBADMSG, false },
+		{ "{\"cmd\":\"vm.show\",\"vm\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", -EINVAL, false },
 		{ "{\"cmd\":\"vm.show\",\"vm\":\"18446744073709551616\"}", -EINVAL, false },
 		{ "{\"cmd\":\"vm.show\",\"vm\":\"99999999999999999999999999\"}", -EINVAL, false },
 		/* Larger than any JSON integer jansson holds: a parse error, not a wrapped value. */
@@ -407,6 +444,7 @@ static Suite *ctl_suite(void)
 
 	tcase_add_test(tc, test_valid_requests);
 	tcase_add_test(tc, test_hostile_requests);
+	tcase_add_test(tc, test_vm_references);
 	tcase_add_test(tc, test_oversized_and_binary);
 	tcase_add_test(tc, test_roles);
 	tcase_add_test(tc, test_request_roundtrip);

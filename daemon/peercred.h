@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* peercred: who is on the other end of a local socket (SO_PEERCRED, SO_PEERGROUPS) and whether
+ * they belong to a group named in the configuration. */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct peercred {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+};
+
+/* 0 or -errno. */
+int peercred_get(int fd, struct peercred *ret);
+/* True for root, the daemon's own uid, and members of group (primary or supplementary as the
+ * kernel saw them at connect time; from the user database on kernels without SO_PEERGROUPS).
+ * An empty or unknown group admits nobody else. */
+bool peercred_allowed(int fd, const struct peercred *pc, const char *group);
