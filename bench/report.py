@@ -309,6 +309,8 @@ def scale(raw, run, T, figs, notes):
     rs = [(n, r) for n, r in rs if r.ok and r.cpu_ns_per_verdict]
     if len(rs) < 2:
         T.add('scale', 'daemon CPU/request across VM counts', 'not measured', '<= 1.2x', None)
+        if sizes:
+            scale_latency(raw, run, T, figs, notes, sizes[-1])
         return
     pts = []
     for n, r in rs:
@@ -381,11 +383,42 @@ def scale(raw, run, T, figs, notes):
     T.add('scale', 'daemon VmHWM per VM count (MiB)',
           ', '.join('%d: %.1f' % (p['vms'], p['vmhwm_mib'] or 0) for p in pts), 'informational',
           None)
+    scale_latency(raw, run, T, figs, notes, sizes[-1])
     if max(rates) > 1.05 * min(rates):
         notes.append('scale runs did not reach the same rate (%s/s): the per-request figures '
                      'are less comparable' % spread(rates, '%.0f'))
     if not all(p['clean'] for p in pts):
         notes.append('a scale run had wipes or bad responses')
+
+
+def scale_latency(raw, run, T, figs, notes, n):
+    """Daemon and floor alternating at the largest size (bench/run.sh): medians of p50/p99."""
+    reps = run.get('scale_lat_reps') or 0
+    pairs = [(Run(raw, 'scale-lat-%d-%d' % (n, i)), Run(raw, 'scale-lat-floor-%d-%d' % (n, i)))
+             for i in range(1, reps + 1)]
+    pairs = [(d, f) for d, f in pairs if d.ok and f.ok]
+    name = 'daemon p99 vs floor at %d VMs (median of alternating runs)' % n
+    if not pairs:
+        T.add('scale', name, 'not measured', '<= 1.3x', None)
+        return
+    d99 = median([d.lat('p99') for d, _ in pairs])
+    f99 = median([f.lat('p99') for _, f in pairs])
+    ratio = d99 / f99 if f99 > 0 else None
+    figs.setdefault('scale', {})['latency_at_max'] = {
+        'vms': n, 'reps': len(pairs),
+        'daemon_p50_ms': [d.lat('p50') for d, _ in pairs],
+        'daemon_p99_ms': [d.lat('p99') for d, _ in pairs],
+        'floor_p50_ms': [f.lat('p50') for _, f in pairs],
+        'floor_p99_ms': [f.lat('p99') for _, f in pairs],
+        'daemon_p99_median_ms': d99, 'floor_p99_median_ms': f99, 'p99_ratio': ratio,
+        'clean': all(d.clean() and f.clean() for d, f in pairs)}
+    T.add('scale', name,
+          '%.2fx (%.3f vs %.3f ms; %d pairs, runs %s)' % (
+              ratio or 0, d99, f99, len(pairs),
+              ' '.join('%.2f/%.2f' % (d.lat('p99'), f.lat('p99')) for d, f in pairs)),
+          '<= 1.3x', ratio is not None and ratio <= 1.3, ratio)
+    if not figs['scale']['latency_at_max']['clean']:
+        notes.append('a scale latency run had wipes or bad responses')
 
 
 def sched(raw, run, T, figs, notes):
@@ -660,7 +693,7 @@ def plots(raw, out, figs, notes):
                                        capture_output=True).returncode == 0 else
                         'set terminal png size 1000,420']
     sc = figs.get('scale')
-    if sc:
+    if sc and sc.get('points'):
         dat = os.path.join(raw, 'scale.dat')
         with open(dat, 'w') as f:
             f.write('# vms p50_ms p99_ms cpu_us_per_req vmhwm_mib floor_p50 floor_p99\n')
