@@ -124,8 +124,15 @@ check "restart: exit 0, 0 wipes, 0 verification failures" \
 	jqt "$WORK/restart.json" "$SAFE"
 check "restart: both daemons admitted requests; the second one saw every VM again" \
 	test "$(srv r1 allows)" -gt 0 -a "$(srv r2 allows)" -gt 0 -a "$(srv r2 hellos)" = 8
-check "restart: admitted = the two servers' ALLOWs; every ALLOW got its DONE or its VM's close" \
-	jqt "$WORK/restart.json" ".upstream.admitted_by_daemon == $(srv r1 allows) + $(srv r2 allows)"
+# An ALLOW the library took is one the servers sent. One the library did not take reached the
+# guest another way: it came after the library's timeout (a local EAGAIN: ret_busy beyond the
+# daemon's own BUSYs, on a loaded machine), its server died first (the file fallback or the
+# empty table), or its VM went away meanwhile.
+check "restart: every admitted request is a server's ALLOW; the ALLOWs not taken timed out or lost their server" \
+	jqt "$WORK/restart.json" "(.upstream.admitted_by_daemon <= $(srv r1 allows) + $(srv r2 allows))
+	 and ($(srv r1 allows) + $(srv r2 allows) - .upstream.admitted_by_daemon
+	      <= .upstream.ret_busy - .upstream.daemon_busy + .upstream.from_file
+		 + .upstream.empty_table + .upstream.dropped)"
 
 echo "1..$n"
 exit $failed
