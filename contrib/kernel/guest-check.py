@@ -59,7 +59,7 @@ def inject(cmd):
         raise RuntimeError(f'no answer to {cmd!r}')
     kind = words[0]
     if kind == 'answer':
-        return ('answer', int(words[1], 16), int(words[2]))
+        return ('answer', int(words[1], 16)) + tuple(int(w) for w in words[2:])
     if kind == 'failopen':
         return ('failopen',)
     return (kind,) + tuple(int(w) for w in words[1:])
@@ -196,6 +196,75 @@ def stats_total(s):
     return v['allow'] + v['busy'] + v['invalid_len']
 
 
+class Interrupt(Exception):
+    pass
+
+
+def signal_parking(d, next_seq, seq):
+    """A signal parks a request (the injection file's preq waits as a vCPU in KVM_RUN does):
+    the write fails with EINTR, Python retries it (PEP 475), and the retry resumes the wait."""
+    if not os.path.exists(INJECT):
+        return
+    fired = {'n': 0, 'raise': False}
+
+    def on_alarm(signum, frame):
+        fired['n'] += 1
+        if fired['raise']:
+            fired['raise'] = False
+            raise Interrupt()
+
+    def preq(slot, sq):
+        return inject(f'preq {slot} 0 0 {sq} {MSG_REPORT_REQ} 0 0 1000000')
+
+    def ticking(fn, *args):
+        signal.setitimer(signal.ITIMER_REAL, 0.005, 0.005)
+        try:
+            return fn(*args)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        # Signals every 5 ms while the verdict is late (daemon stopped for 40 ms).
+        d.signal(signal.SIGSTOP)
+        threading.Timer(0.04, d.signal, (signal.SIGCONT,)).start()
+        fired['n'] = 0
+        r = ticking(preq, 6, next_seq(6))
+        check('a signal parks the request, the retried call resumes it and gets the verdict',
+              r[0] == 'allow' and r[-1] >= 1, f'{r} (last number: times parked), '
+              f'{fired["n"]} signals')
+        wait_for(d.registered, 20)
+        # The daemon stays stopped: resumed waits keep the deadline set at the send.
+        d.signal(signal.SIGSTOP)
+        try:
+            r = ticking(preq, 6, next_seq(6))
+        finally:
+            d.signal(signal.SIGCONT)
+        seq[6] -= 2
+        check('a request parked past its deadline is answered BUSY on resume',
+              r[0] == 'answer' and r[1] == BUSY and r[-1] >= 1, r)
+        wait_for(d.registered, 20)
+        # Interrupted for good (the handler raises): the next call brings another message.
+        d.signal(signal.SIGSTOP)
+        fired['raise'] = True
+        try:
+            ticking(preq, 6, next_seq(6))
+            parked = False
+        except Interrupt:
+            parked = True
+        finally:
+            d.signal(signal.SIGCONT)
+        r = preq(6, next_seq(6))
+        s = wait_for(lambda: (lambda x: x if x['broker']['inflight'] == 0 else None)(d.status()),
+                     20)
+        r2 = preq(6, next_seq(6))
+        check('a parked request resumed with another message: BUSY, the broker is told, the '
+              'VM goes on', parked and r[0] == 'answer' and r[1] == BUSY and bool(s) and
+              r2[0] == 'allow', f'parked {parked}; {r}; in flight 0: {bool(s)}; next {r2}')
+    finally:
+        signal.signal(signal.SIGALRM, old)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--build', required=True)
@@ -313,7 +382,13 @@ def main():
           f'{n} answers, daemon saw {reqs} requests and sent {verdicts} verdicts in '
           f'{took:.1f} s{"; " + "; ".join(errors) if errors else ""}')
     done = after['stats']['done'] - before['stats']['done']
-    check('burst: one GUEST_DONE per ALLOW', done == allows, f'{done} done, {allows} allowed')
+    admitted = after['stats']['verdicts']['allow'] - before['stats']['verdicts']['allow']
+    # A verdict later than the kernel's 100 ms (a loaded machine) is BUSY for the guest and
+    # GUEST_DONE EXPIRED for the daemon: DONEs then outnumber the guests' ALLOWs.
+    check('burst: a GUEST_DONE for every ALLOW, nothing left in flight',
+          done >= admitted >= allows and after['broker']['inflight'] == 0,
+          f'{done} done, the daemon allowed {admitted}, the guests got {allows} ALLOWs '
+          f'({admitted - allows} verdicts came after the kernel\'s timeout)')
     ib = after['stats']['busy_by_reason'].get('in-flight', 0) - \
         before['stats']['busy_by_reason'].get('in-flight', 0)
     check('burst: one request in flight per VM (no in-flight BUSY, nothing left in flight)',
@@ -359,8 +434,9 @@ def main():
     t = time.monotonic()
     d.start()
     s = wait_for(d.registered, 60)
+    restart_s = time.monotonic() - t
     check('restarted daemon registers again', bool(s),
-          f'{time.monotonic() - t:.1f} s' if s else 'not registered after 60 s')
+          f'{restart_s:.1f} s' if s else 'not registered after 60 s')
     s = wait_for(lambda: (lambda x: x if x['broker']['vms'] == live else None)(d.status()), 20)
     check('restarted daemon gets every VM back (VM_DUMP)', bool(s),
           f"{s['broker']['vms'] if s else d.status()['broker']['vms']} VMs, {live} live")
@@ -368,10 +444,14 @@ def main():
     check('restarted daemon serves', r[0] == 'allow', r)
 
     # --- SIGKILL with a request in flight: VM_DUMP replays it, its GUEST_DONE frees it ---
+    # The "firmware" must outlast the next restart (else the GUEST_DONE finds no broker and
+    # there is nothing to replay) and end within the daemon's 5 s stale limit after it: the
+    # last restart's time plus 2.5 s.
     slow = {}
+    fw_s = min(restart_s + 2.5, 9.5)
 
     def slow_req():
-        slow['r'] = req(4, next_seq(4), fw_time_ns=4000000000)
+        slow['r'] = req(4, next_seq(4), fw_time_ns=int(fw_s * 1e9))
 
     th = threading.Thread(target=slow_req)
     th.start()
@@ -382,7 +462,7 @@ def main():
                            x['broker']['inflight'] == 1 else None)(d.status()), 20)
     check('daemon SIGKILLed with a request in flight: the VM_DUMP replays it',
           bool(s) and bool(s2), f'in flight before the kill: {bool(s)}, after the restart: '
-          f'{bool(s2)}')
+          f'{bool(s2)} (firmware time {fw_s:.1f} s)')
     th.join()
     s = wait_for(lambda: (lambda x: x if x['broker']['inflight'] == 0 and x['stats']['done'] >= 1
                           else None)(d.status()), 20) or d.status()
@@ -418,6 +498,7 @@ def main():
     r = req(5, next_seq(5))
     check('a broker registering ends fail-open', bool(s) and r[0] == 'allow', r)
     set_param('broker_wait_ms', 10000)
+    signal_parking(d, next_seq, seq)
 
     # --- SIGTERM ---
     rc = d.stop()
