@@ -221,6 +221,20 @@ static void lose_role(struct nlsock *s, int reason)
 		s->h->on_unregistered(s->userdata, reason);
 }
 
+/* A send found no peer (the kernel side or the broker role is gone): say so once, drop the
+ * role and let the retry timer register again. True if r means that. */
+static bool peer_gone(struct nlsock *s, int r)
+{
+	if (r != -ECONNREFUSED && r != -ENOENT)
+		return false;
+	if (!s->peer_missing_logged)
+		log_warning("The %s peer is not there; retrying every %.0fs",
+			    nlsock_transport_name(s), NLSOCK_RETRY_SEC);
+	s->peer_missing_logged = true;
+	lose_role(s, r);
+	return true;
+}
+
 static int build_and_send(struct nlsock *s, const struct snpa_msg *m, uint16_t flags,
 			  uint32_t *ret_seq)
 {
@@ -233,14 +247,8 @@ static int build_and_send(struct nlsock *s, const struct snpa_msg *m, uint16_t f
 		return log_error_errno(len, "Cannot encode %s", nl_cmd_name(m->cmd));
 	}
 	r = send_raw(s, s->tx, (size_t)len);
-	if (r == -ECONNREFUSED || r == -ENOENT) {
-		if (!s->peer_missing_logged)
-			log_warning("The %s peer is not there; retrying every %.0fs",
-				    nlsock_transport_name(s), NLSOCK_RETRY_SEC);
-		s->peer_missing_logged = true;
-		lose_role(s, r);
+	if (peer_gone(s, r))
 		return r;
-	}
 	if (r < 0)
 		return log_warning_errno(r, "Failed to send %s", nl_cmd_name(m->cmd));
 	if (ret_seq)
@@ -265,15 +273,8 @@ static void txq_flush(struct nlsock *s)
 		return;
 	}
 	r = send_datagram(s, s->txq, len, n);
-	if (r == -ECONNREFUSED || r == -ENOENT) {
-		if (!s->peer_missing_logged)
-			log_warning("The %s peer is not there; retrying every %.0fs",
-				    nlsock_transport_name(s), NLSOCK_RETRY_SEC);
-		s->peer_missing_logged = true;
-		lose_role(s, r);
-	} else if (r < 0) {
+	if (!peer_gone(s, r) && r < 0)
 		log_warning_errno(r, "Failed to send %u verdicts", n);
-	}
 }
 
 /* The family lookup failed: say so clearly once (and again when the cause changes), count
