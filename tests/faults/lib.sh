@@ -123,14 +123,17 @@ faults_scaled_timings() {
 }
 
 # SIGKILL to the daemon every 1..4 s (seeded by the run), a restart after 0.2..1.9 s, until 5 s
-# before the end of a DUR-second load; after each restart the optional hook (a function name)
-# runs. Sets F_KILLS. A daemon that does not come back is a crash (and ends the loop).
-faults_kill_loop() { # DUR [HOOK]
+# before the end of a DUR-second load, and at least twice while the load (LOAD-PID) still runs
+# (a slow machine, a sanitizer build: a restart may take most of the window); after each restart
+# the optional hook (a function name) runs. Sets F_KILLS. A daemon that does not come back is a
+# crash (and ends the loop).
+faults_kill_loop() { # DUR LOAD-PID [HOOK]
 	local start
 	F_KILLS=0
 	start=$(date +%s)
 	RANDOM=$$
-	while [ $(($(date +%s) - start)) -lt $(($1 - 5)) ]; do
+	while [ $(($(date +%s) - start)) -lt $(($1 - 5)) ] ||
+		{ [ "$F_KILLS" -lt 2 ] && kill -0 "$2" 2> /dev/null; }; do
 		sleep "$((1 + RANDOM % 3)).$((RANDOM % 10))"
 		faults_alive "before kill $((F_KILLS + 1))" || break
 		kill -KILL "$SIMENV_DAEMON_PID"
@@ -143,7 +146,7 @@ faults_kill_loop() { # DUR [HOOK]
 			faults_note "daemon did not restart after kill $F_KILLS"
 			break
 		fi
-		[ -z "${2:-}" ] || "$2"
+		[ -z "${3:-}" ] || "$3"
 	done
 }
 
