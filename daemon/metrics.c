@@ -28,6 +28,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "config.h"
+#include "listenfd.h"
 #include "log.h"
 /* The pure writer shares the module's name; "metrics.h" here is this directory's header. */
 #include "../proto/metrics.h"
@@ -347,17 +348,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 /* The listening socket systemd passed with FileDescriptorName=metrics, or -ENOENT. */
 static int activated_fd(void)
 {
-	char **names = NULL;
-	int n, fd = -ENOENT;
+	int fd = listenfd_by_name("metrics");
 
-	n = sd_listen_fds_with_names(0, &names);
-	for (int i = 0; i < n; i++) {
-		if (fd < 0 && names && names[i] && strcmp(names[i], "metrics") == 0)
-			fd = SD_LISTEN_FDS_START + i;
-		if (names)
-			free(names[i]);
-	}
-	free(names);
 	if (fd >= 0 && sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
 		log_error("The socket named \"metrics\" from systemd is not a listening stream socket");
 		return -ENOTSOCK;

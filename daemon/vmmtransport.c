@@ -17,6 +17,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "listenfd.h"
 #include "log.h"
 #include "manager.h"
 #include "peercred.h"
@@ -546,17 +547,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 /* The SOCK_SEQPACKET socket systemd passed with FileDescriptorName=vmm, or -ENOENT. */
 static int activated_fd(char *err, size_t err_size)
 {
-	char **names = NULL;
-	int n, fd = -ENOENT;
+	int fd = listenfd_by_name("vmm");
 
-	n = sd_listen_fds_with_names(0, &names);
-	for (int i = 0; i < n; i++) {
-		if (fd < 0 && names && names[i] && strcmp(names[i], "vmm") == 0)
-			fd = SD_LISTEN_FDS_START + i;
-		if (names)
-			free(names[i]);
-	}
-	free(names);
 	if (fd >= 0 && sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
 		snprintf(err, err_size,
 			 "the socket named \"vmm\" from systemd is not a listening "

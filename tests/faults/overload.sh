@@ -10,17 +10,12 @@
 
 VMS=${FAULTS_VMS:-1000}
 # Long: the driver's real timings and the daemon's defaults (busy_budget 20 s, retry 2 s).
-SCALE=${FAULTS_SCALE:-$(faults_pick 0.5 1)}
+faults_scaled_timings
 # Short: longer than one guest limit (60 s x scale), so a starved VM would be wiped.
 DUR=$(faults_pick 32 180)
-# Half the guest's limit (the default 20 s is a third of it; at scale 0.5 a third would be
-# below the ~10 s round of 1,000 VMs, and every VM would be over budget all the time).
-budget_ms=$(awk -v s="$SCALE" 'BEGIN { printf "%d", (s == 1 ? 20000 : 30000 * s) }')
-retry_ms=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 2000 * s }')
 SIMENV_METRICS=127.0.0.1:$((20000 + ($$ * 11) % 20000))
 check "daemon starts (busy_budget ${budget_ms}ms, guest_retry_interval ${retry_ms}ms)" \
-	it_platform "[scheduler]" "busy_budget = ${budget_ms}ms" \
-	"guest_retry_interval = ${retry_ms}ms"
+	it_platform "${SCALED_CONF[@]}"
 faults_kvmsim_run overload "$DUR" --vms "$VMS" --rate 0 --duration "$DUR" \
 	--time-scale "$SCALE" --wait-broker 10 &
 KVM=$!

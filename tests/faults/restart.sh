@@ -25,7 +25,7 @@ registered() {
 	done
 	unregistered=$((unregistered + 1))
 }
-faults_kill_loop "$DUR" registered
+faults_kill_loop "$DUR" "$KVM" registered
 kills=$F_KILLS
 wait "$KVM"
 # The run was in the background (a subshell): its counts are read now.

@@ -7,13 +7,11 @@
 . "$(dirname "$0")/upstream-lib.sh"
 
 VMS=$(faults_pick 200 1000)
-SCALE=${FAULTS_SCALE:-$(faults_pick 0.5 1)}
+faults_scaled_timings
 DUR=$(faults_pick 32 180)
-budget_ms=$(awk -v s="$SCALE" 'BEGIN { printf "%d", (s == 1 ? 20000 : 30000 * s) }')
-retry_ms=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 2000 * s }')
 SIMENV_METRICS=127.0.0.1:$((20000 + ($$ * 13) % 20000))
 check "daemon starts (busy_budget ${budget_ms}ms, guest_retry_interval ${retry_ms}ms)" \
-	up_platform "[scheduler]" "busy_budget = ${budget_ms}ms" "guest_retry_interval = ${retry_ms}ms"
+	up_platform "${SCALED_CONF[@]}"
 up_kvmsim_run up-overload "$DUR" --vms "$VMS" --rate 0 --duration "$DUR" --time-scale "$SCALE"
 up_collect up-overload
 F=$SIMENV_DIR/up-overload.json

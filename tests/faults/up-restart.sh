@@ -12,7 +12,7 @@ check "daemon starts" up_platform
 up_kvmsim_run up-restart "$DUR" --vms "$VMS" --rate 5 --duration "$DUR" &
 KVM=$!
 sleep 2
-faults_kill_loop "$DUR"
+faults_kill_loop "$DUR" "$KVM"
 kills=$F_KILLS
 wait "$KVM"
 up_collect up-restart

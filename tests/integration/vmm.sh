@@ -247,3 +247,21 @@ check "it talks to the daemon: ENOSPC with the page count, then ALLOW from the d
 check "the daemon is still running" kill -0 "$SIMENV_DAEMON_PID"
 check "no request is left in flight" \
 	wait_for sh -c "'$(simenv_bin snpctl)' status --json --socket '$SIMENV_SOCK' | jq -e '.broker.inflight == 0'"
+
+# --- socket activation: the VMM socket systemd passes with the name "vmm" ---
+simenv_stop_daemon
+check "daemon stops cleanly at the end" test "${SIMENV_DAEMON_RC:-1}" = 0
+ACT=$SIMENV_DIR/activated-vmm.sock
+env -u LISTEN_FDS -u LISTEN_PID -u LISTEN_FDNAMES systemd-socket-activate --seqpacket -l "$ACT" \
+	--fdname=vmm "$(simenv_bin snp-attestd)" --config "$SIMENV_CONF" --foreground \
+	>> "$SIMENV_DIR/daemon-activated.log" 2>&1 &
+SIMENV_DAEMON_PID=$!
+SIMENV_PIDS+=($!)
+check "systemd-socket-activate listens" wait_for test -S "$ACT"
+# systemd-socket-activate starts the daemon on the first connection: that VMM waits in the
+# backlog and is then served, as with the socket unit while the service (re)starts.
+check "the first VMM on the activated socket starts the daemon and is served" \
+	sh -c "'$RAW' '$ACT' hello $U1 vm-one certs 1 $PAGES done 1 | grep -Eqx 'ALLOW 1 [0-9]+'"
+check "snpctl status: the VMM socket came from systemd (path $ACT)" \
+	wait_for sh -c "'$(simenv_bin snpctl)' status --json --socket '$SIMENV_SOCK' | jq -e '.vmm.activated and .vmm.path == \"$ACT\"'"
+check "the configured path is not bound when systemd passes the socket" test ! -e "$S"
