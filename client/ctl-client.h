@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
+#include "ctlproto.h"
 
 /* How long snpctl waits for the daemon's reply (the daemon answers from memory at once). */
 #define CTL_CLIENT_TIMEOUT_MSEC 30000

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl.h"
+#include "ctlproto.h"
 #include "util.h"
 
 static uint64_t num(const json_t *o, const char *k)

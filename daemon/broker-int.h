@@ -61,10 +61,10 @@ struct broker_rotation {
 	struct vmmfile *vmm; /* borrowed, may be NULL */
 	char *cert_dir;	     /* owned copy, "" = no source */
 	X509 *extra_ark;     /* borrowed */
-	struct store_platform pf_old;
-	struct store_platform pf_expect;
-	const struct store_chain *old_chain; /* borrowed; not swapped while we run */
-	struct store_chain *prepared; /* owned: built before pausing for the expected platform */
+	struct platform_facts pf_old;
+	struct platform_facts pf_expect;
+	const struct chain *old_chain; /* borrowed; not swapped while we run */
+	struct chain *prepared; /* owned: built before pausing for the expected platform */
 	broker_op_done_fn cb;
 	void *userdata;
 	bool submitted;
@@ -80,9 +80,9 @@ struct broker_rotation {
 	int r; /* of the operation as a whole */
 	uint32_t fw_status;
 	char err[600];
-	struct store_platform pf_new;
+	struct platform_facts pf_new;
 	enum broker_rot_outcome outcome;
-	struct store_chain *new_chain; /* owned until swapped in */
+	struct chain *new_chain; /* owned until swapped in */
 	char chain_err[600];
 	int vmm_r;
 	bool vmm_written;
@@ -106,7 +106,7 @@ struct broker_poll {
 	struct fw *fw;	  /* borrowed */
 	bool busy;
 	int r;
-	struct store_platform pf;
+	struct platform_facts pf;
 	int committed_r;
 	uint64_t committed;
 };
@@ -131,7 +131,7 @@ struct broker {
 	/* platform (platform.c) */
 	struct fw *fw;	       /* owned */
 	struct worker *worker; /* owned: every firmware call after start runs here */
-	struct store_platform pf;
+	struct platform_facts pf;
 	int committed_r;
 	uint64_t committed_tcb;
 	struct broker_poll poll;
@@ -145,7 +145,7 @@ struct broker {
 	ev_timer status_timer; /* the waiting STATUS text, after the manager's READY=1 */
 
 	/* rotation (rotation.c): the served chain, the VMM file, READY gating */
-	struct store_chain *chain; /* owned; NULL = serve no certificates */
+	struct chain *chain; /* owned; NULL = serve no certificates */
 	time_t chain_since;	   /* wall clock when the served chain was swapped in */
 	X509 *sim_ark;		   /* owned; trusted extra root (sim backend only) */
 	struct vmmfile *vmm;	   /* owned; NULL if no vmm_certs_file */
@@ -177,7 +177,7 @@ static inline uint64_t now_usec(void)
 int adm_config_from(const struct conf *c, struct adm_config *ac);
 
 /* platform.c */
-int platform_read(struct fw *fw, struct store_platform *pf, char *err, size_t err_size);
+int platform_read(struct fw *fw, struct platform_facts *pf, char *err, size_t err_size);
 int cpuid_product(enum snp_product *ret);
 void poll_run(struct worker_job *j);
 void poll_done(struct worker_job *j);
@@ -197,15 +197,15 @@ extern const uint8_t empty_table[CERTTABLE_ENTRY_SIZE];
 void load_chain(struct broker *b);
 void rot_free(struct broker_rotation *rot);
 /* Serves c (owned; NULL: none) from now on, to guests and in the accessors. */
-void serve_chain(struct broker *b, struct store_chain *c);
+void serve_chain(struct broker *b, struct chain *c);
 void rot_submit(struct broker *b);
 void rot_finish(struct broker *b, struct broker_rotation *rot, int r, const char *msg);
 void rot_pause(struct broker *b);
 void refusal_text(const struct broker_rotation *rot, const char *cerr, char *err, size_t err_size);
 int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t tcb,
-	      const uint8_t *hashstick, const struct store_platform *expect, bool must_run,
+	      const uint8_t *hashstick, const struct platform_facts *expect, bool must_run,
 	      broker_op_done_fn cb, void *userdata, char *err, size_t err_size);
-void rot_start_internal(struct broker *b, const char *why, const struct store_platform *expect);
+void rot_start_internal(struct broker *b, const char *why, const struct platform_facts *expect);
 void rot_arm_expiry(struct broker *b);
 void release_ready(struct broker *b, const char *why);
 void on_ready_timer(struct ev_loop *loop, ev_timer *w, int revents);

@@ -32,12 +32,12 @@ const struct adm_stats *broker_get_stats(const struct broker *b)
 	return adm_get_stats(b->adm);
 }
 
-const struct store_chain *broker_chain(const struct broker *b)
+const struct chain *broker_chain(const struct broker *b)
 {
 	return b->chain;
 }
 
-const struct store_platform *broker_platform(const struct broker *b)
+const struct platform_facts *broker_platform(const struct broker *b)
 {
 	return &b->pf;
 }
@@ -222,7 +222,7 @@ static int broker_start(struct manager *m)
 		log_warning(
 			"Cannot tell the SNP product from CPUID; certificates cannot be checked");
 	if (c->backend == CONF_BACKEND_SIM && c->trust_sim_ark) {
-		r = store_load_sim_ark(c->sim_state_dir, b->pf.product, &b->sim_ark);
+		r = chain_load_sim_ark(c->sim_state_dir, b->pf.product, &b->sim_ark);
 		if (r < 0)
 			log_warning_errno(r, "Cannot read the simulator's ARK");
 		else if (b->sim_ark)
@@ -349,7 +349,7 @@ static void broker_stop(struct manager *m)
 	b->vmt = NULL;
 	adm_free(b->adm);
 	b->adm = NULL;
-	store_chain_free(b->chain);
+	chain_free(b->chain);
 	X509_free(b->sim_ark);
 	vmmfile_free(b->vmm);
 	fw_free(b->fw);

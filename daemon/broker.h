@@ -13,7 +13,7 @@
 #include "manager.h"
 #include "sched-policy.h"
 #include "sevuapi.h"
-#include "store.h"
+#include "chain.h"
 
 #include <openssl/x509.h>
 
@@ -31,8 +31,8 @@ struct broker *broker_get(struct manager *m);
 const struct adm_stats *broker_get_stats(const struct broker *b);
 /* The admission core, read-only (VMs, quotas, counters). */
 const struct adm *broker_adm(const struct broker *b);
-const struct store_chain *broker_chain(const struct broker *b); /* NULL: serving no chain */
-const struct store_platform *broker_platform(const struct broker *b);
+const struct chain *broker_chain(const struct broker *b); /* NULL: serving no chain */
+const struct platform_facts *broker_platform(const struct broker *b);
 bool broker_registered(const struct broker *b);
 /* SNP state (platform.c): false while SNP is not initialised (the daemon waits for kvm_amd);
  * probes counts the SNP_PLATFORM_STATUS reads made while waiting. */
@@ -114,7 +114,7 @@ struct kdsc *broker_kdsc(const struct broker *b);
  * TCB and the trusted roots, writes them into the KDS cache under the platform's cert_chain and
  * VCEK keys (fresh for ever), then starts a rotation that serves them (cb as broker_rotate).
  * -EOPNOTSUPP when the chain does not come from the KDS cache (cert_dir configured, no kds_url,
- * a VLEK loaded), -EBUSY, -ESHUTDOWN, the store_chain_build error when they do not fit. */
+ * a VLEK loaded), -EBUSY, -ESHUTDOWN, the chain_build error when they do not fit. */
 int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broker_op_done_fn cb,
 		       void *userdata, char *err, size_t err_size);
 

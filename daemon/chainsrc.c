@@ -3,7 +3,7 @@
  * the fetch of a rotation's new chain and its parsing, snpctl cert import (verified, then
  * written into the KDS cache) and snpctl cert fetch (revalidation with KDS, rotating when the
  * answer differs). A configured certificate directory is read where the chain is needed, by
- * rotation.c (store_chain_from_dir). */
+ * rotation.c (chain_from_dir). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +54,7 @@ static void rot_fetched(struct broker_rotation *rot)
 	}
 	if (r == 0) {
 		X509 *ask = sk_X509_value(sk, 0), *ark = sk_X509_value(sk, 1);
-		r = store_chain_build(x, ask, ark, b->sim_ark, &rot->pf_expect, rot->fetch_source,
+		r = chain_build(x, ask, ark, b->sim_ark, &rot->pf_expect, rot->fetch_source,
 				      time(NULL), &rot->prepared, cerr, sizeof(cerr));
 		if (r == 0) {
 			x = NULL;
@@ -265,7 +265,7 @@ int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broke
 		       void *userdata, char *err, size_t err_size)
 {
 	struct kds_request qc, ql;
-	struct store_chain *c = NULL;
+	struct chain *c = NULL;
 	struct broker_import *imp = NULL;
 	_cleanup_(freep) uint8_t *pem = NULL;
 	_cleanup_(freep) uint8_t *der = NULL;
@@ -292,7 +292,7 @@ int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broke
 	r = kds_keys(b, &qc, &ql, "cert import", err, err_size);
 	if (r < 0)
 		goto fail;
-	r = store_chain_build(leaf, ask, ark, b->sim_ark, &b->pf, "import", time(NULL), &c, cerr,
+	r = chain_build(leaf, ask, ark, b->sim_ark, &b->pf, "import", time(NULL), &c, cerr,
 			      sizeof(cerr));
 	if (r < 0) {
 		snprintf(err, err_size, "import refused: %s", cerr);
@@ -302,7 +302,7 @@ int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broke
 	r = chain_pem(c->ask, c->ark, &pem, &pem_len);
 	if (r == 0)
 		r = certs_to_der(c->leaf, &der, &der_len);
-	store_chain_free(c);
+	chain_free(c);
 	if (r < 0) {
 		snprintf(err, err_size, "cannot encode the certificates: %s", snp_strerror(r));
 		return r;
@@ -360,7 +360,7 @@ static void on_fetch_rotated(void *userdata, int r, const char *message)
 }
 
 /* Whether the fetched bodies are what is served now. */
-static bool fetch_same(const struct broker_fetch *f, const struct store_chain *c)
+static bool fetch_same(const struct broker_fetch *f, const struct chain *c)
 {
 	_cleanup_(freep) uint8_t *der = NULL;
 	STACK_OF(X509) *sk = NULL;

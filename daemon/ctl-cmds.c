@@ -91,8 +91,8 @@ static void audit_quota(char *buf, size_t size, struct broker *b, uint64_t vm)
 /* The state an operation changes, as one line for SNP_AUDIT_OLD / SNP_AUDIT_NEW. */
 static void audit_op_state(char *buf, size_t size, struct broker *b)
 {
-	const struct store_platform *pf = broker_platform(b);
-	const struct store_chain *ch = broker_chain(b);
+	const struct platform_facts *pf = broker_platform(b);
+	const struct chain *ch = broker_chain(b);
 	uint64_t committed = 0;
 	uint8_t fp[32];
 	char hex[65] = "none", ctext[32] = "unknown";

@@ -115,7 +115,7 @@ static json_t *cert_json(X509 *x, const char *role)
 
 /* status' chain object gets subjects, notAfter per certificate, when it was obtained (and its
  * age) and the next scheduled refresh. */
-static void chain_extra(json_t *chain, struct broker *b, const struct store_chain *ch)
+static void chain_extra(json_t *chain, struct broker *b, const struct chain *ch)
 {
 	X509 *certs[3] = { ch->leaf, ch->ask, ch->ark };
 	const char *roles[3] = { ch->vlek ? "vlek" : "vcek", ch->vlek ? "asvk" : "ask", "ark" };
@@ -147,8 +147,8 @@ static void chain_extra(json_t *chain, struct broker *b, const struct store_chai
 /* cert.show: the served chain in full (null when none is served). */
 json_t *cert_show_json(struct broker *b)
 {
-	const struct store_chain *ch = broker_chain(b);
-	const struct store_platform *pf = broker_platform(b);
+	const struct chain *ch = broker_chain(b);
+	const struct platform_facts *pf = broker_platform(b);
 	json_t *o, *chain, *certs;
 
 	if (!ch)
@@ -178,8 +178,8 @@ json_t *cert_show_json(struct broker *b)
 json_t *status_json(struct ctl *c, struct broker *b, enum ctl_role role)
 {
 	const struct adm_stats *st = broker_get_stats(b);
-	const struct store_platform *pf = broker_platform(b);
-	const struct store_chain *ch = broker_chain(b);
+	const struct platform_facts *pf = broker_platform(b);
+	const struct chain *ch = broker_chain(b);
 	bool sim = c->m->conf.backend == CONF_BACKEND_SIM;
 	json_t *o, *chain = json_null();
 	char chip[129];
@@ -330,7 +330,7 @@ json_t *quota_entry(struct broker *b, uint64_t vm_id)
 
 json_t *tcb_show_json(struct broker *b)
 {
-	const struct store_platform *pf = broker_platform(b);
+	const struct platform_facts *pf = broker_platform(b);
 	const struct broker_rotation_stats *rs = broker_get_rotation_stats(b);
 	uint64_t committed;
 	json_t *o;

@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "../proto/ctl.h"
+#include "../proto/ctlproto.h"
 
 struct broker;
 

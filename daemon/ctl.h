@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* The protocol codec (proto/ctl.h), named by path: this header has the same name. */
-#include "../proto/ctl.h"
+/* The protocol codec (proto/ctlproto.h), named by path: this header has the same name. */
+#include "../proto/ctlproto.h"
 #include "manager.h"
 
 /* Connections served at once; more are answered EBUSY and closed. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* kdsc: the KDS client: libcurl multi driven by libev watchers on the loop thread (no thread,
  * no blocking network call), one request per key in flight, backoff, and the disk cache.
- * It fetches and parses bodies; it does not verify chains (that is store_chain_build's job).
+ * It fetches and parses bodies; it does not verify chains (that is chain_build's job).
  *
  * Per key (kds_cache_key: product, hwid, TCB or chain/CRL):
  *  - a fresh cache entry answers at once without any request (Cache-Control max-age; answers

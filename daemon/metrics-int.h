@@ -16,14 +16,14 @@
 #include <microhttpd.h>
 
 #include "broker.h"
-/* The pure writer shares the module's name; "metrics.h" here is this directory's header. */
-#include "../proto/metrics.h"
+/* The Prometheus text writer (proto/promtext.h). */
+#include "../proto/promtext.h"
 
 /* Buckets of the per-VM admission-wait series: the length of vm_wait_bounds_usec
  * (metrics-render.c, which checks it). */
 #define VM_WAIT_NBOUNDS 18
 
-/* The per-VM counter vector fed to the series set (proto/metrics.h). */
+/* The per-VM counter vector fed to the series set (proto/promtext.h). */
 enum {
 	VC_REQ_REPORT,
 	VC_REQ_KEY,

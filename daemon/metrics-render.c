@@ -238,8 +238,8 @@ static void render_tcb(struct metrics_writer *w, const char *which, uint64_t raw
 
 static void render_platform(struct metrics_writer *w, const struct broker *b)
 {
-	const struct store_platform *pf = broker_platform(b);
-	const struct store_chain *ch = broker_chain(b);
+	const struct platform_facts *pf = broker_platform(b);
+	const struct chain *ch = broker_chain(b);
 	uint64_t committed;
 	char source[32];
 

@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "broker.h"
-#include "../proto/metrics.h"
+#include "../proto/promtext.h"
 #include "util.h"
 #include "vmmproto.h"
 #include "vmmtransport.h"

@@ -30,8 +30,8 @@
 #include "config.h"
 #include "listenfd.h"
 #include "log.h"
-/* The pure writer shares the module's name; "metrics.h" here is this directory's header. */
-#include "../proto/metrics.h"
+/* The Prometheus text writer (proto/promtext.h). */
+#include "../proto/promtext.h"
 #include "util.h"
 
 /* --- HTTP --- */

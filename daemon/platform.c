@@ -18,10 +18,10 @@
 
 /* Non-logging, callable on the worker: fills pf from SNP_PLATFORM_STATUS and GET_ID2. The
  * product comes from the backend, or stays what pf held (CPUID at start). */
-int platform_read(struct fw *fw, struct store_platform *pf, char *err, size_t err_size)
+int platform_read(struct fw *fw, struct platform_facts *pf, char *err, size_t err_size)
 {
 	struct sev_user_data_snp_status st;
-	struct store_platform n = *pf;
+	struct platform_facts n = *pf;
 	uint32_t fs = 0;
 	int r;
 

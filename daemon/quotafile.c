@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "../proto/ctl.h"
+#include "../proto/ctlproto.h"
 #include "util.h"
 
 #define QUOTAFILE_MAX_ENTRIES 100000

@@ -15,10 +15,10 @@
 
 const uint8_t empty_table[CERTTABLE_ENTRY_SIZE];
 
-void serve_chain(struct broker *b, struct store_chain *c)
+void serve_chain(struct broker *b, struct chain *c)
 {
 	if (b->chain != c)
-		store_chain_free(b->chain);
+		chain_free(b->chain);
 	b->chain = c;
 	b->chain_since = c ? time(NULL) : 0;
 	if (b->adm) {
@@ -32,7 +32,7 @@ void serve_chain(struct broker *b, struct store_chain *c)
 /* Start-up only (nothing admitted yet): the first chain, and the VMM file to match. */
 void load_chain(struct broker *b)
 {
-	struct store_chain *c = NULL;
+	struct chain *c = NULL;
 	char err[600] = "";
 	int r;
 
@@ -46,7 +46,7 @@ void load_chain(struct broker *b)
 			log_warning("No certificate source configured ([certs] cert_dir or "
 				    "kds_url): extended requests get an empty certificate table");
 	} else {
-		r = store_chain_from_dir(b->m->conf.cert_dir, b->sim_ark, &b->pf, time(NULL), &c,
+		r = chain_from_dir(b->m->conf.cert_dir, b->sim_ark, &b->pf, time(NULL), &c,
 					 err, sizeof(err));
 		if (r < 0) {
 			log_error("Not serving certificates: %s", err);
@@ -75,14 +75,14 @@ void load_chain(struct broker *b)
 
 void rot_arm_expiry(struct broker *b);
 void rot_start_internal(struct broker *b, const char *why,
-			       const struct store_platform *expect);
+			       const struct platform_facts *expect);
 
 void rot_free(struct broker_rotation *rot)
 {
 	if (!rot)
 		return;
-	store_chain_free(rot->prepared);
-	store_chain_free(rot->new_chain);
+	chain_free(rot->prepared);
+	chain_free(rot->new_chain);
 	free(rot->cert_dir);
 	free(rot->fetch_chain);
 	free(rot->fetch_leaf);
@@ -158,15 +158,15 @@ static void rot_run(struct worker_job *j)
 	}
 	rot->committed_r = fw_committed_tcb(rot->fw, &rot->committed);
 
-	if (store_chain_matches(rot->prepared, &rot->pf_new)) {
+	if (chain_matches(rot->prepared, &rot->pf_new)) {
 		rot->outcome = BROKER_ROT_NEW;
 		rot->new_chain = TAKE_PTR(rot->prepared);
 	} else if (rot->cert_dir[0] &&
-		   store_chain_from_dir(rot->cert_dir, rot->extra_ark, &rot->pf_new, time(NULL),
+		   chain_from_dir(rot->cert_dir, rot->extra_ark, &rot->pf_new, time(NULL),
 					&rot->new_chain, rot->chain_err,
 					sizeof(rot->chain_err)) == 0) {
 		rot->outcome = BROKER_ROT_NEW;
-	} else if (store_chain_matches(rot->old_chain, &rot->pf_new)) {
+	} else if (chain_matches(rot->old_chain, &rot->pf_new)) {
 		rot->outcome = BROKER_ROT_KEEP;
 	} else {
 		rot->outcome =
@@ -350,10 +350,10 @@ void on_rot_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* The platform view expected after op. */
-static struct store_platform expected_platform(const struct broker *b, enum broker_fw_op op,
+static struct platform_facts expected_platform(const struct broker *b, enum broker_fw_op op,
 					       uint64_t tcb)
 {
-	struct store_platform pf = b->pf;
+	struct platform_facts pf = b->pf;
 
 	switch (op) {
 	case BROKER_OP_SET_CONFIG:
@@ -408,7 +408,7 @@ void refusal_text(const struct broker_rotation *rot, const char *cerr, char *err
 /* Both KDS answers are in (or failed): build the chain, then pause, or give up. */
 
 int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t tcb,
-		     const uint8_t *hashstick, const struct store_platform *expect, bool must_run,
+		     const uint8_t *hashstick, const struct platform_facts *expect, bool must_run,
 		     broker_op_done_fn cb, void *userdata, char *err, size_t err_size)
 {
 	struct broker_rotation *rot;
@@ -462,7 +462,7 @@ int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t 
 	/* The new chain first, before any guest waits for it (design §6): the certificate
 	 * directory if configured, else KDS through the cache (asynchronous). */
 	if (rot->cert_dir[0]) {
-		r = store_chain_from_dir(rot->cert_dir, b->sim_ark, &rot->pf_expect, time(NULL),
+		r = chain_from_dir(rot->cert_dir, b->sim_ark, &rot->pf_expect, time(NULL),
 					 &rot->prepared, cerr, sizeof(cerr));
 	} else if (b->kdsc) {
 		r = rot_fetch(b, rot, cerr, sizeof(cerr));
@@ -495,7 +495,7 @@ int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t 
 }
 
 void rot_start_internal(struct broker *b, const char *why,
-			       const struct store_platform *expect)
+			       const struct platform_facts *expect)
 {
 	char err[700];
 	int r;

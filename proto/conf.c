@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "metrics.h"
+#include "promtext.h"
 #include "util.h"
 
 enum conf_type {

@@ -24,7 +24,7 @@
 #include "kdsc.h"
 #include "manager.h"
 #include "state.h"
-#include "store.h"
+#include "chain.h"
 #include "util.h"
 
 #define MS 1000ull
@@ -341,7 +341,7 @@ START_TEST(test_fetch_chain_and_vcek)
 	ck_assert_int_eq(certs_parse_pem_chain(rc.body, rc.len, &sk), 0);
 	ck_assert_int_eq(sk_X509_num(sk), 2);
 	ck_assert_int_eq(certs_parse(rv.body, rv.len, &leaf), 0);
-	ck_assert_int_eq(store_load_sim_ark(state_dir, SNP_PRODUCT_MILAN, &ark), 0);
+	ck_assert_int_eq(chain_load_sim_ark(state_dir, SNP_PRODUCT_MILAN, &ark), 0);
 	ck_assert(ark);
 	o.extra_ark = ark;
 	ck_assert_int_eq(certs_verify_chain(leaf, sk_X509_value(sk, 0), sk_X509_value(sk, 1), &o,

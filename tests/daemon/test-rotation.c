@@ -291,7 +291,7 @@ static void blob_leaf(const uint8_t *buf, size_t len, enum certtable_kind *ret_k
 
 static void assert_serving(struct broker *b, uint64_t tcb, enum certtable_kind kind)
 {
-	const struct store_chain *c = broker_chain(b);
+	const struct chain *c = broker_chain(b);
 	_cleanup_(freep) uint8_t *buf = NULL;
 	enum certtable_kind k;
 	size_t len;

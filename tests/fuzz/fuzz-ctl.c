@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "ctl.h"
+#include "ctlproto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Tests of proto/ctl: request parsing (valid and hostile), roles, reply building and parsing. */
-#include "ctl.h"
+#include "ctlproto.h"
 
 #include <errno.h>
 #include <stdlib.h>

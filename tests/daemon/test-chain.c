@@ -13,7 +13,7 @@
 
 #include "certs.h"
 #include "certtable.h"
-#include "store.h"
+#include "chain.h"
 #include "util.h"
 
 static char dir[256];
@@ -54,7 +54,7 @@ static void put_data(const char *name, const char *rel)
 }
 
 /* The platform a real leaf belongs to: its product, hwID and TCB. */
-static void platform_of(const char *rel, bool vlek, struct store_platform *pf)
+static void platform_of(const char *rel, bool vlek, struct platform_facts *pf)
 {
 	_cleanup_(freep) uint8_t *buf = NULL;
 	struct certs_amd_ext ext;
@@ -201,8 +201,8 @@ static const struct {
 
 START_TEST(test_chain_from_dir)
 {
-	struct store_platform pf;
-	struct store_chain *c = NULL;
+	struct platform_facts pf;
+	struct chain *c = NULL;
 	char err[1024] = "";
 	int r;
 
@@ -229,7 +229,7 @@ START_TEST(test_chain_from_dir)
 	default:
 		break;
 	}
-	r = store_chain_from_dir(dir, NULL, &pf, 0, &c, err, sizeof(err));
+	r = chain_from_dir(dir, NULL, &pf, 0, &c, err, sizeof(err));
 	ck_assert_msg(r == cases[_i].ret, "%s: %d (%s)", cases[_i].what, r, err);
 	if (r < 0) {
 		ck_assert_ptr_null(c);
@@ -239,12 +239,12 @@ START_TEST(test_chain_from_dir)
 	ck_assert(c->vlek == cases[_i].want_vlek);
 	ck_assert(!c->sim_root); /* real AMD root, pinned */
 	ck_assert_uint_eq(c->tcb, pf.reported_tcb);
-	ck_assert(store_chain_matches(c, &pf));
+	ck_assert(chain_matches(c, &pf));
 	pf.reported_tcb ^= 1;
-	ck_assert(!store_chain_matches(c, &pf));
+	ck_assert(!chain_matches(c, &pf));
 	pf.reported_tcb ^= 1;
 	pf.vlek_loaded = !pf.vlek_loaded;
-	ck_assert(!store_chain_matches(c, &pf));
+	ck_assert(!chain_matches(c, &pf));
 	{
 		struct certtable_entry e[CERTTABLE_MAX_ENTRIES];
 		size_t n;
@@ -254,21 +254,21 @@ START_TEST(test_chain_from_dir)
 		ck_assert_ptr_null(certtable_find(e, n, c->vlek ? CERTTABLE_VCEK : CERTTABLE_VLEK));
 		ck_assert_uint_eq(c->table_pages, certtable_npages(c->table_len));
 	}
-	store_chain_free(c);
+	chain_free(c);
 }
 END_TEST
 
 /* Issue 13 point 6, daemon side: an expired leaf is named with its notAfter. */
 START_TEST(test_expired_leaf_named)
 {
-	struct store_platform pf;
-	struct store_chain *c = NULL;
+	struct platform_facts pf;
+	struct chain *c = NULL;
 	char err[1024] = "";
 
 	put_data("cert_chain_vlek.pem", "amd/milan/vlek_cert_chain.pem");
 	put_data("vlek.der", VL);
 	platform_of(VL, true, &pf);
-	ck_assert_int_eq(store_chain_from_dir(dir, NULL, &pf, 1893456000 /* 2030-01-01 */, &c, err,
+	ck_assert_int_eq(chain_from_dir(dir, NULL, &pf, 1893456000 /* 2030-01-01 */, &c, err,
 					      sizeof(err)),
 			 -EKEYEXPIRED);
 	ck_assert_ptr_null(c);
@@ -280,8 +280,8 @@ END_TEST
 
 START_TEST(test_oversized_leaf_refused)
 {
-	struct store_platform pf;
-	struct store_chain *c = NULL;
+	struct platform_facts pf;
+	struct chain *c = NULL;
 	char err[1024] = "";
 	uint8_t *big = calloc(1, 70000);
 
@@ -290,7 +290,7 @@ START_TEST(test_oversized_leaf_refused)
 	put("vcek.der", big, 70000);
 	free(big);
 	platform_of(V3, false, &pf);
-	ck_assert_int_eq(store_chain_from_dir(dir, NULL, &pf, 0, &c, err, sizeof(err)), -EMSGSIZE);
+	ck_assert_int_eq(chain_from_dir(dir, NULL, &pf, 0, &c, err, sizeof(err)), -EMSGSIZE);
 	ck_assert_ptr_null(c);
 }
 END_TEST
@@ -298,8 +298,8 @@ END_TEST
 /* A CRL that is not the ARK's, or not a CRL, is refused and the table is left as it was. */
 START_TEST(test_crl_refused)
 {
-	struct store_platform pf;
-	struct store_chain *c = NULL;
+	struct platform_facts pf;
+	struct chain *c = NULL;
 	char err[1024] = "";
 	_cleanup_(freep) uint8_t *before = NULL, *der = NULL;
 	size_t before_len;
@@ -310,16 +310,16 @@ START_TEST(test_crl_refused)
 	put_data("cert_chain.pem", "amd/milan/cert_chain.pem");
 	put_data("vcek.der", V3);
 	platform_of(V3, false, &pf);
-	ck_assert_int_eq(store_chain_from_dir(dir, NULL, &pf, 0, &c, err, sizeof(err)), 0);
+	ck_assert_int_eq(chain_from_dir(dir, NULL, &pf, 0, &c, err, sizeof(err)), 0);
 	before_len = c->table_len;
 	before = malloc(before_len);
 	ck_assert(before);
 	memcpy(before, c->table, before_len);
 
 	ck_assert_int_eq(
-		store_chain_add_crl(c, (const uint8_t *)"not a crl", 9, 0, err, sizeof(err)),
+		chain_add_crl(c, (const uint8_t *)"not a crl", 9, 0, err, sizeof(err)),
 		-EBADMSG);
-	ck_assert_int_eq(store_chain_add_crl(c, NULL, 0, 0, err, sizeof(err)), -EBADMSG);
+	ck_assert_int_eq(chain_add_crl(c, NULL, 0, 0, err, sizeof(err)), -EBADMSG);
 
 	k = EVP_RSA_gen(2048);
 	ck_assert(k);
@@ -338,7 +338,7 @@ START_TEST(test_crl_refused)
 	ck_assert_int_gt(X509_CRL_sign(crl, k, EVP_sha384()), 0);
 	der_len = i2d_X509_CRL(crl, &der);
 	ck_assert_int_gt(der_len, 0);
-	ck_assert_int_eq(store_chain_add_crl(c, der, (size_t)der_len, time(NULL), err, sizeof(err)),
+	ck_assert_int_eq(chain_add_crl(c, der, (size_t)der_len, time(NULL), err, sizeof(err)),
 			 -EKEYREJECTED);
 	ck_assert(strstr(err, "ARK"));
 	ck_assert(!c->has_crl);
@@ -346,11 +346,11 @@ START_TEST(test_crl_refused)
 	ck_assert_int_eq(memcmp(c->table, before, before_len), 0);
 	X509_CRL_free(crl);
 	EVP_PKEY_free(k);
-	store_chain_free(c);
+	chain_free(c);
 }
 END_TEST
 
-static Suite *store_suite(void)
+static Suite *chain_suite(void)
 {
 	Suite *s = suite_create("store");
 	TCase *tc = tcase_create("core");
@@ -366,5 +366,5 @@ static Suite *store_suite(void)
 
 int main(void)
 {
-	return test_run_suite(store_suite());
+	return test_run_suite(chain_suite());
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ctl: the control protocol codec (docs/control-protocol.md): one JSON object per line, request
+/* ctlproto: the control protocol codec (docs/control-protocol.md): one JSON object per line, request
  * parsing and validation, reply building and parsing. Pure: the daemon and snpctl do the I/O. */
 #pragma once
 

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <math.h>
 
-#include "metrics.h"
+#include "promtext.h"
 #include "testutil.h"
 
 static char *finish_ok(struct metrics_writer *w)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* metrics: exposition writer, histograms, per-VM series set. Pure: strings and numbers only;
+/* promtext: exposition writer, histograms, per-VM series set. Pure: strings and numbers only;
  * the daemon decides when to render and where the text goes. */
-#include "metrics.h"
+#include "promtext.h"
 
 #include <errno.h>
 #include <math.h>

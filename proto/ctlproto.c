@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ctl: control protocol codec. Strict: a request is one JSON object with unique, known keys of
+/* ctlproto: control protocol codec. Strict: a request is one JSON object with unique, known keys of
  * the right types; everything else is refused with a reason. Pure: no I/O. */
-#include "ctl.h"
+#include "ctlproto.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* metrics: Prometheus text exposition (format 0.0.4) writer, fixed-bucket histograms and the
+/* promtext: Prometheus text exposition (format 0.0.4) writer, fixed-bucket histograms and the
  * bounded per-VM series set. Pure: no I/O, no clock; the daemon feeds it numbers. */
 #pragma once
 

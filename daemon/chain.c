@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* store: chain loading, verification against the platform, and the GHCB table. */
-#include "store.h"
+/* chain: chain loading, verification against the platform, and the GHCB table. */
+#include "chain.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +26,7 @@ static void x509_freep(X509 **x)
 	X509_free(*x);
 }
 
-void store_chain_free(struct store_chain *c)
+void chain_free(struct chain *c)
 {
 	if (!c)
 		return;
@@ -70,7 +70,7 @@ static int load_cert(const char *path, X509 **ret)
 	return certs_parse(buf, len, ret);
 }
 
-int store_load_sim_ark(const char *sim_state_dir, enum snp_product p, X509 **ret)
+int chain_load_sim_ark(const char *sim_state_dir, enum snp_product p, X509 **ret)
 {
 	char path[4096], lower[16];
 	const char *name = snp_product_name(p);
@@ -99,7 +99,7 @@ static time_t asn1_to_time(const ASN1_TIME *t)
 }
 
 /* (Re)builds c->table from the chain and an optional DER CRL. */
-static int build_table(struct store_chain *c, const uint8_t *crl, size_t crl_len)
+static int build_table(struct chain *c, const uint8_t *crl, size_t crl_len)
 {
 	_cleanup_(freep) uint8_t *d_ark = NULL, *d_ask = NULL, *d_leaf = NULL;
 	struct certtable_entry e[4];
@@ -137,14 +137,14 @@ static int build_table(struct store_chain *c, const uint8_t *crl, size_t crl_len
 	return 0;
 }
 
-int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
-		      const struct store_platform *pf, const char *source, time_t now,
-		      struct store_chain **ret, char *err, size_t err_size)
+int chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
+		      const struct platform_facts *pf, const char *source, time_t now,
+		      struct chain **ret, char *err, size_t err_size)
 {
 	struct certs_verify_opts opts = {.extra_ark = extra_ark, .now = now};
 	struct certs_amd_ext ext;
 	enum snp_product product;
-	struct store_chain *c;
+	struct chain *c;
 	bool pinned;
 	int r;
 
@@ -210,7 +210,7 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 	if (r < 0) {
 		snprintf(err, err_size, "cannot build the certificate table: %s", snp_strerror(r));
 		c->leaf = c->ask = c->ark = NULL; /* not ours until success */
-		store_chain_free(c);
+		chain_free(c);
 		return r;
 	}
 	c->product = product;
@@ -229,7 +229,7 @@ int store_chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 	return 0;
 }
 
-int store_chain_add_crl(struct store_chain *c, const uint8_t *crl, size_t len, time_t now,
+int chain_add_crl(struct chain *c, const uint8_t *crl, size_t len, time_t now,
 			char *err, size_t err_size)
 {
 	const unsigned char *p = crl;
@@ -291,7 +291,7 @@ int store_chain_add_crl(struct store_chain *c, const uint8_t *crl, size_t len, t
 	return 0;
 }
 
-bool store_chain_matches(const struct store_chain *c, const struct store_platform *pf)
+bool chain_matches(const struct chain *c, const struct platform_facts *pf)
 {
 	return c && c->vlek == pf->vlek_loaded && c->tcb == pf->reported_tcb &&
 	       c->product == pf->product;
@@ -337,8 +337,8 @@ static int load_intermediates(const char *dir, bool vlek, X509 **ret_ask, X509 *
 	return 0;
 }
 
-int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_platform *pf,
-			 time_t now, struct store_chain **ret, char *err, size_t err_size)
+int chain_from_dir(const char *dir, X509 *extra_ark, const struct platform_facts *pf,
+			 time_t now, struct chain **ret, char *err, size_t err_size)
 {
 	const char *kind = pf->vlek_loaded ? "vlek" : "vcek";
 	char names[5][64], path[4096], source[4200], first_err[4608] = "";
@@ -356,7 +356,7 @@ int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_pl
 
 	for (size_t i = 0; i < n_names; i++) {
 		_cleanup_(x509_freep) X509 *leaf = NULL, *ask = NULL, *ark = NULL;
-		struct store_chain *c = NULL;
+		struct chain *c = NULL;
 		char e[4608] = "";
 
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
@@ -369,7 +369,7 @@ int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_pl
 			r = load_intermediates(dir, pf->vlek_loaded, &ask, &ark, e, sizeof(e));
 			if (r == 0) {
 				snprintf(source, sizeof(source), "dir:%s", path);
-				r = store_chain_build(leaf, ask, ark, extra_ark, pf, source, now,
+				r = chain_build(leaf, ask, ark, extra_ark, pf, source, now,
 						      &c, e, sizeof(e));
 			}
 		}
@@ -384,7 +384,7 @@ int store_chain_from_dir(const char *dir, X509 *extra_ark, const struct store_pl
 					 pf->vlek_loaded ? "-vlek" : "", k ? "pem" : "der");
 				free(TAKE_PTR(crl));
 				if (read_small_file(path, &crl, &crl_len) == 0)
-					(void)store_chain_add_crl(c, crl, crl_len, now, crl_err,
+					(void)chain_add_crl(c, crl, crl_len, now, crl_err,
 								  sizeof(crl_err));
 			}
 			*ret = c;
