@@ -38,7 +38,7 @@ static void on_signal(int sig)
 static int send_msg(int fd, uint32_t port, const struct snpa_msg *m, uint16_t flags, uint32_t seq)
 {
 	static uint8_t buf[SNPA_MSG_MAX] __attribute__((aligned(4)));
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = port };
+	struct sockaddr_nl to = {.nl_family = AF_NETLINK, .nl_pid = port};
 	int len = nl_build(buf, sizeof(buf), SNPA_USERSOCK_FAMILY, flags, seq, 0, m);
 
 	if (len < 0)
@@ -89,7 +89,7 @@ static size_t txq_len;
 
 static void txq_flush(int fd, uint32_t port)
 {
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = port };
+	struct sockaddr_nl to = {.nl_family = AF_NETLINK, .nl_pid = port};
 
 	if (txq_len)
 		(void)sendto(fd, txq, txq_len, 0, (struct sockaddr *)&to, sizeof(to));
@@ -120,8 +120,8 @@ static void handle(int fd, uint32_t port, uint32_t *seq, const struct snpa_msg *
 		.req_id = m->req_id,
 		.verdict = SNPA_VERDICT_ALLOW,
 	};
-	bool ext_report = m->exit_code == SVM_VMGEXIT_EXT_GUEST_REQUEST &&
-			  m->msg_type == MSG_REPORT_REQ;
+	bool ext_report =
+		m->exit_code == SVM_VMGEXIT_EXT_GUEST_REQUEST && m->msg_type == MSG_REPORT_REQ;
 
 	if (m->cmd == SNPA_CMD_GUEST_DONE)
 		st->done++;
@@ -148,20 +148,20 @@ static void handle(int fd, uint32_t port, uint32_t *seq, const struct snpa_msg *
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "port", required_argument, NULL, 'p' },
-		{ "table", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"port", required_argument, NULL, 'p'},
+		{"table", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	static uint8_t rx[BN_BATCH][BN_DGRAM_MAX] __attribute__((aligned(4)));
 	struct mmsghdr msgs[BN_BATCH];
 	struct iovec iov[BN_BATCH];
 	struct sockaddr_nl from[BN_BATCH];
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	uint32_t port = SNPA_USERSOCK_KERNEL_PORT, seq = 0, reg_seq = 0;
 	uint8_t *table = NULL;
 	size_t table_len = 0;
-	struct bn_stats st = { 0 };
+	struct bn_stats st = {0};
 	bool registered = false;
 	time_t t_reg = 0;
 	uint64_t v;
@@ -179,13 +179,15 @@ int main(int argc, char **argv)
 		case 't':
 			r = load_table(optarg, &table, &table_len);
 			if (r < 0) {
-				fprintf(stderr, "bench-null: table '%s': %s\n", optarg, snp_strerror(r));
+				fprintf(stderr, "bench-null: table '%s': %s\n", optarg,
+					snp_strerror(r));
 				return 1;
 			}
 			break;
 		case 'h':
 			printf("Usage: bench-null [--port N] [--table GHCB-TABLE-FILE]\n"
-			       "Answers every GUEST_REQ ALLOW at once until SIGTERM; prints counters\n"
+			       "Answers every GUEST_REQ ALLOW at once until SIGTERM; prints "
+			       "counters\n"
 			       "as JSON on exit.\n");
 			return 0;
 		default:
@@ -200,10 +202,10 @@ int main(int argc, char **argv)
 		free(table);
 		return 1;
 	}
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &(int){ 8 << 20 }, sizeof(int));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &(int){8 << 20}, sizeof(int));
 
 	while (!stop) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		int n;
 
 		if (!registered && time(NULL) != t_reg) {
@@ -222,11 +224,12 @@ int main(int argc, char **argv)
 		/* Drain as the daemon does: up to BN_ROUNDS batches per wakeup. */
 		for (int round = 0; round < BN_ROUNDS; round++) {
 			for (int i = 0; i < BN_BATCH; i++) {
-				iov[i] = (struct iovec){ .iov_base = rx[i],
-							 .iov_len = BN_DGRAM_MAX };
-				msgs[i] = (struct mmsghdr){ .msg_hdr = {
-					.msg_name = &from[i], .msg_namelen = sizeof(from[i]),
-					.msg_iov = &iov[i], .msg_iovlen = 1 } };
+				iov[i] = (struct iovec){.iov_base = rx[i], .iov_len = BN_DGRAM_MAX};
+				msgs[i] =
+					(struct mmsghdr){.msg_hdr = {.msg_name = &from[i],
+								     .msg_namelen = sizeof(from[i]),
+								     .msg_iov = &iov[i],
+								     .msg_iovlen = 1}};
 			}
 			n = recvmmsg(fd, msgs, BN_BATCH, MSG_DONTWAIT, NULL);
 			if (n <= 0)
@@ -238,8 +241,7 @@ int main(int argc, char **argv)
 				if (from[i].nl_pid != port)
 					continue;
 				for (size_t off = 0; off + sizeof(struct nlmsghdr) <= len;) {
-					struct nlmsghdr *nlh =
-					(struct nlmsghdr *)(rx[i] + off);
+					struct nlmsghdr *nlh = (struct nlmsghdr *)(rx[i] + off);
 					size_t ml = nlh->nlmsg_len;
 					struct snpa_msg m;
 					uint32_t aseq;
@@ -253,8 +255,7 @@ int main(int argc, char **argv)
 						if (nl_parse_ack(nlh, ml, &aseq, &err) == 0 &&
 						    aseq == reg_seq && err == 0 && !registered) {
 							struct snpa_msg d = {
-								.cmd = SNPA_CMD_VM_DUMP
-							};
+								.cmd = SNPA_CMD_VM_DUMP};
 							registered = true;
 							(void)send_msg(fd, port, &d, NLM_F_REQUEST,
 								       ++seq);

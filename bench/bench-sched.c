@@ -59,7 +59,7 @@ static int fleet_init(struct bs_fleet *f, size_t n)
 	struct sched_config c;
 	int r;
 
-	*f = (struct bs_fleet){ .n = n, .now = 1000000 };
+	*f = (struct bs_fleet){.n = n, .now = 1000000};
 	sched_config_defaults(&c);
 	c.quota.rate_milli = SCHED_RATE_MILLI_MAX;
 	c.quota.burst = SCHED_BURST_MAX;
@@ -94,7 +94,11 @@ static size_t fleet_next(struct bs_fleet *f)
 static int fleet_request(struct bs_fleet *f, size_t i, struct sched_decision *d)
 {
 	struct sched_msg m = {
-		.seqno = f->seq[i], .type = MSG_REPORT_REQ, .version = 1, .vmpck = 0, .size = 96,
+		.seqno = f->seq[i],
+		.type = MSG_REPORT_REQ,
+		.version = 1,
+		.vmpck = 0,
+		.size = 96,
 	};
 
 	return sched_request(f->s, 1000 + i, ++f->req, &m, f->now, d);
@@ -201,13 +205,13 @@ static int measure(size_t n, bool queued, uint64_t iters, unsigned rounds, doubl
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "vms", required_argument, NULL, 'v' },
-		{ "iterations", required_argument, NULL, 'i' },
-		{ "rounds", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"vms", required_argument, NULL, 'v'},
+		{"iterations", required_argument, NULL, 'i'},
+		{"rounds", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
-	uint64_t sizes[8] = { 10, 10000 }, v;
+	uint64_t sizes[8] = {10, 10000}, v;
 	size_t n_sizes = 2;
 	uint64_t iters = 200000;
 	unsigned rounds = 7;
@@ -218,10 +222,12 @@ int main(int argc, char **argv)
 		case 'v': {
 			char *save = NULL, *tok;
 			n_sizes = 0;
-			for (tok = strtok_r(optarg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-				if (n_sizes == ELEMENTSOF(sizes) || parse_u64(tok, &v) < 0 || v < 2 ||
-				    v > 1000000) {
-					fprintf(stderr, "bench-sched: bad --vms (2..1000000, up to 8)\n");
+			for (tok = strtok_r(optarg, ",", &save); tok;
+			     tok = strtok_r(NULL, ",", &save)) {
+				if (n_sizes == ELEMENTSOF(sizes) || parse_u64(tok, &v) < 0 ||
+				    v < 2 || v > 1000000) {
+					fprintf(stderr,
+						"bench-sched: bad --vms (2..1000000, up to 8)\n");
 					return 2;
 				}
 				sizes[n_sizes++] = v;
@@ -243,8 +249,10 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			printf("Usage: bench-sched [--vms N,N...] [--iterations K] [--rounds R]\n"
-			       "CPU time per sched_request+sched_done pair (best of R rounds of K),\n"
-			       "for a free slot (direct) and through the queue (queued). JSON out.\n");
+			       "CPU time per sched_request+sched_done pair (best of R rounds of "
+			       "K),\n"
+			       "for a free slot (direct) and through the queue (queued). JSON "
+			       "out.\n");
 			return 0;
 		default:
 			return 2;
@@ -254,7 +262,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench-sched: --vms is empty\n");
 		return 2;
 	}
-	printf("{\"iterations\":%llu,\"rounds\":%u,\"results\":[", (unsigned long long)iters, rounds);
+	printf("{\"iterations\":%llu,\"rounds\":%u,\"results\":[", (unsigned long long)iters,
+	       rounds);
 	for (size_t k = 0; k < n_sizes; k++) {
 		double direct, queued;
 		int r = measure(sizes[k], false, iters, rounds, &direct);

@@ -331,7 +331,8 @@ int snpctl_certs_show(int argc, char **argv)
 
 	printf("%s: %zu bytes (%zu pages), %zu entries\n", argv[optind], len, certtable_npages(len),
 	       n);
-	json_array_foreach(list, i, e) {
+	json_array_foreach(list, i, e)
+	{
 		printf("%-4s %s offset %lld length %lld\n",
 		       json_string_value(json_object_get(e, "kind")),
 		       json_string_value(json_object_get(e, "guid")),

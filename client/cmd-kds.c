@@ -32,14 +32,10 @@ static int parse_hwid(const char *s, enum snp_product p, uint8_t out[64], size_t
 int snpctl_kds_url(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"product", required_argument, NULL, 'p'},
-		{"hwid", required_argument, NULL, 'i'},
-		{"tcb", required_argument, NULL, 't'},
-		{"kind", required_argument, NULL, 'k'},
-		{"vlek", no_argument, NULL, 'l'},
-		{"base", required_argument, NULL, 'b'},
-		{"json", no_argument, NULL, 'j'},
-		{NULL, 0, NULL, 0},
+		{"product", required_argument, NULL, 'p'}, {"hwid", required_argument, NULL, 'i'},
+		{"tcb", required_argument, NULL, 't'},	   {"kind", required_argument, NULL, 'k'},
+		{"vlek", no_argument, NULL, 'l'},	   {"base", required_argument, NULL, 'b'},
+		{"json", no_argument, NULL, 'j'},	   {NULL, 0, NULL, 0},
 	};
 	const char *product_s = NULL, *hwid_s = NULL, *tcb_s = NULL, *kind_s = "vcek";
 	const char *base_s = KDS_DEFAULT_BASE;
@@ -135,9 +131,9 @@ int snpctl_kds_url(int argc, char **argv)
 		return snpctl_fail(r, "kds-url", "%s", snp_product_name(q.product));
 	if (json) {
 		/* "kind" is what the URL serves; "key" which KDS tree (vcek or vlek) it is in. */
-		const char *kind = q.kind == KDS_VCEK ? "vcek"
+		const char *kind = q.kind == KDS_VCEK					  ? "vcek"
 				   : q.kind == KDS_VCEK_CHAIN || q.kind == KDS_VLEK_CHAIN ? "chain"
-											    : "crl";
+											  : "crl";
 		json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "url", url, "product",
 				      snp_product_name(q.product), "kind", kind, "key",
 				      vlek ? "vlek" : "vcek");

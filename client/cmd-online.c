@@ -55,19 +55,20 @@ int online_parse(int argc, char **argv, unsigned allowed, const char *arg_name,
 				return snpctl_usage_error(argv[0], "unknown option '%s'",
 							  argv[optind - 1]);
 			if (c == 'r') {
-				if (parse_milli(optarg, &v) < 0 || v == 0 || v > SCHED_RATE_MILLI_MAX)
-					return snpctl_usage_error(
-						argv[0],
-						"bad --rate '%s' (requests per second, above 0 and at "
-						"most 1000000, up to 3 decimals)",
-						optarg);
+				if (parse_milli(optarg, &v) < 0 || v == 0 ||
+				    v > SCHED_RATE_MILLI_MAX)
+					return snpctl_usage_error(argv[0],
+								  "bad --rate '%s' (requests per "
+								  "second, above 0 and at "
+								  "most 1000000, up to 3 decimals)",
+								  optarg);
 				a->q.quota.rate_milli = v;
 				a->q.quota_fields |= CTL_QUOTA_RATE;
 			} else if (c == 'b') {
 				if (parse_u64(optarg, &v) < 0 || v == 0 || v > SCHED_BURST_MAX)
 					return snpctl_usage_error(argv[0],
-								  "bad --burst '%s' (1 to %u)", optarg,
-								  SCHED_BURST_MAX);
+								  "bad --burst '%s' (1 to %u)",
+								  optarg, SCHED_BURST_MAX);
 				a->q.quota.burst = (uint32_t)v;
 				a->q.quota_fields |= CTL_QUOTA_BURST;
 			} else {
@@ -104,7 +105,8 @@ int online_parse(int argc, char **argv, unsigned allowed, const char *arg_name,
 	if (optind < argc)
 		return snpctl_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
 	if ((allowed & OPT_QUOTA) && !a->q.quota_fields)
-		return snpctl_usage_error(argv[0], "give at least one of --rate, --burst, --weight");
+		return snpctl_usage_error(argv[0],
+					  "give at least one of --rate, --burst, --weight");
 	return SNPCTL_EXIT_OK;
 }
 
@@ -182,7 +184,8 @@ static void print_counters(const char *title, const json_t *o)
 	bool first = true;
 
 	printf("  %-16s", title);
-	json_object_foreach((json_t *)o, k, v) {
+	json_object_foreach((json_t *)o, k, v)
+	{
 		printf("%s%s %lld", first ? "" : ", ", k, (long long)json_integer_value(v));
 		first = false;
 	}
@@ -198,7 +201,7 @@ static void quota_text(const json_t *q, char *buf, size_t size)
 int snpctl_status(int argc, char **argv)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct online_args a = { .q.cmd = CTL_CMD_STATUS };
+	struct online_args a = {.q.cmd = CTL_CMD_STATUS};
 	const json_t *br, *ch, *pf, *st;
 	enum snp_product p = SNP_PRODUCT_UNKNOWN;
 	char t1[TCB_FORMAT_MAX], t2[TCB_FORMAT_MAX];
@@ -250,8 +253,8 @@ int snpctl_status(int argc, char **argv)
 		printf("  %-16s%s\n", "notAfter:", jstr(ch, "not_after_text"));
 		printf("  %-16s%llu pages (%llu bytes)\n", "table:", jnum(ch, "table_pages"),
 		       jnum(ch, "table_bytes"));
-		printf("  %-16s%s\n", "TCB:",
-		       tcb_text(json_object_get(ch, "tcb"), cp, t1, sizeof(t1)));
+		printf("  %-16s%s\n",
+		       "TCB:", tcb_text(json_object_get(ch, "tcb"), cp, t1, sizeof(t1)));
 	} else
 		printf("  none served (extended requests get an empty certificate table)\n");
 
@@ -259,24 +262,24 @@ int snpctl_status(int argc, char **argv)
 	{
 		const json_t *sn = json_object_get(b, "snp");
 		if (json_is_object(sn) && !jbool(sn, "initialized"))
-			printf("  %-16sNOT initialised: %s (%llu probes so far)\n", "SNP:",
-			       jstr(sn, "state"), jnum(sn, "probes"));
+			printf("  %-16sNOT initialised: %s (%llu probes so far)\n",
+			       "SNP:", jstr(sn, "state"), jnum(sn, "probes"));
 		else if (json_is_object(sn))
 			printf("  %-16sinitialised\n", "SNP:");
 	}
 	printf("  %-16s%s\n", "product:", jstr(pf, "product"));
 	printf("  %-16s%.16s...\n", "chip id:", jstr(pf, "chip_id"));
-	printf("  %-16s%s (%s)\n", "current TCB:",
-	       tcb_text(json_object_get(pf, "current_tcb"), p, t1, sizeof(t1)),
+	printf("  %-16s%s (%s)\n",
+	       "current TCB:", tcb_text(json_object_get(pf, "current_tcb"), p, t1, sizeof(t1)),
 	       jstr(json_object_get(pf, "current_tcb"), "raw"));
-	printf("  %-16s%s (%s)\n", "reported TCB:",
-	       tcb_text(json_object_get(pf, "reported_tcb"), p, t2, sizeof(t2)),
+	printf("  %-16s%s (%s)\n",
+	       "reported TCB:", tcb_text(json_object_get(pf, "reported_tcb"), p, t2, sizeof(t2)),
 	       jstr(json_object_get(pf, "reported_tcb"), "raw"));
 
 	printf("stats:\n");
 	printf("  %-16s%llu\n", "guest requests:", jnum(st, "guest_reqs"));
-	printf("  %-16sallow %llu, busy %llu, invalid_len %llu; done %llu\n", "verdicts:",
-	       jnum(json_object_get(st, "verdicts"), "allow"),
+	printf("  %-16sallow %llu, busy %llu, invalid_len %llu; done %llu\n",
+	       "verdicts:", jnum(json_object_get(st, "verdicts"), "allow"),
 	       jnum(json_object_get(st, "verdicts"), "busy"),
 	       jnum(json_object_get(st, "verdicts"), "invalid_len"), jnum(st, "done"));
 	print_counters("BUSY by reason:", json_object_get(st, "busy_by_reason"));
@@ -287,7 +290,7 @@ int snpctl_status(int argc, char **argv)
 int snpctl_vm_list(int argc, char **argv)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct online_args a = { .q.cmd = CTL_CMD_VM_LIST };
+	struct online_args a = {.q.cmd = CTL_CMD_VM_LIST};
 	json_t *vm;
 	size_t i;
 	int r;
@@ -301,15 +304,18 @@ int snpctl_vm_list(int argc, char **argv)
 	}
 	printf("%-20s %-9s %-16s %8s %6s %10s %10s %8s %-9s %s\n", "VM", "TRANSPORT", "NAME",
 	       "VMM-PID", "ASID", "REQUESTS", "ADMITTED", "BUSY", "STATE", "QUOTA");
-	json_array_foreach(json_object_get(b, "vms"), i, vm) {
+	json_array_foreach(json_object_get(b, "vms"), i, vm)
+	{
 		char q[128];
 		quota_text(json_object_get(vm, "quota"), q, sizeof(q));
 		printf("%-20llu %-9s %-16s %8llu %6llu %10llu %10llu %8llu %-9s %s%s\n",
 		       jnum(vm, "vm"), jstr_or(vm, "transport", "-"), jstr_or(vm, "name", "-"),
 		       jnum(vm, "vmm_pid"), jnum(vm, "asid"), jnum(vm, "requests"),
 		       jnum(vm, "admitted"), jnum(vm, "busy"),
-		       jbool(vm, "inflight") ? "in-flight" : jbool(vm, "queued") ? "queued" : "idle", q,
-		       jbool(vm, "custom_quota") ? " (custom)" : "");
+		       jbool(vm, "inflight") ? "in-flight"
+		       : jbool(vm, "queued") ? "queued"
+					     : "idle",
+		       q, jbool(vm, "custom_quota") ? " (custom)" : "");
 	}
 	return SNPCTL_EXIT_OK;
 }
@@ -317,7 +323,7 @@ int snpctl_vm_list(int argc, char **argv)
 int snpctl_vm_show(int argc, char **argv)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct online_args a = { .q.cmd = CTL_CMD_VM_SHOW };
+	struct online_args a = {.q.cmd = CTL_CMD_VM_SHOW};
 	const json_t *vm;
 	char q[128];
 	int r;
@@ -337,22 +343,25 @@ int snpctl_vm_show(int argc, char **argv)
 	printf("  %-22s%llu\n", "ASID:", jnum(vm, "asid"));
 	printf("  %-22s%s\n", "policy:", jstr(vm, "policy"));
 	printf("  %-22s%s\n", "state:",
-	       jbool(vm, "inflight") ? "request in flight" : jbool(vm, "queued") ? "queued" : "idle");
+	       jbool(vm, "inflight") ? "request in flight"
+	       : jbool(vm, "queued") ? "queued"
+				     : "idle");
 	printf("  %-22s%s (%s)\n", "quota:", q, jbool(vm, "custom_quota") ? "custom" : "default");
 	printf("  %-22s%s\n", "tokens:", jstr(vm, "tokens"));
-	printf("  %-22s%llu (report %llu, key %llu, other %llu)\n", "requests:",
-	       jnum(vm, "requests"), jnum(vm, "req_report"), jnum(vm, "req_key"),
+	printf("  %-22s%llu (report %llu, key %llu, other %llu)\n",
+	       "requests:", jnum(vm, "requests"), jnum(vm, "req_report"), jnum(vm, "req_key"),
 	       jnum(vm, "req_other"));
 	printf("  %-22s%llu (forced by the BUSY budget: %llu)\n", "admitted:", jnum(vm, "admitted"),
 	       jnum(vm, "forced"));
-	printf("  %-22s%llu (firmware ok %llu, errors %llu, expired %llu)\n", "done:",
-	       jnum(vm, "done"), jnum(vm, "fw_ok"), jnum(vm, "fw_errors"), jnum(vm, "expired"));
+	printf("  %-22s%llu (firmware ok %llu, errors %llu, expired %llu)\n",
+	       "done:", jnum(vm, "done"), jnum(vm, "fw_ok"), jnum(vm, "fw_errors"),
+	       jnum(vm, "expired"));
 	printf("  %-22s%llu\n", "INVALID_LEN answers:", jnum(vm, "invalid_len"));
 	printf("  %-22s%llu\n", "BUSY answers:", jnum(vm, "busy"));
 	print_counters("  BUSY by reason:", json_object_get(vm, "busy_by_reason"));
 	print_counters("  anomalies:", json_object_get(vm, "anomalies"));
-	printf("  %-22s%.3f s (longest %.3f s)\n", "BUSY streak:",
-	       (double)jnum(vm, "busy_streak_usec") / 1e6,
+	printf("  %-22s%.3f s (longest %.3f s)\n",
+	       "BUSY streak:", (double)jnum(vm, "busy_streak_usec") / 1e6,
 	       (double)jnum(vm, "max_busy_streak_usec") / 1e6);
 	return SNPCTL_EXIT_OK;
 }
@@ -373,7 +382,7 @@ static int print_quota_entry(const json_t *b)
 static int quota_one(int argc, char **argv, enum ctl_cmd cmd, unsigned allowed)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct online_args a = { .q.cmd = cmd };
+	struct online_args a = {.q.cmd = cmd};
 	int r;
 
 	r = online_request(argc, argv, allowed | OPT_VM, "VM id", &a, &b);
@@ -400,7 +409,7 @@ int snpctl_quota_reset(int argc, char **argv)
 int snpctl_quota_list(int argc, char **argv)
 {
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
-	struct online_args a = { .q.cmd = CTL_CMD_QUOTA_LIST };
+	struct online_args a = {.q.cmd = CTL_CMD_QUOTA_LIST};
 	json_t *e;
 	size_t i;
 	char q[128];
@@ -417,13 +426,14 @@ int snpctl_quota_list(int argc, char **argv)
 	}
 	printf("%-20s %10s %8s %8s\n", "VM", "RATE/S", "BURST", "WEIGHT");
 	json_array_foreach(json_object_get(b, "quotas"), i, e)
-		printf("%-20llu %10s %8llu %8llu\n", jnum(e, "vm"), jstr(e, "rate"), jnum(e, "burst"),
-		       jnum(e, "weight"));
+		printf("%-20llu %10s %8llu %8llu\n", jnum(e, "vm"), jstr(e, "rate"),
+		       jnum(e, "burst"), jnum(e, "weight"));
 	return SNPCTL_EXIT_OK;
 }
 
 #define SOCKET_HELP                                                                                \
-	"  --socket PATH     the daemon's control socket (default /run/snp-attestd/control.sock)\n" \
+	"  --socket PATH     the daemon's control socket (default "                                \
+	"/run/snp-attestd/control.sock)\n"                                                         \
 	"  -h, --help        this text\n"
 
 const char snpctl_help_status[] =
@@ -431,31 +441,35 @@ const char snpctl_help_status[] =
 	"\n"
 	"Shows the daemon's state: version, firmware backend (and whether the platform is\n"
 	"simulated and the simulator's ARK trusted), whether the broker is registered with the\n"
-	"kernel, VMs, requests in flight and queued, admission paused or not, the certificate chain\n"
+	"kernel, VMs, requests in flight and queued, admission paused or not, the certificate "
+	"chain\n"
 	"served (product, source, notAfter, table pages, AMD or simulator root), the platform's\n"
 	"current and reported TCB, and verdict, BUSY-by-reason and anomaly counters.\n"
 	"Needs the read-only group, the admin group or root.\n"
 	"\n"
 	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
-const char snpctl_help_vm_list[] = "Usage: snpctl vm list [--json] [--socket PATH]\n"
-				   "\n"
-				   "Lists the VMs the daemon knows with their transport (netlink or\n"
-				   "vmm), name, request counters, state and quota.\n"
-				   "\n"
-				   "  --json            print the daemon's JSON object\n" SOCKET_HELP;
-const char snpctl_help_vm_show[] = "Usage: snpctl vm show VM [--json] [--socket PATH]\n"
-				   "\n"
-				   "Shows one VM: transport (and UUID and name for a VM of the VMM\n"
-				   "socket), VMM pid, ASID, policy, request and firmware counters,\n"
-				   "BUSY answers by reason, sequence anomalies, its quota, bucket level\n"
-				   "and BUSY streaks. Fails if the daemon does not know the VM.\n"
-				   "VM: the VM's id, or a VMM-socket VM's UUID or name.\n"
-				   "\n"
-				   "  --json            print the daemon's JSON object\n" SOCKET_HELP;
+const char snpctl_help_vm_list[] =
+	"Usage: snpctl vm list [--json] [--socket PATH]\n"
+	"\n"
+	"Lists the VMs the daemon knows with their transport (netlink or\n"
+	"vmm), name, request counters, state and quota.\n"
+	"\n"
+	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
+const char snpctl_help_vm_show[] =
+	"Usage: snpctl vm show VM [--json] [--socket PATH]\n"
+	"\n"
+	"Shows one VM: transport (and UUID and name for a VM of the VMM\n"
+	"socket), VMM pid, ASID, policy, request and firmware counters,\n"
+	"BUSY answers by reason, sequence anomalies, its quota, bucket level\n"
+	"and BUSY streaks. Fails if the daemon does not know the VM.\n"
+	"VM: the VM's id, or a VMM-socket VM's UUID or name.\n"
+	"\n"
+	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
 const char snpctl_help_quota_get[] =
 	"Usage: snpctl quota get VM [--json] [--socket PATH]\n"
 	"\n"
-	"Shows the quota VM gets (its own, or the configured default). The VM need not be running.\n"
+	"Shows the quota VM gets (its own, or the configured default). The VM need not be "
+	"running.\n"
 	"\n"
 	"  --json            print the daemon's JSON object\n" SOCKET_HELP;
 const char snpctl_help_quota_set[] =

@@ -210,7 +210,8 @@ static void print_human(json_t *o)
 	const char *key, *k2;
 	json_t *v, *v2;
 
-	json_object_foreach(o, key, v) {
+	json_object_foreach(o, key, v)
+	{
 		if (!json_is_object(v)) {
 			printf("%-26s ", key);
 			print_scalar(v);
@@ -222,7 +223,8 @@ static void print_human(json_t *o)
 		if (v2)
 			print_scalar(v2);
 		putchar('\n');
-		json_object_foreach(v, k2, v2) {
+		json_object_foreach(v, k2, v2)
+		{
 			if (strcmp(k2, "raw") == 0)
 				continue;
 			printf("  %-24s ", k2);
@@ -338,7 +340,7 @@ static const char *name_invalid(X509 *leaf, X509 *ask, X509 *ark, time_t now, ch
 	struct {
 		X509 *x;
 		const char *role;
-	} c[] = { { leaf, NULL }, { ask, "ASK" }, { ark, "ARK" } };
+	} c[] = {{leaf, NULL}, {ask, "ASK"}, {ark, "ARK"}};
 	char why[128], cn[128];
 
 	if (leaf && certs_amd_ext_parse(leaf, &ext) == 0)
@@ -373,10 +375,14 @@ static const char *root_note(X509 *ark)
 static int parse_verify_options(int argc, char **argv, bool need_report, struct verify_args *a)
 {
 	static const struct option options[] = {
-		{"vcek", required_argument, NULL, 'v'},	   {"vlek", required_argument, NULL, 'v'},
-		{"chain", required_argument, NULL, 'c'},   {"ark", required_argument, NULL, 'a'},
-		{"product", required_argument, NULL, 'p'}, {"at", required_argument, NULL, 't'},
-		{"no-time-check", no_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
+		{"vcek", required_argument, NULL, 'v'},
+		{"vlek", required_argument, NULL, 'v'},
+		{"chain", required_argument, NULL, 'c'},
+		{"ark", required_argument, NULL, 'a'},
+		{"product", required_argument, NULL, 'p'},
+		{"at", required_argument, NULL, 't'},
+		{"no-time-check", no_argument, NULL, 'n'},
+		{"json", no_argument, NULL, 'j'},
 		{NULL, 0, NULL, 0},
 	};
 	bool no_time = false, have_at = false;
@@ -455,11 +461,11 @@ static json_t *root_json(X509 *ark)
 static int verify_json(const struct report *r, enum snp_product product, const char *product_src,
 		       bool vlek, X509 *ark)
 {
-	json_t *o = json_pack("{s:b, s:i, s:s, s:s, s:s, s:b, s:b, s:o}", "ok", 1, "version",
-			      (int)r->version, "product", snp_product_name(product),
-			      "product_source", product_src, "signing_key", vlek ? "VLEK" : "VCEK",
-			      "chip_id_checked", !vlek, "chain_checked", ark != NULL, "root",
-			      root_json(ark));
+	json_t *o =
+		json_pack("{s:b, s:i, s:s, s:s, s:s, s:b, s:b, s:o}", "ok", 1, "version",
+			  (int)r->version, "product", snp_product_name(product), "product_source",
+			  product_src, "signing_key", vlek ? "VLEK" : "VCEK", "chip_id_checked",
+			  !vlek, "chain_checked", ark != NULL, "root", root_json(ark));
 
 	return snpctl_json_print(o) < 0 ? SNPCTL_EXIT_FAIL : SNPCTL_EXIT_OK;
 }
@@ -559,7 +565,8 @@ int snpctl_report_verify(int argc, char **argv)
 		return snpctl_fail_verify(ret, "chain", "%s", a.chain);
 	if (chain_product != product)
 		return snpctl_fail_verify(-EXDEV, "chain", "chain is for %s, report is for %s",
-				   snp_product_name(chain_product), snp_product_name(product));
+					  snp_product_name(chain_product),
+					  snp_product_name(product));
 
 	if (a.json)
 		return verify_json(&r, product, product_src, leaf_is_vlek, ark);
@@ -603,14 +610,14 @@ int snpctl_cert_verify(int argc, char **argv)
 					  a.leaf ? a.leaf : "");
 
 	if (a.json) {
-		json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:o, s:o}", "ok", 1, "product",
-				      snp_product_name(product), "ask_cn",
-				      snpctl_subject_cn(ask, ask_cn, sizeof(ask_cn)), "ark_cn",
-				      snpctl_subject_cn(ark, ark_cn, sizeof(ark_cn)), "root",
-				      root_json(ark), "leaf_cn",
-				      leaf ? json_string(snpctl_subject_cn(leaf, leaf_cn,
-									  sizeof(leaf_cn)))
-					   : json_null());
+		json_t *o = json_pack(
+			"{s:b, s:s, s:s, s:s, s:o, s:o}", "ok", 1, "product",
+			snp_product_name(product), "ask_cn",
+			snpctl_subject_cn(ask, ask_cn, sizeof(ask_cn)), "ark_cn",
+			snpctl_subject_cn(ark, ark_cn, sizeof(ark_cn)), "root", root_json(ark),
+			"leaf_cn",
+			leaf ? json_string(snpctl_subject_cn(leaf, leaf_cn, sizeof(leaf_cn)))
+			     : json_null());
 		return snpctl_json_print(o) < 0 ? SNPCTL_EXIT_FAIL : SNPCTL_EXIT_OK;
 	}
 	printf("OK%s: %s chain %s -> %s", root_note(ark), snp_product_name(product),

@@ -80,7 +80,8 @@ static void print_cert_show(const json_t *b)
 	printf("%-15s %lld bytes, %lld pages\n", "table",
 	       (long long)json_integer_value(json_object_get(ch, "table_bytes")),
 	       (long long)json_integer_value(json_object_get(ch, "table_pages")));
-	json_array_foreach(json_object_get(ch, "certificates"), i, c) {
+	json_array_foreach(json_object_get(ch, "certificates"), i, c)
+	{
 		printf("\n%s\n", jstr(c, "role"));
 		printf("  %-13s %s\n", "subject CN", jstr(c, "subject_cn"));
 		printf("  %-13s %s\n", "issuer CN", jstr(c, "issuer_cn"));
@@ -178,7 +179,7 @@ static int pem_text(X509 *x, struct strbuf *sb)
 	}
 	n = BIO_get_mem_data(bio, &data);
 	for (long i = 0; i < n; i++) {
-		char ch[2] = { data[i], 0 };
+		char ch[2] = {data[i], 0};
 		strbuf_append(sb, ch);
 	}
 	BIO_free(bio);
@@ -190,8 +191,8 @@ int snpctl_cert_export(int argc, char **argv)
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
 	struct online_args a = {.q.cmd = CTL_CMD_CERT_SHOW};
 	const json_t *ch, *certs;
-	X509 *x[3] = { NULL, NULL, NULL };
-	struct strbuf out[4] = { { 0 } };
+	X509 *x[3] = {NULL, NULL, NULL};
+	struct strbuf out[4] = {{0}};
 	const char *names[4];
 	_cleanup_(freep) uint8_t *der = NULL;
 	size_t der_len = 0;
@@ -250,8 +251,8 @@ int snpctl_cert_export(int argc, char **argv)
 			goto out;
 		}
 	}
-	printf("exported the %s %s chain (source %s) to %s\n", jstr(ch, "product"),
-	       jstr(ch, "key"), jstr(ch, "source"), a.arg);
+	printf("exported the %s %s chain (source %s) to %s\n", jstr(ch, "product"), jstr(ch, "key"),
+	       jstr(ch, "source"), a.arg);
 	ret = SNPCTL_EXIT_OK;
 out:
 	for (size_t i = 0; i < 3; i++)
@@ -263,7 +264,7 @@ out:
 
 /* Reads the first of names that exists in dir (capped); -ENOENT if none. */
 static int read_first(const char *dir, const char *const *names, X509 **ret,
-		      STACK_OF(X509) **ret_chain, char *used, size_t used_size)
+		      STACK_OF(X509) * *ret_chain, char *used, size_t used_size)
 {
 	char path[4096];
 
@@ -279,7 +280,7 @@ static int read_first(const char *dir, const char *const *names, X509 **ret,
 
 static char *pem_string(X509 *x)
 {
-	struct strbuf sb = { 0 };
+	struct strbuf sb = {0};
 
 	if (pem_text(x, &sb) < 0) {
 		strbuf_done(&sb);
@@ -290,10 +291,10 @@ static char *pem_string(X509 *x)
 
 int snpctl_cert_import(int argc, char **argv)
 {
-	static const char *const leaves[] = { "vcek.der", "vcek.pem", "vcek.crt", NULL };
-	static const char *const chains[] = { "cert_chain.pem", NULL };
-	static const char *const asks[] = { "ask.pem", NULL };
-	static const char *const arks[] = { "ark.pem", NULL };
+	static const char *const leaves[] = {"vcek.der", "vcek.pem", "vcek.crt", NULL};
+	static const char *const chains[] = {"cert_chain.pem", NULL};
+	static const char *const asks[] = {"ask.pem", NULL};
+	static const char *const arks[] = {"ark.pem", NULL};
 	_cleanup_(snpctl_json_decrefp) json_t *b = NULL;
 	struct online_args a = {.q.cmd = CTL_CMD_CERT_IMPORT};
 	STACK_OF(X509) *sk = NULL;
@@ -315,8 +316,10 @@ int snpctl_cert_import(int argc, char **argv)
 		ask = X509_dup(ask);
 		ark = X509_dup(ark);
 	} else if (r == 0) {
-		fprintf(stderr, "snpctl: cert import: %s must hold two certificates (ASK then "
-				"ARK)\n", used);
+		fprintf(stderr,
+			"snpctl: cert import: %s must hold two certificates (ASK then "
+			"ARK)\n",
+			used);
 		goto out;
 	} else if (r == -ENOENT) {
 		r = read_first(a.arg, asks, &ask, NULL, used, sizeof(used));
@@ -363,7 +366,8 @@ int snpctl_cert_fetch(int argc, char **argv)
 	r = ask(argc, argv, CTL_CMD_CERT_FETCH, NULL, &b);
 	if (!b)
 		return r;
-	json_array_foreach(json_object_get(b, "keys"), i, k) {
+	json_array_foreach(json_object_get(b, "keys"), i, k)
+	{
 		printf("%-11s %-13s http %lld, source %s", jstr(k, "key"), jstr(k, "outcome"),
 		       (long long)json_integer_value(json_object_get(k, "http_status")),
 		       jstr(k, "source"));

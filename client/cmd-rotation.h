@@ -14,5 +14,5 @@ int snpctl_tcb_commit(int argc, char **argv);
 int snpctl_vlek_load(int argc, char **argv);
 
 extern const char snpctl_help_cert_rotate[], snpctl_help_cert_show[], snpctl_help_cert_export[],
-	snpctl_help_cert_import[], snpctl_help_cert_fetch[], snpctl_help_tcb_show[], snpctl_help_tcb_set[],
-	snpctl_help_tcb_commit[], snpctl_help_vlek_load[];
+	snpctl_help_cert_import[], snpctl_help_cert_fetch[], snpctl_help_tcb_show[],
+	snpctl_help_tcb_set[], snpctl_help_tcb_commit[], snpctl_help_vlek_load[];

@@ -55,7 +55,7 @@ static void load_settings(void)
 {
 	const char *path = getenv("SNPCTL_CONFIG"), *env_sock = getenv("SNPCTL_SOCKET");
 	struct dirent **names = NULL;
-	struct conf c = { 0 };
+	struct conf c = {0};
 	char dir[PATH_MAX];
 	int n;
 
@@ -137,7 +137,7 @@ static void closep(int *fd)
 
 static int wait_fd(int fd, short events)
 {
-	struct pollfd p = { .fd = fd, .events = events };
+	struct pollfd p = {.fd = fd, .events = events};
 	int r;
 
 	do
@@ -151,7 +151,7 @@ static int wait_fd(int fd, short events)
 static int connect_socket(const char *path, int *ret, struct ctl_client_error *e)
 {
 	char who[160];
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -179,8 +179,8 @@ static int connect_socket(const char *path, int *ret, struct ctl_client_error *e
 				 "snp-attestd is not running (nothing listens on %s)", path);
 		} else if (r == -EACCES || r == -EPERM) {
 			who_may(CTL_ROLE_READER, who, sizeof(who));
-			snprintf(e->msg, sizeof(e->msg), "permission denied: cannot connect to %s (%s)",
-				 path, who);
+			snprintf(e->msg, sizeof(e->msg),
+				 "permission denied: cannot connect to %s (%s)", path, who);
 		} else {
 			e->unreachable = true;
 			snprintf(e->msg, sizeof(e->msg), "cannot connect to %s: %s", path,
@@ -200,7 +200,7 @@ int ctl_client_call(const char *path, const struct ctl_request *q, json_t **ret_
 	char who[160];
 	_cleanup_(closep) int fd = -1;
 	_cleanup_(freep) char *line = NULL;
-	struct strbuf in = { 0 };
+	struct strbuf in = {0};
 	size_t off = 0, len;
 	json_t *body = NULL;
 	char msg[512];
@@ -243,7 +243,8 @@ int ctl_client_call(const char *path, const struct ctl_request *q, json_t **ret_
 			continue;
 		if (n <= 0) {
 			r = n < 0 ? -errno : -ECONNRESET;
-			snprintf(err, err_size, "snp-attestd closed the connection without a reply");
+			snprintf(err, err_size,
+				 "snp-attestd closed the connection without a reply");
 			strbuf_done(&in);
 			return r;
 		}
@@ -287,8 +288,7 @@ int ctl_client_call(const char *path, const struct ctl_request *q, json_t **ret_
 	return 0;
 }
 
-int snpctl_call(const char *cmd, const char *path, const struct ctl_request *q,
-		json_t **ret_body)
+int snpctl_call(const char *cmd, const char *path, const struct ctl_request *q, json_t **ret_body)
 {
 	struct ctl_client_error e;
 	int r;

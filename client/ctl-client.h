@@ -38,8 +38,7 @@ int ctl_client_call(const char *path, const struct ctl_request *q, json_t **ret_
 
 /* ctl_client_call for a command named cmd: prints "snpctl: CMD: reason" on failure and returns
  * the exit code (SNPCTL_EXIT_OK, _FAIL, or _UNREACHABLE). */
-int snpctl_call(const char *cmd, const char *path, const struct ctl_request *q,
-		json_t **ret_body);
+int snpctl_call(const char *cmd, const char *path, const struct ctl_request *q, json_t **ret_body);
 /* --json of an online command: the reply without its envelope ("ok", "id"); steals body. */
 int snpctl_print_reply_json(json_t *body);
 

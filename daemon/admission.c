@@ -23,7 +23,7 @@
 #define ADM_HOUSEKEEPING_SEC 1.0
 
 const uint64_t adm_wait_bounds_usec[ADM_WAIT_NBOUNDS] = {
-	10,   50,   100,  250,	 500,	1000,  2000,  2500,  3000,  4000,  5000,   6000,
+	10,   50,   100,  250,	 500,	1000,  2000,  2500,  3000,  4000,  5000,  6000,
 	7000, 8000, 9000, 10000, 11000, 12000, 15000, 20000, 25000, 30000, 50000, 100000,
 };
 
@@ -55,11 +55,11 @@ struct adm_req {
  * created and removed together, and cannot disagree. */
 struct adm_vm {
 	struct adm_vm *prev, *next; /* a->all: iteration only, never lookup */
-	struct adm_vm_info info; /* counters; info.sched filled on demand */
-	struct adm_transport *t; /* borrowed: the transport the VM lives on */
-	void *peer;		 /* the transport's handle of the VM (adm_vm_set_peer) */
-	uint64_t resync_gen;	 /* t->resync_begun when last listed or added */
-	bool has_inflight;	 /* ALLOW sent, no done yet */
+	struct adm_vm_info info;    /* counters; info.sched filled on demand */
+	struct adm_transport *t;    /* borrowed: the transport the VM lives on */
+	void *peer;		    /* the transport's handle of the VM (adm_vm_set_peer) */
+	uint64_t resync_gen;	    /* t->resync_begun when last listed or added */
+	bool has_inflight;	    /* ALLOW sent, no done yet */
 	uint64_t inflight_req;
 	uint64_t inflight_since;
 	/* a->inflight, linked while has_inflight */
@@ -73,8 +73,8 @@ struct adm {
 	struct ev_loop *loop; /* borrowed */
 	struct adm_config cfg;
 	struct adm_hooks hooks;
-	struct sched *sched;  /* owned; holds the VM table (struct adm_vm as owner) */
-	struct adm_vm *all;   /* owned: every record, for iteration */
+	struct sched *sched; /* owned; holds the VM table (struct adm_vm as owner) */
+	struct adm_vm *all;  /* owned: every record, for iteration */
 	size_t n_vms;
 	/* The records with has_inflight, oldest inflight_since first, so that housekeeping looks
 	 * at the stale ones only instead of walking every VM each second (at 10,000 VMs that walk
@@ -143,7 +143,7 @@ static void inflight_set(struct adm *a, struct adm_vm *vm, uint64_t req_id, uint
 
 void adm_transport_init(struct adm_transport *t, const struct adm_transport_ops *ops)
 {
-	*t = (struct adm_transport){ .ops = ops };
+	*t = (struct adm_transport){.ops = ops};
 }
 
 /* --- verdicts --- */
@@ -162,8 +162,8 @@ static int send_busy(struct adm *a, struct adm_transport *t, uint64_t vm_id, voi
 	return r;
 }
 
-static int send_invalid_len(struct adm *a, struct adm_transport *t, uint64_t vm_id,
-			    void *peer, uint64_t req_id, uint32_t npages)
+static int send_invalid_len(struct adm *a, struct adm_transport *t, uint64_t vm_id, void *peer,
+			    uint64_t req_id, uint32_t npages)
 {
 	int r;
 
@@ -200,8 +200,7 @@ static void count_wait(struct adm *a, struct adm_vm *vm, uint64_t usec)
 
 /* The scheduler admitted rq of vm: send ALLOW (with the table) or, if the table grew past the
  * guest's buffer while it waited, INVALID_LEN. */
-static void send_admission(struct adm *a, struct adm_vm *vm, const struct adm_req *rq,
-			   uint64_t now)
+static void send_admission(struct adm *a, struct adm_vm *vm, const struct adm_req *rq, uint64_t now)
 {
 	struct adm_transport *t = vm->t;
 	uint64_t vm_id = vm->info.vm_id;
@@ -260,7 +259,7 @@ static void on_sched_event(void *userdata, const struct sched_event *ev)
 		rq = vm->queued;
 		vm->has_queued = false;
 	} else {
-		rq = (struct adm_req){ .req_id = ev->req_id, .arrived = now };
+		rq = (struct adm_req){.req_id = ev->req_id, .arrived = now};
 	}
 	if (ev->type == SCHED_EV_ADMIT) {
 		/* Rule 4 over the slots: it waits for the PSP in the peer. */
@@ -340,7 +339,8 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 	if (vm) {
 		/* A request without its header that wants the table is an extended report
 		 * request (the VMM socket's only kind). */
-		if ((m->has_msg && m->msg.type == MSG_REPORT_REQ) || (!m->has_msg && m->wants_table))
+		if ((m->has_msg && m->msg.type == MSG_REPORT_REQ) ||
+		    (!m->has_msg && m->wants_table))
 			vm->info.req_report++;
 		else if (m->has_msg && m->msg.type == MSG_KEY_REQ)
 			vm->info.req_key++;
@@ -386,15 +386,14 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 			if (d.anomalies & (1u << k))
 				a->stats.anomalies[k]++;
 	}
-	if (d.need_dump && t->ops->request_resync && !t->lost &&
-	    t->ops->request_resync(t) == 0)
+	if (d.need_dump && t->ops->request_resync && !t->lost && t->ops->request_resync(t) == 0)
 		adm_resync_begin(a, t);
 	switch (d.verdict) {
 	case SCHED_ADMIT: {
-		struct adm_req rq = { .req_id = m->req_id,
-				      .wants_table = m->wants_table,
-				      .npages = m->npages,
-				      .arrived = now };
+		struct adm_req rq = {.req_id = m->req_id,
+				     .wants_table = m->wants_table,
+				     .npages = m->npages,
+				     .arrived = now};
 		/* sched admits only known VMs */
 		if (vm)
 			send_admission(a, vm, &rq, now);
@@ -405,10 +404,10 @@ void adm_request(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 		 * scheduler queues only known VMs, at most one request each. */
 		if (vm) {
 			vm->has_queued = true;
-			vm->queued = (struct adm_req){ .req_id = m->req_id,
-						       .wants_table = m->wants_table,
-						       .npages = m->npages,
-						       .arrived = now };
+			vm->queued = (struct adm_req){.req_id = m->req_id,
+						      .wants_table = m->wants_table,
+						      .npages = m->npages,
+						      .arrived = now};
 		}
 		break;
 	case SCHED_BUSY:
@@ -677,8 +676,7 @@ int adm_quota_check(const struct adm *a, const struct sched_quota *q, const char
 	return sched_quota_check(&a->cfg.sched, q, reason);
 }
 
-int adm_quota_set(struct adm *a, uint64_t vm_id, const struct sched_quota *q,
-		  const char **reason)
+int adm_quota_set(struct adm *a, uint64_t vm_id, const struct sched_quota *q, const char **reason)
 {
 	struct sched_quota *n = NULL;
 	bool added = false;

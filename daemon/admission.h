@@ -3,12 +3,12 @@
  *
  * Owns the VM table: one record per VM, found through the scheduler's per-VM state (the
  * record is its owner pointer, sched_vm_set_owner), created and removed together with it, so
- * there is no second table to reconcile. Also owns the custom quotas, each VM's in-flight and queued request, the verdict decision (through
- * proto/sched-policy.c) and the rules of design §4: exactly one verdict per request, at most
- * one request per VM admitted or queued, INVALID_LEN with the exact page count before any quota
- * is spent, a certificate table that always matches the key that signs the report. One
- * scheduler serves every VM of every transport, so DRR fairness, the PSP slots and the BUSY
- * budget span them all.
+ * there is no second table to reconcile. Also owns the custom quotas, each VM's in-flight and
+ * queued request, the verdict decision (through proto/sched-policy.c) and the rules of design §4:
+ * exactly one verdict per request, at most one request per VM admitted or queued, INVALID_LEN with
+ * the exact page count before any quota is spent, a certificate table that always matches the key
+ * that signs the report. One scheduler serves every VM of every transport, so DRR fairness, the PSP
+ * slots and the BUSY budget span them all.
  *
  * A transport (nltransport.c: the kernel's netlink family; next, the VMM socket) owns a
  * struct adm_transport, registers it with adm_transport_init, turns its wire messages into the
@@ -103,11 +103,11 @@ struct adm_vm_attrs {
 };
 
 struct adm_request {
-	uint64_t req_id;	/* the transport's id of the request */
-	struct sched_msg msg;	/* plaintext header of the guest message */
-	bool has_msg;		/* false: header unknown (no sequence tracking, counted "other") */
-	bool wants_table;	/* an extended report request: the table goes with ALLOW */
-	uint32_t npages;	/* with wants_table: pages the guest offers for the table */
+	uint64_t req_id;      /* the transport's id of the request */
+	struct sched_msg msg; /* plaintext header of the guest message */
+	bool has_msg;	      /* false: header unknown (no sequence tracking, counted "other") */
+	bool wants_table;     /* an extended report request: the table goes with ALLOW */
+	uint32_t npages;      /* with wants_table: pages the guest offers for the table */
 };
 
 enum adm_done_kind {
@@ -216,8 +216,7 @@ int adm_set_default_quota(struct adm *a, const struct sched_quota *q, const char
 int adm_quota_check(const struct adm *a, const struct sched_quota *q, const char **reason);
 /* Applies vm_id's custom quota now (if the VM is live) and remembers it for when it comes;
  * q NULL resets to the default. -EINVAL (*reason), -ENOMEM: nothing changed. */
-int adm_quota_set(struct adm *a, uint64_t vm_id, const struct sched_quota *q,
-		  const char **reason);
+int adm_quota_set(struct adm *a, uint64_t vm_id, const struct sched_quota *q, const char **reason);
 /* Custom quota of vm_id into *ret (true), or the default (false). */
 bool adm_quota_get(const struct adm *a, uint64_t vm_id, struct sched_quota *ret);
 void adm_quota_default(const struct adm *a, struct sched_quota *ret);

@@ -64,7 +64,7 @@ struct broker_rotation {
 	struct platform_facts pf_old;
 	struct platform_facts pf_expect;
 	const struct chain *old_chain; /* borrowed; not swapped while we run */
-	struct chain *prepared; /* owned: built before pausing for the expected platform */
+	struct chain *prepared;	       /* owned: built before pausing for the expected platform */
 	broker_op_done_fn cb;
 	void *userdata;
 	bool submitted;
@@ -124,8 +124,8 @@ struct broker {
 	bool stopping;	   /* broker_stop runs: nothing new is submitted to the worker */
 
 	/* admission core and its transport (admission.c, nltransport.c) */
-	struct adm *adm;	 /* owned */
-	struct nltransport *nlt; /* owned */
+	struct adm *adm;	  /* owned */
+	struct nltransport *nlt;  /* owned */
 	struct vmmtransport *vmt; /* owned: the VMM socket (its VMs share the core) */
 
 	/* platform (platform.c) */
@@ -145,24 +145,24 @@ struct broker {
 	ev_timer status_timer; /* the waiting STATUS text, after the manager's READY=1 */
 
 	/* rotation (rotation.c): the served chain, the VMM file, READY gating */
-	struct chain *chain; /* owned; NULL = serve no certificates */
-	time_t chain_since;	   /* wall clock when the served chain was swapped in */
-	X509 *sim_ark;		   /* owned; trusted extra root (sim backend only) */
-	struct vmmfile *vmm;	   /* owned; NULL if no vmm_certs_file */
+	struct chain *chain;	     /* owned; NULL = serve no certificates */
+	time_t chain_since;	     /* wall clock when the served chain was swapped in */
+	X509 *sim_ark;		     /* owned; trusted extra root (sim backend only) */
+	struct vmmfile *vmm;	     /* owned; NULL if no vmm_certs_file */
 	struct broker_rotation *rot; /* owned: the rotation under way, or NULL */
 	bool rotate_again;	     /* an internal trigger arrived during a rotation */
 	char again_why[128];
 	struct broker_rotation_stats rstats;
-	bool ready_held;	/* READY=1 waits for the first chain decision */
-	ev_timer ready_timer;	/* ... at most BROKER_READY_MAX_SEC */
+	bool ready_held;      /* READY=1 waits for the first chain decision */
+	ev_timer ready_timer; /* ... at most BROKER_READY_MAX_SEC */
 	ev_timer rot_timeout;
 	ev_timer expiry;
 
 	/* chain source (chainsrc.c) */
-	struct kdsc *kdsc;	    /* owned; the chain source when no cert_dir is configured */
-	struct broker_fetch *fetch; /* owned: the snpctl cert fetch under way, or NULL */
+	struct kdsc *kdsc;	      /* owned; the chain source when no cert_dir is configured */
+	struct broker_fetch *fetch;   /* owned: the snpctl cert fetch under way, or NULL */
 	struct broker_import *import; /* owned: a cert import whose cache write runs, or NULL */
-	bool import_next;	    /* the next KDS-cache chain was put there by cert import */
+	bool import_next;	      /* the next KDS-cache chain was put there by cert import */
 
 	/* quotas (quotas.c): changes waiting for (or in) their write, oldest first */
 	struct quota_change *quota_head, *quota_tail;

@@ -83,8 +83,7 @@ int broker_vm_info(const struct broker *b, uint64_t vm_id, struct adm_vm_info *r
 }
 
 size_t broker_vm_foreach(const struct broker *b,
-			 void (*fn)(void *userdata, const struct adm_vm_info *info),
-			 void *userdata)
+			 void (*fn)(void *userdata, const struct adm_vm_info *info), void *userdata)
 {
 	return adm_vm_foreach(b->adm, fn, userdata);
 }
@@ -152,7 +151,7 @@ static int broker_start(struct manager *m)
 	struct broker *b;
 	struct adm_config ac;
 	const struct conf *c = &m->conf;
-	struct adm_hooks hooks = { .drained = on_drained, .request = on_request };
+	struct adm_hooks hooks = {.drained = on_drained, .request = on_request};
 	const char *why = NULL;
 	char err[512], vmm_err[256] = "";
 	int r;
@@ -229,8 +228,8 @@ static int broker_start(struct manager *m)
 			log_notice("Trusting the simulator's ARK (backend=sim): not an AMD root");
 	}
 	if (c->vmm_certs_file[0]) {
-		r = vmmfile_open_access(c->vmm_certs_file, c->vmm_certs_group,
-					c->vmm_certs_mode, &b->vmm);
+		r = vmmfile_open_access(c->vmm_certs_file, c->vmm_certs_group, c->vmm_certs_mode,
+					&b->vmm);
 		if (r < 0) {
 			manager_start_error(m, "cannot open the VMM certificate file %s: %s",
 					    c->vmm_certs_file, snp_strerror(r));
@@ -272,8 +271,7 @@ static int broker_start(struct manager *m)
 	(void)load_quotas(b);
 	r = nltransport_new(m->loop, c, b->adm, on_transport_status, b, &b->nlt);
 	if (r < 0) {
-		manager_start_error(m, "cannot set up the netlink transport: %s",
-				    snp_strerror(r));
+		manager_start_error(m, "cannot set up the netlink transport: %s", snp_strerror(r));
 		goto fail;
 	}
 	r = manager_test_fail(m, "broker", "vmm");
@@ -332,7 +330,7 @@ static void broker_stop(struct manager *m)
 	if (b->import)
 		b->import->cb = NULL;
 	quotas_forget(b, NULL); /* every caller */
-	kdsc_free(b->kdsc); /* a fetching rotation completes with -ECANCELED here */
+	kdsc_free(b->kdsc);	/* a fetching rotation completes with -ECANCELED here */
 	b->kdsc = NULL;
 	if (b->rot && !b->rot->submitted)
 		rot_finish(b, b->rot, -ECANCELED, "the daemon is stopping");
@@ -373,7 +371,8 @@ static bool kds_changed(const struct conf *o, const struct conf *n)
 	return !o->cert_dir[0] != !n->cert_dir[0] || str_changed(o->kds_url, n->kds_url) ||
 	       str_changed(o->kds_proxy, n->kds_proxy) ||
 	       str_changed(o->kds_ca_bundle, n->kds_ca_bundle) ||
-	       str_changed(o->cache_dir, n->cache_dir) || o->kds_timeout_usec != n->kds_timeout_usec;
+	       str_changed(o->cache_dir, n->cache_dir) ||
+	       o->kds_timeout_usec != n->kds_timeout_usec;
 }
 
 static void reload_kds(struct broker *b)
@@ -392,8 +391,9 @@ static void reload_kds(struct broker *b)
 	if (!c->cert_dir[0] && c->kds_url[0]) {
 		r = kdsc_new(m->loop, c, &k);
 		if (r < 0) {
-			log_error_errno(r, "Cannot set up the KDS client for %s; keeping the previous "
-					   "settings",
+			log_error_errno(r,
+					"Cannot set up the KDS client for %s; keeping the previous "
+					"settings",
 					c->kds_url);
 			manager_reload_skipped(m, "[certs] kds_url (KDS client not created)");
 			return;
@@ -429,8 +429,10 @@ static int broker_reload(struct manager *m, const struct conf *old)
 			manager_reload_skipped(m, "[certs] vmm_certs_file (busy: reload again)");
 		} else {
 			struct vmmfile *v = NULL;
-			int r = c->vmm_certs_file[0] ? vmmfile_open_access(c->vmm_certs_file, c->vmm_certs_group,
-								   c->vmm_certs_mode, &v) : 0;
+			int r = c->vmm_certs_file[0]
+					? vmmfile_open_access(c->vmm_certs_file, c->vmm_certs_group,
+							      c->vmm_certs_mode, &v)
+					: 0;
 			if (r < 0) {
 				log_error_errno(
 					r, "Cannot open the VMM certificate file %s; keeping %s",

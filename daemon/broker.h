@@ -65,7 +65,6 @@ int broker_set_quota(struct broker *b, uint64_t vm_id, const struct sched_quota 
  * had after a firmware change, no chain is served (and that is logged). */
 #define BROKER_ROTATE_DRAIN_SEC 3.0
 
-
 /* Each returns 0 (started: cb follows; cb may be NULL) or a negative errno with a one-line
  * reason in err (cb not called): -EBUSY (a rotation is under way), -ESHUTDOWN (draining),
  * -ENOKEY (the chain for the new TCB/key cannot be obtained), -ERANGE (TCB newer than the
@@ -130,9 +129,9 @@ struct broker_fetch_key {
 };
 struct broker_fetch_result {
 	struct broker_fetch_key chain, leaf;
-	bool changed;	/* the answer differs from the chain served (or none is served) */
-	bool rotated;	/* a rotation was started and has finished */
-	int rotate_r;	/* of that rotation */
+	bool changed; /* the answer differs from the chain served (or none is served) */
+	bool rotated; /* a rotation was started and has finished */
+	int rotate_r; /* of that rotation */
 	char message[700];
 };
 /* Called once on the loop thread (never from inside broker_cert_fetch); res borrowed. */

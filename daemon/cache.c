@@ -29,7 +29,7 @@
 #define CACHE_TMP_MARK ".tmp-"
 #define CACHE_CORRUPT_MARK ".corrupt-"
 #define CACHE_FILE_MAX                                                                             \
-	(CACHE_HDR + CACHE_KEY_MAX + sizeof(((struct cache_meta *)0)->etag) +                     \
+	(CACHE_HDR + CACHE_KEY_MAX + sizeof(((struct cache_meta *)0)->etag) +                      \
 	 sizeof(((struct cache_meta *)0)->last_modified) + CACHE_BODY_MAX)
 
 static void closep(int *fd)
@@ -312,8 +312,8 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int cache_put_until(const char *dir, const struct kds_request *q, const uint8_t *body,
-		    size_t len, const struct cache_meta *meta, enum cache_step stop)
+int cache_put_until(const char *dir, const struct kds_request *q, const uint8_t *body, size_t len,
+		    const struct cache_meta *meta, enum cache_step stop)
 {
 	_cleanup_(closep) int fd = -1, dfd = -1;
 	_cleanup_(freep) uint8_t *file = NULL;
@@ -436,8 +436,8 @@ static void put_done(struct worker_job *j)
 	put_job_free(p);
 }
 
-int cache_put_all_async(struct worker *w, const char *dir, const struct cache_item *items,
-			size_t n, cache_put_done_fn done, void *userdata)
+int cache_put_all_async(struct worker *w, const char *dir, const struct cache_item *items, size_t n,
+			cache_put_done_fn done, void *userdata)
 {
 	struct put_job *p;
 
@@ -477,7 +477,7 @@ int cache_put_async(struct worker *w, const char *dir, const struct kds_request 
 		    const uint8_t *body, size_t len, const struct cache_meta *meta,
 		    cache_put_done_fn done, void *userdata)
 {
-	const struct cache_item it = { .q = *q, .body = body, .len = len, .meta = *meta };
+	const struct cache_item it = {.q = *q, .body = body, .len = len, .meta = *meta};
 
 	return cache_put_all_async(w, dir, &it, 1, done, userdata);
 }

@@ -32,9 +32,9 @@ struct worker;
 #define CACHE_FRESH_FOREVER UINT64_MAX
 
 struct cache_meta {
-	uint64_t fetched;     /* unix seconds of the fetch or last revalidation */
-	uint64_t fresh_until; /* unix seconds; CACHE_FRESH_FOREVER if the answer had no expiry */
-	char etag[128];       /* "" if none */
+	uint64_t fetched;	/* unix seconds of the fetch or last revalidation */
+	uint64_t fresh_until;	/* unix seconds; CACHE_FRESH_FOREVER if the answer had no expiry */
+	char etag[128];		/* "" if none */
 	char last_modified[64]; /* HTTP-date as received, "" if none */
 };
 
@@ -76,8 +76,8 @@ struct cache_item {
 	size_t len;
 	struct cache_meta meta;
 };
-int cache_put_all_async(struct worker *w, const char *dir, const struct cache_item *items,
-			size_t n, cache_put_done_fn done, void *userdata);
+int cache_put_all_async(struct worker *w, const char *dir, const struct cache_item *items, size_t n,
+			cache_put_done_fn done, void *userdata);
 
 /* Removes temporary files left by an interrupted cache_put (at start-up). Returns how many. */
 int cache_clean_temp(const char *dir);
@@ -90,12 +90,12 @@ int cache_prune_corrupt(const char *dir, unsigned keep, uint64_t max_age_sec, ui
 /* The steps of cache_put, for crash simulation in tests: cache_put_until stops (as if the
  * process died) right after the given step and leaves whatever is on disk. */
 enum cache_step {
-	CACHE_STEP_CREATE,     /* temp file created, empty */
-	CACHE_STEP_HALF,       /* half the bytes written */
-	CACHE_STEP_WRITTEN,    /* all bytes written, not synced */
-	CACHE_STEP_SYNCED,     /* fsync'd, not renamed */
-	CACHE_STEP_RENAMED,    /* renamed, directory not synced */
-	CACHE_STEP_ALL,        /* complete (same as cache_put) */
+	CACHE_STEP_CREATE,  /* temp file created, empty */
+	CACHE_STEP_HALF,    /* half the bytes written */
+	CACHE_STEP_WRITTEN, /* all bytes written, not synced */
+	CACHE_STEP_SYNCED,  /* fsync'd, not renamed */
+	CACHE_STEP_RENAMED, /* renamed, directory not synced */
+	CACHE_STEP_ALL,	    /* complete (same as cache_put) */
 };
-int cache_put_until(const char *dir, const struct kds_request *q, const uint8_t *body,
-		    size_t len, const struct cache_meta *meta, enum cache_step stop);
+int cache_put_until(const char *dir, const struct kds_request *q, const uint8_t *body, size_t len,
+		    const struct cache_meta *meta, enum cache_step stop);

@@ -137,9 +137,8 @@ static int build_table(struct chain *c, const uint8_t *crl, size_t crl_len)
 	return 0;
 }
 
-int chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
-		      const struct platform_facts *pf, const char *source, time_t now,
-		      struct chain **ret, char *err, size_t err_size)
+int chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark, const struct platform_facts *pf,
+		const char *source, time_t now, struct chain **ret, char *err, size_t err_size)
 {
 	struct certs_verify_opts opts = {.extra_ark = extra_ark, .now = now};
 	struct certs_amd_ext ext;
@@ -151,8 +150,8 @@ int chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 	r = certs_verify_chain(leaf, ask, ark, &opts, &product);
 	if (r == -EKEYEXPIRED) {
 		/* Name the certificate and the bound it misses, not only "not valid". */
-		X509 *certs[] = { leaf, ask, ark };
-		const char *roles[] = { "leaf", "ASK", "ARK" };
+		X509 *certs[] = {leaf, ask, ark};
+		const char *roles[] = {"leaf", "ASK", "ARK"};
 		char why[128] = "";
 		size_t i;
 
@@ -229,8 +228,8 @@ int chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
 	return 0;
 }
 
-int chain_add_crl(struct chain *c, const uint8_t *crl, size_t len, time_t now,
-			char *err, size_t err_size)
+int chain_add_crl(struct chain *c, const uint8_t *crl, size_t len, time_t now, char *err,
+		  size_t err_size)
 {
 	const unsigned char *p = crl;
 	X509_CRL *x = NULL;
@@ -337,8 +336,8 @@ static int load_intermediates(const char *dir, bool vlek, X509 **ret_ask, X509 *
 	return 0;
 }
 
-int chain_from_dir(const char *dir, X509 *extra_ark, const struct platform_facts *pf,
-			 time_t now, struct chain **ret, char *err, size_t err_size)
+int chain_from_dir(const char *dir, X509 *extra_ark, const struct platform_facts *pf, time_t now,
+		   struct chain **ret, char *err, size_t err_size)
 {
 	const char *kind = pf->vlek_loaded ? "vlek" : "vcek";
 	char names[5][64], path[4096], source[4200], first_err[4608] = "";
@@ -369,8 +368,8 @@ int chain_from_dir(const char *dir, X509 *extra_ark, const struct platform_facts
 			r = load_intermediates(dir, pf->vlek_loaded, &ask, &ark, e, sizeof(e));
 			if (r == 0) {
 				snprintf(source, sizeof(source), "dir:%s", path);
-				r = chain_build(leaf, ask, ark, extra_ark, pf, source, now,
-						      &c, e, sizeof(e));
+				r = chain_build(leaf, ask, ark, extra_ark, pf, source, now, &c, e,
+						sizeof(e));
 			}
 		}
 		if (r == 0) {
@@ -385,7 +384,7 @@ int chain_from_dir(const char *dir, X509 *extra_ark, const struct platform_facts
 				free(TAKE_PTR(crl));
 				if (read_small_file(path, &crl, &crl_len) == 0)
 					(void)chain_add_crl(c, crl, crl_len, now, crl_err,
-								  sizeof(crl_err));
+							    sizeof(crl_err));
 			}
 			*ret = c;
 			return 0;

@@ -51,15 +51,14 @@ int chain_load_sim_ark(const char *sim_state_dir, enum snp_product p, X509 **ret
 /* Builds a chain from certificates (ownership of leaf/ask/ark taken only on success): verifies
  * it with extra_ark (may be NULL), checks it against the platform, builds the table.
  * -EPERM/-EXDEV/-EKEYREJECTED/-ENOKEY/-EKEYEXPIRED as proto/certs.h; err gets one line. */
-int chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark,
-		      const struct platform_facts *pf, const char *source, time_t now,
-		      struct chain **ret, char *err, size_t err_size);
+int chain_build(X509 *leaf, X509 *ask, X509 *ark, X509 *extra_ark, const struct platform_facts *pf,
+		const char *source, time_t now, struct chain **ret, char *err, size_t err_size);
 
 /* Optional CRL for the chain (DER or PEM): kept only if the ARK's signature verifies and it is
  * current at now; -EKEYREJECTED / -EKEYEXPIRED / -EBADMSG otherwise (the chain is unchanged).
  * Rebuilds the table with the CRL entry. The CRL is not consulted for revocation here. */
-int chain_add_crl(struct chain *c, const uint8_t *crl, size_t len, time_t now,
-			char *err, size_t err_size);
+int chain_add_crl(struct chain *c, const uint8_t *crl, size_t len, time_t now, char *err,
+		  size_t err_size);
 
 /* True if c is the chain for pf: the key kind (VCEK/VLEK) and the reported TCB it was built for
  * (c NULL: false). */
@@ -72,5 +71,5 @@ bool chain_matches(const struct chain *c, const struct platform_facts *pf);
  * vlek-<TCB>.der|.pem, vlek.der|.pem. Each candidate goes through chain_build; the first
  * that verifies and matches the platform wins; else the first candidate's error (-ENOENT if
  * none exists). crl.der|crl.pem (crl-vlek.* for VLEK) is added if it verifies. */
-int chain_from_dir(const char *dir, X509 *extra_ark, const struct platform_facts *pf,
-			 time_t now, struct chain **ret, char *err, size_t err_size);
+int chain_from_dir(const char *dir, X509 *extra_ark, const struct platform_facts *pf, time_t now,
+		   struct chain **ret, char *err, size_t err_size);

@@ -55,7 +55,7 @@ static void rot_fetched(struct broker_rotation *rot)
 	if (r == 0) {
 		X509 *ask = sk_X509_value(sk, 0), *ark = sk_X509_value(sk, 1);
 		r = chain_build(x, ask, ark, b->sim_ark, &rot->pf_expect, rot->fetch_source,
-				      time(NULL), &rot->prepared, cerr, sizeof(cerr));
+				time(NULL), &rot->prepared, cerr, sizeof(cerr));
 		if (r == 0) {
 			x = NULL;
 			(void)sk_X509_pop(sk);
@@ -88,7 +88,7 @@ static void on_fetch(struct broker_rotation *rot, int r, const uint8_t *body, si
 				rot->fetch_leaf = copy;
 				rot->fetch_leaf_len = len;
 				snprintf(rot->fetch_source, sizeof(rot->fetch_source), "%s",
-					 rot->b->import_next			   ? "import"
+					 rot->b->import_next			     ? "import"
 					 : meta && meta->source == KDSC_SOURCE_CACHE ? "cache"
 										     : "kds");
 				rot->b->import_next = false;
@@ -104,7 +104,8 @@ static void on_fetch(struct broker_rotation *rot, int r, const uint8_t *body, si
 
 		if (r == -EAGAIN && meta && meta->retry_at_usec > now)
 			/* Not asked: KDS manners (pacing or backoff after failures). */
-			snprintf(why, sizeof(why), " (KDS not asked again yet: next attempt in %.1fs)",
+			snprintf(why, sizeof(why),
+				 " (KDS not asked again yet: next attempt in %.1fs)",
 				 (double)(meta->retry_at_usec - now) / 1e6);
 		else if (r == -ENOENT)
 			snprintf(why, sizeof(why), " (404: masked chip id or wrong product?)");
@@ -192,10 +193,9 @@ static int kds_keys(const struct broker *b, struct kds_request *chain, struct kd
 			 "from [certs] cert_dir only");
 		return -EOPNOTSUPP;
 	}
-	*chain = (struct kds_request){ .kind = KDS_VCEK_CHAIN, .product = b->pf.product };
-	*leaf = (struct kds_request){ .kind = KDS_VCEK,
-				      .product = b->pf.product,
-				      .tcb = b->pf.reported_tcb };
+	*chain = (struct kds_request){.kind = KDS_VCEK_CHAIN, .product = b->pf.product};
+	*leaf = (struct kds_request){
+		.kind = KDS_VCEK, .product = b->pf.product, .tcb = b->pf.reported_tcb};
 	leaf->hwid_len = snp_product_hwid_len(leaf->product);
 	if (!leaf->hwid_len || leaf->hwid_len > b->pf.chip_id_len) {
 		snprintf(err, err_size, "no chip id of the right length for %s",
@@ -270,7 +270,7 @@ int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broke
 	_cleanup_(freep) uint8_t *pem = NULL;
 	_cleanup_(freep) uint8_t *der = NULL;
 	size_t pem_len = 0, der_len = 0;
-	struct cache_meta meta = { 0 };
+	struct cache_meta meta = {0};
 	char cerr[600] = "";
 	int r;
 
@@ -293,7 +293,7 @@ int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broke
 	if (r < 0)
 		goto fail;
 	r = chain_build(leaf, ask, ark, b->sim_ark, &b->pf, "import", time(NULL), &c, cerr,
-			      sizeof(cerr));
+			sizeof(cerr));
 	if (r < 0) {
 		snprintf(err, err_size, "import refused: %s", cerr);
 		goto fail;
@@ -314,12 +314,12 @@ int broker_cert_import(struct broker *b, X509 *leaf, X509 *ask, X509 *ark, broke
 		snprintf(err, err_size, "out of memory");
 		return -ENOMEM;
 	}
-	*imp = (struct broker_import){ .b = b, .cb = cb, .userdata = userdata };
+	*imp = (struct broker_import){.b = b, .cb = cb, .userdata = userdata};
 	/* The VCEK, then the chain, written on the worker (fsync off the loop); the reply comes
 	 * after the write and the rotation that serves it. */
 	const struct cache_item items[2] = {
-		{ .q = ql, .body = der, .len = der_len, .meta = meta },
-		{ .q = qc, .body = pem, .len = pem_len, .meta = meta },
+		{.q = ql, .body = der, .len = der_len, .meta = meta},
+		{.q = qc, .body = pem, .len = pem_len, .meta = meta},
 	};
 	r = cache_put_all_async(b->worker, b->m->conf.cache_dir, items, 2, on_import_written, imp);
 	if (r < 0) {
@@ -429,9 +429,8 @@ static void on_cert_fetch(struct broker_fetch *f, bool is_leaf, int r, const uin
 		k->from_kds = meta->source == KDSC_SOURCE_KDS;
 		k->stale = meta->stale;
 		k->fetch_error = meta->fetch_error;
-		k->retry_in_sec = meta->retry_at_usec > now
-					  ? (double)(meta->retry_at_usec - now) / 1e6
-					  : 0.;
+		k->retry_in_sec =
+			meta->retry_at_usec > now ? (double)(meta->retry_at_usec - now) / 1e6 : 0.;
 	}
 	if (f->b->kdsc) {
 		struct kds_request qc, ql;
@@ -512,4 +511,3 @@ int broker_cert_fetch(struct broker *b, broker_fetch_done_fn cb, void *userdata,
 	}
 	return 0;
 }
-

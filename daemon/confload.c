@@ -44,8 +44,9 @@ static int apply_file(struct conf *c, const char *path, char *err, size_t err_si
 
 	if (r < 0) {
 		snprintf(err, err_size, "%s: %s", path,
-			 r == -EFBIG ? "file too large" : r == -EBADMSG ? "contains NUL bytes"
-									: strerror(-r));
+			 r == -EFBIG	 ? "file too large"
+			 : r == -EBADMSG ? "contains NUL bytes"
+					 : strerror(-r));
 		return r;
 	}
 	return conf_apply_string(c, text, path, err, err_size);
@@ -79,7 +80,8 @@ int confload(const char *path, int required, struct conf *out, char *err, size_t
 			if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".conf"))
 				continue;
 			if (n == cap) {
-				char **nn = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
+				char **nn =
+					realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
 				if (!nn) {
 					closedir(d);
 					r = -ENOMEM;

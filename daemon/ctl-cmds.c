@@ -120,8 +120,8 @@ static void op_reply(struct ctl_client *cl, int r, const char *message, json_t *
 		audit_quota(now_state, sizeof(now_state), b, cl->op_vm_id);
 	else if (b)
 		audit_op_state(now_state, sizeof(now_state), b);
-	audit(cl, cl->op_cmd, quota ? &cl->op_vm_id : NULL, r < 0 ? "failed" : "ok", r,
-	      cl->op_old, b && (r == 0 || !quota) ? now_state : NULL, message);
+	audit(cl, cl->op_cmd, quota ? &cl->op_vm_id : NULL, r < 0 ? "failed" : "ok", r, cl->op_old,
+	      b && (r == 0 || !quota) ? now_state : NULL, message);
 	if (r < 0) {
 		json_decref(body);
 		client_error(cl, id, r, message);
@@ -144,23 +144,26 @@ static void on_op_done(void *userdata, int r, const char *message)
 	bool quota = cl->op_cmd == CTL_CMD_QUOTA_SET || cl->op_cmd == CTL_CMD_QUOTA_RESET;
 
 	op_reply(cl, r, message,
-		 r < 0	? NULL
-		 : !b	? json_object()
+		 r < 0	 ? NULL
+		 : !b	 ? json_object()
 		 : quota ? quota_entry(b, cl->op_vm_id)
 			 : tcb_show_json(b));
 }
 
 static json_t *fetch_key_json(const struct broker_fetch_key *k, const char *key)
 {
-	const char *outcome = k->r < 0	      ? "error"
+	const char *outcome = k->r < 0		      ? "error"
 			      : k->http_status == 304 ? "not_modified"
 			      : k->from_kds	      ? "fetched"
 			      : k->stale	      ? "stale"
 						      : "cache";
-	json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:b, s:I, s:f}", "key", key, "outcome",
-			      outcome, "http_status", (json_int_t)k->http_status, "source",
-			      k->from_kds ? "kds" : k->r < 0 ? "none" : "cache", "stale", k->stale,
-			      "failures", (json_int_t)k->failures, "retry_in_sec", k->retry_in_sec);
+	json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:b, s:I, s:f}", "key", key, "outcome", outcome,
+			      "http_status", (json_int_t)k->http_status, "source",
+			      k->from_kds ? "kds"
+			      : k->r < 0  ? "none"
+					  : "cache",
+			      "stale", k->stale, "failures", (json_int_t)k->failures,
+			      "retry_in_sec", k->retry_in_sec);
 
 	if (o && k->r < 0)
 		json_object_set_new(o, "error", json_string(snp_strerror(k->r)));
@@ -318,8 +321,8 @@ void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 	if (cl->role < ctl_cmd_role(q->cmd)) {
 		c->refused++;
 		if (ctl_cmd_role(q->cmd) == CTL_ROLE_ADMIN)
-			audit(cl, q->cmd, q->has_vm ? &q->vm_id : NULL, "denied", -EACCES, NULL, NULL,
-			      "needs the admin role");
+			audit(cl, q->cmd, q->has_vm ? &q->vm_id : NULL, "denied", -EACCES, NULL,
+			      NULL, "needs the admin role");
 		if (ratelimit_pass(&c->refuse_log, manager_now_usec(), NULL))
 			log_notice("Control: refused %s for uid %u (pid %d, role %s)",
 				   ctl_cmd_name(q->cmd), (unsigned)cl->uid, (int)cl->pid,
@@ -441,4 +444,3 @@ void dispatch(struct ctl_client *cl, const struct ctl_request *q)
 	}
 	client_queue(cl, ctl_reply_ok(q->id, body));
 }
-

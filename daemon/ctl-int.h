@@ -31,19 +31,19 @@ struct ctl_client {
 	size_t in_len;
 	struct strbuf out; /* owned: replies not yet written */
 	size_t out_off;
-	ev_tstamp accepted;  /* loop time of accept */
-	ev_tstamp in_since;  /* when the first byte of the unfinished input arrived (in_len > 0) */
-	ev_tstamp out_since; /* when the unwritten replies started to queue (out pending) */
+	ev_tstamp accepted;   /* loop time of accept */
+	ev_tstamp in_since;   /* when the first byte of the unfinished input arrived (in_len > 0) */
+	ev_tstamp out_since;  /* when the unwritten replies started to queue (out pending) */
 	ev_tstamp idle_since; /* when the client last had nothing in flight */
 	bool eof;     /* the peer half-closed: nothing more to read; a last line without '\n'
 		       * is still a request, answered in its turn */
 	bool closing; /* no more requests: close once out is written */
 	/* An asynchronous operation (rotation, TCB change) answered by broker_on_op_done. */
 	bool op_pending;
-	json_t *op_id;      /* owned: the request's id */
+	json_t *op_id; /* owned: the request's id */
 	enum ctl_cmd op_cmd;
-	uint64_t op_vm_id;  /* quota.set/reset: the VM */
-	char op_old[256];   /* the state before it, for the audit trail */
+	uint64_t op_vm_id; /* quota.set/reset: the VM */
+	char op_old[256];  /* the state before it, for the audit trail */
 };
 
 struct ctl {

@@ -34,7 +34,8 @@ static json_t *counters_json(const uint64_t *v, size_t n, const char *(*name)(in
 	for (size_t i = 0; o && i < n; i++) {
 		const char *k = name((int)i);
 		if (k && strcmp(k, "none") != 0)
-			json_object_set_new(o, k, json_integer((json_int_t)MIN(v[i], (uint64_t)INT64_MAX)));
+			json_object_set_new(
+				o, k, json_integer((json_int_t)MIN(v[i], (uint64_t)INT64_MAX)));
 	}
 	return o;
 }
@@ -101,12 +102,13 @@ static json_t *cert_json(X509 *x, const char *role)
 	else
 		fp_hex[0] = '\0';
 	if (serial && pem && pem_len > 0)
-		o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s%}", "role", role, "subject_cn",
-			      name_cn(X509_get_subject_name(x), subject, sizeof(subject)),
-			      "issuer_cn", name_cn(X509_get_issuer_name(x), issuer, sizeof(issuer)),
-			      "serial", serial, "not_before", asn1_time_json(X509_get0_notBefore(x)),
-			      "not_after", asn1_time_json(X509_get0_notAfter(x)), "sha256", fp_hex,
-			      "pem", pem, (size_t)pem_len);
+		o = json_pack(
+			"{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s%}", "role", role, "subject_cn",
+			name_cn(X509_get_subject_name(x), subject, sizeof(subject)), "issuer_cn",
+			name_cn(X509_get_issuer_name(x), issuer, sizeof(issuer)), "serial", serial,
+			"not_before", asn1_time_json(X509_get0_notBefore(x)), "not_after",
+			asn1_time_json(X509_get0_notAfter(x)), "sha256", fp_hex, "pem", pem,
+			(size_t)pem_len);
 	OPENSSL_free(serial);
 	BN_free(bn);
 	BIO_free(bio);
@@ -117,19 +119,17 @@ static json_t *cert_json(X509 *x, const char *role)
  * age) and the next scheduled refresh. */
 static void chain_extra(json_t *chain, struct broker *b, const struct chain *ch)
 {
-	X509 *certs[3] = { ch->leaf, ch->ask, ch->ark };
-	const char *roles[3] = { ch->vlek ? "vlek" : "vcek", ch->vlek ? "asvk" : "ask", "ark" };
+	X509 *certs[3] = {ch->leaf, ch->ask, ch->ark};
+	const char *roles[3] = {ch->vlek ? "vlek" : "vcek", ch->vlek ? "asvk" : "ask", "ark"};
 	json_t *subj = json_array();
 	time_t since = broker_chain_since(b), next = broker_next_refresh(b), now = time(NULL);
 	char text[64], cn[256];
 
 	for (size_t i = 0; subj && i < 3; i++)
-		json_array_append_new(subj, json_pack("{s:s, s:s, s:o}", "role", roles[i],
-						      "subject_cn",
-						      name_cn(X509_get_subject_name(certs[i]), cn,
-							      sizeof(cn)),
-						      "not_after",
-						      asn1_time_json(X509_get0_notAfter(certs[i]))));
+		json_array_append_new(
+			subj, json_pack("{s:s, s:s, s:o}", "role", roles[i], "subject_cn",
+					name_cn(X509_get_subject_name(certs[i]), cn, sizeof(cn)),
+					"not_after", asn1_time_json(X509_get0_notAfter(certs[i]))));
 	json_object_set_new(chain, "certificates", subj ? subj : json_null());
 	time_text(since, text, sizeof(text));
 	json_object_set_new(chain, "obtained", json_integer((json_int_t)since));
@@ -160,8 +160,9 @@ json_t *cert_show_json(struct broker *b)
 	chain = json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:b}", "product",
 			  snp_product_name(ch->product), "key", ch->vlek ? "VLEK" : "VCEK", "tcb",
 			  tcb_json(ch->tcb, ch->product), "source", ch->source, "root",
-			  ch->sim_root ? "simulator" : "amd", "table_bytes", (json_int_t)ch->table_len,
-			  "table_pages", (json_int_t)ch->table_pages, "has_crl", ch->has_crl);
+			  ch->sim_root ? "simulator" : "amd", "table_bytes",
+			  (json_int_t)ch->table_len, "table_pages", (json_int_t)ch->table_pages,
+			  "has_crl", ch->has_crl);
 	if (!chain || !certs) {
 		json_decref(chain);
 		json_decref(certs);
@@ -192,9 +193,10 @@ json_t *status_json(struct ctl *c, struct broker *b, enum ctl_role role)
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		chain = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I, s:I, s:b, s:o}", "product",
 				  snp_product_name(ch->product), "source", ch->source, "root",
-				  ch->sim_root ? "simulator" : "amd", "not_after", (json_int_t)ch->not_after,
-				  "not_after_text", when, "table_pages", (json_int_t)ch->table_pages,
-				  "table_bytes", (json_int_t)ch->table_len, "vlek", ch->vlek, "tcb",
+				  ch->sim_root ? "simulator" : "amd", "not_after",
+				  (json_int_t)ch->not_after, "not_after_text", when, "table_pages",
+				  (json_int_t)ch->table_pages, "table_bytes",
+				  (json_int_t)ch->table_len, "vlek", ch->vlek, "tcb",
 				  tcb_json(ch->tcb, ch->product));
 		if (chain)
 			chain_extra(chain, b, ch);
@@ -203,23 +205,24 @@ json_t *status_json(struct ctl *c, struct broker *b, enum ctl_role role)
 	o = json_pack("{s:s, s:s, s:b, s:b, s:s, s:{s:b, s:b, s:I, s:I, s:I}, s:o, "
 		      "s:{s:s, s:s, s:o, s:o, s:b}, "
 		      "s:{s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:o, s:o}, s:{s:I, s:I, s:I}}",
-		      "version", PACKAGE_VERSION, "backend", broker_backend_name(b), "simulated", sim,
-		      "sim_root_trusted", broker_sim_root_trusted(b), "role", ctl_role_name(role),
-		      "broker", "registered", broker_registered(b), "paused", broker_paused(b), "vms",
-		      (json_int_t)broker_vm_count(b), "inflight", (json_int_t)broker_inflight(b),
-		      "queued", (json_int_t)broker_queued(b), "chain", chain, "platform", "product",
-		      snp_product_name(pf->product), "chip_id", chip, "current_tcb",
-		      tcb_json(pf->current_tcb, pf->product), "reported_tcb",
-		      tcb_json(pf->reported_tcb, pf->product), "vlek_loaded", pf->vlek_loaded,
-		      "stats", "guest_reqs", (json_int_t)st->guest_reqs, "verdicts", "allow",
-		      (json_int_t)st->verdicts_allow, "busy", (json_int_t)st->verdicts_busy,
-		      "invalid_len", (json_int_t)st->verdicts_invalid_len, "done",
-		      (json_int_t)st->done, "send_failures", (json_int_t)st->send_failures,
-		      "stale_inflight_freed", (json_int_t)st->stale_inflight_freed, "busy_by_reason",
+		      "version", PACKAGE_VERSION, "backend", broker_backend_name(b), "simulated",
+		      sim, "sim_root_trusted", broker_sim_root_trusted(b), "role",
+		      ctl_role_name(role), "broker", "registered", broker_registered(b), "paused",
+		      broker_paused(b), "vms", (json_int_t)broker_vm_count(b), "inflight",
+		      (json_int_t)broker_inflight(b), "queued", (json_int_t)broker_queued(b),
+		      "chain", chain, "platform", "product", snp_product_name(pf->product),
+		      "chip_id", chip, "current_tcb", tcb_json(pf->current_tcb, pf->product),
+		      "reported_tcb", tcb_json(pf->reported_tcb, pf->product), "vlek_loaded",
+		      pf->vlek_loaded, "stats", "guest_reqs", (json_int_t)st->guest_reqs,
+		      "verdicts", "allow", (json_int_t)st->verdicts_allow, "busy",
+		      (json_int_t)st->verdicts_busy, "invalid_len",
+		      (json_int_t)st->verdicts_invalid_len, "done", (json_int_t)st->done,
+		      "send_failures", (json_int_t)st->send_failures, "stale_inflight_freed",
+		      (json_int_t)st->stale_inflight_freed, "busy_by_reason",
 		      counters_json(st->busy_by_reason, _SCHED_BUSY_MAX, busy_name), "anomalies",
-		      counters_json(st->anomalies, _SCHED_ANOM_MAX, anom_name), "control", "clients",
-		      (json_int_t)c->n_clients, "requests", (json_int_t)c->requests, "errors",
-		      (json_int_t)c->errors);
+		      counters_json(st->anomalies, _SCHED_ANOM_MAX, anom_name), "control",
+		      "clients", (json_int_t)c->n_clients, "requests", (json_int_t)c->requests,
+		      "errors", (json_int_t)c->errors);
 	if (o)
 		json_object_set_new(o, "snp",
 				    json_pack("{s:b, s:s, s:I}", "initialized",
@@ -285,19 +288,22 @@ json_t *vm_json(const struct adm_vm_info *i, bool full)
 	if (!o || !full)
 		return o;
 	snprintf(tokens, sizeof(tokens), "%s%lld.%03lld", s->tokens_milli < 0 ? "-" : "",
-		 (long long)(s->tokens_milli < 0 ? -(s->tokens_milli / 1000) : s->tokens_milli / 1000),
-		 (long long)(s->tokens_milli < 0 ? -(s->tokens_milli % 1000) : s->tokens_milli % 1000));
+		 (long long)(s->tokens_milli < 0 ? -(s->tokens_milli / 1000)
+						 : s->tokens_milli / 1000),
+		 (long long)(s->tokens_milli < 0 ? -(s->tokens_milli % 1000)
+						 : s->tokens_milli % 1000));
 	json_object_update_new(
-		o, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}",
-			     "forced", jint(s->forced), "done", jint(s->done), "fw_ok", jint(i->fw_ok),
-			     "invalid_len", jint(i->invalid_len), "expired", jint(i->expired),
-			     "fw_time_ns_total", jint(i->fw_time_ns_total), "req_report",
-			     jint(i->req_report), "req_key", jint(i->req_key), "req_other",
-			     jint(i->req_other), "busy_by_reason",
-			     counters_json(s->busy, _SCHED_BUSY_MAX, busy_name), "anomalies",
-			     counters_json(s->anomalies, _SCHED_ANOM_MAX, anom_name),
-			     "busy_streak_usec", jint(s->busy_streak_usec), "max_busy_streak_usec",
-			     jint(s->max_busy_streak_usec), "tokens", tokens));
+		o,
+		json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s}",
+			  "forced", jint(s->forced), "done", jint(s->done), "fw_ok", jint(i->fw_ok),
+			  "invalid_len", jint(i->invalid_len), "expired", jint(i->expired),
+			  "fw_time_ns_total", jint(i->fw_time_ns_total), "req_report",
+			  jint(i->req_report), "req_key", jint(i->req_key), "req_other",
+			  jint(i->req_other), "busy_by_reason",
+			  counters_json(s->busy, _SCHED_BUSY_MAX, busy_name), "anomalies",
+			  counters_json(s->anomalies, _SCHED_ANOM_MAX, anom_name),
+			  "busy_streak_usec", jint(s->busy_streak_usec), "max_busy_streak_usec",
+			  jint(s->max_busy_streak_usec), "tokens", tokens));
 	return o;
 }
 
@@ -348,4 +354,3 @@ json_t *tcb_show_json(struct broker *b)
 					      rs->last_message));
 	return o;
 }
-

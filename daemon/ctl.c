@@ -37,9 +37,11 @@ int ctl_get_stats(struct manager *m, struct ctl_stats *ret)
 
 	if (!c)
 		return -ENOENT;
-	*ret = (struct ctl_stats){ .requests = c->requests, .errors = c->errors,
-				   .refused = c->refused, .dropped = c->dropped,
-				   .clients = c->n_clients };
+	*ret = (struct ctl_stats){.requests = c->requests,
+				  .errors = c->errors,
+				  .refused = c->refused,
+				  .dropped = c->dropped,
+				  .clients = c->n_clients};
 	return 0;
 }
 
@@ -378,8 +380,9 @@ static void on_client_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	log_debug("Control: dropping client uid %u (pid %d): %s", (unsigned)cl->uid, (int)cl->pid,
-		  cl->in_len ? "request not completed in time"
-		  : out_pending(cl) ? "replies not taken in time" : "idle");
+		  cl->in_len	    ? "request not completed in time"
+		  : out_pending(cl) ? "replies not taken in time"
+				    : "idle");
 	cl->ctl->dropped++;
 	client_free(cl);
 }
@@ -452,7 +455,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		if (why) {
 			c->dropped++;
 			if (ratelimit_pass(&c->refuse_log, manager_now_usec(), NULL))
-				log_notice("Control: connection of uid %u (pid %d, role %s) refused: %s",
+				log_notice("Control: connection of uid %u (pid %d, role %s) "
+					   "refused: %s",
 					   (unsigned)cl->uid, (int)cl->pid, ctl_role_name(cl->role),
 					   why);
 			free(cl->in);

@@ -20,10 +20,10 @@ struct fw {
 	const char *name;
 	fw_issue_fn issue;
 	void *ctx;
-	int fd;                  /* sev: owned */
+	int fd;			 /* sev: owned */
 	struct sim_state *state; /* sim: owned */
-	struct sim_psp *psp;     /* sim: owned */
-	char *state_dir;         /* sim: owned */
+	struct sim_psp *psp;	 /* sim: owned */
+	char *state_dir;	 /* sim: owned */
 };
 
 static int sev_issue(void *ctx, struct sev_issue_cmd *cmd)
@@ -143,7 +143,7 @@ static bool is_snp_cmd(uint32_t id)
 
 static int issue(struct fw *fw, uint32_t id, void *data, uint32_t *ret_fw_status)
 {
-	struct sev_issue_cmd cmd = { .cmd = id, .data = (uint64_t)(uintptr_t)data };
+	struct sev_issue_cmd cmd = {.cmd = id, .data = (uint64_t)(uintptr_t)data};
 	int r = fw->issue(fw->ctx, &cmd);
 
 	if (ret_fw_status)
@@ -170,8 +170,7 @@ const char *fw_strerror(int r)
 	return snp_strerror(r);
 }
 
-int fw_platform_status(struct fw *fw, struct sev_user_data_snp_status *ret,
-		       uint32_t *ret_fw_status)
+int fw_platform_status(struct fw *fw, struct sev_user_data_snp_status *ret, uint32_t *ret_fw_status)
 {
 	struct sev_user_data_snp_status st;
 	int r;
@@ -186,7 +185,7 @@ int fw_platform_status(struct fw *fw, struct sev_user_data_snp_status *ret,
 
 int fw_get_id(struct fw *fw, uint8_t *buf, size_t size, size_t *ret_len, uint32_t *ret_fw_status)
 {
-	struct sev_user_data_get_id2 g = { 0 };
+	struct sev_user_data_get_id2 g = {0};
 	uint8_t *id = NULL;
 	uint32_t len, st = 0;
 	int r;
@@ -210,8 +209,8 @@ int fw_get_id(struct fw *fw, uint8_t *buf, size_t size, size_t *ret_len, uint32_
 		goto out;
 	}
 	for (int attempt = 0;; attempt++) {
-		g = (struct sev_user_data_get_id2){ .address = (uint64_t)(uintptr_t)id,
-						    .length = len };
+		g = (struct sev_user_data_get_id2){.address = (uint64_t)(uintptr_t)id,
+						   .length = len};
 		r = issue(fw, SEV_CMD_GET_ID2, &g, &st);
 		if (r == 0)
 			break;

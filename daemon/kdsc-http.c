@@ -253,7 +253,7 @@ uint64_t retry_after_usec(CURL *easy)
 
 /* Freshness from Cache-Control (RFC 9111 §5.2.2): max-age, no-cache, no-store. */
 void cache_control(CURL *easy, enum kds_kind kind, uint64_t wall, uint64_t *fresh_until,
-			  bool *no_store)
+		   bool *no_store)
 {
 	const char *v = header_value(easy, "Cache-Control");
 	bool crl = kind == KDS_VCEK_CRL || kind == KDS_VLEK_CRL;
@@ -280,8 +280,8 @@ void cache_control(CURL *easy, enum kds_kind kind, uint64_t wall, uint64_t *fres
 		else if (strcasecmp(tok, "no-cache") == 0)
 			*fresh_until = wall;
 		else if (strncasecmp(tok, "max-age=", 8) == 0 && all_digits(tok + 8)) {
-			uint64_t age = strlen(tok + 8) > 9 ? KDSC_MAX_AGE_CAP_SEC :
-							     strtoull(tok + 8, NULL, 10);
+			uint64_t age = strlen(tok + 8) > 9 ? KDSC_MAX_AGE_CAP_SEC
+							   : strtoull(tok + 8, NULL, 10);
 			*fresh_until = wall + MIN(age, KDSC_MAX_AGE_CAP_SEC);
 		}
 	}
@@ -350,7 +350,7 @@ void check_multi_info(struct kdsc *k)
 }
 
 int xfer_start(struct kdsc *k, struct kdsc_key *e, unsigned flags, uint8_t *cached,
-		      size_t cached_len, const struct cache_meta *cmeta)
+	       size_t cached_len, const struct cache_meta *cmeta)
 {
 	struct kdsc_xfer *x = calloc(1, sizeof(*x));
 	int r;

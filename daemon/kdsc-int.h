@@ -41,8 +41,8 @@ struct kdsc_ready {
 struct kdsc_key;
 
 struct kdsc_xfer {
-	struct kdsc_key *key; /* borrowed */
-	CURL *easy;           /* owned */
+	struct kdsc_key *key;	    /* borrowed */
+	CURL *easy;		    /* owned */
 	struct curl_slist *headers; /* owned */
 	char url[KDSC_URL_MAX];
 	unsigned flags;
@@ -61,8 +61,8 @@ struct kdsc_key {
 	struct kdsc *owner; /* borrowed */
 	struct kds_request q;
 	char name[256];
-	struct kdsc_xfer *xfer;       /* owned, NULL when idle */
-	struct kdsc_waiter *waiters;  /* owned, FIFO */
+	struct kdsc_xfer *xfer;	     /* owned, NULL when idle */
+	struct kdsc_waiter *waiters; /* owned, FIFO */
 	struct kdsc_waiter **waiters_tail;
 	unsigned n_waiters;
 	unsigned failures;
@@ -77,9 +77,9 @@ struct kdsc_key {
 	uint8_t *held;
 	size_t held_len;
 	struct cache_meta held_cm;
-	uint64_t held_gen;    /* bumped whenever held is replaced */
-	unsigned writing;     /* cache writes of this key on the worker (0 or 1) */
-	bool write_failed;    /* the last write of held failed (logged once) */
+	uint64_t held_gen; /* bumped whenever held is replaced */
+	unsigned writing;  /* cache writes of this key on the worker (0 or 1) */
+	bool write_failed; /* the last write of held failed (logged once) */
 };
 
 /* One cache write in flight: which key and which version of its held answer. */
@@ -96,21 +96,21 @@ struct kdsc_sock {
 
 struct kdsc {
 	struct ev_loop *loop; /* borrowed */
-	CURLM *multi;         /* owned */
+	CURLM *multi;	      /* owned */
 	bool curl_global;
-	ev_timer curl_timer;  /* libcurl's timeout */
-	ev_timer deliver;     /* runs the ready list */
+	ev_timer curl_timer;	  /* libcurl's timeout */
+	ev_timer deliver;	  /* runs the ready list */
 	struct kdsc_ready *ready; /* owned, FIFO */
 	struct kdsc_ready **ready_tail;
-	struct kdsc_sock *socks;  /* owned: every socket libcurl asked us to watch */
+	struct kdsc_sock *socks; /* owned: every socket libcurl asked us to watch */
 	char *base, *proxy, *ca_bundle, *cache_dir; /* owned */
 	struct kdsc_params params;
 	struct kdsc_key *keys; /* owned */
 	size_t n_keys;
 	struct kdsc_stats stats;
 	uint64_t rng;
-	bool freeing; /* kdsc_free is cancelling: no new fetches */
-	struct worker *worker;   /* owned: the cache's disk writes (NULL without cache_dir) */
+	bool freeing;		 /* kdsc_free is cancelling: no new fetches */
+	struct worker *worker;	 /* owned: the cache's disk writes (NULL without cache_dir) */
 	unsigned writes_pending; /* cache writes submitted and not completed */
 	/* KDS throttles per client: after a 429 (or a 503 with Retry-After) no request to this
 	 * KDS starts before this, whatever its key (CLOCK_MONOTONIC usec, 0 none). */

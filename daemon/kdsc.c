@@ -95,8 +95,7 @@ static uint64_t key_next_attempt(const struct kdsc *k, const struct kdsc_key *e)
 	return MAX(e->next_attempt_usec, k->host_next_usec);
 }
 
-static void key_fill_state(const struct kdsc *k, const struct kdsc_key *e,
-			   struct kdsc_key_state *s)
+static void key_fill_state(const struct kdsc *k, const struct kdsc_key *e, struct kdsc_key_state *s)
 {
 	memset(s, 0, sizeof(*s));
 	snprintf(s->key, sizeof(s->key), "%s", e->name);
@@ -196,8 +195,10 @@ static void on_written(void *userdata, int r)
 	}
 	k->stats.cache_write_errors++;
 	if (!e->write_failed)
-		log_warning_errno(r, "Failed to cache KDS answer for %s; keeping it in memory and "
-				  "writing it again at its next use", e->name);
+		log_warning_errno(r,
+				  "Failed to cache KDS answer for %s; keeping it in memory and "
+				  "writing it again at its next use",
+				  e->name);
 	e->write_failed = true;
 }
 
@@ -316,7 +317,7 @@ static void key_complete(struct kdsc *k, struct kdsc_key *e, struct kdsc_xfer *x
 void xfer_done(struct kdsc *k, struct kdsc_xfer *x, CURLcode cc)
 {
 	struct kdsc_key *e = x->key;
-	struct kdsc_meta meta = { .source = KDSC_SOURCE_NONE };
+	struct kdsc_meta meta = {.source = KDSC_SOURCE_NONE};
 	uint64_t now = now_usec(), wall = (uint64_t)time(NULL), ra = 0;
 	const uint8_t *body = NULL;
 	size_t len = 0;
@@ -366,7 +367,7 @@ void xfer_done(struct kdsc *k, struct kdsc_xfer *x, CURLcode cc)
 	meta.retry_at_usec = e->next_attempt_usec;
 
 	if (r == 0 && status == 200) {
-		struct cache_meta cm = { .fetched = wall };
+		struct cache_meta cm = {.fetched = wall};
 		bool no_store;
 
 		cache_control(x->easy, e->q.kind, wall, &cm.fresh_until, &no_store);
@@ -431,7 +432,7 @@ int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc
 	_cleanup_(freep) uint8_t *cached = NULL;
 	struct kdsc_waiter *w;
 	struct cache_meta cm;
-	struct kdsc_meta meta = { .source = KDSC_SOURCE_NONE };
+	struct kdsc_meta meta = {.source = KDSC_SOURCE_NONE};
 	struct kdsc_key *e;
 	char name[256], url[KDSC_URL_MAX];
 	size_t clen = 0;
@@ -623,7 +624,7 @@ void kdsc_free(struct kdsc *k)
 	k->freeing = true;
 	for (struct kdsc_key *e = k->keys; e; e = e->next)
 		if (e->xfer || e->waiters) {
-			struct kdsc_meta meta = { .source = KDSC_SOURCE_NONE };
+			struct kdsc_meta meta = {.source = KDSC_SOURCE_NONE};
 			key_complete(k, e, e->xfer, -ECANCELED, NULL, 0, &meta);
 		}
 	while ((rd = k->ready)) {

@@ -50,11 +50,11 @@ enum kdsc_source {
 
 struct kdsc_meta {
 	enum kdsc_source source;
-	bool stale;              /* cached copy served because revalidation failed or backs off */
-	int fetch_error;         /* with stale: why the fresh copy could not be had */
-	unsigned http_status;    /* of this fetch's request, 0 if none was made */
-	uint64_t retry_at_usec;  /* CLOCK_MONOTONIC: next allowed request for the key */
-	uint64_t fetched;        /* unix seconds when the body was fetched or revalidated */
+	bool stale;		/* cached copy served because revalidation failed or backs off */
+	int fetch_error;	/* with stale: why the fresh copy could not be had */
+	unsigned http_status;	/* of this fetch's request, 0 if none was made */
+	uint64_t retry_at_usec; /* CLOCK_MONOTONIC: next allowed request for the key */
+	uint64_t fetched;	/* unix seconds when the body was fetched or revalidated */
 };
 
 /* r: 0 (body valid for the kind), -ENOENT (404: masked chip id, wrong product or hwid),
@@ -69,15 +69,15 @@ typedef void (*kdsc_done_fn)(void *userdata, int r, const uint8_t *body, size_t 
 enum {
 	KDSC_FETCH_REVALIDATE = 1 << 0, /* ask KDS even if the cached copy is fresh (snpctl
 					   cert fetch); still subject to the key's next attempt */
-	KDSC_FETCH_NO_CACHE = 1 << 1,   /* neither read nor write the disk cache */
+	KDSC_FETCH_NO_CACHE = 1 << 1,	/* neither read nor write the disk cache */
 };
 
 struct kdsc_key_state {
 	char key[256];
 	bool in_flight;
 	unsigned waiters;
-	unsigned failures;          /* consecutive failed attempts */
-	int last_error;             /* of the last attempt, 0 if it succeeded or none yet */
+	unsigned failures; /* consecutive failed attempts */
+	int last_error;	   /* of the last attempt, 0 if it succeeded or none yet */
 	unsigned last_http_status;
 	uint64_t last_attempt_usec; /* CLOCK_MONOTONIC of the last request start, 0 never */
 	uint64_t next_attempt_usec; /* no request before this */
@@ -85,22 +85,22 @@ struct kdsc_key_state {
 };
 
 struct kdsc_stats {
-	uint64_t requests;       /* HTTP requests started */
-	uint64_t ok;             /* 200 with a valid body */
-	uint64_t not_modified;   /* 304 */
-	uint64_t not_found;      /* 404 */
-	uint64_t throttled;      /* 429 */
-	uint64_t server_error;   /* 5xx */
+	uint64_t requests;     /* HTTP requests started */
+	uint64_t ok;	       /* 200 with a valid body */
+	uint64_t not_modified; /* 304 */
+	uint64_t not_found;    /* 404 */
+	uint64_t throttled;    /* 429 */
+	uint64_t server_error; /* 5xx */
 	uint64_t other_status;
 	uint64_t timeouts;
-	uint64_t bad_body;       /* unparseable, truncated or oversized */
+	uint64_t bad_body; /* unparseable, truncated or oversized */
 	uint64_t transport_errors;
-	uint64_t coalesced;      /* fetches that joined a request in flight */
+	uint64_t coalesced;	  /* fetches that joined a request in flight */
 	uint64_t backoff_refused; /* fetches answered without a request because of the schedule */
-	uint64_t cache_hits;     /* fresh cache answers */
+	uint64_t cache_hits;	  /* fresh cache answers */
 	uint64_t stale_served;
 	uint64_t cache_write_errors;
-	uint64_t bytes;          /* body bytes received */
+	uint64_t bytes; /* body bytes received */
 };
 
 struct kdsc;
@@ -122,8 +122,7 @@ int kdsc_fetch(struct kdsc *k, const struct kds_request *q, unsigned flags, kdsc
 	       void *userdata);
 
 /* State of one key (for snpctl status); -ENOENT if the key was never fetched. */
-int kdsc_key_state(const struct kdsc *k, const struct kds_request *q,
-		   struct kdsc_key_state *ret);
+int kdsc_key_state(const struct kdsc *k, const struct kds_request *q, struct kdsc_key_state *ret);
 void kdsc_get_stats(const struct kdsc *k, struct kdsc_stats *ret);
 /* Cache writes submitted to the worker and not completed yet. */
 unsigned kdsc_writes_pending(const struct kdsc *k);

@@ -18,8 +18,8 @@
 static int log_level = LOG_INFO;
 static int log_to_journal;
 
-static const char *const level_names[] = { "emerg", "alert",  "crit", "err",
-					   "warning", "notice", "info", "debug" };
+static const char *const level_names[] = {"emerg",   "alert",  "crit", "err",
+					  "warning", "notice", "info", "debug"};
 
 void log_setup(void)
 {
@@ -48,9 +48,9 @@ static void emit(int level, uint64_t vm_id, uint64_t req_id, int has_ids, const 
 {
 	if (log_to_journal) {
 		if (has_ids)
-			sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level,
-					"SNP_VM_ID=%llu", (unsigned long long)vm_id,
-					"SNP_REQ_ID=%llu", (unsigned long long)req_id, NULL);
+			sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level, "SNP_VM_ID=%llu",
+					(unsigned long long)vm_id, "SNP_REQ_ID=%llu",
+					(unsigned long long)req_id, NULL);
 		else
 			sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level, NULL);
 		return;
@@ -115,10 +115,10 @@ void log_fields(int level, const char *const *fields, size_t n_fields, const cha
 		if (asprintf(&m, "MESSAGE=%s", msg) < 0)
 			return;
 		snprintf(prio, sizeof(prio), "PRIORITY=%d", level);
-		iov[n++] = (struct iovec){ m, strlen(m) };
-		iov[n++] = (struct iovec){ prio, strlen(prio) };
+		iov[n++] = (struct iovec){m, strlen(m)};
+		iov[n++] = (struct iovec){prio, strlen(prio)};
 		for (size_t i = 0; i < n_fields && n < sizeof(iov) / sizeof(iov[0]); i++)
-			iov[n++] = (struct iovec){ (void *)fields[i], strlen(fields[i]) };
+			iov[n++] = (struct iovec){(void *)fields[i], strlen(fields[i])};
 		sd_journal_sendv(iov, (int)n);
 		free(m);
 		return;

@@ -22,7 +22,8 @@ static void usage(FILE *f)
 		"certificate chain, administers the PSP.\n"
 		"\n"
 		"  -c, --config FILE   configuration file (default %s; drop-ins in FILE.d/*.conf)\n"
-		"      --check-config  validate the configuration, print its normalised form, exit\n"
+		"      --check-config  validate the configuration, print its normalised form, "
+		"exit\n"
 		"  -f, --foreground    log to stderr (the daemon never forks; for systemd parity)\n"
 		"  -h, --help          this text\n"
 		"      --version       print the version\n"
@@ -36,17 +37,17 @@ int main(int argc, char **argv)
 {
 	enum { OPT_CHECK = 0x100, OPT_VERSION };
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check-config", no_argument, NULL, OPT_CHECK },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, OPT_VERSION },
-		{ 0 },
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, OPT_CHECK},
+		{"foreground", no_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{0},
 	};
 	const char *path = CONF_DEFAULT_PATH;
 	bool required = false, check = false;
 	struct manager *m = NULL;
-	struct conf conf = { 0 };
+	struct conf conf = {0};
 	char err[512] = "";
 	int c, r;
 

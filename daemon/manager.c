@@ -53,8 +53,7 @@ void manager_reload_skipped(struct manager *m, const char *key)
 {
 	size_t l = strlen(m->reload_skipped);
 
-	snprintf(m->reload_skipped + l, sizeof(m->reload_skipped) - l, "%s%s", l ? ", " : "",
-		 key);
+	snprintf(m->reload_skipped + l, sizeof(m->reload_skipped) - l, "%s%s", l ? ", " : "", key);
 }
 
 int manager_test_fail(struct manager *m, const char *module, const char *step)
@@ -72,7 +71,7 @@ int manager_test_fail(struct manager *m, const char *module, const char *step)
 
 int manager_reload(struct manager *m)
 {
-	struct conf n = { 0 }, old;
+	struct conf n = {0}, old;
 	char err[512] = "";
 	int r;
 
@@ -92,7 +91,8 @@ int manager_reload(struct manager *m)
 		if (m->modules[i]->reload) {
 			r = m->modules[i]->reload(m, &old);
 			if (r < 0)
-				log_warning_errno(r, "Module %s did not apply the new configuration",
+				log_warning_errno(r,
+						  "Module %s did not apply the new configuration",
 						  m->modules[i]->name);
 		}
 	conf_done(&old);
@@ -131,7 +131,8 @@ static void on_drain_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (all_drained(m) || ++m->drain_polls > (unsigned)(DRAIN_MAX_SEC / DRAIN_POLL_SEC)) {
 		if (!all_drained(m))
-			log_warning("Stopping with requests still in flight after %.0fs", DRAIN_MAX_SEC);
+			log_warning("Stopping with requests still in flight after %.0fs",
+				    DRAIN_MAX_SEC);
 		ev_timer_stop(loop, w);
 		ev_break(loop, EVBREAK_ALL);
 	}

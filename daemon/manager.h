@@ -40,15 +40,15 @@ struct manager {
 	ev_timer drain_timer;
 	unsigned drain_polls;
 	bool ready;
-	bool started;          /* every module started */
-	unsigned ready_holds;  /* READY=1 waits until these are released */
+	bool started;	      /* every module started */
+	unsigned ready_holds; /* READY=1 waits until these are released */
 	bool stopping;
 	uint64_t reloads;
 	uint64_t reload_failures;
 
 	const struct manager_module *const *modules; /* borrowed, NULL-terminated */
 	size_t n_started;
-	char start_error[512]; /* the failing module's description of its start failure */
+	char start_error[512];	  /* the failing module's description of its start failure */
 	char reload_skipped[512]; /* keys a reload changed and could not apply, ", "-separated */
 
 	/* The modules' state: each owned by its module (set by start, cleared by stop). */

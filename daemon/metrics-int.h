@@ -43,41 +43,41 @@ enum {
 };
 
 enum http_code_idx { HC_200, HC_404, HC_405, HC_500, _HC_MAX };
-static const unsigned http_codes[_HC_MAX] = { 200, 404, 405, 500 };
+static const unsigned http_codes[_HC_MAX] = {200, 404, 405, 500};
 
 /* One HTTP connection, from our accept to MHD's close notification. */
 struct metrics_conn {
 	struct metrics *x; /* borrowed */
 	struct metrics_conn *prev, *next;
-	int fd;                      /* owned by MHD once added */
-	struct MHD_Connection *mc;   /* borrowed; NULL until MHD reports it started */
+	int fd;			   /* owned by MHD once added */
+	struct MHD_Connection *mc; /* borrowed; NULL until MHD reports it started */
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in;
 		struct sockaddr_in6 in6;
 	} peer;
 	ev_timer deadline;
-	ev_tstamp since;   /* start of the current request: accept, or the end of the last answer */
-	bool answering;    /* headers complete, the answer not yet completed */
-	bool doomed;       /* shut down by us (deadline or eviction); MHD closes it next */
+	ev_tstamp since; /* start of the current request: accept, or the end of the last answer */
+	bool answering;	 /* headers complete, the answer not yet completed */
+	bool doomed;	 /* shut down by us (deadline or eviction); MHD closes it next */
 };
 
 struct metrics {
-	struct manager *m; /* borrowed */
-	struct MHD_Daemon *mhd; /* owned; NULL: not listening */
-	int listen_fd;          /* owned while mhd is set */
-	ev_io accept_io;        /* listen_fd */
+	struct manager *m;	    /* borrowed */
+	struct MHD_Daemon *mhd;	    /* owned; NULL: not listening */
+	int listen_fd;		    /* owned while mhd is set */
+	ev_io accept_io;	    /* listen_fd */
 	struct metrics_conn *conns; /* owned list: every connection MHD holds */
-	size_t n_conns;         /* not doomed */
+	size_t n_conns;		    /* not doomed */
 	uint64_t conn_deadline, conn_evicted, conn_refused;
-	char *listen;           /* owned: the address in use, NULL with socket activation */
-	bool activated;         /* listening on systemd's "metrics" socket */
-	ev_io io;               /* MHD's epoll fd */
-	ev_timer timer;         /* MHD's next timeout */
+	char *listen;	/* owned: the address in use, NULL with socket activation */
+	bool activated; /* listening on systemd's "metrics" socket */
+	ev_io io;	/* MHD's epoll fd */
+	ev_timer timer; /* MHD's next timeout */
 	struct metrics_vmset vmset;
-	char *cache;            /* owned: last rendered text */
+	char *cache; /* owned: last rendered text */
 	size_t cache_len;
-	uint64_t cache_at;      /* manager_now_usec of the render */
+	uint64_t cache_at; /* manager_now_usec of the render */
 	uint64_t renders;
 	uint64_t render_errors;
 	uint64_t http[_HC_MAX];

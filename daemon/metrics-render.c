@@ -29,8 +29,8 @@ static const uint64_t wait_bounds_usec[] = {
 /* Per VM: 1 ms steps around one PSP report slot (~8 ms), so that "within one slot + 1 ms" can
  * be read off exactly. */
 static const uint64_t vm_wait_bounds_usec[] = {
-	500,   1000,  2000,  3000,  4000,  5000,  6000,	 7000,	8000,
-	9000,  10000, 11000, 12000, 15000, 20000, 30000, 50000, 100000,
+	500,  1000,  2000,  3000,  4000,  5000,	 6000,	7000,  8000,
+	9000, 10000, 11000, 12000, 15000, 20000, 30000, 50000, 100000,
 };
 _Static_assert(ELEMENTSOF(vm_wait_bounds_usec) == VM_WAIT_NBOUNDS,
 	       "VM_WAIT_NBOUNDS (metrics-int.h) is the number of per-VM wait bounds");
@@ -54,12 +54,9 @@ static void rebucket(const uint64_t *from, size_t n_from, const uint64_t *counts
 
 /* Label values: snake_case, stable (docs/metrics.md). */
 static const char *const busy_names[_SCHED_BUSY_MAX] = {
-	[SCHED_BUSY_NONE] = NULL,
-	[SCHED_BUSY_INFLIGHT] = "in_flight",
-	[SCHED_BUSY_QUOTA] = "quota",
-	[SCHED_BUSY_OVERLOAD] = "overload",
-	[SCHED_BUSY_NO_VM] = "no_vm",
-	[SCHED_BUSY_PAUSED] = "paused",
+	[SCHED_BUSY_NONE] = NULL,	  [SCHED_BUSY_INFLIGHT] = "in_flight",
+	[SCHED_BUSY_QUOTA] = "quota",	  [SCHED_BUSY_OVERLOAD] = "overload",
+	[SCHED_BUSY_NO_VM] = "no_vm",	  [SCHED_BUSY_PAUSED] = "paused",
 	[SCHED_BUSY_REMOVED] = "removed",
 };
 /* Per VM: no_vm never happens to a known VM. */
@@ -92,7 +89,7 @@ static void counter(struct metrics_writer *w, const char *name, const char *help
 static void collect_vm(void *userdata, const struct adm_vm_info *info)
 {
 	struct metrics *x = userdata;
-	uint64_t c[_VC_MAX] = { 0 };
+	uint64_t c[_VC_MAX] = {0};
 
 	c[VC_REQ_REPORT] = info->req_report;
 	c[VC_REQ_KEY] = info->req_key;
@@ -150,7 +147,7 @@ static void per_vm_family(struct metrics_writer *w, const struct vm_row *rows, s
 	metrics_family(w, name, METRICS_COUNTER, help);
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < count; k++) {
-			struct metrics_label l[2] = { { "vm", rows[i].id }, { label, values[k] } };
+			struct metrics_label l[2] = {{"vm", rows[i].id}, {label, values[k]}};
 			if (!values[k])
 				continue;
 			metrics_sample_u64(w, l, label ? 2 : 1, rows[i].c[first + k]);
@@ -159,10 +156,10 @@ static void per_vm_family(struct metrics_writer *w, const struct vm_row *rows, s
 
 static void render_vms(struct metrics *x, struct metrics_writer *w)
 {
-	static const char *const types[] = { "report", "key", "other" };
-	static const char *const outcomes[] = { "success", "firmware_error", "expired",
-						"invalid_len" };
-	static const char *const one[] = { "" };
+	static const char *const types[] = {"report", "key", "other"};
+	static const char *const outcomes[] = {"success", "firmware_error", "expired",
+					       "invalid_len"};
+	static const char *const one[] = {""};
 	struct vm_row *rows = NULL;
 	size_t n = vm_rows(x, &rows);
 
@@ -188,14 +185,14 @@ static void render_vms(struct metrics *x, struct metrics_writer *w)
 	metrics_family(w, "snp_attestd_vm_firmware_seconds_total", METRICS_COUNTER,
 		       "Firmware time reported in GUEST_DONE per VM.");
 	for (size_t i = 0; i < n; i++) {
-		struct metrics_label l = { "vm", rows[i].id };
+		struct metrics_label l = {"vm", rows[i].id};
 		metrics_sample_double(w, &l, 1, (double)rows[i].c[VC_FW_NSEC] / 1e9);
 	}
 	metrics_family(w, "snp_attestd_vm_admission_wait_seconds", METRICS_HISTOGRAM,
 		       "Time from GUEST_REQ to ALLOW for admitted requests, per VM (1 ms buckets "
 		       "around one PSP report slot).");
 	for (size_t i = 0; i < n; i++) {
-		struct metrics_label l = { "vm", rows[i].id };
+		struct metrics_label l = {"vm", rows[i].id};
 		struct metrics_hist h;
 
 		if (metrics_hist_init(&h, vm_wait_bounds_usec, VM_WAIT_NBOUNDS, 1e6) < 0)
@@ -223,13 +220,13 @@ static void render_tcb(struct metrics_writer *w, const char *which, uint64_t raw
 		const char *name;
 		const uint8_t *v;
 	} comps[] = {
-		{ "bootloader", &t.bootloader }, { "tee", &t.tee }, { "snp", &t.snp },
-		{ "microcode", &t.microcode },   { "fmc", &t.fmc },
+		{"bootloader", &t.bootloader}, {"tee", &t.tee}, {"snp", &t.snp},
+		{"microcode", &t.microcode},   {"fmc", &t.fmc},
 	};
 
 	tcb_decode(raw, p, &t);
 	for (size_t i = 0; i < ELEMENTSOF(comps); i++) {
-		struct metrics_label l[2] = { { "tcb", which }, { "component", comps[i].name } };
+		struct metrics_label l[2] = {{"tcb", which}, {"component", comps[i].name}};
 		if (strcmp(comps[i].name, "fmc") == 0 && !snp_product_has_fmc(p))
 			continue;
 		metrics_sample_u64(w, l, 2, *comps[i].v);
@@ -246,8 +243,8 @@ static void render_platform(struct metrics_writer *w, const struct broker *b)
 	metrics_family(w, "snp_attestd_platform_info", METRICS_GAUGE,
 		       "The platform: product and firmware backend (value 1).");
 	{
-		struct metrics_label l[2] = { { "product", snp_product_name(pf->product) },
-					      { "backend", broker_backend_name(b) } };
+		struct metrics_label l[2] = {{"product", snp_product_name(pf->product)},
+					     {"backend", broker_backend_name(b)}};
 		metrics_sample_u64(w, l, 2, 1);
 	}
 	gauge(w, "snp_attestd_vlek_loaded", "1 if a VLEK is loaded in the firmware.",
@@ -291,10 +288,10 @@ static void render_platform(struct metrics_writer *w, const struct broker *b)
 		       "The served chain (value 1): source, key type and root.");
 	{
 		struct metrics_label l[4] = {
-			{ "source", source },
-			{ "key", ch->vlek ? "vlek" : "vcek" },
-			{ "root", ch->sim_root ? "simulator" : "amd" },
-			{ "product", snp_product_name(ch->product) },
+			{"source", source},
+			{"key", ch->vlek ? "vlek" : "vcek"},
+			{"root", ch->sim_root ? "simulator" : "amd"},
+			{"product", snp_product_name(ch->product)},
 		};
 		metrics_sample_u64(w, l, 4, 1);
 	}
@@ -330,25 +327,25 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 		const struct {
 			const char *v;
 			uint64_t n;
-		} vs[] = { { "allow", st->verdicts_allow },
-			   { "busy", st->verdicts_busy },
-			   { "invalid_len", st->verdicts_invalid_len } };
+		} vs[] = {{"allow", st->verdicts_allow},
+			  {"busy", st->verdicts_busy},
+			  {"invalid_len", st->verdicts_invalid_len}};
 		for (size_t i = 0; i < ELEMENTSOF(vs); i++) {
-			struct metrics_label l = { "verdict", vs[i].v };
+			struct metrics_label l = {"verdict", vs[i].v};
 			metrics_sample_u64(w, &l, 1, vs[i].n);
 		}
 	}
 	metrics_family(w, "snp_attestd_busy_answers_total", METRICS_COUNTER,
 		       "BUSY answers over all VMs, by reason (no_vm: the VM was not known).");
 	for (size_t r = 0; r < _SCHED_BUSY_MAX; r++) {
-		struct metrics_label l = { "reason", busy_names[r] };
+		struct metrics_label l = {"reason", busy_names[r]};
 		if (busy_names[r])
 			metrics_sample_u64(w, &l, 1, st->busy_by_reason[r]);
 	}
 	metrics_family(w, "snp_attestd_sequence_anomalies_total", METRICS_COUNTER,
 		       "Guest message sequence anomalies over all VMs, by kind.");
 	for (size_t a = 0; a < _SCHED_ANOM_MAX; a++) {
-		struct metrics_label l = { "kind", anomaly_names[a] };
+		struct metrics_label l = {"kind", anomaly_names[a]};
 		metrics_sample_u64(w, &l, 1, st->anomalies[a]);
 	}
 	counter(w, "snp_attestd_guest_done_total", "GUEST_DONE messages received.", st->done);
@@ -360,7 +357,8 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 		st->stale_inflight_freed);
 	counter(w, "snp_attestd_admissions_over_slots_total",
 		"Forced admissions (bounded-BUSY rule) made while every PSP slot was taken; they "
-		"wait for the PSP in the kernel.", st->admissions_over_slots);
+		"wait for the PSP in the kernel.",
+		st->admissions_over_slots);
 	counter(w, "snp_attestd_psp_idle_while_waiting_total",
 		"GUEST_DONEs that freed a PSP slot while requests were queued.", st->handoffs);
 	metrics_family(w, "snp_attestd_psp_idle_while_waiting_seconds_total", METRICS_COUNTER,
@@ -376,7 +374,7 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 		metrics_family(w, "snp_attestd_netlink_messages_total", METRICS_COUNTER,
 			       "Netlink messages, by direction.");
 		{
-			struct metrics_label rx = { "direction", "rx" }, tx = { "direction", "tx" };
+			struct metrics_label rx = {"direction", "rx"}, tx = {"direction", "tx"};
 			metrics_sample_u64(w, &rx, 1, ns->rx_msgs);
 			metrics_sample_u64(w, &tx, 1, ns->tx_msgs);
 		}
@@ -389,13 +387,13 @@ static void render_broker(struct metrics *x, struct metrics_writer *w, const str
 			const struct {
 				const char *k;
 				uint64_t n;
-			} es[] = { { "send", ns->tx_errors },
-				   { "malformed", ns->malformed },
-				   { "malformed_answered", ns->malformed_answered },
-				   { "foreign_sender", ns->foreign_sender },
-				   { "overrun", ns->enobufs } };
+			} es[] = {{"send", ns->tx_errors},
+				  {"malformed", ns->malformed},
+				  {"malformed_answered", ns->malformed_answered},
+				  {"foreign_sender", ns->foreign_sender},
+				  {"overrun", ns->enobufs}};
 			for (size_t i = 0; i < ELEMENTSOF(es); i++) {
-				struct metrics_label l = { "kind", es[i].k };
+				struct metrics_label l = {"kind", es[i].k};
 				metrics_sample_u64(w, &l, 1, es[i].n);
 			}
 		}
@@ -455,7 +453,7 @@ static void render_kds(struct metrics *x, struct metrics_writer *w)
 	metrics_family(w, "snp_attestd_rotations_total", METRICS_COUNTER,
 		       "Certificate/TCB rotations, by result.");
 	{
-		struct metrics_label ok = { "result", "succeeded" }, bad = { "result", "failed" };
+		struct metrics_label ok = {"result", "succeeded"}, bad = {"result", "failed"};
 		metrics_sample_u64(w, &ok, 1, rs->succeeded);
 		metrics_sample_u64(w, &bad, 1, rs->failed);
 	}
@@ -480,17 +478,17 @@ static void render_kds(struct metrics *x, struct metrics_writer *w)
 		const struct {
 			const char *o;
 			uint64_t n;
-		} os[] = { { "ok", ks.ok },
-			   { "not_modified", ks.not_modified },
-			   { "not_found", ks.not_found },
-			   { "throttled", ks.throttled },
-			   { "server_error", ks.server_error },
-			   { "other_status", ks.other_status },
-			   { "timeout", ks.timeouts },
-			   { "bad_body", ks.bad_body },
-			   { "transport_error", ks.transport_errors } };
+		} os[] = {{"ok", ks.ok},
+			  {"not_modified", ks.not_modified},
+			  {"not_found", ks.not_found},
+			  {"throttled", ks.throttled},
+			  {"server_error", ks.server_error},
+			  {"other_status", ks.other_status},
+			  {"timeout", ks.timeouts},
+			  {"bad_body", ks.bad_body},
+			  {"transport_error", ks.transport_errors}};
 		for (size_t i = 0; i < ELEMENTSOF(os); i++) {
-			struct metrics_label l = { "outcome", os[i].o };
+			struct metrics_label l = {"outcome", os[i].o};
 			metrics_sample_u64(w, &l, 1, os[i].n);
 		}
 	}
@@ -540,7 +538,7 @@ int render(struct metrics *x, char **ret_text, size_t *ret_len)
 	metrics_family(&w, "snp_attestd_build_info", METRICS_GAUGE,
 		       "Build of the running daemon (value 1).");
 	{
-		struct metrics_label l = { "version", PACKAGE_VERSION };
+		struct metrics_label l = {"version", PACKAGE_VERSION};
 		metrics_sample_u64(&w, &l, 1, 1);
 	}
 	gauge(&w, "snp_attestd_ready", "1 once the daemon has reported READY.",
@@ -572,7 +570,7 @@ int render(struct metrics *x, char **ret_text, size_t *ret_len)
 		       "HTTP requests to the metrics endpoint, by status code.");
 	for (size_t i = 0; i < _HC_MAX; i++) {
 		char code[8];
-		struct metrics_label l = { "code", code };
+		struct metrics_label l = {"code", code};
 		snprintf(code, sizeof(code), "%u", http_codes[i]);
 		metrics_sample_u64(&w, &l, 1, x->http[i]);
 	}
@@ -584,11 +582,11 @@ int render(struct metrics *x, char **ret_text, size_t *ret_len)
 		const struct {
 			const char *reason;
 			uint64_t n;
-		} ds[] = { { "deadline", x->conn_deadline },
-			   { "evicted", x->conn_evicted },
-			   { "refused", x->conn_refused } };
+		} ds[] = {{"deadline", x->conn_deadline},
+			  {"evicted", x->conn_evicted},
+			  {"refused", x->conn_refused}};
 		for (size_t i = 0; i < ELEMENTSOF(ds); i++) {
-			struct metrics_label l = { "reason", ds[i].reason };
+			struct metrics_label l = {"reason", ds[i].reason};
 			metrics_sample_u64(&w, &l, 1, ds[i].n);
 		}
 	}

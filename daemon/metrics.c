@@ -55,8 +55,8 @@ static enum MHD_Result reply(struct metrics *x, struct MHD_Connection *c, enum h
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	static const char index_text[] = "snp-attestd: metrics at /metrics\n";
 	static const char not_found[] = "not found\n";
@@ -351,7 +351,8 @@ static int activated_fd(void)
 	int fd = listenfd_by_name("metrics");
 
 	if (fd >= 0 && sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-		log_error("The socket named \"metrics\" from systemd is not a listening stream socket");
+		log_error("The socket named \"metrics\" from systemd is not a listening stream "
+			  "socket");
 		return -ENOTSOCK;
 	}
 	return fd;
@@ -365,7 +366,7 @@ static int listen_on(const char *addr)
 		struct sockaddr sa;
 		struct sockaddr_in in;
 		struct sockaddr_in6 in6;
-	} sa = { 0 };
+	} sa = {0};
 	socklen_t salen;
 	int fd, one = 1;
 
@@ -427,13 +428,12 @@ static int http_start(struct metrics *x, int fd)
 	if (fl >= 0)
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	x->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET, 0,
-				  NULL, NULL, on_request, x,
-				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, x,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)(2 * METRICS_MAX_CONNECTIONS),
-				  MHD_OPTION_CONNECTION_TIMEOUT, idle,
-				  MHD_OPTION_NOTIFY_CONNECTION, on_mhd_connection, x,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_mhd_completed, x,
-				  MHD_OPTION_END);
+				  NULL, NULL, on_request, x, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+				  x, MHD_OPTION_CONNECTION_LIMIT,
+				  (unsigned)(2 * METRICS_MAX_CONNECTIONS),
+				  MHD_OPTION_CONNECTION_TIMEOUT, idle, MHD_OPTION_NOTIFY_CONNECTION,
+				  on_mhd_connection, x, MHD_OPTION_NOTIFY_COMPLETED,
+				  on_mhd_completed, x, MHD_OPTION_END);
 	if (!x->mhd) {
 		close(fd);
 		return -EIO;
@@ -481,10 +481,12 @@ static int http_configure(struct metrics *x)
 	fd = listen_on(addr);
 	if (fd == -EINVAL)
 		return log_error_errno(fd,
-				       "Invalid [metrics] listen '%s': expected ADDRESS:PORT or [IPV6]:PORT with a numeric address",
+				       "Invalid [metrics] listen '%s': expected ADDRESS:PORT or "
+				       "[IPV6]:PORT with a numeric address",
 				       addr);
 	if (fd < 0) {
-		log_error_errno(fd, "Cannot listen for metrics on %s; running without metrics", addr);
+		log_error_errno(fd, "Cannot listen for metrics on %s; running without metrics",
+				addr);
 		return 0;
 	}
 	r = http_start(x, fd);
@@ -528,7 +530,7 @@ static int metrics_start(struct manager *m)
 	x->listen_fd = -1;
 	m->metrics = x;
 	r = metrics_vmset_init(&x->vmset, _VC_MAX, METRICS_MAX_VM_SERIES,
-				       (uint64_t)time(NULL) ^ 0x6d657472u);
+			       (uint64_t)time(NULL) ^ 0x6d657472u);
 	if (r < 0) {
 		metrics_stop(m);
 		return r;
@@ -555,9 +557,10 @@ static int metrics_reload(struct manager *m, const struct conf *old)
 		char host[INET6_ADDRSTRLEN];
 		uint16_t port;
 		if (metrics_listen_split(now_addr, host, sizeof(host), &port) < 0)
-			return log_error_errno(-EINVAL,
-					       "Invalid [metrics] listen '%s'; keeping the current endpoint",
-					       now_addr);
+			return log_error_errno(
+				-EINVAL,
+				"Invalid [metrics] listen '%s'; keeping the current endpoint",
+				now_addr);
 	}
 	http_stop(x);
 	return http_configure(x);

@@ -20,4 +20,3 @@
 #define METRICS_RENDER_MIN_INTERVAL_USEC 100000ull
 
 extern const struct manager_module metrics_module;
-

@@ -50,8 +50,8 @@ struct nlsock {
 	uint16_t family;
 	int fd;
 	uint32_t seq;
-	uint32_t register_seq;	      /* the latest REGISTER */
-	uint32_t register_seq_first;  /* the first REGISTER still unanswered (see on ACK) */
+	uint32_t register_seq;	     /* the latest REGISTER */
+	uint32_t register_seq_first; /* the first REGISTER still unanswered (see on ACK) */
 	uint32_t heartbeat_seq;
 	bool registered;
 	bool register_pending;
@@ -66,7 +66,7 @@ struct nlsock {
 	uint8_t *txq;			 /* owned: NLSOCK_TXQ_MAX, verdicts of this batch */
 	size_t txq_len;
 	unsigned txq_n;
-	bool coalesce; /* inside a receive batch: nlsock_send appends to txq */
+	bool coalesce;	  /* inside a receive batch: nlsock_send appends to txq */
 	uint64_t rx_usec; /* receive time of the batch being handled, 0 outside one */
 	uint8_t tx[SNPA_MSG_MAX] __attribute__((aligned(4)));
 };
@@ -141,7 +141,8 @@ int nlsock_resolve_family(const char *name, uint16_t *ret_id)
 			if (nlh->nlmsg_type != GENL_ID_CTRL ||
 			    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*g)))
 				continue;
-			mnl_attr_for_each(a, nlh, sizeof(*g)) {
+			mnl_attr_for_each(a, nlh, sizeof(*g))
+			{
 				if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID &&
 				    mnl_attr_validate(a, MNL_TYPE_U16) == 0) {
 					id = mnl_attr_get_u16(a);
@@ -161,7 +162,7 @@ out:
 
 static int open_socket(struct nlsock *s)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	int proto = s->transport == CONF_TRANSPORT_GENL ? NETLINK_GENERIC : NETLINK_USERSOCK;
 	int fd, v, r;
 
@@ -187,7 +188,7 @@ static int open_socket(struct nlsock *s)
 /* One datagram carrying nmsgs netlink messages. */
 static int send_datagram(struct nlsock *s, const void *buf, size_t len, unsigned nmsgs)
 {
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = s->peer_port };
+	struct sockaddr_nl to = {.nl_family = AF_NETLINK, .nl_pid = s->peer_port};
 	ssize_t n;
 
 	do
@@ -352,13 +353,13 @@ static void send_register(struct nlsock *s)
  * waiting for the ACK of the latest retry would leave them unanswered. */
 static bool register_seq_ours(const struct nlsock *s, uint32_t seq)
 {
-	return s->register_pending && seq - s->register_seq_first <= s->register_seq -
-		s->register_seq_first;
+	return s->register_pending &&
+	       seq - s->register_seq_first <= s->register_seq - s->register_seq_first;
 }
 
 static void send_dump(struct nlsock *s)
 {
-	struct snpa_msg m = { .cmd = SNPA_CMD_VM_DUMP };
+	struct snpa_msg m = {.cmd = SNPA_CMD_VM_DUMP};
 
 	(void)build_and_send(s, &m, NLM_F_REQUEST, NULL);
 }
@@ -391,7 +392,8 @@ static void answer_malformed(struct nlsock *s, const struct nlmsghdr *nlh)
 	g = mnl_nlmsg_get_payload(nlh);
 	if (g->cmd != SNPA_CMD_GUEST_REQ)
 		return;
-	mnl_attr_for_each(a, nlh, sizeof(*g)) {
+	mnl_attr_for_each(a, nlh, sizeof(*g))
+	{
 		if (!mnl_attr_ok(a, (int)((const char *)mnl_nlmsg_get_payload_tail(nlh) -
 					  (const char *)a)))
 			break;
@@ -405,7 +407,8 @@ static void answer_malformed(struct nlsock *s, const struct nlmsghdr *nlh)
 		return;
 	struct snpa_msg v = {
 		.cmd = SNPA_CMD_VERDICT,
-		.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT) | (1u << SNPA_A_EXITINFO2),
+		.present =
+			(1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT) | (1u << SNPA_A_EXITINFO2),
 		.req_id = req_id,
 		.verdict = SNPA_VERDICT_ANSWER,
 		.exitinfo2 = 0x0000000200000000ull,
@@ -515,13 +518,13 @@ static void receive_batches(struct nlsock *s)
 
 	for (int round = 0; round < 8; round++) {
 		for (int i = 0; i < NLSOCK_BATCH; i++) {
-			iov[i] = (struct iovec){ .iov_base = s->rx[i], .iov_len = NLSOCK_DGRAM_MAX };
-			msgs[i] = (struct mmsghdr){ .msg_hdr = {
-							    .msg_name = &from[i],
-							    .msg_namelen = sizeof(from[i]),
-							    .msg_iov = &iov[i],
-							    .msg_iovlen = 1,
-						    } };
+			iov[i] = (struct iovec){.iov_base = s->rx[i], .iov_len = NLSOCK_DGRAM_MAX};
+			msgs[i] = (struct mmsghdr){.msg_hdr = {
+							   .msg_name = &from[i],
+							   .msg_namelen = sizeof(from[i]),
+							   .msg_iov = &iov[i],
+							   .msg_iovlen = 1,
+						   }};
 		}
 		n = recvmmsg(s->fd, msgs, NLSOCK_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0) {
@@ -530,7 +533,8 @@ static void receive_batches(struct nlsock *s)
 			if (errno == ENOBUFS) {
 				/* The kernel dropped messages for us: resynchronise. */
 				s->stats.enobufs++;
-				log_warning("Netlink receive buffer overrun; resynchronising with VM_DUMP");
+				log_warning("Netlink receive buffer overrun; resynchronising with "
+					    "VM_DUMP");
 				if (s->registered) {
 					send_dump(s);
 					if (s->h->on_resync)

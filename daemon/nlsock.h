@@ -29,9 +29,9 @@ struct nlsock_stats {
 	uint64_t tx_msgs;
 	uint64_t tx_datagrams; /* verdicts answering one receive batch share a datagram */
 	uint64_t tx_errors;
-	uint64_t malformed;      /* failed nl_parse */
+	uint64_t malformed;	 /* failed nl_parse */
 	uint64_t foreign_sender; /* dropped: not from the kernel's (or simulator's) port */
-	uint64_t enobufs;        /* receive overruns */
+	uint64_t enobufs;	 /* receive overruns */
 	uint64_t register_attempts;
 	uint64_t registrations;
 	uint64_t malformed_answered; /* malformed GUEST_REQs still answered BUSY by req id */

@@ -74,8 +74,8 @@ static int op_busy(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t
 	return nl_answer(of(t), req_id, EXITINFO2_BUSY, 0);
 }
 
-static int op_invalid_len(struct adm_transport *t, uint64_t vm_id, void *peer,
-			  uint64_t req_id, uint32_t npages)
+static int op_invalid_len(struct adm_transport *t, uint64_t vm_id, void *peer, uint64_t req_id,
+			  uint32_t npages)
 {
 	(void)vm_id;
 	(void)peer;
@@ -84,7 +84,7 @@ static int op_invalid_len(struct adm_transport *t, uint64_t vm_id, void *peer,
 
 static int op_request_resync(struct adm_transport *t)
 {
-	struct snpa_msg dump = { .cmd = SNPA_CMD_VM_DUMP };
+	struct snpa_msg dump = {.cmd = SNPA_CMD_VM_DUMP};
 
 	return nlsock_send(of(t)->nl, &dump);
 }
@@ -110,11 +110,11 @@ static void on_guest_req(struct nltransport *n, const struct snpa_msg *m)
 	bool ext = m->exit_code == SVM_VMGEXIT_EXT_GUEST_REQUEST;
 	struct adm_request rq = {
 		.req_id = m->req_id,
-		.msg = { .seqno = m->msg_seqno,
-			 .type = m->msg_type,
-			 .version = m->msg_version,
-			 .vmpck = m->msg_vmpck,
-			 .size = m->msg_size },
+		.msg = {.seqno = m->msg_seqno,
+			.type = m->msg_type,
+			.version = m->msg_version,
+			.vmpck = m->msg_vmpck,
+			.size = m->msg_size},
 		.has_msg = true,
 		.wants_table = ext && m->msg_type == MSG_REPORT_REQ,
 		.npages = m->data_npages,
@@ -143,7 +143,7 @@ static void on_guest_done(struct nltransport *n, const struct snpa_msg *m)
 
 static void on_vm_add(struct nltransport *n, const struct snpa_msg *m)
 {
-	struct adm_vm_attrs at = { .vmm_pid = m->vmm_pid, .asid = m->asid, .policy = m->policy };
+	struct adm_vm_attrs at = {.vmm_pid = m->vmm_pid, .asid = m->asid, .policy = m->policy};
 	bool dump = snpa_has(m, SNPA_A_DUMP);
 
 	(void)adm_vm_add(n->adm, &n->t, m->vm_id, &at, dump,

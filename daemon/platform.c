@@ -37,8 +37,8 @@ int platform_read(struct fw *fw, struct platform_facts *pf, char *err, size_t er
 	n.vlek_loaded = (st.flags & SNP_STATUS_F_VLEK_EN) != 0;
 	r = fw_get_id(fw, n.chip_id, sizeof(n.chip_id), &n.chip_id_len, &fs);
 	if (r < 0) {
-		snprintf(err, err_size, "GET_ID2 failed: %s (firmware status 0x%x)",
-			 fw_strerror(r), fs);
+		snprintf(err, err_size, "GET_ID2 failed: %s (firmware status 0x%x)", fw_strerror(r),
+			 fs);
 		return r;
 	}
 	if (fw_product(fw, &n.product) < 0)

@@ -77,7 +77,8 @@ int quotafile_load(const char *dir, struct quotafile_entry **ret, size_t *ret_n,
 		json_decref(root);
 		return -ENOMEM;
 	}
-	json_array_foreach(list, i, it) {
+	json_array_foreach(list, i, it)
+	{
 		json_t *vm = json_object_get(it, "vm"), *rate = json_object_get(it, "rate_milli"),
 		       *burst = json_object_get(it, "burst"),
 		       *weight = json_object_get(it, "weight");
@@ -121,9 +122,10 @@ int quotafile_save(const char *dir, const struct quotafile_entry *e, size_t n)
 	json_object_set_new(root, "version", json_integer(1));
 	json_object_set_new(root, "vms", list);
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_pack("{s:o,s:I,s:I,s:I}", "vm", vm_id_json(e[i].vm_id),
-				      "rate_milli", (json_int_t)e[i].q.rate_milli, "burst",
-				      (json_int_t)e[i].q.burst, "weight", (json_int_t)e[i].q.weight);
+		json_t *o =
+			json_pack("{s:o,s:I,s:I,s:I}", "vm", vm_id_json(e[i].vm_id), "rate_milli",
+				  (json_int_t)e[i].q.rate_milli, "burst", (json_int_t)e[i].q.burst,
+				  "weight", (json_int_t)e[i].q.weight);
 		if (!o || json_array_append_new(list, o) < 0) {
 			json_decref(root);
 			return -ENOMEM;

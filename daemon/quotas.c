@@ -27,7 +27,7 @@ struct quota_change {
 	struct quota_change *next;
 	bool submitted;
 	/* the write (worker) */
-	char *dir; /* owned copy */
+	char *dir;		   /* owned copy */
 	struct quotafile_entry *e; /* owned: the file's new content */
 	size_t n;
 	int r;
@@ -57,7 +57,8 @@ int load_quotas(struct broker *b)
 		int k = quotafile_set_aside(b->m->conf.state_dir, aside, sizeof(aside));
 		log_error("Cannot read the stored quotas (%s): every VM gets the default quota; "
 			  "%s%s",
-			  err, k < 0 ? "the file could not be moved aside: " : "the file was kept as ",
+			  err,
+			  k < 0 ? "the file could not be moved aside: " : "the file was kept as ",
 			  k < 0 ? snp_strerror(k) : aside);
 		return 0;
 	}
@@ -145,7 +146,7 @@ static void save_next(struct broker *b)
 	if (!c || c->submitted)
 		return; /* nothing queued, or its write runs */
 	c->submitted = true;
-	s = (struct snap){ .skip = c->vm_id, .skipping = true };
+	s = (struct snap){.skip = c->vm_id, .skipping = true};
 	s.e = calloc(adm_quota_count(b->adm) + 1, sizeof(*s.e));
 	c->dir = strdup(b->m->conf.state_dir);
 	if (!s.e || !c->dir) {

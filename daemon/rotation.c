@@ -46,8 +46,8 @@ void load_chain(struct broker *b)
 			log_warning("No certificate source configured ([certs] cert_dir or "
 				    "kds_url): extended requests get an empty certificate table");
 	} else {
-		r = chain_from_dir(b->m->conf.cert_dir, b->sim_ark, &b->pf, time(NULL), &c,
-					 err, sizeof(err));
+		r = chain_from_dir(b->m->conf.cert_dir, b->sim_ark, &b->pf, time(NULL), &c, err,
+				   sizeof(err));
 		if (r < 0) {
 			log_error("Not serving certificates: %s", err);
 		} else {
@@ -74,8 +74,7 @@ void load_chain(struct broker *b)
 /* --- rotation --- */
 
 void rot_arm_expiry(struct broker *b);
-void rot_start_internal(struct broker *b, const char *why,
-			       const struct platform_facts *expect);
+void rot_start_internal(struct broker *b, const char *why, const struct platform_facts *expect);
 
 void rot_free(struct broker_rotation *rot)
 {
@@ -163,8 +162,7 @@ static void rot_run(struct worker_job *j)
 		rot->new_chain = TAKE_PTR(rot->prepared);
 	} else if (rot->cert_dir[0] &&
 		   chain_from_dir(rot->cert_dir, rot->extra_ark, &rot->pf_new, time(NULL),
-					&rot->new_chain, rot->chain_err,
-					sizeof(rot->chain_err)) == 0) {
+				  &rot->new_chain, rot->chain_err, sizeof(rot->chain_err)) == 0) {
 		rot->outcome = BROKER_ROT_NEW;
 	} else if (chain_matches(rot->old_chain, &rot->pf_new)) {
 		rot->outcome = BROKER_ROT_KEEP;
@@ -389,8 +387,7 @@ void rot_pause(struct broker *b)
 	}
 }
 
-void refusal_text(const struct broker_rotation *rot, const char *cerr, char *err,
-			 size_t err_size)
+void refusal_text(const struct broker_rotation *rot, const char *cerr, char *err, size_t err_size)
 {
 	char t[TCB_FORMAT_MAX];
 
@@ -408,8 +405,8 @@ void refusal_text(const struct broker_rotation *rot, const char *cerr, char *err
 /* Both KDS answers are in (or failed): build the chain, then pause, or give up. */
 
 int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t tcb,
-		     const uint8_t *hashstick, const struct platform_facts *expect, bool must_run,
-		     broker_op_done_fn cb, void *userdata, char *err, size_t err_size)
+	      const uint8_t *hashstick, const struct platform_facts *expect, bool must_run,
+	      broker_op_done_fn cb, void *userdata, char *err, size_t err_size)
 {
 	struct broker_rotation *rot;
 	char cerr[600] = "";
@@ -463,7 +460,7 @@ int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t 
 	 * directory if configured, else KDS through the cache (asynchronous). */
 	if (rot->cert_dir[0]) {
 		r = chain_from_dir(rot->cert_dir, b->sim_ark, &rot->pf_expect, time(NULL),
-					 &rot->prepared, cerr, sizeof(cerr));
+				   &rot->prepared, cerr, sizeof(cerr));
 	} else if (b->kdsc) {
 		r = rot_fetch(b, rot, cerr, sizeof(cerr));
 		if (r == 0) {
@@ -494,8 +491,7 @@ int rot_start(struct broker *b, const char *why, enum broker_fw_op op, uint64_t 
 	return 0;
 }
 
-void rot_start_internal(struct broker *b, const char *why,
-			       const struct platform_facts *expect)
+void rot_start_internal(struct broker *b, const char *why, const struct platform_facts *expect)
 {
 	char err[700];
 	int r;
@@ -649,4 +645,3 @@ const struct broker_rotation_stats *broker_get_rotation_stats(const struct broke
 {
 	return &b->rstats;
 }
-

@@ -143,8 +143,7 @@ int vmmfile_set_access(struct vmmfile *f, const char *group, unsigned mode)
 	return 0;
 }
 
-int vmmfile_open_access(const char *path, const char *group, unsigned mode,
-			struct vmmfile **ret)
+int vmmfile_open_access(const char *path, const char *group, unsigned mode, struct vmmfile **ret)
 {
 	struct vmmfile *f = NULL;
 	int r;
@@ -157,7 +156,8 @@ int vmmfile_open_access(const char *path, const char *group, unsigned mode,
 		/* A host without the VMM's group has no VMM to serve either: say so, keep the
 		 * daemon's group and still apply the mode, rather than refusing to start. */
 		log_warning("Group '%s' ([certs] vmm_certs_group) does not exist; %s keeps the "
-			    "daemon's group", group, path);
+			    "daemon's group",
+			    group, path);
 		r = vmmfile_set_access(f, "", mode);
 	}
 	if (r < 0) {

@@ -23,8 +23,7 @@ int vmmfile_open(const char *path, struct vmmfile **ret);
 int vmmfile_set_access(struct vmmfile *f, const char *group, unsigned mode);
 /* vmmfile_open, then vmmfile_set_access (closing again if that fails). A group that does not
  * exist is logged as a warning and the file keeps its group (the mode is still applied). */
-int vmmfile_open_access(const char *path, const char *group, unsigned mode,
-			struct vmmfile **ret);
+int vmmfile_open_access(const char *path, const char *group, unsigned mode, struct vmmfile **ret);
 /* Releases the lock if held and closes. Accepts NULL. */
 void vmmfile_free(struct vmmfile *f);
 

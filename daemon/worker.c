@@ -17,8 +17,8 @@ struct worker {
 	pthread_cond_t cond;
 	struct worker_job *todo_head, *todo_tail; /* guarded by lock */
 	struct worker_job *done_head, *done_tail; /* guarded by lock */
-	bool stop;                                /* guarded by lock */
-	unsigned pending;                         /* loop thread only */
+	bool stop;				  /* guarded by lock */
+	unsigned pending;			  /* loop thread only */
 };
 
 static void push(struct worker_job **head, struct worker_job **tail, struct worker_job *j)

@@ -55,7 +55,7 @@ static void biop(BIO **p)
 	BIO_free(*p);
 }
 
-static void x509_stackp(STACK_OF(X509) **p)
+static void x509_stackp(STACK_OF(X509) * *p)
 {
 	sk_X509_pop_free(*p, X509_free);
 }
@@ -169,7 +169,7 @@ int certs_parse(const uint8_t *buf, size_t len, X509 **ret)
 	return 0;
 }
 
-int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) **ret)
+int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) * *ret)
 {
 	_cleanup_(x509_stackp) STACK_OF(X509) *sk = NULL;
 	size_t pos = 0, start, end;
@@ -204,7 +204,7 @@ int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) **ret)
 	return 0;
 }
 
-int certs_kds_chain_pair(STACK_OF(X509) *sk, X509 **ret_ask, X509 **ret_ark)
+int certs_kds_chain_pair(STACK_OF(X509) * sk, X509 **ret_ask, X509 **ret_ark)
 {
 	if (!sk || sk_X509_num(sk) != 2)
 		return -EBADMSG;
@@ -239,8 +239,7 @@ int certs_parse_kds_chain(const uint8_t *pem, size_t len, X509 **ret_ask, X509 *
 }
 
 /* DER of any OpenSSL ASN.1 object into a malloc'd buffer (one free(), no OPENSSL_free). */
-static int item_to_der(const ASN1_VALUE *v, const ASN1_ITEM *it, uint8_t **ret_buf,
-		       size_t *ret_len)
+static int item_to_der(const ASN1_VALUE *v, const ASN1_ITEM *it, uint8_t **ret_buf, size_t *ret_len)
 {
 	_cleanup_(freep) uint8_t *buf = NULL;
 	unsigned char *p;

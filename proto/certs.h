@@ -20,13 +20,13 @@ int certs_parse(const uint8_t *buf, size_t len, X509 **ret);
  * -EBADMSG if none, if any block is malformed or is not a CERTIFICATE, or if anything but
  * whitespace lies between blocks. *ret is a new stack the caller frees with
  * sk_X509_pop_free(s, X509_free). At most 8 certificates and 64 KiB (-EMSGSIZE beyond). */
-int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) **ret);
+int certs_parse_pem_chain(const uint8_t *buf, size_t len, STACK_OF(X509) * *ret);
 /* A KDS cert_chain is exactly two certificates, the ASK (ASVK for VLEK) then the ARK; this is
  * the one place that rule is written. certs_kds_chain_pair: the two of sk, borrowed (sk keeps
  * them); -EBADMSG unless sk holds exactly two. certs_parse_kds_chain: the same from PEM bytes
  * (certs_parse_pem_chain's errors, -EBADMSG for another count); ret_ask/ret_ark receive new
  * references the caller frees, and either may be NULL (a check only). */
-int certs_kds_chain_pair(STACK_OF(X509) *sk, X509 **ret_ask, X509 **ret_ark);
+int certs_kds_chain_pair(STACK_OF(X509) * sk, X509 **ret_ask, X509 **ret_ark);
 int certs_parse_kds_chain(const uint8_t *pem, size_t len, X509 **ret_ask, X509 **ret_ark);
 /* DER encoding of x (a CRL: c) into a malloc'd buffer. -EINVAL for NULL, -EBADMSG if it does
  * not encode. */
@@ -46,10 +46,10 @@ struct certs_amd_ext {
 	char product_name[64]; /* "Milan-B0", "Genoa", "Turin"; "" if absent */
 	bool has_bl, has_tee, has_snp, has_ucode, has_fmc;
 	uint8_t bl, tee, snp, ucode, fmc;
-	uint8_t spl[4]; /* spl_4..spl_7 when present */
+	uint8_t spl[4];	     /* spl_4..spl_7 when present */
 	uint8_t spl_present; /* bit i: spl_(4+i) present */
 	uint8_t hwid[64];
-	size_t hwid_len; /* 0 if absent (VLEK) */
+	size_t hwid_len;  /* 0 if absent (VLEK) */
 	char csp_id[256]; /* VLEK only; "" if absent */
 };
 
@@ -72,7 +72,7 @@ enum certs_leaf_kind {
 struct certs_verify_opts {
 	X509 *extra_ark; /* borrowed; trusted in addition to the pinned ARKs, or NULL. Callers
 			    must only set this on an explicit request (e.g. the sim backend). */
-	time_t now;      /* 0: validity periods are not checked */
+	time_t now;	 /* 0: validity periods are not checked */
 };
 
 /* Verifies ARK self-signature, ASK/ASVK by ARK, and (if leaf) leaf by ASK, all RSA-PSS

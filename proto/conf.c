@@ -24,7 +24,7 @@ enum conf_type {
 	T_TRANSPORT,
 	T_LOGLEVEL,
 	T_LISTEN, /* "" or ADDRESS:PORT / [IPV6]:PORT, numeric (what the metrics socket binds) */
-	T_MODE, /* octal permission bits, printed as 0NNN */
+	T_MODE,	  /* octal permission bits, printed as 0NNN */
 };
 
 struct conf_key {
@@ -37,8 +37,10 @@ struct conf_key {
 	const char *help;
 };
 
-#define K(sec, name, type, field, def, min, max, help) \
-	{ sec, name, type, offsetof(struct conf, field), def, min, max, help }
+#define K(sec, name, type, field, def, min, max, help)                                             \
+	{                                                                                          \
+		sec, name, type, offsetof(struct conf, field), def, min, max, help                 \
+	}
 
 static const struct conf_key conf_keys[] = {
 	K("daemon", "backend", T_BACKEND, backend, "sev", 0, 0,
@@ -68,7 +70,8 @@ static const struct conf_key conf_keys[] = {
 	  "group whose members may look"),
 	K("control", "request_timeout", T_DURATION, control_request_timeout_usec, "10s", 100000,
 	  600000000ull,
-	  "time a client has to send a whole request line, and to take a reply, from its first byte"),
+	  "time a client has to send a whole request line, and to take a reply, from its first "
+	  "byte"),
 	K("scheduler", "psp_concurrency", T_U32, psp_concurrency, "1", 1, 64,
 	  "guest requests admitted to the PSP at once"),
 	K("scheduler", "max_queue_wait", T_DURATION, max_queue_wait_usec, "50ms", 1000, 90000,
@@ -114,8 +117,8 @@ static const struct conf_key conf_keys[] = {
 	  "time an HTTP client has to send its request headers, and to take the answer"),
 };
 
-static const char *const log_levels[] = { "emerg", "alert",  "crit", "err",
-					  "warning", "notice", "info", "debug" };
+static const char *const log_levels[] = {"emerg",   "alert",  "crit", "err",
+					 "warning", "notice", "info", "debug"};
 
 const char *conf_key_name(size_t i, const char **ret_section, const char **ret_default,
 			  const char **ret_help)
@@ -147,7 +150,8 @@ static int conf_listen_check(const char *v, char *why, size_t why_size)
 	    (v[0] != '[' && inet_pton(AF_INET, host, &a4) != 1) ||
 	    (v[0] == '[' && inet_pton(AF_INET6, host, &a6) != 1)) {
 		snprintf(why, why_size,
-			 "'%s' is not ADDRESS:PORT or [IPV6]:PORT with a numeric address and a port 1..65535",
+			 "'%s' is not ADDRESS:PORT or [IPV6]:PORT with a numeric address and a "
+			 "port 1..65535",
 			 v);
 		return -EINVAL;
 	}
@@ -193,8 +197,9 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 		if (strlen(k->key) + strlen(v) + 5 > (size_t)ini_max_line) {
 			snprintf(why, why_size, "value is too long (%zu bytes; at most %zu for %s)",
 				 strlen(v),
-				 (size_t)ini_max_line > strlen(k->key) + 5 ?
-					 (size_t)ini_max_line - strlen(k->key) - 5 : 0,
+				 (size_t)ini_max_line > strlen(k->key) + 5
+					 ? (size_t)ini_max_line - strlen(k->key) - 5
+					 : 0,
 				 k->key);
 			return -EINVAL;
 		}
@@ -238,7 +243,8 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 		if (u > 0777 || (u & 0600) != 0600 || (u & 0002)) {
 			snprintf(why, why_size,
 				 "mode '%s' must keep the owner's read and write bits, and not be "
-				 "world-writable or above 0777", v);
+				 "world-writable or above 0777",
+				 v);
 			return -ERANGE;
 		}
 		*(uint32_t *)field = (uint32_t)u;
@@ -274,7 +280,8 @@ static int set_value(struct conf *c, const struct conf_key *k, const char *v, ch
 	case T_TRANSPORT:
 		if (parse_choice(v, "transport", "genl", "usersock", &second, why, why_size) < 0)
 			return -EINVAL;
-		*(enum conf_transport *)field = second ? CONF_TRANSPORT_USERSOCK : CONF_TRANSPORT_GENL;
+		*(enum conf_transport *)field =
+			second ? CONF_TRANSPORT_USERSOCK : CONF_TRANSPORT_GENL;
 		return 0;
 	}
 
@@ -309,7 +316,7 @@ int conf_init_defaults(struct conf *c)
 {
 	char why[128];
 
-	*c = (struct conf){ 0 };
+	*c = (struct conf){0};
 	for (size_t i = 0; i < ELEMENTSOF(conf_keys); i++)
 		if (set_value(c, &conf_keys[i], conf_keys[i].def, why, sizeof(why)) < 0) {
 			conf_done(c);
@@ -367,7 +374,8 @@ static int apply_one(void *user, const char *section, const char *key, const cha
 	if (ctx->failed)
 		return 0;
 	for (i = 0; i < ELEMENTSOF(conf_keys); i++)
-		if (strcmp(section, conf_keys[i].section) == 0 && strcmp(key, conf_keys[i].key) == 0)
+		if (strcmp(section, conf_keys[i].section) == 0 &&
+		    strcmp(key, conf_keys[i].key) == 0)
 			break;
 	if (i == ELEMENTSOF(conf_keys)) {
 		bool known_section = false;
@@ -404,7 +412,7 @@ static int apply_one(void *user, const char *section, const char *key, const cha
 int conf_apply_string(struct conf *c, const char *text, const char *name, char *err,
 		      size_t err_size)
 {
-	struct apply_ctx ctx = { .name = name, .err = err, .err_size = err_size };
+	struct apply_ctx ctx = {.name = name, .err = err, .err_size = err_size};
 	struct conf work;
 	char msg[256] = "";
 	int line, r;
@@ -422,8 +430,9 @@ int conf_apply_string(struct conf *c, const char *text, const char *name, char *
 		else if (msg[0])
 			snprintf(err, err_size, "%s:%d: %s", name, line, msg);
 		else
-			snprintf(err, err_size, "%s:%d: syntax error (expected [section] or key = value)",
-				 name, line);
+			snprintf(err, err_size,
+				 "%s:%d: syntax error (expected [section] or key = value)", name,
+				 line);
 		conf_done(&work);
 		return -EINVAL;
 	}
@@ -438,27 +447,31 @@ int conf_validate(const struct conf *c, char *err, size_t err_size)
 
 	if (c->busy_budget_usec >= 60000000ull) {
 		snprintf(err, err_size,
-			 "[scheduler] busy_budget %s must be below 60s: the Linux guest wipes its VMPCK after 60s of BUSY",
+			 "[scheduler] busy_budget %s must be below 60s: the Linux guest wipes its "
+			 "VMPCK after 60s of BUSY",
 			 format_duration_usec(c->busy_budget_usec, a, sizeof(a)));
 		return -EINVAL;
 	}
 	/* rate (per s) * budget (s) must allow at least one request inside the budget. */
 	if (c->quota_rate_milli * (c->busy_budget_usec / 1000) < 1000ull * 1000) {
 		snprintf(err, err_size,
-			 "[quota] rate %s/s is slower than one request per busy_budget %s: guests would lose their keys",
+			 "[quota] rate %s/s is slower than one request per busy_budget %s: guests "
+			 "would lose their keys",
 			 format_milli(c->quota_rate_milli, a, sizeof(a)),
 			 format_duration_usec(c->busy_budget_usec, b, sizeof(b)));
 		return -EINVAL;
 	}
 	if (c->max_queue_wait_usec >= 100000ull) {
 		snprintf(err, err_size,
-			 "[scheduler] max_queue_wait must be below the kernel's 100ms verdict timeout");
+			 "[scheduler] max_queue_wait must be below the kernel's 100ms verdict "
+			 "timeout");
 		return -EINVAL;
 	}
 	/* A VM must get at least one retry before its BUSY streak reaches the budget. */
 	if (c->guest_retry_interval_usec + c->max_queue_wait_usec >= c->busy_budget_usec) {
 		snprintf(err, err_size,
-			 "[scheduler] busy_budget %s must exceed guest_retry_interval %s + max_queue_wait",
+			 "[scheduler] busy_budget %s must exceed guest_retry_interval %s + "
+			 "max_queue_wait",
 			 format_duration_usec(c->busy_budget_usec, a, sizeof(a)),
 			 format_duration_usec(c->guest_retry_interval_usec, b, sizeof(b)));
 		return -EINVAL;
@@ -480,8 +493,9 @@ int conf_validate(const struct conf *c, char *err, size_t err_size)
 	}
 	if (strcmp(c->vmm_socket, "auto") != 0 && strcmp(c->vmm_socket, "none") != 0 &&
 	    (c->vmm_socket[0] != '/' || strlen(c->vmm_socket) >= 108)) {
-		snprintf(err, err_size, "[vmm] socket must be auto, none or an absolute path "
-					"shorter than 108 bytes");
+		snprintf(err, err_size,
+			 "[vmm] socket must be auto, none or an absolute path "
+			 "shorter than 108 bytes");
 		return -EINVAL;
 	}
 	if (strcmp(c->vmm_socket, c->control_socket) == 0) {
@@ -493,7 +507,7 @@ int conf_validate(const struct conf *c, char *err, size_t err_size)
 
 char *conf_format(const struct conf *c)
 {
-	struct strbuf sb = { 0 };
+	struct strbuf sb = {0};
 	const char *section = NULL;
 
 	for (size_t i = 0; i < ELEMENTSOF(conf_keys); i++) {
@@ -531,8 +545,9 @@ char *conf_format(const struct conf *c)
 			s = *(const enum conf_backend *)field == CONF_BACKEND_SIM ? "sim" : "sev";
 			break;
 		case T_TRANSPORT:
-			s = *(const enum conf_transport *)field == CONF_TRANSPORT_USERSOCK ? "usersock"
-											     : "genl";
+			s = *(const enum conf_transport *)field == CONF_TRANSPORT_USERSOCK
+				    ? "usersock"
+				    : "genl";
 			break;
 		}
 		strbuf_appendf(&sb, "%s = %s\n", k->key, s ? s : "");

@@ -13,20 +13,20 @@ enum conf_backend {
 };
 
 enum conf_transport {
-	CONF_TRANSPORT_GENL,     /* generic netlink family "snp_attest" (the KVM side) */
+	CONF_TRANSPORT_GENL,	 /* generic netlink family "snp_attest" (the KVM side) */
 	CONF_TRANSPORT_USERSOCK, /* NETLINK_USERSOCK, played by snp-kvmsim */
 };
 
 struct conf {
 	/* [daemon] */
 	enum conf_backend backend;
-	char *sev_device;     /* /dev/sev */
-	char *sim_state_dir;  /* simulation state (backend=sim) */
-	char *state_dir;      /* quotas etc. */
-	char *cache_dir;      /* certificate cache */
+	char *sev_device;    /* /dev/sev */
+	char *sim_state_dir; /* simulation state (backend=sim) */
+	char *state_dir;     /* quotas etc. */
+	char *cache_dir;     /* certificate cache */
 	enum conf_transport transport;
-	uint32_t usersock_port; /* the simulator's port id (transport=usersock) */
-	char *log_level;      /* emerg..debug */
+	uint32_t usersock_port;		  /* the simulator's port id (transport=usersock) */
+	char *log_level;		  /* emerg..debug */
 	uint64_t guest_log_interval_usec; /* per-VM log rate limit window */
 	uint32_t guest_log_burst;
 	/* [control] */
@@ -46,23 +46,23 @@ struct conf {
 	uint32_t quota_burst;
 	uint32_t quota_weight;
 	/* [certs] */
-	char *cert_dir;           /* static chain (ark/ask/vcek files) or "" */
+	char *cert_dir; /* static chain (ark/ask/vcek files) or "" */
 	char *kds_url;
-	char *kds_proxy;          /* "" = none (libcurl's environment rules otherwise off) */
-	char *kds_ca_bundle;      /* "" = system default */
+	char *kds_proxy;     /* "" = none (libcurl's environment rules otherwise off) */
+	char *kds_ca_bundle; /* "" = system default */
 	uint64_t kds_timeout_usec;
 	uint64_t tcb_poll_interval_usec;
-	char *vmm_certs_file;     /* GHCB blob for the VMM path (facts §9.2), "" = off */
-	char *vmm_certs_group;    /* its group (the VMM's), "" = the daemon's own */
-	uint32_t vmm_certs_mode;  /* its permission bits, e.g. 0640 */
-	bool trust_sim_ark;       /* only meaningful with backend=sim */
+	char *vmm_certs_file;	 /* GHCB blob for the VMM path (facts §9.2), "" = off */
+	char *vmm_certs_group;	 /* its group (the VMM's), "" = the daemon's own */
+	uint32_t vmm_certs_mode; /* its permission bits, e.g. 0640 */
+	bool trust_sim_ark;	 /* only meaningful with backend=sim */
 	/* [vmm] the VMM socket (docs/vmm-protocol.md) */
-	char *vmm_socket;         /* a path, "auto" (only a socket systemd passes) or "none" */
-	char *vmm_group;          /* may connect besides root; "" = root only */
+	char *vmm_socket;	  /* a path, "auto" (only a socket systemd passes) or "none" */
+	char *vmm_group;	  /* may connect besides root; "" = root only */
 	uint32_t vmm_max_clients; /* connections at once (one per VM) */
 	uint64_t vmm_hello_timeout_usec; /* a connection must say HELLO within this */
 	/* [metrics] */
-	char *metrics_listen;     /* "127.0.0.1:9477", "" = off; checked like the daemon binds it */
+	char *metrics_listen; /* "127.0.0.1:9477", "" = off; checked like the daemon binds it */
 	/* Headers must arrive, and the answer be taken, within this of the request's start. */
 	uint64_t metrics_request_timeout_usec;
 };

@@ -30,33 +30,32 @@ static const struct {
 	unsigned required; /* besides cmd */
 	unsigned allowed;  /* besides id and cmd */
 } cmds[_CTL_CMD_MAX] = {
-	[CTL_CMD_STATUS] = { "status", CTL_ROLE_READER, 0, 0 },
-	[CTL_CMD_VM_LIST] = { "vm.list", CTL_ROLE_READER, 0, 0 },
-	[CTL_CMD_VM_SHOW] = { "vm.show", CTL_ROLE_READER, K_VM, K_VM },
-	[CTL_CMD_QUOTA_GET] = { "quota.get", CTL_ROLE_READER, K_VM, K_VM },
-	[CTL_CMD_QUOTA_LIST] = { "quota.list", CTL_ROLE_READER, 0, 0 },
-	[CTL_CMD_QUOTA_SET] = { "quota.set", CTL_ROLE_ADMIN, K_VM,
-				K_VM | K_RATE | K_BURST | K_WEIGHT },
-	[CTL_CMD_QUOTA_RESET] = { "quota.reset", CTL_ROLE_ADMIN, K_VM, K_VM },
-	[CTL_CMD_CERT_ROTATE] = { "cert.rotate", CTL_ROLE_ADMIN, 0, 0 },
-	[CTL_CMD_TCB_SHOW] = { "tcb.show", CTL_ROLE_READER, 0, 0 },
-	[CTL_CMD_TCB_SET] = { "tcb.set", CTL_ROLE_ADMIN, K_TCB, K_TCB },
-	[CTL_CMD_TCB_COMMIT] = { "tcb.commit", CTL_ROLE_ADMIN, 0, 0 },
-	[CTL_CMD_VLEK_LOAD] = { "vlek.load", CTL_ROLE_ADMIN, K_HASHSTICK, K_HASHSTICK },
-	[CTL_CMD_CERT_SHOW] = { "cert.show", CTL_ROLE_READER, 0, 0 },
-	[CTL_CMD_CERT_FETCH] = { "cert.fetch", CTL_ROLE_ADMIN, 0, 0 },
-	[CTL_CMD_CERT_IMPORT] = { "cert.import", CTL_ROLE_ADMIN, K_LEAF | K_ASK | K_ARK,
-				  K_LEAF | K_ASK | K_ARK },
+	[CTL_CMD_STATUS] = {"status", CTL_ROLE_READER, 0, 0},
+	[CTL_CMD_VM_LIST] = {"vm.list", CTL_ROLE_READER, 0, 0},
+	[CTL_CMD_VM_SHOW] = {"vm.show", CTL_ROLE_READER, K_VM, K_VM},
+	[CTL_CMD_QUOTA_GET] = {"quota.get", CTL_ROLE_READER, K_VM, K_VM},
+	[CTL_CMD_QUOTA_LIST] = {"quota.list", CTL_ROLE_READER, 0, 0},
+	[CTL_CMD_QUOTA_SET] = {"quota.set", CTL_ROLE_ADMIN, K_VM,
+			       K_VM | K_RATE | K_BURST | K_WEIGHT},
+	[CTL_CMD_QUOTA_RESET] = {"quota.reset", CTL_ROLE_ADMIN, K_VM, K_VM},
+	[CTL_CMD_CERT_ROTATE] = {"cert.rotate", CTL_ROLE_ADMIN, 0, 0},
+	[CTL_CMD_TCB_SHOW] = {"tcb.show", CTL_ROLE_READER, 0, 0},
+	[CTL_CMD_TCB_SET] = {"tcb.set", CTL_ROLE_ADMIN, K_TCB, K_TCB},
+	[CTL_CMD_TCB_COMMIT] = {"tcb.commit", CTL_ROLE_ADMIN, 0, 0},
+	[CTL_CMD_VLEK_LOAD] = {"vlek.load", CTL_ROLE_ADMIN, K_HASHSTICK, K_HASHSTICK},
+	[CTL_CMD_CERT_SHOW] = {"cert.show", CTL_ROLE_READER, 0, 0},
+	[CTL_CMD_CERT_FETCH] = {"cert.fetch", CTL_ROLE_ADMIN, 0, 0},
+	[CTL_CMD_CERT_IMPORT] = {"cert.import", CTL_ROLE_ADMIN, K_LEAF | K_ASK | K_ARK,
+				 K_LEAF | K_ASK | K_ARK},
 };
 
 static const struct {
 	const char *name;
 	unsigned bit;
 } keys[] = {
-	{ "id", K_ID },	    { "cmd", K_CMD },	  { "vm", K_VM },
-	{ "rate", K_RATE }, { "burst", K_BURST }, { "weight", K_WEIGHT },
-	{ "tcb", K_TCB },   { "hashstick", K_HASHSTICK },
-	{ "leaf", K_LEAF }, { "ask", K_ASK },	  { "ark", K_ARK },
+	{"id", K_ID},	    {"cmd", K_CMD},	  {"vm", K_VM},	  {"rate", K_RATE},
+	{"burst", K_BURST}, {"weight", K_WEIGHT}, {"tcb", K_TCB}, {"hashstick", K_HASHSTICK},
+	{"leaf", K_LEAF},   {"ask", K_ASK},	  {"ark", K_ARK},
 };
 
 /* The errno values that travel in "code". Anything else is sent as EIO. */
@@ -64,12 +63,22 @@ static const struct {
 	int e;
 	const char *name;
 } errnos[] = {
-	{ EINVAL, "EINVAL" },	  { EBADMSG, "EBADMSG" }, { EMSGSIZE, "EMSGSIZE" },
-	{ EOPNOTSUPP, "EOPNOTSUPP" }, { EACCES, "EACCES" }, { EPERM, "EPERM" },
-	{ ENOENT, "ENOENT" },	  { ENOMEM, "ENOMEM" },	  { EBUSY, "EBUSY" },
-	{ EAGAIN, "EAGAIN" },	  { ERANGE, "ERANGE" },	  { ENOSPC, "ENOSPC" },
-	{ EIO, "EIO" },		  { ENOKEY, "ENOKEY" },	  { ETIMEDOUT, "ETIMEDOUT" },
-	{ ESHUTDOWN, "ESHUTDOWN" },
+	{EINVAL, "EINVAL"},
+	{EBADMSG, "EBADMSG"},
+	{EMSGSIZE, "EMSGSIZE"},
+	{EOPNOTSUPP, "EOPNOTSUPP"},
+	{EACCES, "EACCES"},
+	{EPERM, "EPERM"},
+	{ENOENT, "ENOENT"},
+	{ENOMEM, "ENOMEM"},
+	{EBUSY, "EBUSY"},
+	{EAGAIN, "EAGAIN"},
+	{ERANGE, "ERANGE"},
+	{ENOSPC, "ENOSPC"},
+	{EIO, "EIO"},
+	{ENOKEY, "ENOKEY"},
+	{ETIMEDOUT, "ETIMEDOUT"},
+	{ESHUTDOWN, "ESHUTDOWN"},
 };
 
 const char *ctl_cmd_name(enum ctl_cmd c)
@@ -291,7 +300,7 @@ static bool id_acceptable(const json_t *id)
 int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 		      struct ctl_parse_error *err)
 {
-	struct ctl_request q = { 0 };
+	struct ctl_request q = {0};
 	json_error_t je;
 	json_t *root, *v, *id;
 	const char *key, *name;
@@ -306,8 +315,9 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 		return fail(err, -EMSGSIZE, "request too long");
 	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
-		return fail(err, -EBADMSG, strstr(je.text, "duplicate") ? "duplicate key in request"
-									: "request is not valid JSON");
+		return fail(err, -EBADMSG,
+			    strstr(je.text, "duplicate") ? "duplicate key in request"
+							 : "request is not valid JSON");
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return fail(err, -EBADMSG, "request is not a JSON object");
@@ -317,7 +327,8 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 	if (id && err && id_acceptable(id))
 		err->id = json_incref(id);
 
-	json_object_foreach(root, key, v) {
+	json_object_foreach(root, key, v)
+	{
 		unsigned bit = 0;
 		for (size_t i = 0; i < ELEMENTSOF(keys); i++)
 			if (strcmp(keys[i].name, key) == 0)
@@ -355,8 +366,8 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 		r = fail(err, -EINVAL,
 			 cmds[q.cmd].required & K_TCB	      ? "missing tcb"
 			 : cmds[q.cmd].required & K_HASHSTICK ? "missing hashstick"
-			 : cmds[q.cmd].required & K_LEAF      ? "cert.import needs leaf, ask and ark"
-							      : "missing vm");
+			 : cmds[q.cmd].required & K_LEAF ? "cert.import needs leaf, ask and ark"
+							 : "missing vm");
 		goto out;
 	}
 	if (seen & ~cmds[q.cmd].allowed) {
@@ -372,16 +383,18 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 			r = 0;
 		}
 		if (r < 0) {
-			r = fail(err, -EINVAL, "vm must be a VM id (a non-negative integer or decimal "
-					       "string below 2^64), a UUID or a VM name");
+			r = fail(err, -EINVAL,
+				 "vm must be a VM id (a non-negative integer or decimal "
+				 "string below 2^64), a UUID or a VM name");
 			goto out;
 		}
 		q.has_vm = true;
 	}
 	if (seen & K_RATE) {
 		if (get_rate(json_object_get(root, "rate"), &q.quota.rate_milli) < 0) {
-			r = fail(err, -EINVAL, "rate must be a decimal string (up to 3 fraction "
-					       "digits) or an integer, above 0 and at most 1000000");
+			r = fail(err, -EINVAL,
+				 "rate must be a decimal string (up to 3 fraction "
+				 "digits) or an integer, above 0 and at most 1000000");
 			goto out;
 		}
 		q.quota_fields |= CTL_QUOTA_RATE;
@@ -424,7 +437,7 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 		q.has_hashstick = true;
 	}
 	for (unsigned k = 0; k < 3; k++) {
-		static const char *const names[] = { "leaf", "ask", "ark" };
+		static const char *const names[] = {"leaf", "ask", "ark"};
 		char **dst = k == 0 ? &q.leaf : k == 1 ? &q.ask : &q.ark;
 		if (!(seen & (K_LEAF << k)))
 			continue;
@@ -434,8 +447,9 @@ int ctl_request_parse(const char *line, size_t len, struct ctl_request *ret,
 			goto out;
 		}
 		if (r < 0) {
-			r = fail(err, -EINVAL, "leaf, ask and ark must be certificates as PEM text or "
-					       "base64 DER (printable ASCII, at most 16384 bytes)");
+			r = fail(err, -EINVAL,
+				 "leaf, ask and ark must be certificates as PEM text or "
+				 "base64 DER (printable ASCII, at most 16384 bytes)");
 			goto out;
 		}
 	}
@@ -476,7 +490,7 @@ void ctl_request_done(struct ctl_request *r)
 /* Dumps o compactly with a trailing newline; a NUL-free line (jansson escapes controls). */
 static char *dump_line(json_t *o)
 {
-	struct strbuf sb = { 0 };
+	struct strbuf sb = {0};
 	char *s;
 
 	if (!o)
@@ -505,11 +519,12 @@ char *ctl_request_build(const struct ctl_request *r)
 		e |= json_object_set(o, "id", r->id);
 	e |= json_object_set_new(o, "cmd", json_string(ctl_cmd_name(r->cmd)));
 	if (r->has_vm)
-		e |= json_object_set_new(o, "vm", r->vm_ref[0] ? json_string(r->vm_ref)
-							       : ctl_json_u64(r->vm_id));
+		e |= json_object_set_new(
+			o, "vm", r->vm_ref[0] ? json_string(r->vm_ref) : ctl_json_u64(r->vm_id));
 	if (r->quota_fields & CTL_QUOTA_RATE)
 		e |= json_object_set_new(
-			o, "rate", json_string(format_milli(r->quota.rate_milli, rate, sizeof(rate))));
+			o, "rate",
+			json_string(format_milli(r->quota.rate_milli, rate, sizeof(rate))));
 	if (r->quota_fields & CTL_QUOTA_BURST)
 		e |= json_object_set_new(o, "burst", json_integer(r->quota.burst));
 	if (r->quota_fields & CTL_QUOTA_WEIGHT)

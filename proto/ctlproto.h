@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* ctlproto: the control protocol codec (docs/control-protocol.md): one JSON object per line, request
- * parsing and validation, reply building and parsing. Pure: the daemon and snpctl do the I/O. */
+/* ctlproto: the control protocol codec (docs/control-protocol.md): one JSON object per line,
+ * request parsing and validation, reply building and parsing. Pure: the daemon and snpctl do the
+ * I/O. */
 #pragma once
 
 #include <stdbool.h>
@@ -16,7 +17,7 @@
 #define CTL_REQUEST_MAX (64 * 1024)
 #define CTL_REPLY_MAX (64 * 1024 * 1024)
 
-#define CTL_TCB_TEXT_MAX 64   /* longest "tcb" text of tcb.set, NUL included */
+#define CTL_TCB_TEXT_MAX 64    /* longest "tcb" text of tcb.set, NUL included */
 #define CTL_HASHSTICK_SIZE 432 /* SNP_VLEK_HASHSTICK_SIZE (facts §8) */
 /* Longest certificate text of cert.import (PEM, or base64 of the DER), NUL not included. */
 #define CTL_CERT_TEXT_MAX (16 * 1024)
@@ -31,11 +32,11 @@ enum ctl_cmd {
 	CTL_CMD_QUOTA_RESET,
 	CTL_CMD_CERT_ROTATE, /* rebuild the chain from its source and swap it (design §6) */
 	CTL_CMD_TCB_SHOW,
-	CTL_CMD_TCB_SET,     /* "tcb": the new reported TCB (tcb_parse syntax; the daemon checks) */
+	CTL_CMD_TCB_SET, /* "tcb": the new reported TCB (tcb_parse syntax; the daemon checks) */
 	CTL_CMD_TCB_COMMIT,
-	CTL_CMD_VLEK_LOAD,   /* "hashstick": the 432-byte wrapped VLEK as 864 hex digits */
-	CTL_CMD_CERT_SHOW,   /* the served chain, certificate by certificate, with PEMs */
-	CTL_CMD_CERT_FETCH,  /* revalidate the chain and VCEK with KDS now; rotate if they changed */
+	CTL_CMD_VLEK_LOAD,  /* "hashstick": the 432-byte wrapped VLEK as 864 hex digits */
+	CTL_CMD_CERT_SHOW,  /* the served chain, certificate by certificate, with PEMs */
+	CTL_CMD_CERT_FETCH, /* revalidate the chain and VCEK with KDS now; rotate if they changed */
 	CTL_CMD_CERT_IMPORT, /* "leaf", "ask", "ark": certificates for the KDS cache (air-gapped) */
 	_CTL_CMD_MAX,
 };
@@ -78,7 +79,7 @@ struct ctl_request {
  * caller must json_decref: error replies echo the id too when it could be read. */
 struct ctl_parse_error {
 	const char *msg; /* static text */
-	json_t *id;      /* owned by the caller after the call; NULL if none was readable */
+	json_t *id;	 /* owned by the caller after the call; NULL if none was readable */
 };
 
 /* "status", "vm.list", ... or NULL for an out-of-range value. */

@@ -11,11 +11,11 @@
 #define KDS_DEFAULT_BASE "https://kdsintf.amd.com"
 
 enum kds_kind {
-	KDS_VCEK,       /* /vcek/v1/{product}/{hwid}?[fmcSPL=&]blSPL=&teeSPL=&snpSPL=&ucodeSPL= */
+	KDS_VCEK,	/* /vcek/v1/{product}/{hwid}?[fmcSPL=&]blSPL=&teeSPL=&snpSPL=&ucodeSPL= */
 	KDS_VCEK_CHAIN, /* /vcek/v1/{product}/cert_chain */
-	KDS_VCEK_CRL,   /* /vcek/v1/{product}/crl */
+	KDS_VCEK_CRL,	/* /vcek/v1/{product}/crl */
 	KDS_VLEK_CHAIN, /* /vlek/v1/{product}/cert_chain */
-	KDS_VLEK_CRL,   /* /vlek/v1/{product}/crl */
+	KDS_VLEK_CRL,	/* /vlek/v1/{product}/crl */
 };
 
 struct kds_request {
@@ -23,7 +23,7 @@ struct kds_request {
 	enum snp_product product;
 	uint8_t hwid[64]; /* KDS_VCEK only */
 	size_t hwid_len;  /* 64, or 8 for Turin */
-	uint64_t tcb;     /* KDS_VCEK only: the reported TCB (raw u64) */
+	uint64_t tcb;	  /* KDS_VCEK only: the reported TCB (raw u64) */
 };
 
 /* Writes base + path (+ query) into buf. base without a trailing slash. SPLs are printed as

@@ -20,36 +20,36 @@ static const struct {
 	enum nl_attr_kind kind;
 	size_t offset;
 } attrs[__SNPA_A_MAX] = {
-	[SNPA_A_ABI_VERSION] = { "ABI_VERSION", NL_KIND_U32, offsetof(struct snpa_msg, abi_version) },
-	[SNPA_A_FEATURES] = { "FEATURES", NL_KIND_U32, offsetof(struct snpa_msg, features) },
-	[SNPA_A_VM_ID] = { "VM_ID", NL_KIND_U64, offsetof(struct snpa_msg, vm_id) },
-	[SNPA_A_VMM_PID] = { "VMM_PID", NL_KIND_U32, offsetof(struct snpa_msg, vmm_pid) },
-	[SNPA_A_ASID] = { "ASID", NL_KIND_U32, offsetof(struct snpa_msg, asid) },
-	[SNPA_A_POLICY] = { "POLICY", NL_KIND_U64, offsetof(struct snpa_msg, policy) },
-	[SNPA_A_REQ_ID] = { "REQ_ID", NL_KIND_U64, offsetof(struct snpa_msg, req_id) },
-	[SNPA_A_EXIT_CODE] = { "EXIT_CODE", NL_KIND_U32, offsetof(struct snpa_msg, exit_code) },
-	[SNPA_A_MSG_SEQNO] = { "MSG_SEQNO", NL_KIND_U64, offsetof(struct snpa_msg, msg_seqno) },
-	[SNPA_A_MSG_TYPE] = { "MSG_TYPE", NL_KIND_U8, offsetof(struct snpa_msg, msg_type) },
-	[SNPA_A_MSG_VERSION] = { "MSG_VERSION", NL_KIND_U8, offsetof(struct snpa_msg, msg_version) },
-	[SNPA_A_MSG_VMPCK] = { "MSG_VMPCK", NL_KIND_U8, offsetof(struct snpa_msg, msg_vmpck) },
-	[SNPA_A_MSG_SIZE] = { "MSG_SIZE", NL_KIND_U16, offsetof(struct snpa_msg, msg_size) },
-	[SNPA_A_DATA_NPAGES] = { "DATA_NPAGES", NL_KIND_U32, offsetof(struct snpa_msg, data_npages) },
-	[SNPA_A_VERDICT] = { "VERDICT", NL_KIND_U32, offsetof(struct snpa_msg, verdict) },
-	[SNPA_A_EXITINFO2] = { "EXITINFO2", NL_KIND_U64, offsetof(struct snpa_msg, exitinfo2) },
-	[SNPA_A_CERT_TABLE] = { "CERT_TABLE", NL_KIND_BINARY, 0 },
-	[SNPA_A_NPAGES] = { "NPAGES", NL_KIND_U32, offsetof(struct snpa_msg, npages) },
-	[SNPA_A_OUTCOME] = { "OUTCOME", NL_KIND_U32, offsetof(struct snpa_msg, outcome) },
-	[SNPA_A_FW_STATUS] = { "FW_STATUS", NL_KIND_U32, offsetof(struct snpa_msg, fw_status) },
-	[SNPA_A_FW_TIME_NS] = { "FW_TIME_NS", NL_KIND_U64, offsetof(struct snpa_msg, fw_time_ns) },
-	[SNPA_A_DUMP] = { "DUMP", NL_KIND_FLAG, 0 },
-	[SNPA_A_INFLIGHT_REQ] = { "INFLIGHT_REQ", NL_KIND_U64,
-				  offsetof(struct snpa_msg, inflight_req) },
-	[SNPA_A_VM_COUNT] = { "VM_COUNT", NL_KIND_U32, offsetof(struct snpa_msg, vm_count) },
+	[SNPA_A_ABI_VERSION] = {"ABI_VERSION", NL_KIND_U32, offsetof(struct snpa_msg, abi_version)},
+	[SNPA_A_FEATURES] = {"FEATURES", NL_KIND_U32, offsetof(struct snpa_msg, features)},
+	[SNPA_A_VM_ID] = {"VM_ID", NL_KIND_U64, offsetof(struct snpa_msg, vm_id)},
+	[SNPA_A_VMM_PID] = {"VMM_PID", NL_KIND_U32, offsetof(struct snpa_msg, vmm_pid)},
+	[SNPA_A_ASID] = {"ASID", NL_KIND_U32, offsetof(struct snpa_msg, asid)},
+	[SNPA_A_POLICY] = {"POLICY", NL_KIND_U64, offsetof(struct snpa_msg, policy)},
+	[SNPA_A_REQ_ID] = {"REQ_ID", NL_KIND_U64, offsetof(struct snpa_msg, req_id)},
+	[SNPA_A_EXIT_CODE] = {"EXIT_CODE", NL_KIND_U32, offsetof(struct snpa_msg, exit_code)},
+	[SNPA_A_MSG_SEQNO] = {"MSG_SEQNO", NL_KIND_U64, offsetof(struct snpa_msg, msg_seqno)},
+	[SNPA_A_MSG_TYPE] = {"MSG_TYPE", NL_KIND_U8, offsetof(struct snpa_msg, msg_type)},
+	[SNPA_A_MSG_VERSION] = {"MSG_VERSION", NL_KIND_U8, offsetof(struct snpa_msg, msg_version)},
+	[SNPA_A_MSG_VMPCK] = {"MSG_VMPCK", NL_KIND_U8, offsetof(struct snpa_msg, msg_vmpck)},
+	[SNPA_A_MSG_SIZE] = {"MSG_SIZE", NL_KIND_U16, offsetof(struct snpa_msg, msg_size)},
+	[SNPA_A_DATA_NPAGES] = {"DATA_NPAGES", NL_KIND_U32, offsetof(struct snpa_msg, data_npages)},
+	[SNPA_A_VERDICT] = {"VERDICT", NL_KIND_U32, offsetof(struct snpa_msg, verdict)},
+	[SNPA_A_EXITINFO2] = {"EXITINFO2", NL_KIND_U64, offsetof(struct snpa_msg, exitinfo2)},
+	[SNPA_A_CERT_TABLE] = {"CERT_TABLE", NL_KIND_BINARY, 0},
+	[SNPA_A_NPAGES] = {"NPAGES", NL_KIND_U32, offsetof(struct snpa_msg, npages)},
+	[SNPA_A_OUTCOME] = {"OUTCOME", NL_KIND_U32, offsetof(struct snpa_msg, outcome)},
+	[SNPA_A_FW_STATUS] = {"FW_STATUS", NL_KIND_U32, offsetof(struct snpa_msg, fw_status)},
+	[SNPA_A_FW_TIME_NS] = {"FW_TIME_NS", NL_KIND_U64, offsetof(struct snpa_msg, fw_time_ns)},
+	[SNPA_A_DUMP] = {"DUMP", NL_KIND_FLAG, 0},
+	[SNPA_A_INFLIGHT_REQ] = {"INFLIGHT_REQ", NL_KIND_U64,
+				 offsetof(struct snpa_msg, inflight_req)},
+	[SNPA_A_VM_COUNT] = {"VM_COUNT", NL_KIND_U32, offsetof(struct snpa_msg, vm_count)},
 };
 
-#define GUEST_REQ_HDR_ATTRS                                                                  \
-	(BIT(SNPA_A_REQ_ID) | BIT(SNPA_A_VM_ID) | BIT(SNPA_A_EXIT_CODE) | BIT(SNPA_A_MSG_SEQNO) | \
-	 BIT(SNPA_A_MSG_TYPE) | BIT(SNPA_A_MSG_VERSION) | BIT(SNPA_A_MSG_VMPCK) |               \
+#define GUEST_REQ_HDR_ATTRS                                                                        \
+	(BIT(SNPA_A_REQ_ID) | BIT(SNPA_A_VM_ID) | BIT(SNPA_A_EXIT_CODE) | BIT(SNPA_A_MSG_SEQNO) |  \
+	 BIT(SNPA_A_MSG_TYPE) | BIT(SNPA_A_MSG_VERSION) | BIT(SNPA_A_MSG_VMPCK) |                  \
 	 BIT(SNPA_A_MSG_SIZE))
 
 static const struct {
@@ -57,20 +57,19 @@ static const struct {
 	uint32_t required;
 	uint32_t optional;
 } cmds[__SNPA_CMD_MAX] = {
-	[SNPA_CMD_REGISTER] = { "REGISTER", BIT(SNPA_A_ABI_VERSION) | BIT(SNPA_A_FEATURES), 0 },
-	[SNPA_CMD_VM_ADD] = { "VM_ADD",
-			      BIT(SNPA_A_VM_ID) | BIT(SNPA_A_VMM_PID) | BIT(SNPA_A_ASID) |
-				      BIT(SNPA_A_POLICY),
-			      BIT(SNPA_A_DUMP) | BIT(SNPA_A_INFLIGHT_REQ) },
-	[SNPA_CMD_VM_REMOVE] = { "VM_REMOVE", BIT(SNPA_A_VM_ID), 0 },
-	[SNPA_CMD_VM_DUMP] = { "VM_DUMP", 0, BIT(SNPA_A_VM_COUNT) },
-	[SNPA_CMD_GUEST_REQ] = { "GUEST_REQ", GUEST_REQ_HDR_ATTRS, BIT(SNPA_A_DATA_NPAGES) },
-	[SNPA_CMD_VERDICT] = { "VERDICT", BIT(SNPA_A_REQ_ID) | BIT(SNPA_A_VERDICT),
-			       BIT(SNPA_A_EXITINFO2) | BIT(SNPA_A_CERT_TABLE) |
-				       BIT(SNPA_A_NPAGES) },
-	[SNPA_CMD_GUEST_DONE] = { "GUEST_DONE",
-				  BIT(SNPA_A_REQ_ID) | BIT(SNPA_A_VM_ID) | BIT(SNPA_A_OUTCOME),
-				  BIT(SNPA_A_FW_STATUS) | BIT(SNPA_A_FW_TIME_NS) },
+	[SNPA_CMD_REGISTER] = {"REGISTER", BIT(SNPA_A_ABI_VERSION) | BIT(SNPA_A_FEATURES), 0},
+	[SNPA_CMD_VM_ADD] = {"VM_ADD",
+			     BIT(SNPA_A_VM_ID) | BIT(SNPA_A_VMM_PID) | BIT(SNPA_A_ASID) |
+				     BIT(SNPA_A_POLICY),
+			     BIT(SNPA_A_DUMP) | BIT(SNPA_A_INFLIGHT_REQ)},
+	[SNPA_CMD_VM_REMOVE] = {"VM_REMOVE", BIT(SNPA_A_VM_ID), 0},
+	[SNPA_CMD_VM_DUMP] = {"VM_DUMP", 0, BIT(SNPA_A_VM_COUNT)},
+	[SNPA_CMD_GUEST_REQ] = {"GUEST_REQ", GUEST_REQ_HDR_ATTRS, BIT(SNPA_A_DATA_NPAGES)},
+	[SNPA_CMD_VERDICT] = {"VERDICT", BIT(SNPA_A_REQ_ID) | BIT(SNPA_A_VERDICT),
+			      BIT(SNPA_A_EXITINFO2) | BIT(SNPA_A_CERT_TABLE) | BIT(SNPA_A_NPAGES)},
+	[SNPA_CMD_GUEST_DONE] = {"GUEST_DONE",
+				 BIT(SNPA_A_REQ_ID) | BIT(SNPA_A_VM_ID) | BIT(SNPA_A_OUTCOME),
+				 BIT(SNPA_A_FW_STATUS) | BIT(SNPA_A_FW_TIME_NS)},
 };
 
 static bool cmd_known(uint8_t cmd)
@@ -153,7 +152,8 @@ static int validate_verdict(const struct snpa_msg *m, const char **ret_reason)
 		}
 		if (m->exitinfo2 == EXITINFO2_INVALID_LEN) {
 			if (!has(m, SNPA_A_NPAGES))
-				return fail(ret_reason, "INVALID_LEN answer without NPAGES", -EINVAL);
+				return fail(ret_reason, "INVALID_LEN answer without NPAGES",
+					    -EINVAL);
 			if (m->npages < 1 || m->npages > SNPA_NPAGES_MAX)
 				return fail(ret_reason, "NPAGES out of range", -EINVAL);
 			return 0;
@@ -194,7 +194,8 @@ int nl_validate(const struct snpa_msg *m, const char **ret_reason)
 			return fail(ret_reason, "unknown EXIT_CODE", -EINVAL);
 		ext = m->exit_code == SVM_VMGEXIT_EXT_GUEST_REQUEST;
 		if (ext != has(m, SNPA_A_DATA_NPAGES))
-			return fail(ret_reason, "DATA_NPAGES must be present iff extended", -EINVAL);
+			return fail(ret_reason, "DATA_NPAGES must be present iff extended",
+				    -EINVAL);
 		break;
 	case SNPA_CMD_VERDICT:
 		return validate_verdict(m, ret_reason);
@@ -249,13 +250,14 @@ int nl_parse_reason(const void *buf, size_t len, uint16_t family, struct snpa_ms
 	const struct nlmsghdr *nlh = NULL;
 	const struct genlmsghdr *gh;
 	const uint8_t *p, *end;
-	struct snpa_msg m = { 0 };
+	struct snpa_msg m = {0};
 	const char *why = NULL;
 	int r;
 
 	r = check_nlmsg(buf, len, &nlh);
 	if (r < 0)
-		return fail(ret_reason, r == -EINVAL ? "misaligned buffer" : "truncated message", r);
+		return fail(ret_reason, r == -EINVAL ? "misaligned buffer" : "truncated message",
+			    r);
 	if (nlh->nlmsg_type != family)
 		return fail(ret_reason, "wrong family", -EBADMSG);
 	if (nlh->nlmsg_len < MNL_NLMSG_HDRLEN + GENL_HDRLEN)
@@ -316,8 +318,8 @@ int nl_parse(const void *buf, size_t len, uint16_t family, struct snpa_msg *ret)
 	return nl_parse_reason(buf, len, family, ret, NULL);
 }
 
-int nl_build(void *buf, size_t size, uint16_t family, uint16_t flags, uint32_t seq,
-	     uint32_t portid, const struct snpa_msg *m)
+int nl_build(void *buf, size_t size, uint16_t family, uint16_t flags, uint32_t seq, uint32_t portid,
+	     const struct snpa_msg *m)
 {
 	struct nlmsghdr *nlh;
 	struct genlmsghdr *gh;

@@ -54,13 +54,14 @@
  */
 enum snpa_cmd {
 	SNPA_CMD_UNSPEC = 0,
-	SNPA_CMD_REGISTER,   /* daemon -> kernel: ABI_VERSION, FEATURES; answered by NLMSG_ERROR */
-	SNPA_CMD_VM_ADD,     /* kernel -> daemon: VM_ID, VMM_PID, ASID, POLICY [, DUMP, INFLIGHT_REQ] */
-	SNPA_CMD_VM_REMOVE,  /* kernel -> daemon: VM_ID */
-	SNPA_CMD_VM_DUMP,    /* daemon -> kernel: (none); kernel -> daemon: end of replay, VM_COUNT */
-	SNPA_CMD_GUEST_REQ,  /* kernel -> daemon: REQ_ID, VM_ID, EXIT_CODE, MSG_* [, DATA_NPAGES] */
-	SNPA_CMD_VERDICT,    /* daemon -> kernel: REQ_ID, VERDICT [, EXITINFO2, CERT_TABLE | NPAGES] */
-	SNPA_CMD_GUEST_DONE, /* kernel -> daemon: REQ_ID, VM_ID, OUTCOME [, FW_STATUS, FW_TIME_NS] */
+	SNPA_CMD_REGISTER, /* daemon -> kernel: ABI_VERSION, FEATURES; answered by NLMSG_ERROR */
+	SNPA_CMD_VM_ADD, /* kernel -> daemon: VM_ID, VMM_PID, ASID, POLICY [, DUMP, INFLIGHT_REQ] */
+	SNPA_CMD_VM_REMOVE, /* kernel -> daemon: VM_ID */
+	SNPA_CMD_VM_DUMP, /* daemon -> kernel: (none); kernel -> daemon: end of replay, VM_COUNT */
+	SNPA_CMD_GUEST_REQ, /* kernel -> daemon: REQ_ID, VM_ID, EXIT_CODE, MSG_* [, DATA_NPAGES] */
+	SNPA_CMD_VERDICT, /* daemon -> kernel: REQ_ID, VERDICT [, EXITINFO2, CERT_TABLE | NPAGES] */
+	SNPA_CMD_GUEST_DONE, /* kernel -> daemon: REQ_ID, VM_ID, OUTCOME [, FW_STATUS, FW_TIME_NS]
+			      */
 	__SNPA_CMD_MAX,
 };
 #define SNPA_CMD_MAX (__SNPA_CMD_MAX - 1)
@@ -69,11 +70,11 @@ enum snpa_attr {
 	SNPA_A_UNSPEC = 0,
 	SNPA_A_ABI_VERSION,  /* u32 */
 	SNPA_A_FEATURES,     /* u32, SNPA_F_* */
-	SNPA_A_VM_ID,        /* u64 */
-	SNPA_A_VMM_PID,      /* u32 */
-	SNPA_A_ASID,         /* u32 */
-	SNPA_A_POLICY,       /* u64: the guest policy */
-	SNPA_A_REQ_ID,       /* u64, unique per kernel boot */
+	SNPA_A_VM_ID,	     /* u64 */
+	SNPA_A_VMM_PID,	     /* u32 */
+	SNPA_A_ASID,	     /* u32 */
+	SNPA_A_POLICY,	     /* u64: the guest policy */
+	SNPA_A_REQ_ID,	     /* u64, unique per kernel boot */
 	SNPA_A_EXIT_CODE,    /* u32: SVM_VMGEXIT_GUEST_REQUEST or _EXT_GUEST_REQUEST */
 	SNPA_A_MSG_SEQNO,    /* u64 */
 	SNPA_A_MSG_TYPE,     /* u8 */
@@ -81,14 +82,14 @@ enum snpa_attr {
 	SNPA_A_MSG_VMPCK,    /* u8 */
 	SNPA_A_MSG_SIZE,     /* u16 */
 	SNPA_A_DATA_NPAGES,  /* u32: RBX of an extended request */
-	SNPA_A_VERDICT,      /* u32, enum snpa_verdict */
+	SNPA_A_VERDICT,	     /* u32, enum snpa_verdict */
 	SNPA_A_EXITINFO2,    /* u64: guest-visible answer when VERDICT != ALLOW */
 	SNPA_A_CERT_TABLE,   /* binary, <= 16 KiB: table to copy to the guest before ALLOW */
-	SNPA_A_NPAGES,       /* u32: RBX to return with INVALID_LEN */
-	SNPA_A_OUTCOME,      /* u32, enum snpa_outcome */
+	SNPA_A_NPAGES,	     /* u32: RBX to return with INVALID_LEN */
+	SNPA_A_OUTCOME,	     /* u32, enum snpa_outcome */
 	SNPA_A_FW_STATUS,    /* u32 */
 	SNPA_A_FW_TIME_NS,   /* u64 */
-	SNPA_A_DUMP,         /* flag: this VM_ADD is part of a VM_DUMP replay */
+	SNPA_A_DUMP,	     /* flag: this VM_ADD is part of a VM_DUMP replay */
 	SNPA_A_INFLIGHT_REQ, /* u64: request admitted (ALLOW) and not yet done, in a replay */
 	SNPA_A_VM_COUNT,     /* u32: number of VMs replayed, in the end-of-dump VM_DUMP */
 	__SNPA_A_MAX,
@@ -98,14 +99,14 @@ enum snpa_attr {
 #define SNPA_F_CERT_TABLE (1u << 0) /* the daemon supplies certificate tables */
 
 enum snpa_verdict {
-	SNPA_VERDICT_ALLOW = 1,   /* kernel issues the firmware command (and copies CERT_TABLE) */
-	SNPA_VERDICT_ANSWER = 2,  /* kernel answers with EXITINFO2 (and NPAGES) without firmware */
+	SNPA_VERDICT_ALLOW = 1,	 /* kernel issues the firmware command (and copies CERT_TABLE) */
+	SNPA_VERDICT_ANSWER = 2, /* kernel answers with EXITINFO2 (and NPAGES) without firmware */
 };
 
 enum snpa_outcome {
 	SNPA_OUTCOME_FIRMWARE = 1, /* the firmware ran: FW_STATUS, FW_TIME_NS valid */
 	SNPA_OUTCOME_EXPIRED = 2,  /* no verdict in time: the kernel answered BUSY itself */
-	SNPA_OUTCOME_NO_FW = 3,    /* ALLOW but the firmware call failed without a status */
+	SNPA_OUTCOME_NO_FW = 3,	   /* ALLOW but the firmware call failed without a status */
 };
 
 #define SVM_VMGEXIT_GUEST_REQUEST 0x80000011u
@@ -118,7 +119,7 @@ enum nl_attr_kind {
 	NL_KIND_U16,
 	NL_KIND_U32,
 	NL_KIND_U64,
-	NL_KIND_FLAG,   /* zero-length payload */
+	NL_KIND_FLAG,	/* zero-length payload */
 	NL_KIND_BINARY, /* 1..SNPA_CERT_TABLE_MAX bytes */
 };
 
@@ -185,8 +186,8 @@ int nl_validate(const struct snpa_msg *m, const char **ret_reason);
 /* Builds m (attributes taken from m->present) into buf as one netlink message with the
  * given nlmsg_type=family, flags, seq and portid. buf must be 4-byte aligned. Returns the
  * message length, -EINVAL if m breaks the rules (nl_validate), or -ENOSPC. */
-int nl_build(void *buf, size_t size, uint16_t family, uint16_t flags, uint32_t seq,
-	     uint32_t portid, const struct snpa_msg *m);
+int nl_build(void *buf, size_t size, uint16_t family, uint16_t flags, uint32_t seq, uint32_t portid,
+	     const struct snpa_msg *m);
 
 /* Bitmask of attributes required for cmd (sent by the appropriate side); 0 for an unknown
  * cmd. Conditional requirements (DATA_NPAGES, EXITINFO2, NPAGES, FW_*) are not included. */
@@ -203,11 +204,11 @@ enum nl_attr_kind nl_attr_kind(uint16_t attr);
 /* Netlink control messages (nlmsg_type below NLMSG_MIN_TYPE) that share the socket. */
 enum nl_msg_class {
 	NL_MSG_SNPA = 0, /* nlmsg_type == family: an snp_attest message for nl_parse */
-	NL_MSG_NOOP,     /* NLMSG_NOOP: ignore */
-	NL_MSG_ACK,      /* NLMSG_ERROR: an ACK or error for a request (nl_parse_ack) */
-	NL_MSG_DONE,     /* NLMSG_DONE: end of a multipart answer */
-	NL_MSG_OVERRUN,  /* NLMSG_OVERRUN: data lost; resynchronise (e.g. VM_DUMP) */
-	NL_MSG_OTHER,    /* another type: not ours; skip it */
+	NL_MSG_NOOP,	 /* NLMSG_NOOP: ignore */
+	NL_MSG_ACK,	 /* NLMSG_ERROR: an ACK or error for a request (nl_parse_ack) */
+	NL_MSG_DONE,	 /* NLMSG_DONE: end of a multipart answer */
+	NL_MSG_OVERRUN,	 /* NLMSG_OVERRUN: data lost; resynchronise (e.g. VM_DUMP) */
+	NL_MSG_OTHER,	 /* another type: not ours; skip it */
 };
 
 /* Classifies the message at buf: -EINVAL (misaligned), -EMSGSIZE (len does not hold

@@ -53,7 +53,7 @@ static void fail(struct metrics_writer *w, int r)
  * invalid UTF-8. */
 static void append_label_value(struct strbuf *sb, const char *v)
 {
-	char out[2] = { 0, 0 };
+	char out[2] = {0, 0};
 
 	for (; v && *v; v++) {
 		unsigned char c = (unsigned char)*v;
@@ -73,7 +73,7 @@ static void append_label_value(struct strbuf *sb, const char *v)
 /* HELP text: only backslash and newline are escaped by the format. */
 static void append_help(struct strbuf *sb, const char *v)
 {
-	char out[2] = { 0, 0 };
+	char out[2] = {0, 0};
 
 	for (; v && *v; v++) {
 		unsigned char c = (unsigned char)*v;
@@ -162,7 +162,8 @@ static void write_labels(struct metrics_writer *w, const struct metrics_label *l
 	bool any = false;
 
 	for (size_t i = 0; i < n_labels; i++) {
-		if (!valid_label_name(labels[i].name) || (le && strcmp(labels[i].name, "le") == 0)) {
+		if (!valid_label_name(labels[i].name) ||
+		    (le && strcmp(labels[i].name, "le") == 0)) {
 			fail(w, -EINVAL);
 			return;
 		}
@@ -239,8 +240,7 @@ int metrics_writer_finish(struct metrics_writer *w, char **ret_text, size_t *ret
 
 /* --- histograms --- */
 
-int metrics_hist_init(struct metrics_hist *h, const uint64_t *bounds, size_t n_bounds,
-		      double scale)
+int metrics_hist_init(struct metrics_hist *h, const uint64_t *bounds, size_t n_bounds, double scale)
 {
 	if (!bounds || n_bounds == 0 || n_bounds > METRICS_HIST_MAX_BOUNDS || !(scale > 0) ||
 	    isinf(scale))
@@ -309,13 +309,12 @@ void metrics_sample_hist(struct metrics_writer *w, const struct metrics_label *l
 /* --- per-VM series set --- */
 
 struct metrics_vm {
-	uint64_t round; /* last round that updated it */
-	bool own;       /* has its own series; else counted in "other" */
+	uint64_t round;	 /* last round that updated it */
+	bool own;	 /* has its own series; else counted in "other" */
 	uint64_t last[]; /* n_counters: values seen in the last update */
 };
 
-int metrics_vmset_init(struct metrics_vmset *s, size_t n_counters, size_t max_series,
-		       uint64_t seed)
+int metrics_vmset_init(struct metrics_vmset *s, size_t n_counters, size_t max_series, uint64_t seed)
 {
 	if (n_counters == 0 || n_counters > METRICS_VMSET_MAX_COUNTERS)
 		return -EINVAL;

@@ -58,7 +58,7 @@ struct metrics_hist {
 	uint64_t bounds[METRICS_HIST_MAX_BOUNDS]; /* strictly increasing, "le" semantics */
 	size_t n_bounds;
 	uint64_t counts[METRICS_HIST_MAX_BOUNDS + 1]; /* per bucket, the last is +Inf */
-	uint64_t sum;                                 /* saturates at UINT64_MAX */
+	uint64_t sum;				      /* saturates at UINT64_MAX */
 	uint64_t count;
 	double scale;
 };
@@ -86,7 +86,7 @@ struct metrics_vmset {
 	size_t max_series;
 	size_t n_series;
 	uint64_t round;
-	uint64_t *other; /* owned, n_counters */
+	uint64_t *other;    /* owned, n_counters */
 	uint64_t other_vms; /* VMs counted in "other" in the last round */
 };
 

@@ -16,7 +16,7 @@ struct ratelimit {
 
 static inline void ratelimit_init(struct ratelimit *rl, uint64_t interval_usec, uint32_t burst)
 {
-	*rl = (struct ratelimit){ .interval_usec = interval_usec, .burst = burst };
+	*rl = (struct ratelimit){.interval_usec = interval_usec, .burst = burst};
 }
 
 /* True if the event may pass at now. When a new window opens, *ret_suppressed (if not NULL)

@@ -53,7 +53,7 @@ struct sched_seq {
 
 struct sched_vm {
 	uint64_t id;
-	void *owner; /* the caller's record of the VM (sched_vm_set_owner), borrowed */
+	void *owner;		 /* the caller's record of the VM (sched_vm_set_owner), borrowed */
 	struct sched_vm *hnext;	 /* hash chain */
 	struct sched_link qlink; /* the DRR list given by `round` (normal class only) */
 	struct sched_link tlink; /* queued requests in arrival (= deadline) order */

@@ -16,15 +16,16 @@
 #define SCHED_DEFAULT_MAX_QUEUE_WAIT_USEC 50000ull
 #define SCHED_DEFAULT_RETRY_INTERVAL_USEC (2 * SCHED_USEC_PER_SEC)
 #define SCHED_DEFAULT_RATE_MILLI 2000 /* 2 requests per second */
-#define SCHED_DEFAULT_BURST 4 /* = the [quota] burst default (proto/conf.c) */
+#define SCHED_DEFAULT_BURST 4	      /* = the [quota] burst default (proto/conf.c) */
 #define SCHED_DEFAULT_WEIGHT 1
 
 /* Limits enforced by sched_config_check / sched_quota_check. */
 #define SCHED_SLOTS_MAX 64
-#define SCHED_GUEST_BUSY_LIMIT_USEC (60 * SCHED_USEC_PER_SEC) /* the guest wipes its key past it   \
-							       */
-#define SCHED_QUEUE_WAIT_LIMIT_USEC 100000ull		      /* kernel verdict timeout (nl.h) */
-#define SCHED_RATE_MILLI_MAX 1000000000ull		      /* 1,000,000 requests per second */
+#define SCHED_GUEST_BUSY_LIMIT_USEC                                                                \
+	(60 * SCHED_USEC_PER_SEC)	      /* the guest wipes its key past it                   \
+					       */
+#define SCHED_QUEUE_WAIT_LIMIT_USEC 100000ull /* kernel verdict timeout (nl.h) */
+#define SCHED_RATE_MILLI_MAX 1000000000ull    /* 1,000,000 requests per second */
 #define SCHED_BURST_MAX 1000000u
 #define SCHED_WEIGHT_MAX 1000u
 /* need_dump is raised at most once per this interval, however many unknown-VM requests come. */

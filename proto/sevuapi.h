@@ -61,7 +61,7 @@ struct sev_user_data_snp_config {
 #define SNP_CONFIG_F_MASK_CHIP_KEY (1u << 1)
 
 struct sev_user_data_snp_vlek_load {
-	uint32_t len; /* must be sizeof(struct sev_user_data_snp_vlek_load) = 16 */
+	uint32_t len;		      /* must be sizeof(struct sev_user_data_snp_vlek_load) = 16 */
 	uint8_t vlek_wrapped_version; /* must be 0 */
 	uint8_t rsvd[3];
 	uint64_t vlek_wrapped_address;

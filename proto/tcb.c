@@ -140,7 +140,6 @@ const char *tcb_format(uint64_t raw, enum snp_product p, char *buf, size_t size)
 	return buf;
 }
 
-
 /* The u64 in hex: exactly 16 digits, or 1..16 digits after 0x. Nothing else in s. */
 static int tcb_parse_hex(const char *s, uint64_t *ret)
 {

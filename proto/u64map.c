@@ -15,7 +15,7 @@ static uint64_t mix(uint64_t x, uint64_t seed)
 
 void u64map_init(struct u64map *m, uint64_t seed)
 {
-	*m = (struct u64map){ .seed = seed };
+	*m = (struct u64map){.seed = seed};
 }
 
 void u64map_done(struct u64map *m)
@@ -23,12 +23,12 @@ void u64map_done(struct u64map *m)
 	free(m->keys);
 	free(m->vals);
 	free(m->tomb);
-	*m = (struct u64map){ .seed = m->seed };
+	*m = (struct u64map){.seed = m->seed};
 }
 
 static int rehash(struct u64map *m, size_t cap)
 {
-	struct u64map n = { .seed = m->seed, .cap = cap };
+	struct u64map n = {.seed = m->seed, .cap = cap};
 
 	n.keys = calloc(cap, sizeof(*n.keys));
 	n.vals = calloc(cap, sizeof(*n.vals));

@@ -169,14 +169,14 @@ char *strbuf_steal(struct strbuf *sb)
 		free(sb->buf);
 	else if (!r)
 		r = strdup("");
-	*sb = (struct strbuf){ 0 };
+	*sb = (struct strbuf){0};
 	return r;
 }
 
 void strbuf_done(struct strbuf *sb)
 {
 	free(sb->buf);
-	*sb = (struct strbuf){ 0 };
+	*sb = (struct strbuf){0};
 }
 
 int parse_u64(const char *s, uint64_t *ret)
@@ -210,7 +210,7 @@ static const struct {
 	const char *suffix;
 	uint64_t usec;
 } duration_units[] = {
-	{ "us", 1 }, { "ms", 1000 }, { "s", 1000000 }, { "min", 60000000 }, { "h", 3600000000ull },
+	{"us", 1}, {"ms", 1000}, {"s", 1000000}, {"min", 60000000}, {"h", 3600000000ull},
 };
 
 int parse_duration_usec(const char *s, uint64_t *ret)
@@ -318,8 +318,8 @@ const char *format_milli(uint64_t milli, char *buf, size_t size)
 
 int parse_bool(const char *s, bool *ret)
 {
-	static const char *const yes[] = { "1", "yes", "true", "on" };
-	static const char *const no[] = { "0", "no", "false", "off" };
+	static const char *const yes[] = {"1", "yes", "true", "on"};
+	static const char *const no[] = {"0", "no", "false", "off"};
 
 	if (!s)
 		return -EINVAL;

@@ -20,8 +20,18 @@
 #define DIV_ROUND_UP(n, d) (((n) + (d)-1) / (d))
 
 /* Hand a pointer/fd over to a new owner; the old variable no longer frees it. */
-#define TAKE_PTR(p) __extension__({ __typeof__(p) _p_ = (p); (p) = NULL; _p_; })
-#define TAKE_FD(fd) __extension__({ int _fd_ = (fd); (fd) = -1; _fd_; })
+#define TAKE_PTR(p)                                                                                \
+	__extension__({                                                                            \
+		__typeof__(p) _p_ = (p);                                                           \
+		(p) = NULL;                                                                        \
+		_p_;                                                                               \
+	})
+#define TAKE_FD(fd)                                                                                \
+	__extension__({                                                                            \
+		int _fd_ = (fd);                                                                   \
+		(fd) = -1;                                                                         \
+		_fd_;                                                                              \
+	})
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -37,7 +47,8 @@ static inline uint16_t get_le16(const uint8_t *p)
 
 static inline uint32_t get_le32(const uint8_t *p)
 {
-	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+	       ((uint32_t)p[3] << 24);
 }
 
 static inline uint64_t get_le64(const uint8_t *p)

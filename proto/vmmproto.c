@@ -76,8 +76,7 @@ static int check_fields(const struct vmmproto_msg *m)
 	return -EOPNOTSUPP;
 }
 
-int vmmproto_parse(const uint8_t *buf, size_t len, struct vmmproto_msg *ret,
-		   uint16_t *ret_version)
+int vmmproto_parse(const uint8_t *buf, size_t len, struct vmmproto_msg *ret, uint16_t *ret_version)
 {
 	struct vmmproto_msg m;
 	const uint8_t *b;
@@ -255,10 +254,10 @@ const char *vmmproto_type_name(enum vmmproto_type t)
 const char *vmmproto_error_name(enum vmmproto_error e)
 {
 	static const char *const names[] = {
-		[VMMPROTO_E_MALFORMED] = "malformed",     [VMMPROTO_E_VERSION] = "version",
-		[VMMPROTO_E_STATE] = "state",             [VMMPROTO_E_DENIED] = "denied",
-		[VMMPROTO_E_DUPLICATE] = "duplicate",     [VMMPROTO_E_UNKNOWN_REQ] = "unknown-request",
-		[VMMPROTO_E_LIMIT] = "limit",             [VMMPROTO_E_SHUTDOWN] = "shutdown",
+		[VMMPROTO_E_MALFORMED] = "malformed", [VMMPROTO_E_VERSION] = "version",
+		[VMMPROTO_E_STATE] = "state",	      [VMMPROTO_E_DENIED] = "denied",
+		[VMMPROTO_E_DUPLICATE] = "duplicate", [VMMPROTO_E_UNKNOWN_REQ] = "unknown-request",
+		[VMMPROTO_E_LIMIT] = "limit",	      [VMMPROTO_E_SHUTDOWN] = "shutdown",
 		[VMMPROTO_E_INTERNAL] = "internal",
 	};
 	if ((unsigned)e >= ELEMENTSOF(names) || !names[e])

@@ -19,25 +19,25 @@
 #define VMMPROTO_DEFAULT_SOCKET "/run/snp-attestd/vmm.sock"
 
 enum vmmproto_type {
-	VMMPROTO_HELLO = 1,     /* VMM -> daemon: the VM behind this connection */
+	VMMPROTO_HELLO = 1,	/* VMM -> daemon: the VM behind this connection */
 	VMMPROTO_HELLO_ACK = 2, /* daemon -> VMM */
-	VMMPROTO_CERTS = 3,     /* VMM -> daemon: a KVM_EXIT_SNP_REQ_CERTS to decide */
-	VMMPROTO_ALLOW = 4,     /* daemon -> VMM: ret 0, with the table to copy */
-	VMMPROTO_BUSY = 5,      /* daemon -> VMM: ret EAGAIN */
-	VMMPROTO_ENOSPC = 6,    /* daemon -> VMM: ret ENOSPC, npages = the pages needed */
-	VMMPROTO_DONE = 7,      /* VMM -> daemon: the firmware call of an ALLOW is over */
-	VMMPROTO_ERROR = 8,     /* either way: a protocol error; the sender closes after it */
+	VMMPROTO_CERTS = 3,	/* VMM -> daemon: a KVM_EXIT_SNP_REQ_CERTS to decide */
+	VMMPROTO_ALLOW = 4,	/* daemon -> VMM: ret 0, with the table to copy */
+	VMMPROTO_BUSY = 5,	/* daemon -> VMM: ret EAGAIN */
+	VMMPROTO_ENOSPC = 6,	/* daemon -> VMM: ret ENOSPC, npages = the pages needed */
+	VMMPROTO_DONE = 7,	/* VMM -> daemon: the firmware call of an ALLOW is over */
+	VMMPROTO_ERROR = 8,	/* either way: a protocol error; the sender closes after it */
 	VMMPROTO__TYPE_MAX = VMMPROTO_ERROR,
 };
 
 enum vmmproto_error {
 	VMMPROTO_E_MALFORMED = 1,   /* a message did not parse */
-	VMMPROTO_E_VERSION = 2,     /* protocol version not spoken by the receiver */
-	VMMPROTO_E_STATE = 3,       /* valid message, wrong moment (CERTS before HELLO, ...) */
-	VMMPROTO_E_DENIED = 4,      /* the peer is not authorised (SO_PEERCRED) */
+	VMMPROTO_E_VERSION = 2,	    /* protocol version not spoken by the receiver */
+	VMMPROTO_E_STATE = 3,	    /* valid message, wrong moment (CERTS before HELLO, ...) */
+	VMMPROTO_E_DENIED = 4,	    /* the peer is not authorised (SO_PEERCRED) */
 	VMMPROTO_E_DUPLICATE = 5,   /* another connection already speaks for this UUID */
 	VMMPROTO_E_UNKNOWN_REQ = 6, /* DONE for a request that is not outstanding */
-	VMMPROTO_E_LIMIT = 7,       /* too many connections */
+	VMMPROTO_E_LIMIT = 7,	    /* too many connections */
 	VMMPROTO_E_SHUTDOWN = 8,    /* the daemon is stopping */
 	VMMPROTO_E_INTERNAL = 9,
 	VMMPROTO__E_MAX = VMMPROTO_E_INTERNAL,
@@ -56,19 +56,21 @@ struct vmmproto_msg {
 		struct {
 			uint8_t uuid[16];
 			uint32_t vmm_pid;
-			char name[VMMPROTO_NAME_MAX + 1]; /* NUL-terminated, 1..64 printable ASCII */
+			char name[VMMPROTO_NAME_MAX +
+				  1]; /* NUL-terminated, 1..64 printable ASCII */
 		} hello;
 		struct {
 			uint64_t vm_id; /* the daemon's id for this VM (metrics, snpctl) */
 		} hello_ack;
 		struct {
 			uint64_t req_id;
-			uint32_t npages; /* the guest's buffer; RBX above 2^32-1 is sent as 2^32-1 */
+			uint32_t
+				npages; /* the guest's buffer; RBX above 2^32-1 is sent as 2^32-1 */
 		} certs;
 		struct {
 			uint64_t req_id;
 			const uint8_t *table; /* borrowed: points into the parsed buffer */
-			uint32_t table_len;   /* 0: no certificates (the VMM writes an empty table) */
+			uint32_t table_len; /* 0: no certificates (the VMM writes an empty table) */
 		} allow;
 		struct {
 			uint64_t req_id;
@@ -97,8 +99,7 @@ struct vmmproto_msg {
  *   -EINVAL           a field out of range: reserved bits set, request id 0, a name that is
  *                     empty, too long or not printable, npages 0 in ENOSPC, an unknown
  *                     outcome or error code, a table over 16 KiB or shorter than 24 bytes */
-int vmmproto_parse(const uint8_t *buf, size_t len, struct vmmproto_msg *ret,
-		   uint16_t *ret_version);
+int vmmproto_parse(const uint8_t *buf, size_t len, struct vmmproto_msg *ret, uint16_t *ret_version);
 
 /* Builds m into buf (size bytes). The same field rules as parse (-EINVAL), -ENOBUFS when buf
  * is too small. m->version is ignored: version VMMPROTO_VERSION is written. */
@@ -106,7 +107,7 @@ int vmmproto_build(const struct vmmproto_msg *m, uint8_t *buf, size_t size, size
 
 /* True for the types a VMM may send (HELLO, CERTS, DONE, ERROR). */
 bool vmmproto_from_vmm(enum vmmproto_type t);
-const char *vmmproto_type_name(enum vmmproto_type t);   /* "HELLO", ...; "UNKNOWN" */
+const char *vmmproto_type_name(enum vmmproto_type t);	/* "HELLO", ...; "UNKNOWN" */
 const char *vmmproto_error_name(enum vmmproto_error e); /* "malformed", ...; "unknown" */
 
 /* VM identity. A VM of the VMM socket has no kernel id: the daemon names it 2^63 | a 63-bit

@@ -202,7 +202,7 @@ int sim_keys_hashstick_wrap(const uint8_t secret[SIM_SECRET_LEN], enum snp_produ
 			    const uint8_t chip_id[SIM_CHIP_ID_LEN], uint64_t reported_tcb,
 			    const uint8_t seed[SIM_VLEK_SEED_LEN], uint8_t out[SIM_HASHSTICK_SIZE])
 {
-	uint8_t hs[SIM_HASHSTICK_SIZE] = { 0 };
+	uint8_t hs[SIM_HASHSTICK_SIZE] = {0};
 	int r;
 
 	if (product <= SNP_PRODUCT_UNKNOWN || product >= _SNP_PRODUCT_MAX)

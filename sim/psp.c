@@ -65,7 +65,7 @@ static const uint32_t default_delay_usec[_SIM_PSP_OP_MAX] = {
 
 static void psp_sleep(uint32_t usec)
 {
-	struct timespec ts = { .tv_sec = usec / 1000000, .tv_nsec = (long)(usec % 1000000) * 1000 };
+	struct timespec ts = {.tv_sec = usec / 1000000, .tv_nsec = (long)(usec % 1000000) * 1000};
 
 	while (usec && nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -334,7 +334,7 @@ static int do_report(struct sim_psp *psp, struct sim_psp_vm *vm, const struct ms
 		     const uint8_t *pt, size_t len, uint8_t *out, size_t size, uint32_t *fw)
 {
 	struct msg_report_req req;
-	struct report rep = { 0 };
+	struct report rep = {0};
 	uint8_t buf[REPORT_SIZE];
 	EVP_PKEY *key = NULL;
 	uint8_t signing_key;
@@ -423,7 +423,7 @@ static int do_key(struct sim_psp *psp, struct sim_psp_vm *vm, const struct msg_h
 		  const uint8_t *pt, size_t len, uint8_t *out, size_t size, uint32_t *fw)
 {
 	struct msg_key_req req;
-	struct msg_key_rsp rsp = { 0 };
+	struct msg_key_rsp rsp = {0};
 	uint8_t ctx[128];
 	size_t n = 0;
 	uint64_t allowed_fields;
@@ -478,11 +478,10 @@ static int do_key(struct sim_psp *psp, struct sim_psp_vm *vm, const struct msg_h
 	return MSG_KEY_RSP_SIZE;
 }
 
-static int do_tsc_info(const struct msg_hdr *h, size_t len, uint8_t *out, size_t size,
-		       uint32_t *fw)
+static int do_tsc_info(const struct msg_hdr *h, size_t len, uint8_t *out, size_t size, uint32_t *fw)
 {
 	/* A guest without Secure TSC scaling runs at the host rate: scale 1.0 in 32.32. */
-	struct msg_tsc_info_rsp rsp = { .tsc_scale = 1ull << 32 };
+	struct msg_tsc_info_rsp rsp = {.tsc_scale = 1ull << 32};
 
 	if (size < MSG_TSC_INFO_RSP_SIZE)
 		return -ENOSPC;
@@ -536,7 +535,8 @@ static int guest_request(struct sim_psp *psp, struct sim_psp_vm *vm, const uint8
 		*fw = SEV_RET_AEAD_OFLOW;
 		return 0;
 	}
-	r = msg_open(vm->vmpck[h.vmpck], req, MSG_HDR_SIZE + (size_t)h.sz, &h, pt, sizeof(pt), &len);
+	r = msg_open(vm->vmpck[h.vmpck], req, MSG_HDR_SIZE + (size_t)h.sz, &h, pt, sizeof(pt),
+		     &len);
 	if (r < 0) {
 		*fw = SEV_RET_BAD_SIGNATURE;
 		return 0;
@@ -618,7 +618,7 @@ int sim_psp_guest_request(struct sim_psp *psp, struct sim_psp_vm *vm, const uint
 int sim_psp_platform_status(struct sim_psp *psp, struct sev_user_data_snp_status *ret,
 			    uint32_t *ret_fw_status)
 {
-	struct sev_user_data_snp_status s = { 0 };
+	struct sev_user_data_snp_status s = {0};
 	EVP_PKEY *vlek = NULL;
 	int r = psp_enter(psp);
 
@@ -677,8 +677,7 @@ static int socket_id(const struct sim_state_data *d, unsigned index, uint8_t out
 	return 0;
 }
 
-int sim_psp_get_id2(struct sim_psp *psp, uint8_t *id, uint32_t *len_inout,
-		    uint32_t *ret_fw_status)
+int sim_psp_get_id2(struct sim_psp *psp, uint8_t *id, uint32_t *len_inout, uint32_t *ret_fw_status)
 {
 	struct sim_platform pf;
 	uint32_t need;
@@ -735,7 +734,7 @@ static int config_update(struct sim_state_data *d, void *userdata)
 int sim_psp_set_config(struct sim_psp *psp, const struct sev_user_data_snp_config *cfg,
 		       uint32_t *ret_fw_status)
 {
-	struct config_args a = { .cfg = cfg };
+	struct config_args a = {.cfg = cfg};
 	int r;
 
 	if (!cfg || !ret_fw_status)
@@ -813,7 +812,7 @@ static int vlek_update(struct sim_state_data *d, void *userdata)
 int sim_psp_vlek_load(struct sim_psp *psp, const struct sev_user_data_snp_vlek_load *hdr,
 		      const uint8_t hashstick[SIM_HASHSTICK_SIZE], uint32_t *ret_fw_status)
 {
-	struct vlek_args a = { .hashstick = hashstick };
+	struct vlek_args a = {.hashstick = hashstick};
 	int r;
 
 	if (!hdr || !ret_fw_status)

@@ -102,8 +102,7 @@ int sim_psp_platform_status(struct sim_psp *psp, struct sev_user_data_snp_status
  * needed length in *len_inout; else the ids and their length: 64 bytes per socket
  * (`sockets` in the platform file, state.h), the first being the chip id the reports carry
  * (Turin: 8 significant bytes, zero padded; all zero if MASK_CHIP_ID is set). */
-int sim_psp_get_id2(struct sim_psp *psp, uint8_t *id, uint32_t *len_inout,
-		    uint32_t *ret_fw_status);
+int sim_psp_get_id2(struct sim_psp *psp, uint8_t *id, uint32_t *len_inout, uint32_t *ret_fw_status);
 /* SNP_CONFIG: reported TCB must be <= current (tcb_le) and rsvd zero / flags known, else
  * INVALID_PARAM. A changed reported TCB drops a loaded VLEK (it was issued for the old one). */
 int sim_psp_set_config(struct sim_psp *psp, const struct sev_user_data_snp_config *cfg,

@@ -28,10 +28,10 @@
 #define STATE_TMP_FILE "state.tmp"
 
 struct sim_state {
-	char *dir;	  /* owned */
-	char *path;	  /* owned */
-	char *lock_path;  /* owned */
-	int lock_fd;	  /* owned; flock'ed only inside sim_state_update */
+	char *dir;	      /* owned */
+	char *path;	      /* owned */
+	char *lock_path;      /* owned */
+	int lock_fd;	      /* owned; flock'ed only inside sim_state_update */
 	pthread_mutex_t lock; /* guards the cache and serialises this process's writers */
 	bool cached;
 	struct stat cached_st;
@@ -181,13 +181,25 @@ static int parse_fw(const char *v, uint8_t *major, uint8_t *minor, uint8_t *buil
 }
 
 enum {
-	K_MAGIC, K_VERSION, K_GENERATION, K_PRODUCT, K_SECRET, K_CHIP_ID, K_FIRMWARE,
-	K_COMMITTED_FIRMWARE, K_CURRENT_TCB, K_REPORTED_TCB, K_COMMITTED_TCB, K_CONFIG_FLAGS,
-	K_VLEK, _K_MAX,
+	K_MAGIC,
+	K_VERSION,
+	K_GENERATION,
+	K_PRODUCT,
+	K_SECRET,
+	K_CHIP_ID,
+	K_FIRMWARE,
+	K_COMMITTED_FIRMWARE,
+	K_CURRENT_TCB,
+	K_REPORTED_TCB,
+	K_COMMITTED_TCB,
+	K_CONFIG_FLAGS,
+	K_VLEK,
+	_K_MAX,
 };
 static const char *const keys[_K_MAX] = {
-	"magic", "version", "generation", "product", "secret", "chip_id", "firmware",
-	"committed_firmware", "current_tcb", "reported_tcb", "committed_tcb", "config_flags",
+	"magic",       "version",      "generation",	"product",
+	"secret",      "chip_id",      "firmware",	"committed_firmware",
+	"current_tcb", "reported_tcb", "committed_tcb", "config_flags",
 	"vlek",
 };
 
@@ -228,7 +240,8 @@ static int parse_line(int k, const char *v, struct sim_state_data *d)
 					: &d->committed_tcb) = x;
 		return 0;
 	case K_CONFIG_FLAGS:
-		r = state_parse_num(v, 10, SNP_CONFIG_F_MASK_CHIP_ID | SNP_CONFIG_F_MASK_CHIP_KEY, &x);
+		r = state_parse_num(v, 10, SNP_CONFIG_F_MASK_CHIP_ID | SNP_CONFIG_F_MASK_CHIP_KEY,
+				    &x);
 		if (r < 0)
 			return r;
 		d->config_flags = (uint32_t)x;
@@ -248,8 +261,8 @@ static int parse_line(int k, const char *v, struct sim_state_data *d)
 
 int sim_state_parse(const char *buf, size_t len, struct sim_state_data *ret)
 {
-	struct sim_state_data d = { 0 };
-	bool seen[_K_MAX] = { false };
+	struct sim_state_data d = {0};
+	bool seen[_K_MAX] = {false};
 	const char *sumline, *p, *end;
 	char sum[65];
 	int r = 0;
@@ -625,8 +638,7 @@ out:
 
 void sim_platform_defaults(struct sim_platform *ret)
 {
-	*ret = (struct sim_platform){ .snp_initialised = true, .uninit_errno = EINVAL,
-				      .sockets = 1 };
+	*ret = (struct sim_platform){.snp_initialised = true, .uninit_errno = EINVAL, .sockets = 1};
 }
 
 /* Trims blanks at both ends in place; returns the start. */

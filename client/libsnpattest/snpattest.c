@@ -39,7 +39,7 @@ struct snpattest {
 	char name[VMMPROTO_NAME_MAX + 1];
 	int timeout_ms;
 
-	int fd; /* the connection; -1 when none */
+	int fd;	    /* the connection; -1 when none */
 	bool acked; /* HELLO_ACK received */
 	uint64_t next_req;
 	uint64_t pending_req; /* CERTS sent, no answer read yet (0: none) */
@@ -48,7 +48,7 @@ struct snpattest {
 
 	/* The request that got 0 and is not done yet. */
 	uint64_t allowed_req; /* by the daemon */
-	int file_fd;          /* holding the file's shared OFD lock; -1 when none */
+	int file_fd;	      /* holding the file's shared OFD lock; -1 when none */
 	enum snpattest_source last;
 
 	uint8_t rx[VMMPROTO_MSG_MAX];
@@ -56,8 +56,8 @@ struct snpattest {
 };
 
 enum ask {
-	ASK_ANSWERED,    /* the daemon decided: *ret is the value for KVM */
-	ASK_TIMEOUT,     /* the daemon is there but did not answer in time */
+	ASK_ANSWERED,	 /* the daemon decided: *ret is the value for KVM */
+	ASK_TIMEOUT,	 /* the daemon is there but did not answer in time */
 	ASK_UNREACHABLE, /* no daemon (or a faulty one): use the fallbacks */
 };
 
@@ -298,7 +298,8 @@ static enum ask ask_daemon(struct snpattest *h, void *buf, uint64_t *npages, int
 			if (m.allow.table_len == 0) {
 				write_empty(buf, *npages);
 			} else if ((uint64_t)m.allow.table_len > *npages * PAGE) {
-				/* A daemon bug; the guest learns the real size, the slot is freed. */
+				/* A daemon bug; the guest learns the real size, the slot is freed.
+				 */
 				send_done(h, id, VMMPROTO_DONE_ABANDONED);
 				*npages = certtable_npages(m.allow.table_len);
 				*ret = ENOSPC;

@@ -26,12 +26,12 @@ enum role {
 	_ROLE_MAX,
 };
 
-static const char *const role_file[_ROLE_MAX] = { "ark", "ask", "asvk" };
+static const char *const role_file[_ROLE_MAX] = {"ark", "ask", "asvk"};
 
 struct sim_ca {
 	enum snp_product product;
 	EVP_PKEY *key[_ROLE_MAX]; /* owned */
-	X509 *cert[_ROLE_MAX];    /* owned */
+	X509 *cert[_ROLE_MAX];	  /* owned */
 };
 
 #define RSA_BITS 4096
@@ -103,7 +103,8 @@ static time_t add_years(time_t t, int years)
 
 static int set_validity(X509 *x, time_t from, time_t to)
 {
-	if (!ASN1_TIME_set(X509_getm_notBefore(x), from) || !ASN1_TIME_set(X509_getm_notAfter(x), to))
+	if (!ASN1_TIME_set(X509_getm_notBefore(x), from) ||
+	    !ASN1_TIME_set(X509_getm_notAfter(x), to))
 		return -ENOMEM;
 	return 0;
 }
@@ -115,8 +116,8 @@ static int set_amd_name(X509_NAME *n, const char *cn)
 		const char *field;
 		const char *value;
 	} rdns[] = {
-		{ "OU", "Engineering" }, { "C", "US" }, { "L", "Santa Clara" }, { "ST", "CA" },
-		{ "O", "Advanced Micro Devices" }, { "CN", NULL },
+		{"OU", "Engineering"},		 {"C", "US"},  {"L", "Santa Clara"}, {"ST", "CA"},
+		{"O", "Advanced Micro Devices"}, {"CN", NULL},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(rdns); i++) {
@@ -194,7 +195,7 @@ static int add_raw_ext(X509 *x, const char *oid, const uint8_t *der, size_t len)
 /* DER INTEGER of a byte value: minimal, so values >= 0x80 get a leading zero (facts §7.2). */
 static int add_int_ext(X509 *x, const char *suffix, uint8_t v)
 {
-	uint8_t der[4] = { 0x02, 0x01, v };
+	uint8_t der[4] = {0x02, 0x01, v};
 	size_t len = 3;
 	char oid[64];
 
@@ -260,7 +261,7 @@ static int add_amd_exts(X509 *x, enum snp_product p, enum sim_ca_line line, uint
 
 static void role_cn(enum snp_product p, enum role role, char *buf, size_t size)
 {
-	static const char *const fmt[_ROLE_MAX] = { "ARK-%s", "SEV-%s", "SEV-VLEK-%s" };
+	static const char *const fmt[_ROLE_MAX] = {"ARK-%s", "SEV-%s", "SEV-VLEK-%s"};
 
 	snprintf(buf, size, fmt[role], snp_product_name(p));
 }
@@ -280,15 +281,15 @@ static int make_ca_cert(enum snp_product p, enum role role, EVP_PKEY *key, X509 
 	snprintf(crl, sizeof(crl), "URI:" KDS_CRL_BASE "/%s/v1/%s/crl",
 		 role == ROLE_ASVK ? "vlek" : "vcek", snp_product_name(p));
 	/* Serials follow AMD's pattern: product << 16, +1 for the ASK, +0x101 for the ASVK. */
-	static const long serial_low[_ROLE_MAX] = { 0, 0x1, 0x101 };
+	static const long serial_low[_ROLE_MAX] = {0, 0x1, 0x101};
 	if (!X509_set_version(x, X509_VERSION_3) ||
 	    !ASN1_INTEGER_set(X509_get_serialNumber(x), ((long)p << 16) | serial_low[role]) ||
 	    !X509_set_pubkey(x, key))
 		return -ENOMEM;
 	if ((r = set_amd_name(X509_get_subject_name(x), cn)) < 0)
 		return r;
-	if (!X509_set_issuer_name(x, role == ROLE_ARK ? X509_get_subject_name(x) :
-							 X509_get_subject_name(ark)))
+	if (!X509_set_issuer_name(x, role == ROLE_ARK ? X509_get_subject_name(x)
+						      : X509_get_subject_name(ark)))
 		return -ENOMEM;
 	if ((r = set_validity(x, now, add_years(now, ROOT_YEARS))) < 0)
 		return r;
@@ -302,7 +303,8 @@ static int make_ca_cert(enum snp_product p, enum role role, EVP_PKEY *key, X509 
 	} else {
 		if ((r = sim_add_ext(x, ark, NID_subject_key_identifier, "hash")) < 0 ||
 		    (r = sim_add_ext(x, ark, NID_authority_key_identifier, "keyid:always")) < 0 ||
-		    (r = sim_add_ext(x, ark, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) < 0 ||
+		    (r = sim_add_ext(x, ark, NID_basic_constraints, "critical,CA:TRUE,pathlen:0")) <
+			    0 ||
 		    (r = sim_add_ext(x, ark, NID_key_usage, "critical,keyCertSign")) < 0 ||
 		    (r = sim_add_ext(x, ark, NID_crl_distribution_points, crl)) < 0)
 			return r;
@@ -543,14 +545,15 @@ static int issue_leaf(const struct sim_ca *ca, enum sim_ca_line line, EVP_PKEY *
 		return -ENOMEM;
 	/* Serial 0 like every real VCEK/VLEK (facts §7.1); the serial is already 0 in a new X509,
 	 * set it explicitly anyway. */
-	if (!X509_set_version(x, X509_VERSION_3) || !ASN1_INTEGER_set(X509_get_serialNumber(x), 0) ||
-	    !X509_set_pubkey(x, pub) || !X509_set_issuer_name(x, X509_get_subject_name(signer)))
+	if (!X509_set_version(x, X509_VERSION_3) ||
+	    !ASN1_INTEGER_set(X509_get_serialNumber(x), 0) || !X509_set_pubkey(x, pub) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(signer)))
 		return -ENOMEM;
 	if ((r = set_amd_name(X509_get_subject_name(x),
 			      line == SIM_CA_VLEK ? "SEV-VLEK" : "SEV-VCEK")) < 0)
 		return r;
-	if ((r = set_validity(x, now, add_years(now, line == SIM_CA_VLEK ? VLEK_YEARS :
-									 VCEK_YEARS))) < 0)
+	if ((r = set_validity(x, now,
+			      add_years(now, line == SIM_CA_VLEK ? VLEK_YEARS : VCEK_YEARS))) < 0)
 		return r;
 	if ((r = add_amd_exts(x, ca->product, line, tcb)) < 0)
 		return r;
@@ -566,8 +569,8 @@ static int issue_leaf(const struct sim_ca *ca, enum sim_ca_line line, EVP_PKEY *
 	return 0;
 }
 
-int sim_ca_issue_vcek(const struct sim_ca *ca, EVP_PKEY *pub, const uint8_t *hwid,
-		      size_t hwid_len, uint64_t tcb, time_t now, X509 **ret)
+int sim_ca_issue_vcek(const struct sim_ca *ca, EVP_PKEY *pub, const uint8_t *hwid, size_t hwid_len,
+		      uint64_t tcb, time_t now, X509 **ret)
 {
 	if (!ca || !hwid || hwid_len != snp_product_hwid_len(ca->product) || !is_p384(pub))
 		return -EINVAL;
@@ -582,8 +585,7 @@ int sim_ca_issue_vlek(const struct sim_ca *ca, EVP_PKEY *pub, const char *csp_id
 	return issue_leaf(ca, SIM_CA_VLEK, pub, NULL, 0, csp_id, tcb, now, ret);
 }
 
-int sim_ca_issue_crl(const struct sim_ca *ca, enum sim_ca_line line, time_t now,
-		     X509_CRL **ret)
+int sim_ca_issue_crl(const struct sim_ca *ca, enum sim_ca_line line, time_t now, X509_CRL **ret)
 {
 	_cleanup_(crl_freep) X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *t = NULL;

@@ -42,14 +42,13 @@ int sim_ca_chain_pem(const struct sim_ca *ca, enum sim_ca_line line, char **ret_
 /* Issues a VCEK for the P-384 public key pub: serial 0, CN=SEV-VCEK, 7 years from now,
  * AMD extensions for tcb (raw REPORTED_TCB) and hwid (64 bytes, or 8 for Turin).
  * -EINVAL for a wrong hwid length or a key that is not P-384. */
-int sim_ca_issue_vcek(const struct sim_ca *ca, EVP_PKEY *pub, const uint8_t *hwid,
-		      size_t hwid_len, uint64_t tcb, time_t now, X509 **ret);
+int sim_ca_issue_vcek(const struct sim_ca *ca, EVP_PKEY *pub, const uint8_t *hwid, size_t hwid_len,
+		      uint64_t tcb, time_t now, X509 **ret);
 /* Issues a VLEK (CN=SEV-VLEK, 1 year, signed by the ASVK) carrying csp_id instead of hwID. */
 int sim_ca_issue_vlek(const struct sim_ca *ca, EVP_PKEY *pub, const char *csp_id, uint64_t tcb,
 		      time_t now, X509 **ret);
 /* An empty CRL for the line, signed by the ARK (RSA-PSS), valid 7 days from now. */
-int sim_ca_issue_crl(const struct sim_ca *ca, enum sim_ca_line line, time_t now,
-		     X509_CRL **ret);
+int sim_ca_issue_crl(const struct sim_ca *ca, enum sim_ca_line line, time_t now, X509_CRL **ret);
 
 /* "Milan-B0" / "Genoa" / "Turin" for VCEKs, the plain KDS name for VLEKs (facts §7.2). */
 const char *sim_ca_product_name(enum snp_product p, enum sim_ca_line line);

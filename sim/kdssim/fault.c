@@ -107,7 +107,7 @@ static int parse_kind(const char *s, size_t len, struct sim_fault_rule *r)
 
 int sim_fault_parse(const char *spec, struct sim_fault_rule *ret)
 {
-	struct sim_fault_rule r = { .p = 1.0 };
+	struct sim_fault_rule r = {.p = 1.0};
 	const char *colon;
 	size_t klen;
 
@@ -213,14 +213,14 @@ const char *sim_fault_describe(const struct sim_fault_decision *d, char *buf, si
 	if (size == 0)
 		return buf;
 	buf[0] = '\0';
-#define APPEND(...)                                                                   \
-	do {                                                                          \
-		n = snprintf(buf + off, size - off, "%s", off ? "," : "");            \
-		if (n > 0 && (size_t)n < size - off)                                  \
-			off += (size_t)n;                                             \
-		n = snprintf(buf + off, size - off, __VA_ARGS__);                     \
-		if (n > 0)                                                            \
-			off = MIN(off + (size_t)n, size - 1);                         \
+#define APPEND(...)                                                                                \
+	do {                                                                                       \
+		n = snprintf(buf + off, size - off, "%s", off ? "," : "");                         \
+		if (n > 0 && (size_t)n < size - off)                                               \
+			off += (size_t)n;                                                          \
+		n = snprintf(buf + off, size - off, __VA_ARGS__);                                  \
+		if (n > 0)                                                                         \
+			off = MIN(off + (size_t)n, size - 1);                                      \
 	} while (0)
 	if (d->status)
 		APPEND("%u", d->status);

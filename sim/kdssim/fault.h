@@ -22,9 +22,9 @@ enum sim_fault_kind {
 struct sim_fault_rule {
 	enum sim_fault_kind kind;
 	unsigned arg;
-	bool by_count;      /* "next=N": the next N eligible requests */
+	bool by_count;	    /* "next=N": the next N eligible requests */
 	unsigned remaining; /* by_count: how many are left */
-	double p;           /* otherwise: probability per eligible request, 0..1 */
+	double p;	    /* otherwise: probability per eligible request, 0..1 */
 };
 
 struct sim_fault_set {

@@ -45,8 +45,8 @@
  * new ETag on every request, which a caching proxy in front must not see). */
 struct body {
 	struct body *next;
-	char *key;        /* owned: kds_cache_key */
-	uint8_t *data;    /* owned */
+	char *key;     /* owned: kds_cache_key */
+	uint8_t *data; /* owned */
 	size_t len;
 	const char *type; /* static */
 	time_t mtime;
@@ -62,16 +62,16 @@ struct stat_entry {
 
 struct server {
 	struct sim_state *state; /* owned */
-	struct sim_ca *ca;       /* owned */
+	struct sim_ca *ca;	 /* owned */
 	enum snp_product product;
-	pthread_mutex_t lock;    /* guards everything below */
+	pthread_mutex_t lock; /* guards everything below */
 	struct sim_fault_set faults;
-	struct body *bodies;     /* owned list, newest first */
+	struct body *bodies; /* owned list, newest first */
 	size_t n_bodies;
 	struct stat_entry *stats; /* owned list */
 	size_t n_stat_paths;
 	uint64_t total;
-	FILE *log;               /* owned unless stdout */
+	FILE *log; /* owned unless stdout */
 };
 
 static void logf_locked(struct server *s, const char *fmt, ...) _printf_(2, 3);
@@ -96,7 +96,7 @@ static void http_date(time_t t, char *buf, size_t size)
 /* IMF-fixdate only; anything else is ignored like an absent header. */
 static bool parse_http_date(const char *s, time_t *ret)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 
 	if (!end || *end)
@@ -220,7 +220,7 @@ static int make_vcek(struct server *s, const struct kds_request *q, time_t now, 
 		r = sim_ca_issue_vcek(s->ca, pub, q->hwid, q->hwid_len, q->tcb, now, &x);
 	if (r >= 0) {
 		/* Self-check with the project's own verifier before anything leaves the server. */
-		struct certs_verify_opts o = { .extra_ark = sim_ca_ark(s->ca), .now = now };
+		struct certs_verify_opts o = {.extra_ark = sim_ca_ark(s->ca), .now = now};
 		enum snp_product got;
 
 		r = certs_verify_chain(x, sim_ca_signer(s->ca, SIM_CA_VCEK), sim_ca_ark(s->ca), &o,
@@ -379,7 +379,8 @@ static enum MHD_Result finish(struct server *s, struct MHD_Connection *c, const 
 	/* The path is client text after URL-decoding: keep the log one line per request and
 	 * the stats keys valid JSON strings. */
 	for (i = 0; url[i] && i < sizeof(safe) - 1; i++)
-		safe[i] = (unsigned char)url[i] < 0x21 || (unsigned char)url[i] >= 0x7f ? '?' : url[i];
+		safe[i] = (unsigned char)url[i] < 0x21 || (unsigned char)url[i] >= 0x7f ? '?'
+											: url[i];
 	safe[i] = '\0';
 	url = safe;
 	ret = MHD_queue_response(c, status, resp);
@@ -408,12 +409,12 @@ static bool not_modified(struct MHD_Connection *c, const struct body *b)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct server *s = cls;
-	struct sim_fault_decision fd = { 0 };
-	struct query_buf qb = { .len = 0 };
+	struct sim_fault_decision fd = {0};
+	struct query_buf qb = {.len = 0};
 	struct kds_request q;
 	struct MHD_Response *resp;
 	struct body *b = NULL;
@@ -562,7 +563,7 @@ static int parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *
 {
 	char host[256];
 	const char *port, *colon;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
 	size_t n;
 
@@ -619,15 +620,19 @@ static void help(void)
 	       "  --product NAME     milan|genoa|turin; creates the state if DIR has none\n"
 	       "  --listen ADDR:PORT address to bind, e.g. 127.0.0.1:0 ([::1]:PORT for IPv6)\n"
 	       "  --port-file FILE   write the bound port to FILE once listening\n"
-	       "  --tls              serve HTTPS with a test CA kept in DIR/kds/tls/ (path printed)\n"
+	       "  --tls              serve HTTPS with a test CA kept in DIR/kds/tls/ (path "
+	       "printed)\n"
 	       "  --log FILE         request log (default: stdout), one line per request\n"
 	       "  --fault SPEC       inject a fault; repeatable, tried in order:\n"
-	       "                       STATUS[:TRIGGER]               400..599, e.g. 429, 404, 500\n"
+	       "                       STATUS[:TRIGGER]               400..599, e.g. 429, 404, "
+	       "500\n"
 	       "                       429-retry-after=SECS[:TRIGGER] 429 with Retry-After\n"
 	       "                       delay=MS[ms]|SECSs[:TRIGGER]   wait before answering\n"
-	       "                       truncate[:TRIGGER]             send half the body, then close\n"
+	       "                       truncate[:TRIGGER]             send half the body, then "
+	       "close\n"
 	       "                       garbage[:TRIGGER]              random bytes as the body\n"
-	       "                     TRIGGER: p=PROBABILITY (0..1) or next=N (the next N requests);\n"
+	       "                     TRIGGER: p=PROBABILITY (0..1) or next=N (the next N "
+	       "requests);\n"
 	       "                     none: every request. Body faults only hit 200 answers.\n"
 	       "  --seed N           seed of the fault generator (default 1)\n"
 	       "  --stats            print request counts as JSON on exit (also GET /_sim/stats)\n"
@@ -677,7 +682,7 @@ static int hand_over_tree(const char *path, uid_t uid, gid_t gid, int depth)
 static void notify_ready(void)
 {
 	const char *e = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	static const char msg[] = "READY=1";
 	socklen_t len;
 	size_t n;
@@ -700,20 +705,30 @@ static void notify_ready(void)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_STATE = 256, OPT_PRODUCT, OPT_LISTEN, OPT_PORT_FILE, OPT_TLS, OPT_LOG, OPT_FAULT,
-	       OPT_SEED, OPT_STATS, OPT_HELP };
+	enum {
+		OPT_STATE = 256,
+		OPT_PRODUCT,
+		OPT_LISTEN,
+		OPT_PORT_FILE,
+		OPT_TLS,
+		OPT_LOG,
+		OPT_FAULT,
+		OPT_SEED,
+		OPT_STATS,
+		OPT_HELP
+	};
 	static const struct option opts[] = {
-		{ "state", required_argument, NULL, OPT_STATE },
-		{ "product", required_argument, NULL, OPT_PRODUCT },
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "port-file", required_argument, NULL, OPT_PORT_FILE },
-		{ "tls", no_argument, NULL, OPT_TLS },
-		{ "log", required_argument, NULL, OPT_LOG },
-		{ "fault", required_argument, NULL, OPT_FAULT },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "stats", no_argument, NULL, OPT_STATS },
-		{ "help", no_argument, NULL, OPT_HELP },
-		{ NULL, 0, NULL, 0 },
+		{"state", required_argument, NULL, OPT_STATE},
+		{"product", required_argument, NULL, OPT_PRODUCT},
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"port-file", required_argument, NULL, OPT_PORT_FILE},
+		{"tls", no_argument, NULL, OPT_TLS},
+		{"log", required_argument, NULL, OPT_LOG},
+		{"fault", required_argument, NULL, OPT_FAULT},
+		{"seed", required_argument, NULL, OPT_SEED},
+		{"stats", no_argument, NULL, OPT_STATS},
+		{"help", no_argument, NULL, OPT_HELP},
+		{NULL, 0, NULL, 0},
 	};
 	const char *state_dir = NULL, *listen_arg = NULL, *port_file = NULL, *log_path = NULL;
 	const char *faults[SIM_FAULT_MAX_RULES + 1];
@@ -721,7 +736,7 @@ int main(int argc, char **argv)
 	enum snp_product product = SNP_PRODUCT_UNKNOWN;
 	bool tls = false, print_stats = false;
 	unsigned long long seed = 1;
-	struct server s = { .log = stdout };
+	struct server s = {.log = stdout};
 	struct sockaddr_storage addr;
 	socklen_t addr_len = 0;
 	struct MHD_Daemon *d = NULL;
@@ -812,8 +827,10 @@ int main(int argc, char **argv)
 
 	r = sim_state_open(state_dir, product, &s.state);
 	if (r == -ENOENT) {
-		fprintf(stderr, "snp-kdssim: no simulation state in '%s'; pass --product to create "
-				"one\n", state_dir);
+		fprintf(stderr,
+			"snp-kdssim: no simulation state in '%s'; pass --product to create "
+			"one\n",
+			state_dir);
 		goto out;
 	}
 	if (r < 0) {
@@ -863,9 +880,8 @@ int main(int argc, char **argv)
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 				     MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0) |
 				     (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-			     0, NULL, NULL, on_request, &s,
-			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+			     0, NULL, NULL, on_request, &s, MHD_OPTION_SOCK_ADDR,
+			     (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
 			     tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls_cert,
 			     MHD_OPTION_HTTPS_MEM_KEY, tls_key, MHD_OPTION_END);

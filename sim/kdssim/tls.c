@@ -45,12 +45,12 @@ static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *is
 		r = sim_add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE");
 	if (r == 0)
 		r = sim_add_ext(x, ca ? x : issuer, NID_key_usage,
-			    ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+				ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
 	if (r == 0)
 		r = sim_add_ext(x, ca ? x : issuer, NID_subject_key_identifier, "hash");
 	if (r == 0 && !ca)
 		r = sim_add_ext(x, issuer, NID_subject_alt_name,
-			    "DNS:localhost,IP:127.0.0.1,IP:0:0:0:0:0:0:0:1");
+				"DNS:localhost,IP:127.0.0.1,IP:0:0:0:0:0:0:0:1");
 	if (r == 0 && !ca)
 		r = sim_add_ext(x, issuer, NID_ext_key_usage, "serverAuth");
 	if (r < 0 || X509_sign(x, ca ? key : issuer_key, EVP_sha256()) <= 0)
@@ -74,8 +74,8 @@ static int write_pem(const char *path, EVP_PKEY *key, X509 *cert)
 		close(fd);
 		return -errno;
 	}
-	ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) :
-		   PEM_write_X509(f, cert);
+	ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
+		 : PEM_write_X509(f, cert);
 	if (fclose(f) != 0 || !ok)
 		return -EIO;
 	return 0;

@@ -132,7 +132,7 @@ int kvs_guest_new(struct kvs *k, uint64_t vm_id, unsigned index, struct kvs_gues
 		return -ENOMEM;
 	}
 	if (!k->o.load) {
-		struct sim_vm_config cfg = { .vm_id = vm_id, .policy = SIM_KVS_POLICY };
+		struct sim_vm_config cfg = {.vm_id = vm_id, .policy = SIM_KVS_POLICY};
 		put_le64(cfg.measurement, vm_id);
 		r = sim_psp_vm_new(k->psp, &cfg, &g->pvm);
 		if (r >= 0)
@@ -234,8 +234,8 @@ static void attempt(struct kvs_guest *g)
 static void start_request(struct kvs_guest *g)
 {
 	struct kvs *k = g->k;
-	uint8_t pt[MSG_KEY_REQ_SIZE_V2 > MSG_REPORT_REQ_SIZE ? MSG_KEY_REQ_SIZE_V2 :
-							       MSG_REPORT_REQ_SIZE];
+	uint8_t pt[MSG_KEY_REQ_SIZE_V2 > MSG_REPORT_REQ_SIZE ? MSG_KEY_REQ_SIZE_V2
+							     : MSG_REPORT_REQ_SIZE];
 	double x = kvs_rand01(&g->rng);
 	size_t len;
 	int r;
@@ -259,11 +259,11 @@ static void start_request(struct kvs_guest *g)
 		memcpy(g->nonce + i, &v, 8);
 	}
 	if (g->kind == KVS_KIND_KEY) {
-		struct msg_key_req kr = { 0 };
+		struct msg_key_req kr = {0};
 		r = msg_key_req_build(&kr, 1, pt, sizeof(pt));
 		len = r > 0 ? (size_t)r : 0;
 	} else {
-		struct msg_report_req rr = { .vmpl = 0 };
+		struct msg_report_req rr = {.vmpl = 0};
 		memcpy(rr.report_data, g->nonce, sizeof(rr.report_data));
 		msg_report_req_build(&rr, pt);
 		len = MSG_REPORT_REQ_SIZE;
@@ -528,7 +528,8 @@ void kvs_guest_on_answer(struct kvs_guest *g, uint64_t exitinfo2, uint32_t rbx)
 		g->st.fw_errors++;
 	{
 		char why[64];
-		snprintf(why, sizeof(why), "host answered 0x%016llx", (unsigned long long)exitinfo2);
+		snprintf(why, sizeof(why), "host answered 0x%016llx",
+			 (unsigned long long)exitinfo2);
 		wipe(g, why);
 	}
 }

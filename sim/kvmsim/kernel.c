@@ -55,7 +55,7 @@ static void broker_lost(struct kvs *k)
  * broker, the role is free again (the kernel learns this from the socket release). */
 static int send_to(struct kvs *k, uint32_t port, const void *buf, size_t len)
 {
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = port };
+	struct sockaddr_nl to = {.nl_family = AF_NETLINK, .nl_pid = port};
 	ssize_t n;
 
 	do
@@ -145,7 +145,8 @@ static void psp_finished(struct kvs *k, struct kvs_guest *g)
 	if (g->allowed) {
 		struct snpa_msg d = {
 			.cmd = SNPA_CMD_GUEST_DONE,
-			.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VM_ID) | (1u << SNPA_A_OUTCOME),
+			.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VM_ID) |
+				   (1u << SNPA_A_OUTCOME),
 			.req_id = g->req_id,
 			.vm_id = g->vm_id,
 		};
@@ -378,8 +379,7 @@ static void handle_verdict(struct kvs *k, const struct snpa_msg *m)
 
 	if (m->verdict == SNPA_VERDICT_ANSWER) {
 		/* nl_parse guarantees BUSY, or INVALID_LEN with NPAGES 1..4. */
-		kvs_guest_on_answer(g, m->exitinfo2,
-				    snpa_has(m, SNPA_A_NPAGES) ? m->npages : 0);
+		kvs_guest_on_answer(g, m->exitinfo2, snpa_has(m, SNPA_A_NPAGES) ? m->npages : 0);
 		return;
 	}
 	g->allowed = true;
@@ -423,7 +423,8 @@ static void handle_dump(struct kvs *k)
 		struct snpa_msg a = {
 			.cmd = SNPA_CMD_VM_ADD,
 			.present = (1u << SNPA_A_VM_ID) | (1u << SNPA_A_VMM_PID) |
-				   (1u << SNPA_A_ASID) | (1u << SNPA_A_POLICY) | (1u << SNPA_A_DUMP),
+				   (1u << SNPA_A_ASID) | (1u << SNPA_A_POLICY) |
+				   (1u << SNPA_A_DUMP),
 			.vm_id = g->vm_id,
 			.vmm_pid = (uint32_t)getpid(),
 			.asid = g->asid,
@@ -521,7 +522,8 @@ static void answer_register(struct kvs *k, const struct nlmsghdr *nlh, uint32_t 
 		if (!k->o.quiet && register_denied_logged < 16) {
 			register_denied_logged++;
 			fprintf(stderr,
-				"snp-kvmsim: REGISTER from port %u refused: pid %d uid %u is neither "
+				"snp-kvmsim: REGISTER from port %u refused: pid %d uid %u is "
+				"neither "
 				"root nor holds CAP_NET_ADMIN\n",
 				port, rx_cred.have ? (int)rx_cred.c.pid : -1,
 				rx_cred.have ? (unsigned)rx_cred.c.uid : 0u);
@@ -531,8 +533,9 @@ static void answer_register(struct kvs *k, const struct nlmsghdr *nlh, uint32_t 
 	} else if (k->broker_port && k->broker_port != port) {
 		/* Is the registered broker still there? A NOOP costs it nothing; a refused send
 		 * means its socket is closed and the role is free. */
-		struct nlmsghdr probe = { .nlmsg_len = sizeof(probe), .nlmsg_type = NLMSG_NOOP,
-					  .nlmsg_pid = k->o.port };
+		struct nlmsghdr probe = {.nlmsg_len = sizeof(probe),
+					 .nlmsg_type = NLMSG_NOOP,
+					 .nlmsg_pid = k->o.port};
 		(void)send_to(k, k->broker_port, &probe, sizeof(probe));
 		if (k->broker_port)
 			err = -EBUSY;
@@ -626,14 +629,17 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	for (int round = 0; round < 256; round++) {
 		struct sockaddr_nl from;
-		struct iovec iov = { .iov_base = k->rx, .iov_len = sizeof(k->rx) };
+		struct iovec iov = {.iov_base = k->rx, .iov_len = sizeof(k->rx)};
 		union {
 			char buf[CMSG_SPACE(sizeof(struct ucred))];
 			struct cmsghdr align;
 		} ctl;
-		struct msghdr mh = { .msg_name = &from, .msg_namelen = sizeof(from),
-				     .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+		struct msghdr mh = {.msg_name = &from,
+				    .msg_namelen = sizeof(from),
+				    .msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = ctl.buf,
+				    .msg_controllen = sizeof(ctl.buf)};
 		uint8_t *buf = k->rx;
 		ssize_t n;
 		size_t len;
@@ -680,7 +686,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 
 int kvs_kernel_open(struct kvs *k)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_pid = k->o.port };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_pid = k->o.port};
 	int fd, v, r;
 
 	u64map_init(&k->waiting, k->o.seed ^ 0x9e3779b97f4a7c15ull);

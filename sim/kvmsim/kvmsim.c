@@ -31,7 +31,8 @@ static void usage(FILE *f)
 		"  --vms N             number of guests (default 1)\n"
 		"  --requests K        requests per guest, then stop\n"
 		"  --duration S        run for S seconds (real time)\n"
-		"  --rate R            requests per second per guest (default 10; 0 = back to back)\n"
+		"  --rate R            requests per second per guest (default 10; 0 = back to "
+		"back)\n"
 		"  --total-rate R      the quiet guests together request at R per second, evenly\n"
 		"                      spaced, each request going to the next idle guest in turn\n"
 		"                      (replaces --rate for them; when every quiet guest is busy\n"
@@ -39,7 +40,8 @@ static void usage(FILE *f)
 		"  --noisy N           the first N guests are noisy ...\n"
 		"  --noisy-rate R      ... and request at R per second (default 100)\n"
 		"  --churn             remove and add VMs during the run (VM_REMOVE / VM_ADD)\n"
-		"  --time-scale F      scale the driver's 2 s retry delay and 60 s budget (default 1)\n"
+		"  --time-scale F      scale the driver's 2 s retry delay and 60 s budget (default "
+		"1)\n"
 		"  --psp-delay-ms MS   PSP time per report (default 8)\n"
 		"  --no-broker         no daemon: admit every request, empty certificate table\n"
 		"  --kernel MODEL      broker (default: the snp_attest netlink ABI) or upstream\n"
@@ -58,7 +60,8 @@ static void usage(FILE *f)
 		"  --broker-required   never fail open: BUSY for as long as no broker is there\n"
 		"  --linger S          keep the VMs S seconds after the run before removing them\n"
 		"  --port N            netlink port id to bind (default 0x%08x)\n"
-		"  --load              no cryptography: pre-built messages, the PSP answers at once\n"
+		"  --load              no cryptography: pre-built messages, the PSP answers at "
+		"once\n"
 		"  --malformed N       send N malformed netlink messages to the broker\n"
 		"  --trust-ark PEM     ARK the guests trust (default: the simulated KDS's ARK)\n"
 		"  --dump DIR          write every report and certificate table to DIR\n"
@@ -153,7 +156,8 @@ static void start_guests(struct kvs *k)
 		double iv = k->o.rate > 0 ? 1.0 / k->o.rate : 0.01;
 		int r = add_guest(k, kvs_rand01(&k->rng) * iv);
 		if (r < 0) {
-			fprintf(stderr, "snp-kvmsim: cannot start guest %u: %s\n", i, snp_strerror(r));
+			fprintf(stderr, "snp-kvmsim: cannot start guest %u: %s\n", i,
+				snp_strerror(r));
 			k->exit_code = 1;
 			ev_break(k->loop, EVBREAK_ALL);
 			return;
@@ -181,7 +185,8 @@ static void start_guests(struct kvs *k)
 		ev_timer_start(k->loop, &k->churn_timer);
 	}
 	if (k->o.malformed) {
-		ev_timer_set(&k->malformed_timer, KVS_MALFORMED_INTERVAL_S, KVS_MALFORMED_INTERVAL_S);
+		ev_timer_set(&k->malformed_timer, KVS_MALFORMED_INTERVAL_S,
+			     KVS_MALFORMED_INTERVAL_S);
 		ev_timer_start(k->loop, &k->malformed_timer);
 	}
 	kvs_check_end(k);
@@ -344,75 +349,62 @@ static int print_json(const struct kvs *k, const struct kvs_vm_stats *t, double 
 	per_vm = json_array();
 	for (size_t i = 0; i < k->n_guests; i++) {
 		const struct kvs_guest *g = k->guests[i];
-		json_array_append_new(per_vm, json_pack(
-			"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:b,s:b,s:i}",
-			"vm", (json_int_t)g->vm_id,
-			"requests", (json_int_t)g->st.requests,
-			"completed", (json_int_t)g->st.completed,
-			"busy", (json_int_t)g->st.busy,
-			"invalid_len", (json_int_t)g->st.invalid_len,
-			"fw_errors", (json_int_t)g->st.fw_errors,
-			"vmpck_wipes", (json_int_t)g->st.vmpck_wipes,
-			"verify_failures", (json_int_t)g->st.verify_failures,
-			"reports_verified", (json_int_t)g->st.reports_verified,
-			"p50_ms", ms(kvs_hist_quantile(&g->st.lat, 0.5)),
-			"p99_ms", ms(kvs_hist_quantile(&g->st.lat, 0.99)),
-			"max_busy_streak_s", g->st.max_busy_streak_s,
-			"noisy", g->noisy,
-			"wiped", g->state == KVS_G_WIPED,
-			"buf_pages", (int)g->buf_pages));
+		json_array_append_new(
+			per_vm,
+			json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:b,s:b,s:i}",
+				  "vm", (json_int_t)g->vm_id, "requests",
+				  (json_int_t)g->st.requests, "completed",
+				  (json_int_t)g->st.completed, "busy", (json_int_t)g->st.busy,
+				  "invalid_len", (json_int_t)g->st.invalid_len, "fw_errors",
+				  (json_int_t)g->st.fw_errors, "vmpck_wipes",
+				  (json_int_t)g->st.vmpck_wipes, "verify_failures",
+				  (json_int_t)g->st.verify_failures, "reports_verified",
+				  (json_int_t)g->st.reports_verified, "p50_ms",
+				  ms(kvs_hist_quantile(&g->st.lat, 0.5)), "p99_ms",
+				  ms(kvs_hist_quantile(&g->st.lat, 0.99)), "max_busy_streak_s",
+				  g->st.max_busy_streak_s, "noisy", g->noisy, "wiped",
+				  g->state == KVS_G_WIPED, "buf_pages", (int)g->buf_pages));
 	}
 	root = json_pack(
 		"{s:i,s:f,s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
 		"s:{s:f,s:f,s:f},s:o}",
-		"vms", (int)k->o.vms,
-		"duration_s", dur,
-		"mode", k->o.upstream ? "upstream" : k->o.no_broker ? "no-broker" : "broker",
-		"totals",
-		"requests", (json_int_t)t->requests,
-		"completed", (json_int_t)t->completed,
-		"busy", (json_int_t)t->busy,
-		"invalid_len", (json_int_t)t->invalid_len,
-		"fw_errors", (json_int_t)t->fw_errors,
-		"vmpck_wipes", (json_int_t)t->vmpck_wipes,
-		"verify_failures", (json_int_t)t->verify_failures,
-		"reports_verified", (json_int_t)t->reports_verified,
-		"attempts", (json_int_t)t->attempts,
-		"msg_failures", (json_int_t)t->msg_failures,
-		"keys_ok", (json_int_t)t->keys_ok,
-		"abandoned", (json_int_t)t->abandoned,
-		"latency_ms",
-		"p50", ms(kvs_hist_quantile(&t->lat, 0.5)),
-		"p99", ms(kvs_hist_quantile(&t->lat, 0.99)),
-		"max", ms(t->lat.max_us),
-		"per_vm", per_vm);
+		"vms", (int)k->o.vms, "duration_s", dur, "mode",
+		k->o.upstream	 ? "upstream"
+		: k->o.no_broker ? "no-broker"
+				 : "broker",
+		"totals", "requests", (json_int_t)t->requests, "completed",
+		(json_int_t)t->completed, "busy", (json_int_t)t->busy, "invalid_len",
+		(json_int_t)t->invalid_len, "fw_errors", (json_int_t)t->fw_errors, "vmpck_wipes",
+		(json_int_t)t->vmpck_wipes, "verify_failures", (json_int_t)t->verify_failures,
+		"reports_verified", (json_int_t)t->reports_verified, "attempts",
+		(json_int_t)t->attempts, "msg_failures", (json_int_t)t->msg_failures, "keys_ok",
+		(json_int_t)t->keys_ok, "abandoned", (json_int_t)t->abandoned, "latency_ms", "p50",
+		ms(kvs_hist_quantile(&t->lat, 0.5)), "p99", ms(kvs_hist_quantile(&t->lat, 0.99)),
+		"max", ms(t->lat.max_us), "per_vm", per_vm);
 	if (!root)
 		return -ENOMEM;
 	json_object_set_new(root, "total_rate", json_real(k->o.total_rate));
 	json_object_set_new(root, "pace_missed", json_integer((json_int_t)k->pace_missed));
-	json_object_set_new(root, "paced_requests",
-			    json_integer((json_int_t)k->pace_issued));
-	json_object_set_new(root, "pace_window_s", json_real(k->pace_t1 > k->pace_t0 ?
-								k->pace_t1 - k->pace_t0 : 0.));
-	json_object_set_new(root, "kernel", json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-		"rx_msgs", (json_int_t)k->ks.rx_msgs,
-		"rx_malformed", (json_int_t)k->ks.rx_malformed,
-		"rx_foreign", (json_int_t)k->ks.rx_foreign,
-		"tx_msgs", (json_int_t)k->ks.tx_msgs,
-		"tx_dropped", (json_int_t)k->ks.tx_dropped,
-		"tx_errors", (json_int_t)k->ks.tx_errors,
-		"registrations", (json_int_t)k->ks.registrations,
-		"register_refused", (json_int_t)k->ks.register_refused,
-		"brokers_lost", (json_int_t)k->ks.brokers_lost,
-		"verdicts", (json_int_t)k->ks.verdicts,
-		"verdicts_unknown", (json_int_t)k->ks.verdicts_unknown,
-		"verdict_timeouts", (json_int_t)k->ks.verdict_timeouts,
-		"dumps", (json_int_t)k->ks.dumps,
-		"broker_bugs", (json_int_t)k->ks.broker_bugs,
-		"malformed_sent", (json_int_t)k->ks.malformed_sent,
-		"psp_errors", (json_int_t)k->ks.psp_errors,
-		"churn_removed", (json_int_t)k->ks.churn_removed));
+	json_object_set_new(root, "paced_requests", json_integer((json_int_t)k->pace_issued));
+	json_object_set_new(root, "pace_window_s",
+			    json_real(k->pace_t1 > k->pace_t0 ? k->pace_t1 - k->pace_t0 : 0.));
+	json_object_set_new(
+		root, "kernel",
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+			  "rx_msgs", (json_int_t)k->ks.rx_msgs, "rx_malformed",
+			  (json_int_t)k->ks.rx_malformed, "rx_foreign",
+			  (json_int_t)k->ks.rx_foreign, "tx_msgs", (json_int_t)k->ks.tx_msgs,
+			  "tx_dropped", (json_int_t)k->ks.tx_dropped, "tx_errors",
+			  (json_int_t)k->ks.tx_errors, "registrations",
+			  (json_int_t)k->ks.registrations, "register_refused",
+			  (json_int_t)k->ks.register_refused, "brokers_lost",
+			  (json_int_t)k->ks.brokers_lost, "verdicts", (json_int_t)k->ks.verdicts,
+			  "verdicts_unknown", (json_int_t)k->ks.verdicts_unknown,
+			  "verdict_timeouts", (json_int_t)k->ks.verdict_timeouts, "dumps",
+			  (json_int_t)k->ks.dumps, "broker_bugs", (json_int_t)k->ks.broker_bugs,
+			  "malformed_sent", (json_int_t)k->ks.malformed_sent, "psp_errors",
+			  (json_int_t)k->ks.psp_errors, "churn_removed",
+			  (json_int_t)k->ks.churn_removed));
 	if (!k->o.no_broker && !k->o.upstream)
 		json_object_set_new(root, "failopen",
 				    json_pack("{s:I,s:I,s:I,s:b}", "window_ms",
@@ -422,20 +414,17 @@ static int print_json(const struct kvs *k, const struct kvs_vm_stats *t, double 
 					      k->o.broker_required));
 	if (k->o.upstream) {
 		const struct kvs_upstream_stats *u = kvs_upstream_stats(k);
-		json_object_set_new(root, "upstream", json_pack(
-			"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-			"vmm_exits", (json_int_t)u->exits,
-			"direct_to_psp", (json_int_t)u->direct,
-			"ret_ok", (json_int_t)u->ret_ok,
-			"ret_enospc", (json_int_t)u->ret_enospc,
-			"ret_busy", (json_int_t)u->ret_busy,
-			"admitted_by_daemon", (json_int_t)u->admitted,
-			"from_file", (json_int_t)u->from_file,
-			"empty_table", (json_int_t)u->empty,
-			"daemon_busy", (json_int_t)u->daemon_busy,
-			"daemon_enospc", (json_int_t)u->daemon_enospc,
-			"dropped", (json_int_t)u->dropped,
-			"vmm_bugs", (json_int_t)u->vmm_bugs));
+		json_object_set_new(
+			root, "upstream",
+			json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "vmm_exits",
+				  (json_int_t)u->exits, "direct_to_psp", (json_int_t)u->direct,
+				  "ret_ok", (json_int_t)u->ret_ok, "ret_enospc",
+				  (json_int_t)u->ret_enospc, "ret_busy", (json_int_t)u->ret_busy,
+				  "admitted_by_daemon", (json_int_t)u->admitted, "from_file",
+				  (json_int_t)u->from_file, "empty_table", (json_int_t)u->empty,
+				  "daemon_busy", (json_int_t)u->daemon_busy, "daemon_enospc",
+				  (json_int_t)u->daemon_enospc, "dropped", (json_int_t)u->dropped,
+				  "vmm_bugs", (json_int_t)u->vmm_bugs));
 	}
 	s = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
@@ -449,8 +438,12 @@ static int print_json(const struct kvs *k, const struct kvs_vm_stats *t, double 
 static void print_human(const struct kvs *k, const struct kvs_vm_stats *t, double dur)
 {
 	printf("snp-kvmsim: %u VMs (%zu run), %.3f s, %s mode%s\n", k->o.vms, k->n_guests, dur,
-	       k->o.upstream ? "upstream" : k->o.no_broker ? "no-broker" : "broker", k->o.load ? ", load" : "");
-	printf("  requests %llu (attempts %llu), completed %llu, reports verified %llu, keys %llu\n",
+	       k->o.upstream	? "upstream"
+	       : k->o.no_broker ? "no-broker"
+				: "broker",
+	       k->o.load ? ", load" : "");
+	printf("  requests %llu (attempts %llu), completed %llu, reports verified %llu, keys "
+	       "%llu\n",
 	       (unsigned long long)t->requests, (unsigned long long)t->attempts,
 	       (unsigned long long)t->completed, (unsigned long long)t->reports_verified,
 	       (unsigned long long)t->keys_ok);
@@ -465,16 +458,20 @@ static void print_human(const struct kvs *k, const struct kvs_vm_stats *t, doubl
 	       ms(t->lat.max_us), t->max_busy_streak_s);
 	if (k->o.upstream) {
 		const struct kvs_upstream_stats *u = kvs_upstream_stats(k);
-		printf("  upstream: %llu VMM exits (ret 0: %llu, of which the daemon admitted %llu, "
-		       "file %llu, empty %llu; ENOSPC %llu; EAGAIN %llu), %llu straight to the PSP\n",
+		printf("  upstream: %llu VMM exits (ret 0: %llu, of which the daemon admitted "
+		       "%llu, "
+		       "file %llu, empty %llu; ENOSPC %llu; EAGAIN %llu), %llu straight to the "
+		       "PSP\n",
 		       (unsigned long long)u->exits, (unsigned long long)u->ret_ok,
 		       (unsigned long long)u->admitted, (unsigned long long)u->from_file,
 		       (unsigned long long)u->empty, (unsigned long long)u->ret_enospc,
 		       (unsigned long long)u->ret_busy, (unsigned long long)u->direct);
 	} else if (!k->o.no_broker)
-		printf("  netlink: %llu verdicts (%llu unknown/late), %llu timeouts, %llu malformed "
+		printf("  netlink: %llu verdicts (%llu unknown/late), %llu timeouts, %llu "
+		       "malformed "
 		       "received, %llu malformed sent, %llu broker bugs\n",
-		       (unsigned long long)k->ks.verdicts, (unsigned long long)k->ks.verdicts_unknown,
+		       (unsigned long long)k->ks.verdicts,
+		       (unsigned long long)k->ks.verdicts_unknown,
 		       (unsigned long long)k->ks.verdict_timeouts,
 		       (unsigned long long)k->ks.rx_malformed,
 		       (unsigned long long)k->ks.malformed_sent,
@@ -485,53 +482,82 @@ static void print_human(const struct kvs *k, const struct kvs_vm_stats *t, doubl
 }
 
 enum {
-	OPT_STATE = 256, OPT_PRODUCT, OPT_VMS, OPT_REQUESTS, OPT_DURATION, OPT_RATE, OPT_NOISY,
-	OPT_NOISY_RATE, OPT_CHURN, OPT_TIME_SCALE, OPT_PSP_DELAY, OPT_NO_BROKER, OPT_JSON,
-	OPT_DUMP, OPT_TRUST_ARK, OPT_LOAD, OPT_MALFORMED, OPT_SEED, OPT_WAIT_BROKER, OPT_PORT,
-	OPT_QUIET, OPT_TOTAL_RATE, OPT_LINGER, OPT_KERNEL, OPT_VMM_SOCKET, OPT_VMM_CERTS_FILE,
-	OPT_FAILOPEN_MS, OPT_BROKER_REQUIRED, OPT_HELP,
+	OPT_STATE = 256,
+	OPT_PRODUCT,
+	OPT_VMS,
+	OPT_REQUESTS,
+	OPT_DURATION,
+	OPT_RATE,
+	OPT_NOISY,
+	OPT_NOISY_RATE,
+	OPT_CHURN,
+	OPT_TIME_SCALE,
+	OPT_PSP_DELAY,
+	OPT_NO_BROKER,
+	OPT_JSON,
+	OPT_DUMP,
+	OPT_TRUST_ARK,
+	OPT_LOAD,
+	OPT_MALFORMED,
+	OPT_SEED,
+	OPT_WAIT_BROKER,
+	OPT_PORT,
+	OPT_QUIET,
+	OPT_TOTAL_RATE,
+	OPT_LINGER,
+	OPT_KERNEL,
+	OPT_VMM_SOCKET,
+	OPT_VMM_CERTS_FILE,
+	OPT_FAILOPEN_MS,
+	OPT_BROKER_REQUIRED,
+	OPT_HELP,
 };
 
 static int parse_args(int argc, char **argv, struct kvs_options *o)
 {
 	static const struct option opts[] = {
-		{ "state", required_argument, NULL, OPT_STATE },
-		{ "product", required_argument, NULL, OPT_PRODUCT },
-		{ "vms", required_argument, NULL, OPT_VMS },
-		{ "requests", required_argument, NULL, OPT_REQUESTS },
-		{ "duration", required_argument, NULL, OPT_DURATION },
-		{ "rate", required_argument, NULL, OPT_RATE },
-		{ "noisy", required_argument, NULL, OPT_NOISY },
-		{ "noisy-rate", required_argument, NULL, OPT_NOISY_RATE },
-		{ "churn", no_argument, NULL, OPT_CHURN },
-		{ "time-scale", required_argument, NULL, OPT_TIME_SCALE },
-		{ "psp-delay-ms", required_argument, NULL, OPT_PSP_DELAY },
-		{ "no-broker", no_argument, NULL, OPT_NO_BROKER },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "dump", required_argument, NULL, OPT_DUMP },
-		{ "trust-ark", required_argument, NULL, OPT_TRUST_ARK },
-		{ "load", no_argument, NULL, OPT_LOAD },
-		{ "malformed", required_argument, NULL, OPT_MALFORMED },
-		{ "seed", required_argument, NULL, OPT_SEED },
-		{ "wait-broker", required_argument, NULL, OPT_WAIT_BROKER },
-		{ "port", required_argument, NULL, OPT_PORT },
-		{ "quiet", no_argument, NULL, OPT_QUIET },
-		{ "total-rate", required_argument, NULL, OPT_TOTAL_RATE },
-		{ "linger", required_argument, NULL, OPT_LINGER },
-		{ "kernel", required_argument, NULL, OPT_KERNEL },
-		{ "vmm-socket", required_argument, NULL, OPT_VMM_SOCKET },
-		{ "vmm-certs-file", required_argument, NULL, OPT_VMM_CERTS_FILE },
-		{ "failopen-ms", required_argument, NULL, OPT_FAILOPEN_MS },
-		{ "broker-required", no_argument, NULL, OPT_BROKER_REQUIRED },
-		{ "help", no_argument, NULL, OPT_HELP },
-		{ 0 },
+		{"state", required_argument, NULL, OPT_STATE},
+		{"product", required_argument, NULL, OPT_PRODUCT},
+		{"vms", required_argument, NULL, OPT_VMS},
+		{"requests", required_argument, NULL, OPT_REQUESTS},
+		{"duration", required_argument, NULL, OPT_DURATION},
+		{"rate", required_argument, NULL, OPT_RATE},
+		{"noisy", required_argument, NULL, OPT_NOISY},
+		{"noisy-rate", required_argument, NULL, OPT_NOISY_RATE},
+		{"churn", no_argument, NULL, OPT_CHURN},
+		{"time-scale", required_argument, NULL, OPT_TIME_SCALE},
+		{"psp-delay-ms", required_argument, NULL, OPT_PSP_DELAY},
+		{"no-broker", no_argument, NULL, OPT_NO_BROKER},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"dump", required_argument, NULL, OPT_DUMP},
+		{"trust-ark", required_argument, NULL, OPT_TRUST_ARK},
+		{"load", no_argument, NULL, OPT_LOAD},
+		{"malformed", required_argument, NULL, OPT_MALFORMED},
+		{"seed", required_argument, NULL, OPT_SEED},
+		{"wait-broker", required_argument, NULL, OPT_WAIT_BROKER},
+		{"port", required_argument, NULL, OPT_PORT},
+		{"quiet", no_argument, NULL, OPT_QUIET},
+		{"total-rate", required_argument, NULL, OPT_TOTAL_RATE},
+		{"linger", required_argument, NULL, OPT_LINGER},
+		{"kernel", required_argument, NULL, OPT_KERNEL},
+		{"vmm-socket", required_argument, NULL, OPT_VMM_SOCKET},
+		{"vmm-certs-file", required_argument, NULL, OPT_VMM_CERTS_FILE},
+		{"failopen-ms", required_argument, NULL, OPT_FAILOPEN_MS},
+		{"broker-required", no_argument, NULL, OPT_BROKER_REQUIRED},
+		{"help", no_argument, NULL, OPT_HELP},
+		{0},
 	};
 	uint64_t u = 0;
 	int c;
 
-	*o = (struct kvs_options){ .vms = 1, .rate = 10, .noisy_rate = 100, .time_scale = 1,
-				   .psp_delay_ms = 8, .seed = 1, .port = SNPA_USERSOCK_KERNEL_PORT,
-				   .failopen_ms = KVS_FAILOPEN_MS_DEFAULT };
+	*o = (struct kvs_options){.vms = 1,
+				  .rate = 10,
+				  .noisy_rate = 100,
+				  .time_scale = 1,
+				  .psp_delay_ms = 8,
+				  .seed = 1,
+				  .port = SNPA_USERSOCK_KERNEL_PORT,
+				  .failopen_ms = KVS_FAILOPEN_MS_DEFAULT};
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		int r = 0;
 		switch (c) {
@@ -694,7 +720,8 @@ static int setup_platform(struct kvs *k)
 	if (r >= 0)
 		r = sim_state_read(k->state, &d);
 	if (r < 0) {
-		fprintf(stderr, "snp-kvmsim: state '%s': %s\n", k->o.state_dir, sim_state_strerror(r));
+		fprintf(stderr, "snp-kvmsim: state '%s': %s\n", k->o.state_dir,
+			sim_state_strerror(r));
 		return r;
 	}
 	r = sim_psp_new(k->state, &k->psp);
@@ -707,13 +734,14 @@ static int setup_platform(struct kvs *k)
 	r = kvs_verifier_new(k->state, k->o.state_dir, d.product, k->o.trust_ark, &k->ver);
 	if (r < 0) {
 		fprintf(stderr, "snp-kvmsim: verifier (KDS CA in %s/kds%s%s): %s\n", k->o.state_dir,
-			k->o.trust_ark ? ", trusted ARK " : "", k->o.trust_ark ? k->o.trust_ark : "",
-			snp_strerror(r));
+			k->o.trust_ark ? ", trusted ARK " : "",
+			k->o.trust_ark ? k->o.trust_ark : "", snp_strerror(r));
 		return r;
 	}
 	if (k->o.dump_dir && mkdir(k->o.dump_dir, 0755) < 0 && errno != EEXIST) {
 		r = -errno;
-		fprintf(stderr, "snp-kvmsim: cannot create %s: %s\n", k->o.dump_dir, strerror(errno));
+		fprintf(stderr, "snp-kvmsim: cannot create %s: %s\n", k->o.dump_dir,
+			strerror(errno));
 		return r;
 	}
 	return 0;
@@ -741,8 +769,8 @@ int main(int argc, char **argv)
 	}
 	r = kvs_kernel_open(&k);
 	if (r < 0) {
-		fprintf(stderr, "snp-kvmsim: cannot bind netlink usersock port 0x%x: %s\n", k.o.port,
-			strerror(-r));
+		fprintf(stderr, "snp-kvmsim: cannot bind netlink usersock port 0x%x: %s\n",
+			k.o.port, strerror(-r));
 		r = 1;
 		goto out;
 	}
@@ -781,8 +809,8 @@ int main(int argc, char **argv)
 	/* --linger: the VMs stay (idle) a while, so that the broker's per-VM metrics can be read
 	 * with the whole run in them. The broker's messages wait in the socket meanwhile. */
 	if (k.o.linger > 0) {
-		struct timespec ts = { .tv_sec = (time_t)k.o.linger,
-				       .tv_nsec = (long)((k.o.linger - floor(k.o.linger)) * 1e9) };
+		struct timespec ts = {.tv_sec = (time_t)k.o.linger,
+				      .tv_nsec = (long)((k.o.linger - floor(k.o.linger)) * 1e9)};
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}

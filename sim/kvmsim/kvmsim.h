@@ -45,12 +45,12 @@ enum kvs_kind {
 };
 
 enum kvs_gstate {
-	KVS_G_IDLE,         /* between requests (timer: next request) */
+	KVS_G_IDLE,	    /* between requests (timer: next request) */
 	KVS_G_WAIT_VERDICT, /* GUEST_REQ sent, vCPU blocked (timer: verdict timeout) */
-	KVS_G_IN_PSP,       /* admitted, queued for or running on the PSP worker */
+	KVS_G_IN_PSP,	    /* admitted, queued for or running on the PSP worker */
 	KVS_G_RETRY_WAIT,   /* BUSY seen, sleeping the retry delay (timer) */
-	KVS_G_FINISHED,     /* ran its request count, or the run is over */
-	KVS_G_WIPED,        /* VMPCK wiped: never requests again */
+	KVS_G_FINISHED,	    /* ran its request count, or the run is over */
+	KVS_G_WIPED,	    /* VMPCK wiped: never requests again */
 };
 
 struct kvs_vm_stats {
@@ -61,12 +61,12 @@ struct kvs_vm_stats {
 	uint64_t invalid_len;
 	uint64_t fw_errors;
 	uint64_t vmpck_wipes;
-	uint64_t verify_failures;  /* report / certificate verification */
-	uint64_t msg_failures;     /* response message did not verify (seqno, type, GCM) */
+	uint64_t verify_failures; /* report / certificate verification */
+	uint64_t msg_failures;	  /* response message did not verify (seqno, type, GCM) */
 	uint64_t reports_verified;
 	uint64_t keys_ok;
-	uint64_t payload_errors;   /* firmware status inside a response payload */
-	uint64_t abandoned;        /* request pending when the run ended */
+	uint64_t payload_errors; /* firmware status inside a response payload */
+	uint64_t abandoned;	 /* request pending when the run ended */
 	double max_busy_streak_s;
 	struct kvs_hist lat;
 };
@@ -80,28 +80,28 @@ struct kvs_guest {
 	uint32_t counter;   /* the guest's sequence counter for VMPCK0 */
 	uint32_t buf_pages; /* certificate buffer offered with extended requests */
 	bool noisy;
-	bool live;          /* between VM_ADD and VM_REMOVE */
+	bool live;	     /* between VM_ADD and VM_REMOVE */
 	bool remove_pending; /* churn chose it while its request was on the PSP */
 	enum kvs_gstate state;
 	uint64_t rng;
-	uint64_t target;    /* requests to run; 0 = until the end of the run */
+	uint64_t target; /* requests to run; 0 = until the end of the run */
 	ev_timer timer;
 
 	/* The request in progress. */
 	enum kvs_kind kind;
-	bool cur_ext;            /* the exit code of the current attempt is the extended one */
+	bool cur_ext;		   /* the exit code of the current attempt is the extended one */
 	bool override_invalid_len; /* re-sent as plain after INVALID_LEN (facts §1.5) */
-	uint32_t cur_npages;     /* RBX of the current extended attempt */
-	uint64_t req_id;         /* of the current attempt */
-	bool allowed;            /* the broker said ALLOW (GUEST_DONE is due) */
+	uint32_t cur_npages;	   /* RBX of the current extended attempt */
+	uint64_t req_id;	   /* of the current attempt */
+	bool allowed;		   /* the broker said ALLOW (GUEST_DONE is due) */
 	double started, first_busy;
 	bool had_busy;
 	struct msg_hdr req_hdr;
 	uint8_t nonce[64];
-	uint8_t *req_page;  /* owned, MSG_PAGE_SIZE */
-	uint8_t *resp_page; /* owned, MSG_PAGE_SIZE */
-	uint8_t *certbuf;   /* owned, cur_npages pages, or NULL */
-	bool table_written; /* the kernel wrote a table into certbuf for this attempt */
+	uint8_t *req_page;     /* owned, MSG_PAGE_SIZE */
+	uint8_t *resp_page;    /* owned, MSG_PAGE_SIZE */
+	uint8_t *certbuf;      /* owned, cur_npages pages, or NULL */
+	bool table_written;    /* the kernel wrote a table into certbuf for this attempt */
 	bool vmm_done_pending; /* upstream: the VMM answered 0, snpattest_done() is due */
 	/* Written by the PSP worker while state == IN_PSP. */
 	int psp_rc;
@@ -143,7 +143,7 @@ struct kvs_options {
 	bool quiet;
 	/* --kernel upstream (upstream.c): Linux 7.0 KVM and a VMM using libsnpattest */
 	bool upstream;
-	const char *vmm_socket;     /* NULL: libsnpattest's default */
+	const char *vmm_socket;	    /* NULL: libsnpattest's default */
 	const char *vmm_certs_file; /* NULL: no file fallback */
 };
 
@@ -155,7 +155,7 @@ struct kvs_kstats {
 	uint64_t dumps;
 	uint64_t broker_bugs; /* e.g. a certificate table larger than the guest's buffer */
 	uint64_t malformed_sent;
-	uint64_t psp_errors;  /* the PSP could not run at all */
+	uint64_t psp_errors; /* the PSP could not run at all */
 	uint64_t churn_removed, churn_added;
 	uint64_t failopen_serves;  /* requests served without a broker (fail-open) */
 	uint64_t failopen_periods; /* times the fail-open window ran out */
@@ -165,7 +165,7 @@ struct kvs {
 	struct kvs_options o;
 	struct ev_loop *loop;
 	struct sim_state *state;   /* owned */
-	struct sim_psp *psp;       /* owned */
+	struct sim_psp *psp;	   /* owned */
 	struct kvs_verifier *ver;  /* owned */
 	struct kvs_guest **guests; /* owned: every guest ever created, in creation order */
 	size_t n_guests, cap_guests;
@@ -178,7 +178,7 @@ struct kvs {
 
 	/* kernel side */
 	int fd;
-	uint32_t broker_port; /* 0: none */
+	uint32_t broker_port;	/* 0: none */
 	double no_broker_since; /* kvs_now() when the broker went (or the kernel started) */
 	bool failing_open;	/* the window ran out: serving unbrokered until a REGISTER */
 	uint64_t next_req_id;
@@ -209,10 +209,10 @@ struct kvs {
 
 /* Counts of --kernel upstream, split by path. */
 struct kvs_upstream_stats {
-	uint64_t exits;    /* KVM_EXIT_SNP_REQ_CERTS: extended MSG_REPORT_REQ attempts */
-	uint64_t direct;   /* every other attempt: straight to the PSP, unadmitted */
+	uint64_t exits;	 /* KVM_EXIT_SNP_REQ_CERTS: extended MSG_REPORT_REQ attempts */
+	uint64_t direct; /* every other attempt: straight to the PSP, unadmitted */
 	uint64_t ret_ok, ret_enospc, ret_busy;
-	uint64_t admitted; /* ret 0 decided by the daemon (ALLOW) */
+	uint64_t admitted;	   /* ret 0 decided by the daemon (ALLOW) */
 	uint64_t from_file, empty; /* ret 0 from the fallbacks */
 	uint64_t daemon_busy, daemon_enospc;
 	uint64_t dropped;  /* the VM went away during the exit */

@@ -27,11 +27,11 @@
 #define KVS_UP_MAX_THREADS 64
 
 struct up_job {
-	struct kvs_guest *g;     /* borrowed */
-	struct snpattest *h;     /* borrowed from the guest's slot */
-	uint64_t req_id;         /* the guest attempt this answers */
-	uint64_t npages;         /* in: RBX; out: the VMM's npages */
-	int ret;                 /* the VMM's kvm_run->snp_req_certs.ret */
+	struct kvs_guest *g; /* borrowed */
+	struct snpattest *h; /* borrowed from the guest's slot */
+	uint64_t req_id;     /* the guest attempt this answers */
+	uint64_t npages;     /* in: RBX; out: the VMM's npages */
+	int ret;	     /* the VMM's kvm_run->snp_req_certs.ret */
 	enum snpattest_source source;
 	struct up_job *next;
 };
@@ -44,7 +44,7 @@ struct kvs_upstream {
 	pthread_cond_t cond;
 	bool stop;
 	struct up_job *jobs_head, *jobs_tail; /* guarded by mtx */
-	struct up_job *done_head;             /* guarded by mtx */
+	struct up_job *done_head;	      /* guarded by mtx */
 	ev_async async;
 	struct snpattest **handles; /* owned, indexed like k->guests (grown on demand) */
 	size_t n_handles;
@@ -255,7 +255,7 @@ void kvs_upstream_vm_add(struct kvs *k, struct kvs_guest *g)
 {
 	struct kvs_upstream *u = k->up;
 	struct snpattest **h = slot(u, guest_index(k, g));
-	uint8_t uuid[16] = { 0 };
+	uint8_t uuid[16] = {0};
 	char name[32];
 	int r;
 
@@ -353,7 +353,6 @@ void kvs_upstream_fw_done(struct kvs *k, struct kvs_guest *g)
 		}
 	}
 }
-
 
 const struct kvs_upstream_stats *kvs_upstream_stats(const struct kvs *k)
 {

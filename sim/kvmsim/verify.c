@@ -21,10 +21,10 @@
 
 struct kvs_verifier {
 	struct sim_state *state; /* borrowed */
-	struct sim_ca *ca;       /* owned */
-	X509 *trust_ark;         /* owned */
+	struct sim_ca *ca;	 /* owned */
+	X509 *trust_ark;	 /* owned */
 	enum snp_product product;
-	X509 *vcek;              /* owned: issued for vcek_tcb */
+	X509 *vcek; /* owned: issued for vcek_tcb */
 	uint64_t vcek_tcb;
 };
 
@@ -136,7 +136,7 @@ int kvs_verify_report(struct kvs_verifier *v, const uint8_t *report, size_t len,
 		      const uint8_t *table, size_t table_len, const uint8_t nonce[64],
 		      const char **ret_why)
 {
-	struct certs_verify_opts opts = { .extra_ark = v->trust_ark, .now = time(NULL) };
+	struct certs_verify_opts opts = {.extra_ark = v->trust_ark, .now = time(NULL)};
 	struct certtable_entry e[CERTTABLE_MAX_ENTRIES];
 	X509 *leaf = NULL, *ask = NULL, *ark = NULL;
 	struct report rep;

@@ -237,7 +237,7 @@ START_TEST(test_check_validity)
 		int r;
 		const char *text;
 	} cases[] = {
-		{1770336000, 0, ""},                                                   /* 2026-02-06 */
+		{1770336000, 0, ""}, /* 2026-02-06 */
 		{1770163200, -EKEYEXPIRED, "not yet valid: notBefore 2026-02-05 01:04:33 UTC"},
 		{2019686400, -EKEYEXPIRED, "expired: notAfter 2033-02-05 01:04:33 UTC"}, /* 2034 */
 	};

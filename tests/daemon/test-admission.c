@@ -26,7 +26,7 @@ struct tport {
 	size_t n;
 	unsigned resyncs;
 	unsigned unknown_peer; /* verdicts for a VM without its peer handle */
-	int fail_sends; /* > 0: the next sends fail */
+	int fail_sends;	       /* > 0: the next sends fail */
 };
 
 static int record(struct adm_transport *t, enum kind k, uint64_t vm, void *peer, uint64_t req,
@@ -44,7 +44,7 @@ static int record(struct adm_transport *t, enum kind k, uint64_t vm, void *peer,
 		p->fail_sends--;
 		return -ENOBUFS;
 	}
-	p->v[p->n++] = (struct verdict){ k, vm, req, np, tl };
+	p->v[p->n++] = (struct verdict){k, vm, req, np, tl};
 	return 0;
 }
 
@@ -102,8 +102,8 @@ static uint32_t setup_slots = 1;
  * at 2/s. */
 static void setup_with(uint32_t burst)
 {
-	struct adm_config c = { .guest_log_interval_usec = 1000000, .guest_log_burst = 5 };
-	struct adm_hooks h = { .drained = on_drained };
+	struct adm_config c = {.guest_log_interval_usec = 1000000, .guest_log_burst = 5};
+	struct adm_hooks h = {.drained = on_drained};
 	const char *why = NULL;
 
 	sched_config_defaults(&c.sched);
@@ -146,11 +146,11 @@ static void teardown(void)
 
 static struct adm_request report(uint64_t req_id, bool ext, uint32_t npages)
 {
-	return (struct adm_request){ .req_id = req_id,
-				     .msg = { .seqno = 1, .type = MSG_REPORT_REQ, .version = 1 },
-				     .has_msg = true,
-				     .wants_table = ext,
-				     .npages = npages };
+	return (struct adm_request){.req_id = req_id,
+				    .msg = {.seqno = 1, .type = MSG_REPORT_REQ, .version = 1},
+				    .has_msg = true,
+				    .wants_table = ext,
+				    .npages = npages};
 }
 
 static void req(struct tport *p, uint64_t vm, uint64_t req_id)
@@ -163,7 +163,7 @@ static void req(struct tport *p, uint64_t vm, uint64_t req_id)
 
 static void add(struct tport *p, uint64_t vm)
 {
-	struct adm_vm_attrs at = { .vmm_pid = 100 + (uint32_t)vm, .asid = (uint32_t)vm };
+	struct adm_vm_attrs at = {.vmm_pid = 100 + (uint32_t)vm, .asid = (uint32_t)vm};
 
 	ck_assert_int_eq(adm_vm_add(a, &p->t, vm, &at, false, false, 0), 0);
 	ck_assert_int_eq(adm_vm_set_peer(a, vm, (void *)(uintptr_t)vm), 0);
@@ -185,7 +185,7 @@ static void expect(const struct tport *p, size_t n, enum kind k, uint64_t vm, ui
 
 START_TEST(test_vm_lifecycle)
 {
-	struct adm_vm_attrs at = { .vmm_pid = 9, .asid = 3, .policy = 0x30000 };
+	struct adm_vm_attrs at = {.vmm_pid = 9, .asid = 3, .policy = 0x30000};
 	struct adm_vm_info info;
 
 	ck_assert_uint_eq(adm_vm_count(a), 0);
@@ -394,8 +394,8 @@ END_TEST
 
 START_TEST(test_quota_apply)
 {
-	struct sched_quota q = { .rate_milli = 5000, .burst = 9, .weight = 3 }, got;
-	struct sched_quota bad = { .rate_milli = 0, .burst = 1, .weight = 1 };
+	struct sched_quota q = {.rate_milli = 5000, .burst = 9, .weight = 3}, got;
+	struct sched_quota bad = {.rate_milli = 0, .burst = 1, .weight = 1};
 	struct adm_vm_info info;
 	const char *why = NULL;
 
@@ -434,7 +434,7 @@ END_TEST
 
 START_TEST(test_resync)
 {
-	struct adm_vm_attrs at = { 0 };
+	struct adm_vm_attrs at = {0};
 
 	add(&ta, 1);
 	add(&ta, 2);
@@ -463,7 +463,7 @@ END_TEST
  * head, middle and end, a VM removed while in flight, a request restored by a resync. */
 START_TEST(test_inflight_list)
 {
-	struct adm_vm_attrs at = { 0 };
+	struct adm_vm_attrs at = {0};
 
 	for (uint64_t vm = 1; vm <= 6; vm++) {
 		add(&ta, vm);
@@ -476,7 +476,7 @@ START_TEST(test_inflight_list)
 	adm_housekeeping(a);
 	ck_assert_uint_eq(adm_get_stats(a)->stale_inflight_freed, 0);
 	ck_assert_uint_eq(adm_inflight(a), 6);
-	static const uint64_t done_order[] = { 3, 1, 6 }; /* middle, head, end */
+	static const uint64_t done_order[] = {3, 1, 6}; /* middle, head, end */
 	for (size_t i = 0; i < sizeof(done_order) / sizeof(done_order[0]); i++) {
 		adm_done(a, done_order[i], 10 + done_order[i], ADM_DONE_FIRMWARE, 0, 1);
 		ck_assert_int_eq(adm_selfcheck(a), 0);

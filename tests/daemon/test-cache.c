@@ -42,8 +42,8 @@ static void teardown(void)
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static const struct kds_request q_chain = { .kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_MILAN };
-static const struct kds_request q_crl = { .kind = KDS_VCEK_CRL, .product = SNP_PRODUCT_MILAN };
+static const struct kds_request q_chain = {.kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_MILAN};
+static const struct kds_request q_crl = {.kind = KDS_VCEK_CRL, .product = SNP_PRODUCT_MILAN};
 
 /* The VCEK request the real Milan sample answers. */
 static void vcek_request(struct kds_request *q, uint8_t **der, size_t *len)
@@ -134,10 +134,12 @@ START_TEST(test_round_trip)
 		size_t *len;
 		struct cache_meta meta;
 	} t[] = {
-		{ &q_chain, &chain, &cl,
-		  { 1700000000, CACHE_FRESH_FOREVER, "\"abc\"", "Tue, 14 Nov 2023 22:13:20 GMT" } },
-		{ &qv, &vcek, &vl, { 1700000001, 1700086401, "", "" } },
-		{ &q_crl, &crl, &rl, { 1700000002, 1700003602, "W/\"x\"", "" } },
+		{&q_chain,
+		 &chain,
+		 &cl,
+		 {1700000000, CACHE_FRESH_FOREVER, "\"abc\"", "Tue, 14 Nov 2023 22:13:20 GMT"}},
+		{&qv, &vcek, &vl, {1700000001, 1700086401, "", ""}},
+		{&q_crl, &crl, &rl, {1700000002, 1700003602, "W/\"x\"", ""}},
 	};
 
 	vcek_request(&qv, &vcek, &vl);
@@ -171,7 +173,7 @@ START_TEST(test_put_refuses_bad_bodies)
 	struct kds_request qv;
 	uint8_t *vcek, *chain, *one_pem, *big;
 	size_t vl, cl, pl;
-	const struct cache_meta meta = { 1, CACHE_FRESH_FOREVER, "", "" };
+	const struct cache_meta meta = {1, CACHE_FRESH_FOREVER, "", ""};
 	struct cache_meta bad_etag = meta;
 
 	vcek_request(&qv, &vcek, &vl);
@@ -187,17 +189,17 @@ START_TEST(test_put_refuses_bad_bodies)
 			size_t len;
 			int err;
 		} t[] = {
-			{ &q_chain, (const uint8_t *)"garbage", 7, -EBADMSG },
-			{ &q_chain, one_pem, pl, -EBADMSG },     /* one certificate, not two */
-			{ &q_chain, chain, cl / 2, -EBADMSG },   /* truncated PEM */
-			{ &q_chain, vcek, vl, -EBADMSG },        /* DER where PEM is due */
-			{ &qv, chain, cl, -EBADMSG },            /* PEM where DER is due */
-			{ &qv, one_pem, pl, -EBADMSG },          /* a VCEK, but PEM */
-			{ &qv, vcek, vl - 1, -EBADMSG },         /* truncated DER */
-			{ &qv, big, vl + 1, -EBADMSG },          /* trailing byte */
-			{ &qv, big, CACHE_BODY_MAX + 1, -EMSGSIZE },
-			{ &qv, vcek, 0, -EBADMSG },
-			{ &q_crl, vcek, vl, -EBADMSG },          /* a certificate is not a CRL */
+			{&q_chain, (const uint8_t *)"garbage", 7, -EBADMSG},
+			{&q_chain, one_pem, pl, -EBADMSG},   /* one certificate, not two */
+			{&q_chain, chain, cl / 2, -EBADMSG}, /* truncated PEM */
+			{&q_chain, vcek, vl, -EBADMSG},	     /* DER where PEM is due */
+			{&qv, chain, cl, -EBADMSG},	     /* PEM where DER is due */
+			{&qv, one_pem, pl, -EBADMSG},	     /* a VCEK, but PEM */
+			{&qv, vcek, vl - 1, -EBADMSG},	     /* truncated DER */
+			{&qv, big, vl + 1, -EBADMSG},	     /* trailing byte */
+			{&qv, big, CACHE_BODY_MAX + 1, -EMSGSIZE},
+			{&qv, vcek, 0, -EBADMSG},
+			{&q_crl, vcek, vl, -EBADMSG}, /* a certificate is not a CRL */
 		};
 		for (size_t i = 0; i < ELEMENTSOF(t); i++)
 			ck_assert_msg(cache_put(dir, t[i].q, t[i].body, t[i].len, &meta) ==
@@ -225,8 +227,8 @@ START_TEST(test_crash_at_every_step)
 	};
 	uint8_t *v1, *v2;
 	size_t l1, l2;
-	const struct cache_meta m1 = { 1, CACHE_FRESH_FOREVER, "\"v1\"", "" };
-	const struct cache_meta m2 = { 2, CACHE_FRESH_FOREVER, "\"v2\"", "" };
+	const struct cache_meta m1 = {1, CACHE_FRESH_FOREVER, "\"v1\"", ""};
+	const struct cache_meta m2 = {2, CACHE_FRESH_FOREVER, "\"v2\"", ""};
 
 	v1 = test_read_data("amd/milan/cert_chain.pem", &l1);
 	v2 = test_read_data("amd/genoa/cert_chain.pem", &l2);
@@ -282,19 +284,19 @@ enum mutation {
 	M_MAGIC,
 	M_VERSION,
 	M_HUGE_LEN,
-	M_KIND_RESEALED,    /* valid checksum, wrong kind */
-	M_BODY_RESEALED,    /* valid checksum, body that does not parse */
-	M_CTRL_ETAG,        /* valid checksum, control character in the ETag */
-	M_OTHER_KEY,        /* a valid entry of another key copied over this one */
-	M_DIRECTORY,        /* a directory where the file should be */
-	M_BIG_FILE,         /* far over any real entry */
+	M_KIND_RESEALED, /* valid checksum, wrong kind */
+	M_BODY_RESEALED, /* valid checksum, body that does not parse */
+	M_CTRL_ETAG,	 /* valid checksum, control character in the ETag */
+	M_OTHER_KEY,	 /* a valid entry of another key copied over this one */
+	M_DIRECTORY,	 /* a directory where the file should be */
+	M_BIG_FILE,	 /* far over any real entry */
 };
 
 START_TEST(test_corrupt_moved_aside)
 {
 	enum mutation m = (enum mutation)_i;
-	const struct kds_request q_genoa = { .kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_GENOA };
-	const struct cache_meta meta = { 5, CACHE_FRESH_FOREVER, "\"e\"", "" };
+	const struct kds_request q_genoa = {.kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_GENOA};
+	const struct cache_meta meta = {5, CACHE_FRESH_FOREVER, "\"e\"", ""};
 	char path[PATH_MAX], other[PATH_MAX];
 	uint8_t *chain, *f, *got = NULL;
 	size_t cl, n, glen;
@@ -372,7 +374,7 @@ START_TEST(test_corrupt_moved_aside)
 	}
 
 	ck_assert_int_eq(cache_get(dir, &q_chain, &got, &glen, NULL), -ENOENT);
-	ck_assert_int_eq(access(path, F_OK), -1);       /* moved away ... */
+	ck_assert_int_eq(access(path, F_OK), -1);	/* moved away ... */
 	ck_assert_uint_eq(count_files(".corrupt-"), 1); /* ... kept for inspection */
 	/* and replaced by the next fetch */
 	ck_assert_int_eq(cache_put(dir, &q_chain, chain, cl, &meta), 0);
@@ -385,12 +387,11 @@ END_TEST
 START_TEST(test_entry_path)
 {
 	char buf[PATH_MAX], small[16];
-	struct kds_request bad = { .kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_UNKNOWN };
+	struct kds_request bad = {.kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_UNKNOWN};
 
 	ck_assert_int_eq(cache_entry_path("/var/cache/snp-attestd", &q_chain, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "/var/cache/snp-attestd/Milan-cert_chain.kdsc");
-	ck_assert_int_eq(cache_entry_path("/var/cache/snp-attestd", &q_chain, small,
-					  sizeof(small)),
+	ck_assert_int_eq(cache_entry_path("/var/cache/snp-attestd", &q_chain, small, sizeof(small)),
 			 -ENAMETOOLONG);
 	ck_assert_int_lt(cache_entry_path("/x", &bad, buf, sizeof(buf)), 0);
 }
@@ -463,9 +464,9 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 START_TEST(test_put_async_off_loop)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct async_put a = { 0 };
-	struct gate g = { .job.run = gate_run };
-	struct cache_meta m = { .fetched = 1, .fresh_until = CACHE_FRESH_FOREVER };
+	struct async_put a = {0};
+	struct gate g = {.job.run = gate_run};
+	struct cache_meta m = {.fetched = 1, .fresh_until = CACHE_FRESH_FOREVER};
 	struct worker *w = NULL;
 	ev_timer tick;
 	uint8_t *chain, *buf = NULL;
@@ -528,19 +529,19 @@ END_TEST
 START_TEST(test_put_all_async)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct cache_meta m = { .fetched = 1, .fresh_until = CACHE_FRESH_FOREVER };
-	struct async_put a = { 0 };
+	struct cache_meta m = {.fetched = 1, .fresh_until = CACHE_FRESH_FOREVER};
+	struct async_put a = {0};
 	struct cache_item items[2];
 	struct kds_request qv;
 	struct worker *w = NULL;
-	uint8_t *vcek, *chain, bad[4] = { 1, 2, 3, 4 };
+	uint8_t *vcek, *chain, bad[4] = {1, 2, 3, 4};
 	size_t vlen, clen;
 
 	vcek_request(&qv, &vcek, &vlen);
 	chain = test_read_data("amd/milan/cert_chain.pem", &clen);
 	ck_assert_int_eq(worker_new(loop, &w), 0);
-	items[0] = (struct cache_item){ .q = qv, .body = vcek, .len = vlen, .meta = m };
-	items[1] = (struct cache_item){ .q = q_chain, .body = chain, .len = clen, .meta = m };
+	items[0] = (struct cache_item){.q = qv, .body = vcek, .len = vlen, .meta = m};
+	items[1] = (struct cache_item){.q = q_chain, .body = chain, .len = clen, .meta = m};
 	ck_assert_int_eq(cache_put_all_async(w, dir, items, 2, on_put, &a), 0);
 	while (a.calls == 0)
 		ev_run(loop, EVRUN_ONCE);
@@ -597,9 +598,8 @@ START_TEST(test_prune_corrupt)
 {
 	const uint64_t now = 1800000000, day = 24 * 3600;
 	char name[128], path[PATH_MAX + 80];
-	const char *keep_names[] = { "Milan-cert_chain.kdsc", ".Milan-cert_chain.kdsc.tmp-abc",
-				     "notes.corrupt-1", "x.kdsc.corrupt-12ab",
-				     "x.kdsc.corrupt-" };
+	const char *keep_names[] = {"Milan-cert_chain.kdsc", ".Milan-cert_chain.kdsc.tmp-abc",
+				    "notes.corrupt-1", "x.kdsc.corrupt-12ab", "x.kdsc.corrupt-"};
 
 	for (size_t i = 0; i < ELEMENTSOF(keep_names); i++)
 		touch(keep_names[i]);
@@ -637,8 +637,8 @@ END_TEST
 START_TEST(test_put_async_prunes)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct cache_meta m = { .fetched = 1, .fresh_until = CACHE_FRESH_FOREVER };
-	struct async_put a = { 0 };
+	struct cache_meta m = {.fetched = 1, .fresh_until = CACHE_FRESH_FOREVER};
+	struct async_put a = {0};
 	struct worker *w = NULL;
 	char name[128];
 	uint8_t *chain;

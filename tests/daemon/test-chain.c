@@ -268,9 +268,9 @@ START_TEST(test_expired_leaf_named)
 	put_data("cert_chain_vlek.pem", "amd/milan/vlek_cert_chain.pem");
 	put_data("vlek.der", VL);
 	platform_of(VL, true, &pf);
-	ck_assert_int_eq(chain_from_dir(dir, NULL, &pf, 1893456000 /* 2030-01-01 */, &c, err,
-					      sizeof(err)),
-			 -EKEYEXPIRED);
+	ck_assert_int_eq(
+		chain_from_dir(dir, NULL, &pf, 1893456000 /* 2030-01-01 */, &c, err, sizeof(err)),
+		-EKEYEXPIRED);
 	ck_assert_ptr_null(c);
 	ck_assert_msg(strstr(err, "certificate is not valid at this time (leaf expired: notAfter "
 				  "2025-12-10 22:14:21 UTC)"),
@@ -316,9 +316,8 @@ START_TEST(test_crl_refused)
 	ck_assert(before);
 	memcpy(before, c->table, before_len);
 
-	ck_assert_int_eq(
-		chain_add_crl(c, (const uint8_t *)"not a crl", 9, 0, err, sizeof(err)),
-		-EBADMSG);
+	ck_assert_int_eq(chain_add_crl(c, (const uint8_t *)"not a crl", 9, 0, err, sizeof(err)),
+			 -EBADMSG);
 	ck_assert_int_eq(chain_add_crl(c, NULL, 0, 0, err, sizeof(err)), -EBADMSG);
 
 	k = EVP_RSA_gen(2048);

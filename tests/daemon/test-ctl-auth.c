@@ -147,7 +147,7 @@ START_TEST(other_gets_nothing)
 	ck_assert_int_eq(role(other_uid, other_gid, NULL, 0), CTL_ROLE_NONE);
 	sup[0] = other_gid;
 	sup[1] = other_gid + 1 == admin_gid || other_gid + 1 == monitor_gid ? other_gid
-									  : other_gid + 1;
+									    : other_gid + 1;
 	ck_assert_int_eq(role(other_uid, other_gid, sup, 2), CTL_ROLE_NONE);
 	/* Groups not configured, empty or unknown: nobody but root and the owner is let in. */
 	ck_assert_int_eq(ctl_role_for(other_uid, admin_gid, NULL, 0, NULL, NULL), CTL_ROLE_NONE);

@@ -15,12 +15,12 @@
 struct fake {
 	struct sev_issue_cmd last;
 	unsigned calls;
-	uint32_t fw_status; /* to report */
-	int ret;            /* to return */
-	uint32_t id_len;    /* GET_ID2: the id length the fake firmware has */
+	uint32_t fw_status;    /* to report */
+	int ret;	       /* to return */
+	uint32_t id_len;       /* GET_ID2: the id length the fake firmware has */
 	uint32_t id_len_later; /* GET_ID2: if set, the length after the first call */
-	bool overrun;       /* GET_ID2: Linux 6.12 would have written past the caller's buffer */
-	int snp_errno;      /* SNP commands: the kernel's answer while SNP is not initialised */
+	bool overrun;	       /* GET_ID2: Linux 6.12 would have written past the caller's buffer */
+	int snp_errno;	       /* SNP commands: the kernel's answer while SNP is not initialised */
 	struct sev_user_data_snp_config cfg;
 	struct sev_user_data_snp_vlek_load vlek;
 	uint8_t hashstick[SNP_VLEK_HASHSTICK_SIZE];
@@ -58,7 +58,8 @@ static int fake_issue(void *ctx, struct sev_issue_cmd *cmd)
 			have = f->id_len_later;
 		if (query || g->length < have) {
 			if (!query)
-				f->overrun = true; /* the kernel copies `have` bytes into `length` */
+				f->overrun =
+					true; /* the kernel copies `have` bytes into `length` */
 			g->length = have;
 			cmd->error = 0x04;
 			return -EIO;
@@ -87,7 +88,7 @@ static int fake_issue(void *ctx, struct sev_issue_cmd *cmd)
 
 START_TEST(test_platform_status)
 {
-	struct fake f = { 0 };
+	struct fake f = {0};
 	struct sev_user_data_snp_status st;
 	uint32_t fs = 99;
 	struct fw *fw;
@@ -110,7 +111,7 @@ START_TEST(test_platform_status)
 	f.ret = -ETIMEDOUT;
 	ck_assert_int_eq(fw_platform_status(fw, &st, &fs), -ETIMEDOUT);
 	ck_assert(!fw_is_sim(fw));
-	ck_assert_int_eq(fw_committed_tcb(fw, &(uint64_t){ 0 }), -EOPNOTSUPP);
+	ck_assert_int_eq(fw_committed_tcb(fw, &(uint64_t){0}), -EOPNOTSUPP);
 	fw_free(fw);
 }
 END_TEST
@@ -122,18 +123,18 @@ static const struct {
 	unsigned calls;
 	size_t len; /* what the caller gets */
 } id_cases[] = {
-	{ 64, 0, 64, 0, 2, 64 },           /* Milan/Genoa: query, then read */
-	{ 8, 0, 64, 0, 2, 8 },             /* a short id */
-	{ 128, 0, 4096, 0, 2, 128 },       /* 2 sockets, room for both */
-	{ 128, 0, 64, 0, 2, 64 },          /* 2 sockets, caller keeps the first id */
-	{ 64, 128, 64, 0, 3, 64 },         /* grew between query and read: once more */
-	{ 8192, 0, 8192, -EBADMSG, 1, 0 }, /* absurd length: refused, no huge alloc */
-	{ 0, 0, 64, -EBADMSG, 1, 0 },      /* no id at all */
+	{64, 0, 64, 0, 2, 64},		 /* Milan/Genoa: query, then read */
+	{8, 0, 64, 0, 2, 8},		 /* a short id */
+	{128, 0, 4096, 0, 2, 128},	 /* 2 sockets, room for both */
+	{128, 0, 64, 0, 2, 64},		 /* 2 sockets, caller keeps the first id */
+	{64, 128, 64, 0, 3, 64},	 /* grew between query and read: once more */
+	{8192, 0, 8192, -EBADMSG, 1, 0}, /* absurd length: refused, no huge alloc */
+	{0, 0, 64, -EBADMSG, 1, 0},	 /* no id at all */
 };
 
 START_TEST(test_get_id)
 {
-	struct fake f = { .id_len = id_cases[_i].id_len, .id_len_later = id_cases[_i].id_len_later };
+	struct fake f = {.id_len = id_cases[_i].id_len, .id_len_later = id_cases[_i].id_len_later};
 	uint8_t *buf = calloc(1, id_cases[_i].bufsize);
 	size_t len = 0;
 	uint32_t fs;
@@ -162,15 +163,15 @@ END_TEST
  * error the daemon waits out; GET_ID2 still works; a firmware refusal stays -EIO. */
 START_TEST(test_snp_uninit)
 {
-	static const int errnos[] = { EINVAL, ENODEV };
-	uint8_t id[64], hs[SNP_VLEK_HASHSTICK_SIZE] = { 0 };
+	static const int errnos[] = {EINVAL, ENODEV};
+	uint8_t id[64], hs[SNP_VLEK_HASHSTICK_SIZE] = {0};
 	struct sev_user_data_snp_status st;
 	size_t len;
 	uint32_t fs;
 	struct fw *fw;
 
 	for (size_t i = 0; i < ELEMENTSOF(errnos); i++) {
-		struct fake f = { .id_len = 64, .snp_errno = errnos[i] };
+		struct fake f = {.id_len = 64, .snp_errno = errnos[i]};
 		ck_assert_int_eq(fw_open_custom("fake", fake_issue, &f, &fw), 0);
 		ck_assert_int_eq(fw_platform_status(fw, &st, &fs), -FW_ERR_SNP_UNINIT);
 		ck_assert_uint_eq(fs, 0);
@@ -187,7 +188,7 @@ START_TEST(test_snp_uninit)
 		fw_free(fw);
 	}
 	/* Only a kernel refusal without firmware status is the state; other errors are not. */
-	struct fake g = { .fw_status = 0x16 };
+	struct fake g = {.fw_status = 0x16};
 	ck_assert_int_eq(fw_open_custom("fake", fake_issue, &g, &fw), 0);
 	ck_assert_int_eq(fw_commit(fw, &fs), -EIO);
 	g.fw_status = 0;
@@ -201,13 +202,14 @@ END_TEST
 
 START_TEST(test_set_config_commit_vlek)
 {
-	struct fake f = { 0 };
+	struct fake f = {0};
 	uint8_t hs[SNP_VLEK_HASHSTICK_SIZE];
 	struct fw *fw;
 	uint32_t fs;
 
 	ck_assert_int_eq(fw_open_custom("fake", fake_issue, &f, &fw), 0);
-	ck_assert_int_eq(fw_set_config(fw, 0x1122334455667788ull, SNP_CONFIG_F_MASK_CHIP_ID, &fs), 0);
+	ck_assert_int_eq(fw_set_config(fw, 0x1122334455667788ull, SNP_CONFIG_F_MASK_CHIP_ID, &fs),
+			 0);
 	ck_assert_uint_eq(f.last.cmd, SNP_CMD_SET_CONFIG);
 	ck_assert_uint_eq(f.cfg.reported_tcb, 0x1122334455667788ull);
 	ck_assert_uint_eq(f.cfg.flags, SNP_CONFIG_F_MASK_CHIP_ID);
@@ -396,9 +398,11 @@ START_TEST(test_worker_fifo)
 
 	ck_assert_int_eq(worker_new(loop, &w), 0);
 	for (int i = 0; i < 5; i++) {
-		jobs[i] = (struct job){ .j = { .run = job_run, .done = job_done },
-					.value = i + 1, .order = order, .n_done = &n_done,
-					.slot = i };
+		jobs[i] = (struct job){.j = {.run = job_run, .done = job_done},
+				       .value = i + 1,
+				       .order = order,
+				       .n_done = &n_done,
+				       .slot = i};
 		worker_submit(w, &jobs[i].j);
 	}
 	ck_assert_uint_eq(worker_pending(w), 5);
@@ -410,7 +414,7 @@ START_TEST(test_worker_fifo)
 	ck_assert_int_eq(n_done, 5);
 	ck_assert_uint_eq(worker_pending(w), 0);
 	for (int i = 0; i < 5; i++) {
-		ck_assert_int_eq(order[i], i);          /* completions in submission order */
+		ck_assert_int_eq(order[i], i);		      /* completions in submission order */
 		ck_assert_int_eq(jobs[i].value, 2 * (i + 1)); /* ran exactly once */
 	}
 	worker_free(w);

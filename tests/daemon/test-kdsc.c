@@ -152,7 +152,7 @@ static size_t on_stats_body(char *p, size_t size, size_t n, void *ud)
 /* Upstream requests the simulator saw for a request's path (status NULL: any status). */
 static long sim_count(const struct ctx *c, const struct kds_request *q, const char *status)
 {
-	struct strbuf sb = { 0 };
+	struct strbuf sb = {0};
 	char url[128], path[2048], *qm;
 	json_t *root, *byp, *v;
 	const char *key;
@@ -177,7 +177,8 @@ static long sim_count(const struct ctx *c, const struct kds_request *q, const ch
 	ck_assert(root);
 	byp = json_object_get(json_object_get(root, "by_path"), path);
 	if (byp) {
-		json_object_foreach(byp, key, v) {
+		json_object_foreach(byp, key, v)
+		{
 			if (!status || strcmp(key, status) == 0)
 				total += (long)json_integer_value(v);
 		}
@@ -261,9 +262,11 @@ static void ctx_start(struct ctx *c, const char *fault)
 	ck_assert(c->loop);
 	ck_assert_int_eq(kdsc_new(c->loop, &c->conf, &c->k), 0);
 	fast_params(c->k);
-	c->chain = (struct kds_request){ .kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_MILAN };
-	c->vcek = (struct kds_request){ .kind = KDS_VCEK, .product = SNP_PRODUCT_MILAN,
-					.hwid_len = 64, .tcb = reported_tcb };
+	c->chain = (struct kds_request){.kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_MILAN};
+	c->vcek = (struct kds_request){.kind = KDS_VCEK,
+				       .product = SNP_PRODUCT_MILAN,
+				       .hwid_len = 64,
+				       .tcb = reported_tcb};
 	memcpy(c->vcek.hwid, chip_id, 64);
 }
 
@@ -321,10 +324,10 @@ static unsigned count_files(const char *d, const char *mark)
 START_TEST(test_fetch_chain_and_vcek)
 {
 	struct ctx c;
-	struct result rc = { 0 }, rv = { 0 };
+	struct result rc = {0}, rv = {0};
 	STACK_OF(X509) *sk = NULL;
 	X509 *leaf = NULL, *ark = NULL;
-	struct certs_verify_opts o = { 0 };
+	struct certs_verify_opts o = {0};
 	struct kdsc_key_state ks;
 	struct kdsc_stats st;
 	enum snp_product p;
@@ -344,9 +347,8 @@ START_TEST(test_fetch_chain_and_vcek)
 	ck_assert_int_eq(chain_load_sim_ark(state_dir, SNP_PRODUCT_MILAN, &ark), 0);
 	ck_assert(ark);
 	o.extra_ark = ark;
-	ck_assert_int_eq(certs_verify_chain(leaf, sk_X509_value(sk, 0), sk_X509_value(sk, 1), &o,
-					    &p),
-			 0);
+	ck_assert_int_eq(
+		certs_verify_chain(leaf, sk_X509_value(sk, 0), sk_X509_value(sk, 1), &o, &p), 0);
 	ck_assert_int_eq(certs_check_platform(leaf, SNP_PRODUCT_MILAN, reported_tcb, chip_id, 64),
 			 0);
 
@@ -381,7 +383,7 @@ END_TEST
 START_TEST(test_coalescing)
 {
 	struct ctx c;
-	struct result res[10] = { 0 };
+	struct result res[10] = {0};
 	struct kdsc_stats st;
 
 	ctx_start(&c, NULL);
@@ -477,7 +479,7 @@ static void hammer_run(struct hammer *h, double every)
 START_TEST(test_retry_after_honoured)
 {
 	struct ctx c;
-	struct hammer h = { .want = 2 };
+	struct hammer h = {.want = 2};
 	struct kdsc_stats st;
 
 	ctx_start(&c, "429-retry-after=2");
@@ -508,9 +510,9 @@ END_TEST
 START_TEST(test_429_paces_every_key)
 {
 	struct ctx c;
-	struct result r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+	struct result r1 = {0}, r2 = {0}, r3 = {0};
 	struct kdsc_key_state ks;
-	struct kds_request crl = { .kind = KDS_VCEK_CRL, .product = SNP_PRODUCT_MILAN };
+	struct kds_request crl = {.kind = KDS_VCEK_CRL, .product = SNP_PRODUCT_MILAN};
 	struct kdsc_stats st;
 
 	ctx_start(&c, "429-retry-after=600");
@@ -546,7 +548,7 @@ END_TEST
 START_TEST(test_429_storm_backs_off)
 {
 	struct ctx c;
-	struct hammer h = { .want = 5 };
+	struct hammer h = {.want = 5};
 	struct kdsc_stats st;
 	struct kdsc_key_state ks;
 
@@ -580,8 +582,8 @@ END_TEST
 START_TEST(test_not_found_is_distinct)
 {
 	struct ctx c;
-	struct result r1 = { 0 }, r2 = { 0 };
-	struct kds_request other, genoa = { .kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_GENOA };
+	struct result r1 = {0}, r2 = {0};
+	struct kds_request other, genoa = {.kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_GENOA};
 	struct kdsc_key_state ks;
 
 	ctx_start(&c, NULL);
@@ -603,7 +605,7 @@ END_TEST
 START_TEST(test_server_error_backs_off)
 {
 	struct ctx c;
-	struct result res = { 0 };
+	struct result res = {0};
 	struct kdsc_key_state ks;
 
 	ctx_start(&c, "500");
@@ -626,7 +628,7 @@ END_TEST
 START_TEST(test_timeout_loop_stays_live)
 {
 	struct ctx c;
-	struct hammer h = { .want = 1 };
+	struct hammer h = {.want = 1};
 	struct kdsc_params p;
 	struct kdsc_stats st;
 
@@ -646,12 +648,12 @@ START_TEST(test_timeout_loop_stays_live)
 }
 END_TEST
 
-static const char *const body_faults[] = { "garbage", "truncate" };
+static const char *const body_faults[] = {"garbage", "truncate"};
 
 START_TEST(test_bad_bodies_not_cached)
 {
 	struct ctx c;
-	struct result r1 = { 0 }, r2 = { 0 };
+	struct result r1 = {0}, r2 = {0};
 	struct kdsc_stats st;
 
 	ctx_start(&c, body_faults[_i]);
@@ -669,7 +671,7 @@ END_TEST
 START_TEST(test_conditional_revalidation)
 {
 	struct ctx c;
-	struct result r1 = { 0 }, r2 = { 0 };
+	struct result r1 = {0}, r2 = {0};
 	struct cache_meta m;
 	uint8_t *buf = NULL;
 	size_t len;
@@ -679,7 +681,7 @@ START_TEST(test_conditional_revalidation)
 	fetch(&c, &c.chain, 0, &r1);
 	ck_assert_int_eq(r1.r, 0);
 	ck_assert_int_eq(cache_get(c.cache, &c.chain, &buf, &len, &m), 0);
-	ck_assert(m.etag[0] && m.last_modified[0]);  /* kept for the next request */
+	ck_assert(m.etag[0] && m.last_modified[0]);	 /* kept for the next request */
 	ck_assert(m.fresh_until != CACHE_FRESH_FOREVER); /* the sim sends max-age */
 	free(buf);
 	fetch(&c, &c.chain, KDSC_FETCH_REVALIDATE, &r2);
@@ -700,7 +702,7 @@ END_TEST
 START_TEST(test_warm_cache_kds_down)
 {
 	struct ctx c;
-	struct result res = { 0 };
+	struct result res = {0};
 	struct kdsc *k2;
 	struct kdsc_stats st;
 
@@ -740,7 +742,7 @@ END_TEST
 START_TEST(test_corrupt_cache_refetched)
 {
 	struct ctx c;
-	struct result res = { 0 };
+	struct result res = {0};
 	char path[PATH_MAX];
 	uint8_t *f, *buf = NULL;
 	size_t n, len;
@@ -776,7 +778,7 @@ END_TEST
 START_TEST(test_unstorable_answer_kept)
 {
 	struct ctx c;
-	struct result res = { 0 };
+	struct result res = {0};
 	uint8_t *buf = NULL;
 	size_t len;
 	FILE *fp;
@@ -822,8 +824,8 @@ static void cb_unused(void *ud, int r, const uint8_t *b, size_t l, const struct 
 START_TEST(test_invalid_and_cancel)
 {
 	struct ctx c;
-	struct result res = { 0 };
-	struct kds_request bad = { .kind = KDS_VCEK, .product = SNP_PRODUCT_MILAN, .hwid_len = 3 };
+	struct result res = {0};
+	struct kds_request bad = {.kind = KDS_VCEK, .product = SNP_PRODUCT_MILAN, .hwid_len = 3};
 
 	ctx_start(&c, "delay=2000ms");
 	ck_assert_int_eq(kdsc_fetch(c.k, &bad, 0, cb_unused, NULL), -EINVAL);
@@ -869,7 +871,7 @@ int main(void)
 	struct sim_state *st = NULL;
 	struct sim_state_data d;
 	char work[PATH_MAX];
-	struct sim warm = { 0 };
+	struct sim warm = {0};
 	int r;
 
 	if (!build) {

@@ -66,12 +66,12 @@ static void on_resync(void *u)
 {
 	((struct ctx *)u)->resyncs++;
 }
-static const struct nlsock_handler handler = { on_message, on_registered, on_unregistered,
-					       on_resync };
+static const struct nlsock_handler handler = {on_message, on_registered, on_unregistered,
+					      on_resync};
 
 static int kernel_socket(uint32_t port)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_pid = port };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_pid = port};
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_USERSOCK);
 
 	ck_assert_int_ge(fd, 0);
@@ -80,14 +80,13 @@ static int kernel_socket(uint32_t port)
 }
 
 /* Receives one datagram (waits up to 2 s while running the loop). */
-static ssize_t kernel_recv(struct ev_loop *loop, int fd, void *buf, size_t size,
-			   uint32_t *ret_from)
+static ssize_t kernel_recv(struct ev_loop *loop, int fd, void *buf, size_t size, uint32_t *ret_from)
 {
 	struct sockaddr_nl from;
 	socklen_t fl = sizeof(from);
 
 	for (int i = 0; i < 200; i++) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		ev_run(loop, EVRUN_NOWAIT);
 		if (poll(&p, 1, 10) == 1) {
 			ssize_t n = recvfrom(fd, buf, size, 0, (struct sockaddr *)&from, &fl);
@@ -101,7 +100,7 @@ static ssize_t kernel_recv(struct ev_loop *loop, int fd, void *buf, size_t size,
 
 static void kernel_send(int fd, uint32_t to, const void *buf, size_t len)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_pid = to };
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_pid = to};
 	ck_assert_int_eq(sendto(fd, buf, len, 0, (struct sockaddr *)&sa, sizeof(sa)), (ssize_t)len);
 }
 
@@ -168,7 +167,7 @@ START_TEST(test_register_and_messages)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	uint8_t buf[4096] __attribute__((aligned(4)));
-	struct ctx c = { 0 };
+	struct ctx c = {0};
 	int kfd = kernel_socket(KPORT), other = kernel_socket(0), len;
 	uint32_t port;
 	struct nlsock *s = setup(loop, kfd, &c, &port);
@@ -203,8 +202,8 @@ START_TEST(test_overrun_resyncs)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	uint8_t buf[4096] __attribute__((aligned(4)));
-	struct sockaddr_nl grp = { .nl_family = AF_NETLINK, .nl_groups = 1u << (GROUP - 1) };
-	struct ctx c = { 0 };
+	struct sockaddr_nl grp = {.nl_family = AF_NETLINK, .nl_groups = 1u << (GROUP - 1)};
+	struct ctx c = {0};
 	int kfd = kernel_socket(KPORT), g = GROUP, small = 4096, len, sent = 0;
 	uint32_t port;
 	struct nlsock *s = setup(loop, kfd, &c, &port);
@@ -212,11 +211,10 @@ START_TEST(test_overrun_resyncs)
 	ssize_t n;
 
 	/* Let the daemon's socket overflow: tiny buffer, member of a group we flood. */
-	ck_assert_int_eq(setsockopt(nlsock_fd(s), SOL_SOCKET, SO_RCVBUFFORCE, &small, sizeof(small)),
-			 0);
-	ck_assert_int_eq(setsockopt(nlsock_fd(s), SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g,
-				    sizeof(g)),
-			 0);
+	ck_assert_int_eq(
+		setsockopt(nlsock_fd(s), SOL_SOCKET, SO_RCVBUFFORCE, &small, sizeof(small)), 0);
+	ck_assert_int_eq(
+		setsockopt(nlsock_fd(s), SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &g, sizeof(g)), 0);
 	len = build_vm_add(buf, sizeof(buf), 7);
 	ck_assert_int_gt(len, 0);
 	/* netlink delivers to the group, then also tries the (absent) kernel port 0 and reports
@@ -289,7 +287,7 @@ static int burst_and_collect(struct ev_loop *loop, int kfd, uint32_t port, int c
 START_TEST(test_verdicts_coalesced)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct ctx c = { 0 };
+	struct ctx c = {0};
 	int kfd = kernel_socket(KPORT), datagrams;
 	uint32_t port;
 	struct nlsock *s = setup(loop, kfd, &c, &port);
@@ -338,7 +336,7 @@ START_TEST(test_late_ack_of_earlier_register)
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	uint8_t reg1[512] __attribute__((aligned(4))), reg2[512] __attribute__((aligned(4)));
 	uint8_t buf[4096] __attribute__((aligned(4)));
-	struct ctx c = { 0 };
+	struct ctx c = {0};
 	int kfd = kernel_socket(KPORT), len;
 	struct conf conf;
 	struct nlsock *s;
@@ -360,7 +358,8 @@ START_TEST(test_late_ack_of_earlier_register)
 	ck_assert_int_gt(n2, 0);
 	ck_assert_int_eq(nl_parse(reg2, (size_t)n2, SNPA_USERSOCK_FAMILY, &m), 0);
 	ck_assert_uint_eq(m.cmd, SNPA_CMD_REGISTER);
-	ck_assert_uint_ne(((struct nlmsghdr *)reg1)->nlmsg_seq, ((struct nlmsghdr *)reg2)->nlmsg_seq);
+	ck_assert_uint_ne(((struct nlmsghdr *)reg1)->nlmsg_seq,
+			  ((struct nlmsghdr *)reg2)->nlmsg_seq);
 
 	/* Grant the first, and a request right behind the grant. */
 	len = nl_build_ack(buf, sizeof(buf), (struct nlmsghdr *)reg1, 0);

@@ -344,8 +344,9 @@ START_TEST(test_access_group_and_mode)
 	ck_assert_uint_eq(st.st_mode & 07777, 0644);
 
 	/* A group that does not exist: opened, the group left as it was, the mode applied. */
-	ck_assert_int_eq(vmmfile_open_access(tpath("other.blob", q, sizeof(q)),
-					     "no-such-group-snp", 0600, &f), 0);
+	ck_assert_int_eq(vmmfile_open_access(tpath("other.blob", q, sizeof(q)), "no-such-group-snp",
+					     0600, &f),
+			 0);
 	ck_assert_int_eq(stat(q, &st), 0);
 	ck_assert_uint_eq(st.st_gid, getegid());
 	ck_assert_uint_eq(st.st_mode & 07777, 0600);

@@ -43,7 +43,7 @@ static void fill_random(uint64_t *s, uint8_t *p, size_t n)
  * daemon to the kernel), with VM ids and request ids that a live fleet really uses. */
 static int near_valid(uint64_t *s, uint8_t *buf, size_t size, uint32_t myport)
 {
-	struct snpa_msg m = { 0 };
+	struct snpa_msg m = {0};
 	uint64_t vm = 1 + rng_next(s) % 64;
 
 	switch (rng_next(s) % 6) {
@@ -143,9 +143,9 @@ static size_t make_datagram(uint64_t *s, unsigned kind, uint8_t *buf, uint32_t m
 static int flood_netlink(uint32_t port, unsigned long count, uint64_t seed)
 {
 	static uint8_t buf[FLOOD_BUF_MAX] __attribute__((aligned(4)));
-	struct sockaddr_nl me = { .nl_family = AF_NETLINK };
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = port };
-	struct flood_stats st = { 0 };
+	struct sockaddr_nl me = {.nl_family = AF_NETLINK};
+	struct sockaddr_nl to = {.nl_family = AF_NETLINK, .nl_pid = port};
+	struct flood_stats st = {0};
 	socklen_t sl = sizeof(me);
 	uint64_t s = seed ? seed : 1;
 	int fd;
@@ -179,14 +179,14 @@ static int flood_netlink(uint32_t port, unsigned long count, uint64_t seed)
 			;
 	}
 	close(fd);
-	printf("{\"sent\":%lu,\"dropped\":%lu,\"refused\":%lu,\"port\":%u}\n", st.sent,
-	       st.dropped, st.refused, me.nl_pid);
+	printf("{\"sent\":%lu,\"dropped\":%lu,\"refused\":%lu,\"port\":%u}\n", st.sent, st.dropped,
+	       st.refused, me.nl_pid);
 	return 0;
 }
 
 static int ctl_connect(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -209,7 +209,7 @@ static void ctl_send(int fd, const void *p, size_t n)
 	const uint8_t *b = p;
 
 	while (n > 0) {
-		struct pollfd pf = { .fd = fd, .events = POLLOUT };
+		struct pollfd pf = {.fd = fd, .events = POLLOUT};
 		ssize_t k;
 
 		if (poll(&pf, 1, 2000) <= 0)
@@ -232,7 +232,7 @@ static unsigned long ctl_drain(int fd)
 	unsigned long lines = 0;
 
 	for (;;) {
-		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
 		ssize_t k;
 
 		if (poll(&pf, 1, 1000) <= 0)
@@ -294,8 +294,8 @@ static unsigned long ctl_client(const char *path, uint64_t *s, unsigned kind)
 		return 0;
 	case 3: /* many pipelined requests, strict-parser edge cases */
 		for (unsigned i = 0; i < 64; i++) {
-			const char *l = ctl_lines[rng_next(s) % (sizeof(ctl_lines) /
-								sizeof(ctl_lines[0]))];
+			const char *l =
+				ctl_lines[rng_next(s) % (sizeof(ctl_lines) / sizeof(ctl_lines[0]))];
 			ctl_send(fd, l, strlen(l));
 			ctl_send(fd, "\n", 1);
 		}

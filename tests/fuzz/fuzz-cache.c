@@ -35,8 +35,7 @@ static void fix_checksum(uint8_t *buf, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct kds_request q = { .kind = KDS_VCEK_CHAIN,
-					      .product = SNP_PRODUCT_MILAN };
+	static const struct kds_request q = {.kind = KDS_VCEK_CHAIN, .product = SNP_PRODUCT_MILAN};
 	char path[256];
 	uint8_t *copy, *out = NULL;
 	size_t out_len = 0;

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ctl_request a, b;
-	struct ctl_parse_error err = { 0 };
+	struct ctl_parse_error err = {0};
 	json_t *body = NULL;
 	char msg[256];
 	char *line;
@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ctl_request_parse((const char *)data, size, &a, &err) == 0) {
 		line = ctl_request_build(&a);
 		if (line) {
-			struct ctl_parse_error err2 = { 0 };
+			struct ctl_parse_error err2 = {0};
 			if (ctl_request_parse(line, strlen(line) - 1, &b, &err2) != 0)
 				abort();
 			if (a.cmd != b.cmd || a.has_vm != b.has_vm ||

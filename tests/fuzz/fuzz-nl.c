@@ -16,10 +16,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 _Static_assert(sizeof(struct snpa_msg) == 144,
 	       "struct snpa_msg changed: compare the new field in check_same()");
 
-#define SAME(f)                      \
-	do {                         \
-		if (a->f != b->f)    \
-			__builtin_trap(); \
+#define SAME(f)                                                                                    \
+	do {                                                                                       \
+		if (a->f != b->f)                                                                  \
+			__builtin_trap();                                                          \
 	} while (0)
 
 static void check_same(const struct snpa_msg *a, const struct snpa_msg *b)

@@ -65,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (m.type == VMMPROTO_ALLOW && m.allow.table_len &&
 	    (m.allow.table < data || m.allow.table + m.allow.table_len > data + size))
 		__builtin_trap();
-	if (vmmproto_build(&m, out, sizeof(out), &len) < 0 || len != size || memcmp(out, data, size))
+	if (vmmproto_build(&m, out, sizeof(out), &len) < 0 || len != size ||
+	    memcmp(out, data, size))
 		__builtin_trap();
 	if (vmmproto_parse(out, len, &m2, NULL) < 0)
 		__builtin_trap();

@@ -16,7 +16,7 @@
 
 static int connect_to(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
@@ -107,14 +107,15 @@ int main(int argc, char **argv)
 	}
 	if (argc == 5 && strcmp(argv[1], "trickle") == 0) {
 		/* One byte of a request line that never ends every MS milliseconds, at most MAX
-		 * bytes: exit 0 when the daemon closes the connection first, 1 when it never did. */
+		 * bytes: exit 0 when the daemon closes the connection first, 1 when it never did.
+		 */
 		int ms = atoi(argv[3]), max = atoi(argv[4]);
 
 		fd = connect_to(argv[2]);
 		if (fd < 0)
 			return 2;
 		for (int i = 0; i < max; i++) {
-			struct pollfd p = { .fd = fd, .events = POLLIN };
+			struct pollfd p = {.fd = fd, .events = POLLIN};
 			char c = i == 0 ? '{' : ' ';
 
 			if (poll(&p, 1, ms) > 0) {
@@ -135,7 +136,8 @@ int main(int argc, char **argv)
 	}
 	if (argc == 5 && strcmp(argv[1], "slowread") == 0) {
 		/* status requests until the daemon stops taking them, then one byte of the replies
-		 * every MS milliseconds, at most MAX times: exit 0 when the daemon hangs up first. */
+		 * every MS milliseconds, at most MAX times: exit 0 when the daemon hangs up first.
+		 */
 		static const char req[] = "{\"cmd\":\"status\"}\n";
 		int ms = atoi(argv[3]), max = atoi(argv[4]);
 		size_t sent = 0;
@@ -143,16 +145,17 @@ int main(int argc, char **argv)
 		fd = connect_to(argv[2]);
 		if (fd < 0)
 			return 2;
-		while (sent < 100000 && send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+		while (sent < 100000 &&
+		       send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
 			sent++;
 		for (int i = 0; i < max; i++) {
 			/* No events asked: poll waits the whole MS unless the daemon hangs up. */
-			struct pollfd p = { .fd = fd, .events = 0 };
+			struct pollfd p = {.fd = fd, .events = 0};
 			char c;
 
 			if (poll(&p, 1, ms) > 0 && (p.revents & (POLLHUP | POLLERR))) {
-				printf("hung up by the daemon after %zu requests, %d bytes read\n", sent,
-				       i);
+				printf("hung up by the daemon after %zu requests, %d bytes read\n",
+				       sent, i);
 				return 0;
 			}
 			if (recv(fd, &c, 1, MSG_DONTWAIT) == 0) {

@@ -96,18 +96,18 @@ static const struct {
 	const char *real_vcek; /* a real VCEK of the product, for layout comparison */
 } vcek_cases[] = {
 	/* Milan: bytes bl, tee, spl4..7, snp, ucode (facts §4.1); the real report-v2 TCB. */
-	{ SNP_PRODUCT_MILAN, 0x7308000000000003ull, 3, 0, 8, 0x73, 0, "Milan-B0", 0,
-	  "amd/milan/report-v2.vcek.der" },
+	{SNP_PRODUCT_MILAN, 0x7308000000000003ull, 3, 0, 8, 0x73, 0, "Milan-B0", 0,
+	 "amd/milan/report-v2.vcek.der"},
 	/* ucode >= 0x80 needs a leading zero in the INTEGER (the real report-v3 TCB). */
-	{ SNP_PRODUCT_MILAN, 0xdb18000000000004ull, 4, 0, 0x18, 0xdb, 0, "Milan-B0", 0,
-	  "amd/milan/report-v3.vcek.der" },
-	{ SNP_PRODUCT_GENOA, 0x5417000000000109ull, 9, 1, 0x17, 0x54, 0, "Genoa", 0,
-	  "amd/genoa/vcek.pem" },
+	{SNP_PRODUCT_MILAN, 0xdb18000000000004ull, 4, 0, 0x18, 0xdb, 0, "Milan-B0", 0,
+	 "amd/milan/report-v3.vcek.der"},
+	{SNP_PRODUCT_GENOA, 0x5417000000000109ull, 9, 1, 0x17, 0x54, 0, "Genoa", 0,
+	 "amd/genoa/vcek.pem"},
 	/* Turin: fmc, bl, tee, snp, reserved x3, ucode; the real Turin sample TCB. */
-	{ SNP_PRODUCT_TURIN, 0x5100000004010101ull, 1, 1, 4, 0x51, 1, "Turin", 1,
-	  "amd/turin/vcek.der" },
-	{ SNP_PRODUCT_TURIN, 0xff000000ff80fe7full, 0xfe, 0x80, 0xff, 0xff, 0x7f, "Turin", 1,
-	  "amd/turin/vcek.der" },
+	{SNP_PRODUCT_TURIN, 0x5100000004010101ull, 1, 1, 4, 0x51, 1, "Turin", 1,
+	 "amd/turin/vcek.der"},
+	{SNP_PRODUCT_TURIN, 0xff000000ff80fe7full, 0xfe, 0x80, 0xff, 0xff, 0x7f, "Turin", 1,
+	 "amd/turin/vcek.der"},
 };
 
 START_TEST(test_vcek_chain_verifies_only_with_sim_ark)
@@ -118,24 +118,28 @@ START_TEST(test_vcek_chain_verifies_only_with_sim_ark)
 	size_t hlen = snp_product_hwid_len(vcek_cases[_i].product);
 	X509 *vcek = NULL;
 	enum snp_product got = SNP_PRODUCT_UNKNOWN;
-	struct certs_verify_opts with = { .extra_ark = sim_ca_ark(ca), .now = time(NULL) };
-	struct certs_verify_opts without = { .now = time(NULL) };
+	struct certs_verify_opts with = {.extra_ark = sim_ca_ark(ca), .now = time(NULL)};
+	struct certs_verify_opts without = {.now = time(NULL)};
 
 	fill_hwid(hwid, hlen, (uint8_t)_i);
-	ck_assert_int_eq(sim_ca_issue_vcek(ca, key, hwid, hlen, vcek_cases[_i].tcb, time(NULL),
-					   &vcek), 0);
+	ck_assert_int_eq(
+		sim_ca_issue_vcek(ca, key, hwid, hlen, vcek_cases[_i].tcb, time(NULL), &vcek), 0);
 	ck_assert_int_eq(certs_verify_chain(vcek, sim_ca_signer(ca, SIM_CA_VCEK), sim_ca_ark(ca),
-					    &with, &got), 0);
+					    &with, &got),
+			 0);
 	ck_assert_int_eq(got, vcek_cases[_i].product);
 	ck_assert_int_eq(certs_verify_chain(vcek, sim_ca_signer(ca, SIM_CA_VCEK), sim_ca_ark(ca),
-					    &without, &got), -EPERM);
+					    &without, &got),
+			 -EPERM);
 	/* The VCEK certifies exactly the key it was asked for. */
 	ck_assert_int_eq(EVP_PKEY_eq(X509_get0_pubkey(vcek), key), 1);
-	ck_assert_int_eq(certs_check_platform(vcek, vcek_cases[_i].product, vcek_cases[_i].tcb,
-					      hwid, hlen), 0);
+	ck_assert_int_eq(
+		certs_check_platform(vcek, vcek_cases[_i].product, vcek_cases[_i].tcb, hwid, hlen),
+		0);
 	ck_assert_int_eq(certs_check_platform(vcek, vcek_cases[_i].product,
 					      vcek_cases[_i].tcb ^ 0x0100000000000000ull, hwid,
-					      hlen), -ENOKEY);
+					      hlen),
+			 -ENOKEY);
 	X509_free(vcek);
 	EVP_PKEY_free(key);
 	sim_ca_free(ca);
@@ -154,8 +158,8 @@ START_TEST(test_vcek_extensions_match_request)
 	uint64_t tcb = 0;
 
 	fill_hwid(hwid, hlen, 0x80);
-	ck_assert_int_eq(sim_ca_issue_vcek(ca, key, hwid, hlen, vcek_cases[_i].tcb, time(NULL),
-					   &vcek), 0);
+	ck_assert_int_eq(
+		sim_ca_issue_vcek(ca, key, hwid, hlen, vcek_cases[_i].tcb, time(NULL), &vcek), 0);
 	ck_assert_int_eq(certs_amd_ext_parse(vcek, &e), 0);
 	ck_assert(e.has_struct_version);
 	ck_assert_int_eq(e.struct_version, vcek_cases[_i].struct_version);
@@ -203,15 +207,16 @@ START_TEST(test_vcek_layout_equals_real)
 	ck_assert_int_eq(certs_amd_ext_parse(real, &re), 0);
 	ck_assert_int_eq(certs_amd_ext_tcb(&re, p, &real_tcb), 0);
 	memcpy(hwid, re.hwid, re.hwid_len);
-	ck_assert_int_eq(sim_ca_issue_vcek(ca, key, hwid, re.hwid_len, real_tcb, time(NULL),
-					   &vcek), 0);
+	ck_assert_int_eq(sim_ca_issue_vcek(ca, key, hwid, re.hwid_len, real_tcb, time(NULL), &vcek),
+			 0);
 	ext_oids(vcek, ours, sizeof(ours));
 	ext_oids(real, theirs, sizeof(theirs));
 	ck_assert_str_eq(ours, theirs);
 	for (int i = 0; i < X509_get_ext_count(real); i++) {
 		X509_EXTENSION *rx = X509_get_ext(real, i), *ox = X509_get_ext(vcek, i);
-		ck_assert_int_eq(ASN1_STRING_cmp(X509_EXTENSION_get_data(rx),
-						 X509_EXTENSION_get_data(ox)), 0);
+		ck_assert_int_eq(
+			ASN1_STRING_cmp(X509_EXTENSION_get_data(rx), X509_EXTENSION_get_data(ox)),
+			0);
 		ck_assert_int_eq(X509_EXTENSION_get_critical(rx), X509_EXTENSION_get_critical(ox));
 	}
 	ck_assert_int_eq(X509_NAME_cmp(X509_get_subject_name(vcek), X509_get_subject_name(real)),
@@ -235,12 +240,12 @@ static const struct {
 	const char *chain;
 	const char *vlek_chain;
 } chain_cases[] = {
-	{ SNP_PRODUCT_MILAN, "amd/milan/cert_chain.pem", "amd/milan/vlek_cert_chain.pem" },
-	{ SNP_PRODUCT_GENOA, "amd/genoa/cert_chain.pem", "amd/genoa/vlek_cert_chain.pem" },
-	{ SNP_PRODUCT_TURIN, "amd/turin/cert_chain.pem", "amd/turin/vlek_cert_chain.pem" },
+	{SNP_PRODUCT_MILAN, "amd/milan/cert_chain.pem", "amd/milan/vlek_cert_chain.pem"},
+	{SNP_PRODUCT_GENOA, "amd/genoa/cert_chain.pem", "amd/genoa/vlek_cert_chain.pem"},
+	{SNP_PRODUCT_TURIN, "amd/turin/cert_chain.pem", "amd/turin/vlek_cert_chain.pem"},
 };
 
-static STACK_OF(X509) *chain_of(const char *pem, size_t len)
+static STACK_OF(X509) * chain_of(const char *pem, size_t len)
 {
 	STACK_OF(X509) *s = NULL;
 
@@ -249,7 +254,7 @@ static STACK_OF(X509) *chain_of(const char *pem, size_t len)
 	return s;
 }
 
-static STACK_OF(X509) *real_chain(const char *rel)
+static STACK_OF(X509) * real_chain(const char *rel)
 {
 	size_t len;
 	uint8_t *buf = test_read_data(rel, &len);
@@ -276,7 +281,8 @@ static void assert_like(X509 *ours, X509 *real)
 	for (int i = 0; i < X509_get_ext_count(real); i++)
 		ck_assert_int_eq(X509_EXTENSION_get_critical(X509_get_ext(ours, i)),
 				 X509_EXTENSION_get_critical(X509_get_ext(real, i)));
-	ck_assert(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(ours), X509_get0_notAfter(ours)));
+	ck_assert(
+		ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(ours), X509_get0_notAfter(ours)));
 	ck_assert(ASN1_TIME_diff(&rdays, &rsecs, X509_get0_notBefore(real),
 				 X509_get0_notAfter(real)));
 	ck_assert_int_eq((days + 1) / 365, (rdays + 1) / 365);
@@ -287,12 +293,12 @@ static void assert_like(X509 *ours, X509 *real)
 START_TEST(test_chain_pem_like_kds)
 {
 	struct sim_ca *ca = open_ca(chain_cases[_i].product);
-	static const enum sim_ca_line lines[] = { SIM_CA_VCEK, SIM_CA_VLEK };
+	static const enum sim_ca_line lines[] = {SIM_CA_VCEK, SIM_CA_VLEK};
 
 	for (size_t l = 0; l < ELEMENTSOF(lines); l++) {
 		char *pem = NULL;
 		size_t len = 0;
-		STACK_OF(X509) *ours, *real;
+		STACK_OF(X509) * ours, *real;
 		X509 *crl_ext_cert;
 		const ASN1_OCTET_STRING *dp;
 
@@ -312,7 +318,7 @@ START_TEST(test_chain_pem_like_kds)
 		ck_assert_int_eq(ASN1_STRING_cmp(dp, ext_data(sk_X509_value(real, 0), "2.5.29.31")),
 				 0);
 		/* Our ARK is not AMD's. */
-		ck_assert_int_eq(certs_ark_pinned(sim_ca_ark(ca), &(enum snp_product){ 0 }), -ENOENT);
+		ck_assert_int_eq(certs_ark_pinned(sim_ca_ark(ca), &(enum snp_product){0}), -ENOENT);
 		sk_X509_pop_free(ours, X509_free);
 		sk_X509_pop_free(real, X509_free);
 		free(pem);
@@ -327,18 +333,20 @@ START_TEST(test_vlek_issued_and_verifies)
 	EVP_PKEY *key = p384();
 	X509 *vlek = NULL;
 	struct certs_amd_ext e;
-	struct certs_verify_opts opts = { .extra_ark = sim_ca_ark(ca) };
+	struct certs_verify_opts opts = {.extra_ark = sim_ca_ark(ca)};
 	enum snp_product got;
-	uint64_t tcb = snp_product_has_fmc(chain_cases[_i].product) ? 0x5100000004010101ull :
-								       0xdb18000000000004ull;
+	uint64_t tcb = snp_product_has_fmc(chain_cases[_i].product) ? 0x5100000004010101ull
+								    : 0xdb18000000000004ull;
 
 	ck_assert_int_eq(sim_ca_issue_vlek(ca, key, "CN=sim.example", tcb, time(NULL), &vlek), 0);
 	ck_assert_int_eq(certs_verify_chain(vlek, sim_ca_signer(ca, SIM_CA_VLEK), sim_ca_ark(ca),
-					    &opts, &got), 0);
+					    &opts, &got),
+			 0);
 	ck_assert_int_eq(got, chain_cases[_i].product);
 	/* A VLEK does not chain to the ASK. */
 	ck_assert_int_lt(certs_verify_chain(vlek, sim_ca_signer(ca, SIM_CA_VCEK), sim_ca_ark(ca),
-					    &opts, &got), 0);
+					    &opts, &got),
+			 0);
 	ck_assert_int_eq(certs_amd_ext_parse(vlek, &e), 0);
 	ck_assert_str_eq(e.csp_id, "CN=sim.example");
 	ck_assert_uint_eq(e.hwid_len, 0);
@@ -358,10 +366,10 @@ START_TEST(test_crl_signed_by_ark)
 
 	ck_assert_int_eq(sim_ca_issue_crl(ca, SIM_CA_VCEK, now, &crl), 0);
 	ck_assert_int_eq(X509_CRL_verify(crl, X509_get0_pubkey(sim_ca_ark(ca))), 1);
-	ck_assert_int_eq(X509_NAME_cmp(X509_CRL_get_issuer(crl),
-				       X509_get_subject_name(sim_ca_ark(ca))), 0);
+	ck_assert_int_eq(
+		X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(sim_ca_ark(ca))), 0);
 	ck_assert_int_eq(X509_CRL_get_signature_nid(crl), NID_rsassaPss);
-	ck_assert_int_eq(X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &(time_t){ now + 1 }), -1);
+	ck_assert_int_eq(X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &(time_t){now + 1}), -1);
 	ck_assert_int_le(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 0); /* none (NULL: -1) */
 	/* An ASK key did not sign it. */
 	ck_assert_int_ne(X509_CRL_verify(crl, X509_get0_pubkey(sim_ca_signer(ca, SIM_CA_VCEK))), 1);
@@ -394,7 +402,7 @@ START_TEST(test_issue_refuses_bad_input)
 {
 	struct sim_ca *milan = open_ca(SNP_PRODUCT_MILAN), *turin = open_ca(SNP_PRODUCT_TURIN);
 	EVP_PKEY *good = p384(), *p256 = EVP_EC_gen("P-256"), *rsa = EVP_RSA_gen(1024);
-	uint8_t hwid[64] = { 1 };
+	uint8_t hwid[64] = {1};
 	X509 *x = NULL;
 
 	ck_assert_ptr_nonnull(p256);

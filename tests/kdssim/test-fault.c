@@ -15,34 +15,53 @@ static const struct {
 	unsigned remaining;
 	double p;
 } parse_cases[] = {
-#define BAD(s) { .spec = (s), .ret = -EINVAL }
-	{ "429", 0, SIM_FAULT_STATUS, 429, false, 0, 1.0 },
-	{ "429:p=0.3", 0, SIM_FAULT_STATUS, 429, false, 0, 0.3 },
-	{ "429-retry-after=5:next=3", 0, SIM_FAULT_RETRY_AFTER, 5, true, 3, 1.0 },
-	{ "404:next=1", 0, SIM_FAULT_STATUS, 404, true, 1, 1.0 },
-	{ "500:p=0.1", 0, SIM_FAULT_STATUS, 500, false, 0, 0.1 },
-	{ "delay=2000ms:p=0.5", 0, SIM_FAULT_DELAY, 2000, false, 0, 0.5 },
-	{ "delay=3s", 0, SIM_FAULT_DELAY, 3000, false, 0, 1.0 },
-	{ "delay=150", 0, SIM_FAULT_DELAY, 150, false, 0, 1.0 },
-	{ "truncate:next=2", 0, SIM_FAULT_TRUNCATE, 0, true, 2, 1.0 },
-	{ "garbage:p=0.2", 0, SIM_FAULT_GARBAGE, 0, false, 0, 0.2 },
-	{ "garbage:p=0", 0, SIM_FAULT_GARBAGE, 0, false, 0, 0.0 },
+#define BAD(s)                                                                                     \
+	{                                                                                          \
+		.spec = (s), .ret = -EINVAL                                                        \
+	}
+	{"429", 0, SIM_FAULT_STATUS, 429, false, 0, 1.0},
+	{"429:p=0.3", 0, SIM_FAULT_STATUS, 429, false, 0, 0.3},
+	{"429-retry-after=5:next=3", 0, SIM_FAULT_RETRY_AFTER, 5, true, 3, 1.0},
+	{"404:next=1", 0, SIM_FAULT_STATUS, 404, true, 1, 1.0},
+	{"500:p=0.1", 0, SIM_FAULT_STATUS, 500, false, 0, 0.1},
+	{"delay=2000ms:p=0.5", 0, SIM_FAULT_DELAY, 2000, false, 0, 0.5},
+	{"delay=3s", 0, SIM_FAULT_DELAY, 3000, false, 0, 1.0},
+	{"delay=150", 0, SIM_FAULT_DELAY, 150, false, 0, 1.0},
+	{"truncate:next=2", 0, SIM_FAULT_TRUNCATE, 0, true, 2, 1.0},
+	{"garbage:p=0.2", 0, SIM_FAULT_GARBAGE, 0, false, 0, 0.2},
+	{"garbage:p=0", 0, SIM_FAULT_GARBAGE, 0, false, 0, 0.0},
 	/* hostile / malformed */
-	BAD(""), BAD("200"), BAD("600"), BAD("42"),
-	BAD("429:p=1.5"), BAD("429:p=-0.1"), BAD("429:p="),
-	BAD("429:p=0.3x"), BAD("429:next=0"), BAD("429:next=-1"),
-	BAD("429:next="), BAD("429:every=2"), BAD("429:"),
-	BAD("delay="), BAD("delay=0ms"), BAD("delay=ms"),
-	BAD("delay=601s"), BAD("delay=99999999999"),
-	BAD("429-retry-after="), BAD("429-retry-after=x"),
-	BAD("truncat"), BAD("garbage2"), BAD("TRUNCATE"),
-	BAD("429:p=0.5:next=2"), BAD("4 29"),
+	BAD(""),
+	BAD("200"),
+	BAD("600"),
+	BAD("42"),
+	BAD("429:p=1.5"),
+	BAD("429:p=-0.1"),
+	BAD("429:p="),
+	BAD("429:p=0.3x"),
+	BAD("429:next=0"),
+	BAD("429:next=-1"),
+	BAD("429:next="),
+	BAD("429:every=2"),
+	BAD("429:"),
+	BAD("delay="),
+	BAD("delay=0ms"),
+	BAD("delay=ms"),
+	BAD("delay=601s"),
+	BAD("delay=99999999999"),
+	BAD("429-retry-after="),
+	BAD("429-retry-after=x"),
+	BAD("truncat"),
+	BAD("garbage2"),
+	BAD("TRUNCATE"),
+	BAD("429:p=0.5:next=2"),
+	BAD("4 29"),
 #undef BAD
 };
 
 START_TEST(test_parse)
 {
-	struct sim_fault_rule r = { .kind = _SIM_FAULT_KIND_MAX, .arg = 12345 };
+	struct sim_fault_rule r = {.kind = _SIM_FAULT_KIND_MAX, .arg = 12345};
 	int k = sim_fault_parse(parse_cases[_i].spec, &r);
 
 	ck_assert_msg(k == parse_cases[_i].ret, "'%s': %d", parse_cases[_i].spec, k);
@@ -62,13 +81,13 @@ END_TEST
 START_TEST(test_next_n_counts_down)
 {
 	struct sim_fault_set s;
-	unsigned seen[3] = { 0 };
+	unsigned seen[3] = {0};
 
 	sim_fault_init(&s, 1);
 	ck_assert_int_eq(sim_fault_add(&s, "404:next=1"), 0);
 	ck_assert_int_eq(sim_fault_add(&s, "429-retry-after=5:next=2"), 0);
 	for (int i = 0; i < 3; i++) {
-		struct sim_fault_decision d = { 0 };
+		struct sim_fault_decision d = {0};
 		sim_fault_decide_head(&s, &d);
 		seen[i] = d.status * 1000 + d.retry_after;
 	}
@@ -77,7 +96,7 @@ START_TEST(test_next_n_counts_down)
 	ck_assert_uint_eq(seen[1], 429005);
 	ck_assert_uint_eq(seen[2], 429005);
 	{
-		struct sim_fault_decision d = { 0 };
+		struct sim_fault_decision d = {0};
 		sim_fault_decide_head(&s, &d);
 		ck_assert_uint_eq(d.status, 0);
 	}
@@ -92,7 +111,7 @@ static unsigned count_hits(uint64_t seed, const char *spec, int n)
 	sim_fault_init(&s, seed);
 	ck_assert_int_eq(sim_fault_add(&s, spec), 0);
 	for (int i = 0; i < n; i++) {
-		struct sim_fault_decision d = { 0 };
+		struct sim_fault_decision d = {0};
 		sim_fault_decide_head(&s, &d);
 		sim_fault_decide_body(&s, &d);
 		hits += d.status || d.delay_ms || d.truncate || d.garbage;
@@ -116,7 +135,7 @@ END_TEST
 START_TEST(test_delay_adds_and_body_faults)
 {
 	struct sim_fault_set s;
-	struct sim_fault_decision d = { 0 };
+	struct sim_fault_decision d = {0};
 	char buf[128];
 
 	sim_fault_init(&s, 3);

@@ -28,8 +28,8 @@
 
 struct nb_stats {
 	unsigned long long guest_reqs, allow, busy, invalid_len, invalid_len_plain, done_fw,
-		done_fw_error, done_expired, done_no_fw, vm_add, vm_add_dump, vm_remove,
-		dump_end, malformed, registrations, resend_failed;
+		done_fw_error, done_expired, done_no_fw, vm_add, vm_add_dump, vm_remove, dump_end,
+		malformed, registrations, resend_failed;
 };
 
 static volatile sig_atomic_t stop;
@@ -81,9 +81,9 @@ static int build_table(const char *state_dir, bool wrong_key, uint8_t **ret, siz
 		r = der(sim_ca_ark(ca), &dr, &lr);
 	if (r >= 0) {
 		struct certtable_entry e[3] = {
-			{ .data = dv, .length = (uint32_t)lv },
-			{ .data = da, .length = (uint32_t)la },
-			{ .data = dr, .length = (uint32_t)lr },
+			{.data = dv, .length = (uint32_t)lv},
+			{.data = da, .length = (uint32_t)la},
+			{.data = dr, .length = (uint32_t)lr},
 		};
 		memcpy(e[0].guid, certtable_guid(CERTTABLE_VCEK), 16);
 		memcpy(e[1].guid, certtable_guid(CERTTABLE_ASK), 16);
@@ -106,7 +106,7 @@ out:
 static int send_msg(int fd, uint32_t port, const struct snpa_msg *m, uint16_t flags, uint32_t seq)
 {
 	static uint8_t buf[SNPA_MSG_MAX] __attribute__((aligned(4)));
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK, .nl_pid = port };
+	struct sockaddr_nl to = {.nl_family = AF_NETLINK, .nl_pid = port};
 	int len = nl_build(buf, sizeof(buf), SNPA_USERSOCK_FAMILY, flags, seq, 0, m);
 
 	if (len < 0)
@@ -125,7 +125,8 @@ static void usage(void)
 	       "  --busy-every K    answer every K-th GUEST_REQ BUSY\n"
 	       "  --invalid-len-plain  answer INVALID_LEN to plain requests (a broker bug: wipes)\n"
 	       "  --fail-resend     answer INVALID_LEN to the plain re-send that follows an\n"
-	       "                    extended request's INVALID_LEN (the guest wipes one request later)\n"
+	       "                    extended request's INVALID_LEN (the guest wipes one request "
+	       "later)\n"
 	       "  --register-only   REGISTER, print the kernel's answer (0 or -errno) and exit\n"
 	       "  --duration S      exit after S seconds (default: until SIGTERM/SIGINT)\n"
 	       "  --stats           print counters as JSON on exit\n",
@@ -135,17 +136,17 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "port", required_argument, NULL, 'p' },
-		{ "state", required_argument, NULL, 's' },
-		{ "wrong-table", no_argument, NULL, 'w' },
-		{ "busy-every", required_argument, NULL, 'b' },
-		{ "invalid-len-plain", no_argument, NULL, 'i' },
-		{ "fail-resend", no_argument, NULL, 'f' },
-		{ "register-only", no_argument, NULL, 'R' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "stats", no_argument, NULL, 'S' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{"port", required_argument, NULL, 'p'},
+		{"state", required_argument, NULL, 's'},
+		{"wrong-table", no_argument, NULL, 'w'},
+		{"busy-every", required_argument, NULL, 'b'},
+		{"invalid-len-plain", no_argument, NULL, 'i'},
+		{"fail-resend", no_argument, NULL, 'f'},
+		{"register-only", no_argument, NULL, 'R'},
+		{"duration", required_argument, NULL, 'd'},
+		{"stats", no_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	static uint8_t rx[65536] __attribute__((aligned(4)));
 	uint32_t port = SNPA_USERSOCK_KERNEL_PORT, seq = 0, reg_seq = 0;
@@ -155,14 +156,14 @@ int main(int argc, char **argv)
 	/* fail-resend: the (VM, sequence number) of extended requests answered INVALID_LEN */
 	struct {
 		uint64_t vm_id, seqno;
-	} resend[256] = { { 0, 0 } };
+	} resend[256] = {{0, 0}};
 	size_t resend_next = 0;
 	uint64_t busy_every = 0, v;
 	double duration = 0;
 	uint8_t *table = NULL;
 	size_t table_len = 0, table_pages = 0;
-	struct nb_stats st = { 0 };
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct nb_stats st = {0};
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
 	time_t t_end = 0, t_reg = 0;
 	int fd, c, r;
 
@@ -208,7 +209,8 @@ int main(int argc, char **argv)
 	if (state_dir) {
 		r = build_table(state_dir, wrong, &table, &table_len);
 		if (r < 0) {
-			fprintf(stderr, "null-broker: cannot build the table: %s\n", snp_strerror(r));
+			fprintf(stderr, "null-broker: cannot build the table: %s\n",
+				snp_strerror(r));
 			return 1;
 		}
 		table_pages = certtable_npages(table_len);
@@ -221,12 +223,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	v = 8 * 1024 * 1024;
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &(int){ (int)v }, sizeof(int));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &(int){(int)v}, sizeof(int));
 	if (duration > 0)
 		t_end = time(NULL) + (time_t)(duration + 0.999);
 
 	while (!stop && (!t_end || time(NULL) < t_end)) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		struct sockaddr_nl from;
 		socklen_t fl = sizeof(from);
 		ssize_t n;
@@ -268,12 +270,14 @@ int main(int argc, char **argv)
 				if (nl_parse_ack(nlh, ml, &aseq, &err) == 0 && aseq == reg_seq &&
 				    !registered) {
 					if (err == 0) {
-						struct snpa_msg dump = { .cmd = SNPA_CMD_VM_DUMP };
+						struct snpa_msg dump = {.cmd = SNPA_CMD_VM_DUMP};
 						registered = true;
 						st.registrations++;
-						(void)send_msg(fd, port, &dump, NLM_F_REQUEST, ++seq);
+						(void)send_msg(fd, port, &dump, NLM_F_REQUEST,
+							       ++seq);
 					} else {
-						fprintf(stderr, "null-broker: REGISTER refused: %s\n",
+						fprintf(stderr,
+							"null-broker: REGISTER refused: %s\n",
 							strerror(-err));
 					}
 				}
@@ -296,21 +300,24 @@ int main(int argc, char **argv)
 
 				st.guest_reqs++;
 				bool is_resend = false;
-				for (size_t i = 0; fail_resend && !ext && i < ELEMENTSOF(resend); i++)
-					if (resend[i].seqno == m.msg_seqno && resend[i].vm_id == m.vm_id &&
-					    m.msg_seqno) {
+				for (size_t i = 0; fail_resend && !ext && i < ELEMENTSOF(resend);
+				     i++)
+					if (resend[i].seqno == m.msg_seqno &&
+					    resend[i].vm_id == m.vm_id && m.msg_seqno) {
 						is_resend = true;
 						resend[i].seqno = 0;
 					}
 				if (is_resend) {
 					vd.verdict = SNPA_VERDICT_ANSWER;
-					vd.present |= (1u << SNPA_A_EXITINFO2) | (1u << SNPA_A_NPAGES);
+					vd.present |=
+						(1u << SNPA_A_EXITINFO2) | (1u << SNPA_A_NPAGES);
 					vd.exitinfo2 = EXITINFO2_INVALID_LEN;
 					vd.npages = table_pages ? (uint32_t)table_pages : 1;
 					st.resend_failed++;
 				} else if (inval_plain && !ext) {
 					vd.verdict = SNPA_VERDICT_ANSWER;
-					vd.present |= (1u << SNPA_A_EXITINFO2) | (1u << SNPA_A_NPAGES);
+					vd.present |=
+						(1u << SNPA_A_EXITINFO2) | (1u << SNPA_A_NPAGES);
 					vd.exitinfo2 = EXITINFO2_INVALID_LEN;
 					vd.npages = 1;
 					st.invalid_len_plain++;
@@ -321,7 +328,8 @@ int main(int argc, char **argv)
 					st.busy++;
 				} else if (ext_report && table && m.data_npages < table_pages) {
 					vd.verdict = SNPA_VERDICT_ANSWER;
-					vd.present |= (1u << SNPA_A_EXITINFO2) | (1u << SNPA_A_NPAGES);
+					vd.present |=
+						(1u << SNPA_A_EXITINFO2) | (1u << SNPA_A_NPAGES);
 					vd.exitinfo2 = EXITINFO2_INVALID_LEN;
 					vd.npages = (uint32_t)table_pages;
 					st.invalid_len++;

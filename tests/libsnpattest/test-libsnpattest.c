@@ -18,8 +18,8 @@ static char sock_path[128];
 static char file_path[128];
 static uint8_t *table; /* ARK + ASK + VCEK stand-ins: 2 pages */
 static size_t table_len;
-static const uint8_t uuid[16] = { 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef,
-				  0x80, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07 };
+static const uint8_t uuid[16] = {0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef,
+				 0x80, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07};
 
 static void setup(void)
 {
@@ -319,7 +319,7 @@ END_TEST
 
 START_TEST(test_empty_fallback)
 {
-	static const uint8_t junk[100] = { 1, 2, 3 };
+	static const uint8_t junk[100] = {1, 2, 3};
 	static uint8_t buf[4 * 4096];
 	struct snpattest *h = open_handle(true);
 	uint64_t np = 4;
@@ -356,7 +356,7 @@ END_TEST
 START_TEST(test_refusing_daemon)
 {
 	/* A daemon that refuses the VM, or answers garbage, has no say: the fallbacks answer. */
-	static const enum ts_mode modes[] = { TS_DENY, TS_GARBAGE };
+	static const enum ts_mode modes[] = {TS_DENY, TS_GARBAGE};
 	static uint8_t buf[4 * 4096];
 
 	write_file(file_path, table, table_len);

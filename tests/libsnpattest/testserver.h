@@ -30,7 +30,7 @@ struct ts_conn {
 	int fd;
 	bool hello;
 	uint64_t inflight; /* ALLOWed, no DONE yet */
-	uint64_t held;     /* TS_HOLD: the CERTS waiting for ts_release() */
+	uint64_t held;	   /* TS_HOLD: the CERTS waiting for ts_release() */
 	uint32_t held_npages;
 };
 
@@ -42,7 +42,7 @@ struct ts {
 	int ctl[2]; /* wake-up pipe */
 	pthread_t thread;
 	bool running;
-	pthread_mutex_t mtx; /* guards everything below */
+	pthread_mutex_t mtx;	/* guards everything below */
 	pthread_cond_t changed; /* signalled after every batch of events */
 	enum ts_mode mode;
 	unsigned busy_every;

@@ -55,8 +55,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (argc > 2) {
-		static const char *const names[] = { "allow", "busy", "hold", "deny", "garbage" };
-		mode = (enum ts_mode)-1;
+		static const char *const names[] = {"allow", "busy", "hold", "deny", "garbage"};
+		mode = (enum ts_mode) - 1;
 		for (size_t i = 0; i < 5; i++)
 			if (!strcmp(argv[2], names[i]))
 				mode = (enum ts_mode)i;

@@ -7,8 +7,8 @@
 #include "testutil.h"
 #include "util.h"
 
-static const uint8_t secret_a[SIM_SECRET_LEN] = { 1, 2, 3, 4 };
-static const uint8_t secret_b[SIM_SECRET_LEN] = { 1, 2, 3, 5 };
+static const uint8_t secret_a[SIM_SECRET_LEN] = {1, 2, 3, 4};
+static const uint8_t secret_b[SIM_SECRET_LEN] = {1, 2, 3, 5};
 
 static size_t pub_of(EVP_PKEY *k, uint8_t out[97])
 {
@@ -27,11 +27,11 @@ START_TEST(test_vcek_deterministic_and_separated)
 		enum snp_product p;
 		uint64_t tcb;
 	} in[] = {
-		{ secret_a, SNP_PRODUCT_MILAN, 0x7308000000000003ull },
-		{ secret_a, SNP_PRODUCT_MILAN, 0x7308000000000002ull }, /* other TCB */
-		{ secret_a, SNP_PRODUCT_GENOA, 0x7308000000000003ull }, /* other product */
-		{ secret_b, SNP_PRODUCT_MILAN, 0x7308000000000003ull }, /* other chip */
-		{ secret_a, SNP_PRODUCT_TURIN, 0x5100000004010101ull },
+		{secret_a, SNP_PRODUCT_MILAN, 0x7308000000000003ull},
+		{secret_a, SNP_PRODUCT_MILAN, 0x7308000000000002ull}, /* other TCB */
+		{secret_a, SNP_PRODUCT_GENOA, 0x7308000000000003ull}, /* other product */
+		{secret_b, SNP_PRODUCT_MILAN, 0x7308000000000003ull}, /* other chip */
+		{secret_a, SNP_PRODUCT_TURIN, 0x5100000004010101ull},
 	};
 	uint8_t pubs[ELEMENTSOF(in)][97];
 
@@ -84,7 +84,7 @@ END_TEST
 START_TEST(test_bad_product)
 {
 	EVP_PKEY *k = NULL;
-	uint8_t seed[SIM_VLEK_SEED_LEN] = { 0 };
+	uint8_t seed[SIM_VLEK_SEED_LEN] = {0};
 
 	ck_assert_int_eq(sim_keys_vcek(secret_a, SNP_PRODUCT_UNKNOWN, 0, &k), -EINVAL);
 	ck_assert_int_eq(sim_keys_vcek(secret_a, _SNP_PRODUCT_MAX, 0, &k), -EINVAL);
@@ -100,8 +100,8 @@ START_TEST(test_vmpck)
 		uint64_t vm;
 		unsigned idx;
 	} in[] = {
-		{ secret_a, 1, 0 }, { secret_a, 1, 1 }, { secret_a, 1, 3 },
-		{ secret_a, 2, 0 }, { secret_b, 1, 0 }, { secret_a, UINT64_MAX, 0 },
+		{secret_a, 1, 0}, {secret_a, 1, 1}, {secret_a, 1, 3},
+		{secret_a, 2, 0}, {secret_b, 1, 0}, {secret_a, UINT64_MAX, 0},
 	};
 	uint8_t keys[ELEMENTSOF(in)][SIM_VMPCK_LEN], again[SIM_VMPCK_LEN];
 
@@ -110,7 +110,8 @@ START_TEST(test_vmpck)
 		ck_assert_int_eq(sim_keys_vmpck(in[i].secret, in[i].vm, in[i].idx, again), 0);
 		ck_assert_mem_eq(keys[i], again, SIM_VMPCK_LEN);
 		for (size_t j = 0; j < i; j++)
-			ck_assert_msg(memcmp(keys[i], keys[j], SIM_VMPCK_LEN) != 0, "%zu == %zu", i, j);
+			ck_assert_msg(memcmp(keys[i], keys[j], SIM_VMPCK_LEN) != 0, "%zu == %zu", i,
+				      j);
 	}
 	ck_assert_int_eq(sim_keys_vmpck(secret_a, 1, 4, again), -EINVAL);
 }
@@ -118,7 +119,7 @@ END_TEST
 
 START_TEST(test_derived)
 {
-	static const uint8_t c1[] = { 1 }, c2[] = { 2 }, c12[] = { 1, 2 };
+	static const uint8_t c1[] = {1}, c2[] = {2}, c12[] = {1, 2};
 	uint8_t k1[32], k2[32], k3[32], k1b[32], k1o[32];
 
 	ck_assert_int_eq(sim_keys_derived(secret_a, c1, sizeof(c1), k1), 0);
@@ -136,14 +137,16 @@ END_TEST
 
 START_TEST(test_hashstick)
 {
-	static const uint8_t chip[SIM_CHIP_ID_LEN] = { 9, 9, 9 }, other_chip[SIM_CHIP_ID_LEN] = { 8 };
+	static const uint8_t chip[SIM_CHIP_ID_LEN] = {9, 9, 9}, other_chip[SIM_CHIP_ID_LEN] = {8};
 	uint8_t seed[SIM_VLEK_SEED_LEN], out_seed[SIM_VLEK_SEED_LEN], hs[SIM_HASHSTICK_SIZE];
 	uint64_t tcb = 0;
 
 	memset(seed, 0x5a, sizeof(seed));
-	ck_assert_int_eq(sim_keys_hashstick_wrap(secret_a, SNP_PRODUCT_MILAN, chip, 77, seed, hs), 0);
+	ck_assert_int_eq(sim_keys_hashstick_wrap(secret_a, SNP_PRODUCT_MILAN, chip, 77, seed, hs),
+			 0);
 	ck_assert_int_eq(
-		sim_keys_hashstick_unwrap(secret_a, SNP_PRODUCT_MILAN, chip, hs, &tcb, out_seed), 0);
+		sim_keys_hashstick_unwrap(secret_a, SNP_PRODUCT_MILAN, chip, hs, &tcb, out_seed),
+		0);
 	ck_assert_uint_eq(tcb, 77);
 	ck_assert_mem_eq(seed, out_seed, sizeof(seed));
 
@@ -154,14 +157,14 @@ START_TEST(test_hashstick)
 		size_t flip; /* byte to flip, or SIZE_MAX */
 		int ret;
 	} cases[] = {
-		{ secret_b, SNP_PRODUCT_MILAN, chip, SIZE_MAX, -EKEYREJECTED }, /* other chip's key */
-		{ secret_a, SNP_PRODUCT_GENOA, chip, SIZE_MAX, -EBADMSG },	 /* other product */
-		{ secret_a, SNP_PRODUCT_MILAN, other_chip, SIZE_MAX, -EBADMSG },
-		{ secret_a, SNP_PRODUCT_MILAN, chip, 0, -EBADMSG },		/* magic */
-		{ secret_a, SNP_PRODUCT_MILAN, chip, 0x10, -EKEYREJECTED },	/* TCB */
-		{ secret_a, SNP_PRODUCT_MILAN, chip, 0x60, -EKEYREJECTED },	/* seed */
-		{ secret_a, SNP_PRODUCT_MILAN, chip, 0x100, -EBADMSG },	/* reserved */
-		{ secret_a, SNP_PRODUCT_MILAN, chip, 431, -EKEYREJECTED },	/* MAC */
+		{secret_b, SNP_PRODUCT_MILAN, chip, SIZE_MAX, -EKEYREJECTED}, /* other chip's key */
+		{secret_a, SNP_PRODUCT_GENOA, chip, SIZE_MAX, -EBADMSG},      /* other product */
+		{secret_a, SNP_PRODUCT_MILAN, other_chip, SIZE_MAX, -EBADMSG},
+		{secret_a, SNP_PRODUCT_MILAN, chip, 0, -EBADMSG},	  /* magic */
+		{secret_a, SNP_PRODUCT_MILAN, chip, 0x10, -EKEYREJECTED}, /* TCB */
+		{secret_a, SNP_PRODUCT_MILAN, chip, 0x60, -EKEYREJECTED}, /* seed */
+		{secret_a, SNP_PRODUCT_MILAN, chip, 0x100, -EBADMSG},	  /* reserved */
+		{secret_a, SNP_PRODUCT_MILAN, chip, 431, -EKEYREJECTED},  /* MAC */
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		uint8_t h2[SIM_HASHSTICK_SIZE];
@@ -180,7 +183,7 @@ END_TEST
 
 START_TEST(test_vlek_differs_from_vcek)
 {
-	uint8_t seed[SIM_VLEK_SEED_LEN] = { 7 }, p1[97], p2[97], p3[97];
+	uint8_t seed[SIM_VLEK_SEED_LEN] = {7}, p1[97], p2[97], p3[97];
 	EVP_PKEY *vlek = NULL, *vlek2 = NULL, *vcek = NULL;
 
 	ck_assert_int_eq(sim_keys_vlek(seed, SNP_PRODUCT_MILAN, 5, &vlek), 0);

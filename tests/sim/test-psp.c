@@ -21,10 +21,10 @@ static const struct sim_vm_config vm_cfg = {
 	.vm_id = 0x1234,
 	.policy = 0x30000,
 	.guest_svn = 2,
-	.measurement = { 0xAA, 0xBB },
-	.host_data = { 0x11, 0x22 },
-	.family_id = { 1 },
-	.image_id = { 2 },
+	.measurement = {0xAA, 0xBB},
+	.host_data = {0x11, 0x22},
+	.family_id = {1},
+	.image_id = {2},
 };
 
 static void open_platform(enum snp_product p)
@@ -76,7 +76,7 @@ static void build_req(unsigned vmpck_idx, unsigned key_idx, uint64_t seqno, uint
 
 static void report_req_payload(uint32_t vmpl, uint32_t key_sel, uint8_t out[MSG_REPORT_REQ_SIZE])
 {
-	struct msg_report_req r = { .vmpl = vmpl, .key_sel = key_sel };
+	struct msg_report_req r = {.vmpl = vmpl, .key_sel = key_sel};
 
 	memset(r.report_data, 0x42, sizeof(r.report_data));
 	msg_report_req_build(&r, out);
@@ -140,9 +140,9 @@ START_TEST(test_report_per_product)
 		uint32_t version;
 		uint8_t family;
 	} cases[] = {
-		{ SNP_PRODUCT_MILAN, 3, 0x19 },
-		{ SNP_PRODUCT_GENOA, 3, 0x19 },
-		{ SNP_PRODUCT_TURIN, 5, 0x1A },
+		{SNP_PRODUCT_MILAN, 3, 0x19},
+		{SNP_PRODUCT_GENOA, 3, 0x19},
+		{SNP_PRODUCT_TURIN, 5, 0x1A},
 	};
 	uint8_t raw[REPORT_SIZE], rid[32];
 	struct sim_state_data d;
@@ -217,39 +217,42 @@ START_TEST(test_bad_requests)
 		size_t req_len;
 		uint32_t fw;
 	} cases[] = {
-		{ "seqno 0", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_SEQ0, 4096, SEV_RET_INVALID_PARAM },
-		{ "gap", 0, 0, 5, MSG_REPORT_REQ, 1, 96, M_NONE, 4096, SEV_RET_INVALID_PARAM },
-		{ "even seqno", 0, 0, 2, MSG_REPORT_REQ, 1, 96, M_NONE, 4096, SEV_RET_INVALID_PARAM },
-		{ "wrong key", 0, 1, 1, MSG_REPORT_REQ, 1, 96, M_NONE, 4096, SEV_RET_BAD_SIGNATURE },
-		{ "tampered tag", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_TAG, 4096, SEV_RET_BAD_SIGNATURE },
-		{ "tampered payload", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_PAYLOAD, 4096,
-		  SEV_RET_BAD_SIGNATURE },
-		{ "tampered header", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_HDR, 4096,
-		  SEV_RET_BAD_SIGNATURE },
-		{ "unknown type CPUID", 0, 0, 1, MSG_CPUID_REQ, 1, 96, M_NONE, 4096,
-		  SEV_RET_INVALID_PARAM },
-		{ "response type as request", 0, 0, 1, MSG_REPORT_RSP, 1, 96, M_NONE, 4096,
-		  SEV_RET_INVALID_PARAM },
-		{ "bad algo", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_ALGO, 4096, SEV_RET_INVALID_PARAM },
-		{ "bad hdr version", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_HDR_VERSION, 4096,
-		  SEV_RET_INVALID_PARAM },
-		{ "msg_sz past page", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_SZ_BIG, 4096,
-		  SEV_RET_INVALID_LEN },
-		{ "vmpck 4", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_VMPCK_BIG, 4096, SEV_RET_INVALID_PARAM },
-		{ "truncated page", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_NONE, 0x60 + 50,
-		  SEV_RET_INVALID_LEN },
-		{ "header only", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_NONE, 40, SEV_RET_INVALID_LEN },
-		{ "short REPORT_REQ", 0, 0, 1, MSG_REPORT_REQ, 1, 95, M_NONE, 4096,
-		  SEV_RET_INVALID_LEN },
-		{ "REPORT_REQ version 2", 0, 0, 1, MSG_REPORT_REQ, 2, 96, M_NONE, 4096,
-		  SEV_RET_BAD_VERSION },
-		{ "KEY_REQ version 3", 0, 0, 1, MSG_KEY_REQ, 3, 32, M_NONE, 4096, SEV_RET_BAD_VERSION },
-		{ "TSC_INFO short", 0, 0, 1, MSG_TSC_INFO_REQ, 1, 64, M_NONE, 4096,
-		  SEV_RET_INVALID_LEN },
-		{ "seqno on another VMPCK", 1, 1, 3, MSG_REPORT_REQ, 1, 96, M_NONE, 4096,
-		  SEV_RET_INVALID_PARAM },
+		{"seqno 0", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_SEQ0, 4096, SEV_RET_INVALID_PARAM},
+		{"gap", 0, 0, 5, MSG_REPORT_REQ, 1, 96, M_NONE, 4096, SEV_RET_INVALID_PARAM},
+		{"even seqno", 0, 0, 2, MSG_REPORT_REQ, 1, 96, M_NONE, 4096, SEV_RET_INVALID_PARAM},
+		{"wrong key", 0, 1, 1, MSG_REPORT_REQ, 1, 96, M_NONE, 4096, SEV_RET_BAD_SIGNATURE},
+		{"tampered tag", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_TAG, 4096,
+		 SEV_RET_BAD_SIGNATURE},
+		{"tampered payload", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_PAYLOAD, 4096,
+		 SEV_RET_BAD_SIGNATURE},
+		{"tampered header", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_HDR, 4096,
+		 SEV_RET_BAD_SIGNATURE},
+		{"unknown type CPUID", 0, 0, 1, MSG_CPUID_REQ, 1, 96, M_NONE, 4096,
+		 SEV_RET_INVALID_PARAM},
+		{"response type as request", 0, 0, 1, MSG_REPORT_RSP, 1, 96, M_NONE, 4096,
+		 SEV_RET_INVALID_PARAM},
+		{"bad algo", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_ALGO, 4096, SEV_RET_INVALID_PARAM},
+		{"bad hdr version", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_HDR_VERSION, 4096,
+		 SEV_RET_INVALID_PARAM},
+		{"msg_sz past page", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_SZ_BIG, 4096,
+		 SEV_RET_INVALID_LEN},
+		{"vmpck 4", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_VMPCK_BIG, 4096,
+		 SEV_RET_INVALID_PARAM},
+		{"truncated page", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_NONE, 0x60 + 50,
+		 SEV_RET_INVALID_LEN},
+		{"header only", 0, 0, 1, MSG_REPORT_REQ, 1, 96, M_NONE, 40, SEV_RET_INVALID_LEN},
+		{"short REPORT_REQ", 0, 0, 1, MSG_REPORT_REQ, 1, 95, M_NONE, 4096,
+		 SEV_RET_INVALID_LEN},
+		{"REPORT_REQ version 2", 0, 0, 1, MSG_REPORT_REQ, 2, 96, M_NONE, 4096,
+		 SEV_RET_BAD_VERSION},
+		{"KEY_REQ version 3", 0, 0, 1, MSG_KEY_REQ, 3, 32, M_NONE, 4096,
+		 SEV_RET_BAD_VERSION},
+		{"TSC_INFO short", 0, 0, 1, MSG_TSC_INFO_REQ, 1, 64, M_NONE, 4096,
+		 SEV_RET_INVALID_LEN},
+		{"seqno on another VMPCK", 1, 1, 3, MSG_REPORT_REQ, 1, 96, M_NONE, 4096,
+		 SEV_RET_INVALID_PARAM},
 	};
-	uint8_t pt[MSG_PAYLOAD_MAX] = { 0 }, req[MSG_PAGE_SIZE], resp[MSG_PAGE_SIZE];
+	uint8_t pt[MSG_PAYLOAD_MAX] = {0}, req[MSG_PAGE_SIZE], resp[MSG_PAGE_SIZE];
 	uint8_t raw[REPORT_SIZE];
 	struct report rep;
 	uint32_t fw;
@@ -260,27 +263,45 @@ START_TEST(test_bad_requests)
 		build_req(cases[i].vmpck, cases[i].key, cases[i].seqno, cases[i].type,
 			  cases[i].version, pt, cases[i].len, req);
 		switch (cases[i].m) {
-		case M_TAG: req[3] ^= 1; break;
-		case M_PAYLOAD: req[0x60 + 10] ^= 1; break;
-		case M_HDR: req[0x50] ^= 1; break;
-		case M_ALGO: req[0x30] = 2; break;
-		case M_HDR_VERSION: req[0x31] = 2; break;
-		case M_SZ_BIG: put_le16(req + 0x36, 4001); break;
-		case M_VMPCK_BIG: req[0x3C] = 4; break;
-		case M_SEQ0: put_le64(req + 0x20, 0); break;
-		case M_NONE: break;
+		case M_TAG:
+			req[3] ^= 1;
+			break;
+		case M_PAYLOAD:
+			req[0x60 + 10] ^= 1;
+			break;
+		case M_HDR:
+			req[0x50] ^= 1;
+			break;
+		case M_ALGO:
+			req[0x30] = 2;
+			break;
+		case M_HDR_VERSION:
+			req[0x31] = 2;
+			break;
+		case M_SZ_BIG:
+			put_le16(req + 0x36, 4001);
+			break;
+		case M_VMPCK_BIG:
+			req[0x3C] = 4;
+			break;
+		case M_SEQ0:
+			put_le64(req + 0x20, 0);
+			break;
+		case M_NONE:
+			break;
 		}
 		memset(resp, 0xEE, sizeof(resp));
 		fw = 0xdead;
 		ck_assert_int_eq(sim_psp_guest_request(psp, vm, req, cases[i].req_len, resp,
-						       sizeof(resp), &fw), 0);
+						       sizeof(resp), &fw),
+				 0);
 		ck_assert_msg(fw == cases[i].fw, "%s: got 0x%x want 0x%x", cases[i].name, fw,
 			      cases[i].fw);
 		ck_assert_msg(mem_is_zero(resp, sizeof(resp)), "%s: response not cleared",
 			      cases[i].name);
 		for (unsigned k = 0; k < 4; k++)
-			ck_assert_msg(sim_psp_vm_expected_seqno(vm, k) == 1, "%s: advanced vmpck %u",
-				      cases[i].name, k);
+			ck_assert_msg(sim_psp_vm_expected_seqno(vm, k) == 1,
+				      "%s: advanced vmpck %u", cases[i].name, k);
 	}
 	/* Nothing was consumed: seqno 1 still works on VMPCK0 and VMPCK1. */
 	get_report(1, 0, raw, &rep);
@@ -300,10 +321,12 @@ START_TEST(test_bad_requests)
 		report_req_payload(0, 0, pt);
 		build_req(0, 0, 3, MSG_REPORT_REQ, 1, pt, 96, first);
 		ck_assert_int_eq(sim_psp_guest_request(psp, vm, first, sizeof(first), resp,
-						       sizeof(resp), &fw), 0);
+						       sizeof(resp), &fw),
+				 0);
 		ck_assert_uint_eq(fw, 0);
 		ck_assert_int_eq(sim_psp_guest_request(psp, vm, first, sizeof(first), resp,
-						       sizeof(resp), &fw), 0);
+						       sizeof(resp), &fw),
+				 0);
 		ck_assert_uint_eq(fw, SEV_RET_INVALID_PARAM);
 		ck_assert(mem_is_zero(resp, sizeof(resp)));
 		ck_assert_uint_eq(sim_psp_vm_expected_seqno(vm, 0), 5);
@@ -316,8 +339,9 @@ START_TEST(test_bad_requests)
 	ck_assert_uint_eq(fw, SEV_RET_INVALID_LEN);
 	ck_assert_uint_eq(sim_psp_vm_expected_seqno(vm, 0), 5);
 	/* API misuse is an errno, not a firmware status */
-	ck_assert_int_eq(sim_psp_guest_request(psp, NULL, req, sizeof(req), resp, sizeof(resp), &fw),
-			 -EINVAL);
+	ck_assert_int_eq(
+		sim_psp_guest_request(psp, NULL, req, sizeof(req), resp, sizeof(resp), &fw),
+		-EINVAL);
 }
 END_TEST
 
@@ -329,11 +353,11 @@ START_TEST(test_report_content_errors)
 		uint32_t vmpl, key_sel;
 		uint32_t status;
 	} cases[] = {
-		{ 0, 4, 0, SEV_RET_INVALID_PARAM },	  /* VMPL > 3 */
-		{ 2, 1, 0, SEV_RET_INVALID_PARAM },	  /* VMPL below the caller's */
-		{ 0, 0, 3, SEV_RET_INVALID_PARAM },	  /* reserved KEY_SEL */
-		{ 0, 0, 2, SEV_RET_INVALID_KEY },	  /* VLEK asked, none loaded */
-		{ 3, 3, 1, SEV_RET_SUCCESS },		  /* VMPL3 on VMPCK3 is fine */
+		{0, 4, 0, SEV_RET_INVALID_PARAM}, /* VMPL > 3 */
+		{2, 1, 0, SEV_RET_INVALID_PARAM}, /* VMPL below the caller's */
+		{0, 0, 3, SEV_RET_INVALID_PARAM}, /* reserved KEY_SEL */
+		{0, 0, 2, SEV_RET_INVALID_KEY},	  /* VLEK asked, none loaded */
+		{3, 3, 1, SEV_RET_SUCCESS},	  /* VMPL3 on VMPCK3 is fine */
 	};
 	uint8_t pt[MSG_REPORT_REQ_SIZE], out[MSG_PAYLOAD_MAX];
 	struct msg_report_rsp rsp;
@@ -369,7 +393,7 @@ START_TEST(test_key_req)
 {
 	struct sim_state_data d;
 	struct msg_key_rsp a, b, c, e;
-	struct msg_key_req kr = { .guest_field_select = 0x9 /* policy + measurement */ };
+	struct msg_key_req kr = {.guest_field_select = 0x9 /* policy + measurement */};
 
 	open_platform(SNP_PRODUCT_MILAN);
 	ck_assert_int_eq(sim_state_read(state, &d), 0);
@@ -390,8 +414,8 @@ START_TEST(test_key_req)
 
 	/* refused contents: status inside, no key */
 	static const struct msg_key_req bad[] = {
-		{ .guest_svn = 3 },			/* above the VM's SVN 2 */
-		{ .tcb_version = 0xFF00000000000000ull }, /* above committed */
+		{.guest_svn = 3},			/* above the VM's SVN 2 */
+		{.tcb_version = 0xFF00000000000000ull}, /* above committed */
 	};
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		get_key(9 + 2 * i, &bad[i], 1, &e);
@@ -399,7 +423,7 @@ START_TEST(test_key_req)
 		ck_assert(mem_is_zero(e.key, 32));
 	}
 	/* and a TCB equal to committed is allowed */
-	kr = (struct msg_key_req){ .guest_field_select = 1u << 5, .tcb_version = d.committed_tcb };
+	kr = (struct msg_key_req){.guest_field_select = 1u << 5, .tcb_version = d.committed_tcb};
 	get_key(13, &kr, 1, &e);
 	ck_assert_uint_eq(e.status, 0);
 }
@@ -407,7 +431,7 @@ END_TEST
 
 START_TEST(test_tsc_info)
 {
-	uint8_t pt[MSG_TSC_INFO_REQ_SIZE] = { 0 }, out[MSG_PAYLOAD_MAX];
+	uint8_t pt[MSG_TSC_INFO_REQ_SIZE] = {0}, out[MSG_PAYLOAD_MAX];
 	struct msg_tsc_info_rsp rsp;
 	size_t n;
 
@@ -452,24 +476,24 @@ START_TEST(test_platform_status_and_id)
 	ck_assert(mem_is_zero(id + 8, 56)); /* Turin: 8-byte id */
 
 	/* the same through the ioctl emulation */
-	struct sev_user_data_get_id2 g = { .address = (uintptr_t)id, .length = 64 };
-	struct sev_issue_cmd cmd = { .cmd = SEV_CMD_GET_ID2, .data = (uintptr_t)&g };
+	struct sev_user_data_get_id2 g = {.address = (uintptr_t)id, .length = 64};
+	struct sev_issue_cmd cmd = {.cmd = SEV_CMD_GET_ID2, .data = (uintptr_t)&g};
 	memset(id, 0, sizeof(id));
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), 0);
 	ck_assert_uint_eq(cmd.error, 0);
 	ck_assert_mem_eq(id, d.chip_id, 64);
 	/* the length query: address 0 (or length 0) */
-	g = (struct sev_user_data_get_id2){ .address = 0, .length = 0 };
+	g = (struct sev_user_data_get_id2){.address = 0, .length = 0};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EIO);
 	ck_assert_uint_eq(cmd.error, SEV_RET_INVALID_LEN);
 	ck_assert_uint_eq(g.length, 64);
-	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)id, .length = 0 };
+	g = (struct sev_user_data_get_id2){.address = (uintptr_t)id, .length = 0};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EIO);
 	ck_assert_uint_eq(g.length, 64);
 	/* a buffer shorter than the id: Linux 6.12 would write 64 bytes into it; the sim
 	 * refuses with -EFAULT and writes nothing past it */
 	memset(id, 0xA5, sizeof(id));
-	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)id, .length = 1 };
+	g = (struct sev_user_data_get_id2){.address = (uintptr_t)id, .length = 1};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EFAULT);
 	ck_assert_uint_eq(cmd.error, SEV_RET_INVALID_LEN);
 	ck_assert_uint_eq(g.length, 64);
@@ -482,30 +506,30 @@ START_TEST(test_platform_status_and_id)
 	sim_platform_defaults(&pf);
 	pf.sockets = 2;
 	ck_assert_int_eq(sim_state_platform_write(state, &pf), 0);
-	g = (struct sev_user_data_get_id2){ .address = 0, .length = 0 };
+	g = (struct sev_user_data_get_id2){.address = 0, .length = 0};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EIO);
 	ck_assert_uint_eq(g.length, 128);
-	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)id, .length = 64 };
+	g = (struct sev_user_data_get_id2){.address = (uintptr_t)id, .length = 64};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EFAULT);
 	ck_assert_uint_eq(g.length, 128);
-	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)two, .length = 128 };
+	g = (struct sev_user_data_get_id2){.address = (uintptr_t)two, .length = 128};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), 0);
 	ck_assert_uint_eq(g.length, 128);
 	ck_assert_mem_eq(two, d.chip_id, 64);
 	ck_assert(!mem_is_zero(two + 64, 8));
 	ck_assert(mem_is_zero(two + 64 + 8, 56)); /* Turin: 8 significant bytes per socket */
-	g = (struct sev_user_data_get_id2){ .address = (uintptr_t)again, .length = 128 };
+	g = (struct sev_user_data_get_id2){.address = (uintptr_t)again, .length = 128};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), 0);
 	ck_assert_mem_eq(two, again, 128);
 
 	/* SNP not initialised: the SNP commands fail in the kernel, GET_ID2 still works */
-	struct sev_issue_cmd sc = { .cmd = SNP_CMD_PLATFORM_STATUS, .data = (uintptr_t)&st };
+	struct sev_issue_cmd sc = {.cmd = SNP_CMD_PLATFORM_STATUS, .data = (uintptr_t)&st};
 	pf.snp_initialised = false;
 	ck_assert_int_eq(sim_state_platform_write(state, &pf), 0);
 	sc.error = 77;
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &sc, true), -EINVAL);
 	ck_assert_uint_eq(sc.error, 0);
-	sc = (struct sev_issue_cmd){ .cmd = SNP_CMD_COMMIT };
+	sc = (struct sev_issue_cmd){.cmd = SNP_CMD_COMMIT};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &sc, true), -EINVAL);
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), 0);
 	pf.uninit_errno = ENODEV;
@@ -522,9 +546,9 @@ END_TEST
 START_TEST(test_set_config_and_commit)
 {
 	struct sim_state_data d;
-	struct sev_user_data_snp_config cfg = { 0 };
+	struct sev_user_data_snp_config cfg = {0};
 	struct sev_user_data_snp_status st;
-	struct sev_issue_cmd cmd = { .cmd = SNP_CMD_SET_CONFIG, .data = (uintptr_t)&cfg };
+	struct sev_issue_cmd cmd = {.cmd = SNP_CMD_SET_CONFIG, .data = (uintptr_t)&cfg};
 	uint8_t raw[REPORT_SIZE];
 	struct report rep;
 	uint64_t cur, lower;
@@ -541,15 +565,15 @@ START_TEST(test_set_config_and_commit)
 		uint8_t rsvd0;
 		uint32_t fw;
 	} cases[] = {
-		{ 0x7308000000000004ull, 0, 0, SEV_RET_INVALID_PARAM }, /* bl above current */
-		{ 0x7408000000000003ull, 0, 0, SEV_RET_INVALID_PARAM }, /* ucode above */
-		{ 0x7308000000000002ull, 4, 0, SEV_RET_INVALID_PARAM }, /* unknown flag */
-		{ 0x7308000000000002ull, 0, 1, SEV_RET_INVALID_PARAM }, /* reserved byte */
-		{ 0x7308000000000002ull, 0, 0, SEV_RET_SUCCESS },
+		{0x7308000000000004ull, 0, 0, SEV_RET_INVALID_PARAM}, /* bl above current */
+		{0x7408000000000003ull, 0, 0, SEV_RET_INVALID_PARAM}, /* ucode above */
+		{0x7308000000000002ull, 4, 0, SEV_RET_INVALID_PARAM}, /* unknown flag */
+		{0x7308000000000002ull, 0, 1, SEV_RET_INVALID_PARAM}, /* reserved byte */
+		{0x7308000000000002ull, 0, 0, SEV_RET_SUCCESS},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-		cfg = (struct sev_user_data_snp_config){ .reported_tcb = cases[i].tcb,
-							 .flags = cases[i].flags };
+		cfg = (struct sev_user_data_snp_config){.reported_tcb = cases[i].tcb,
+							.flags = cases[i].flags};
 		cfg.rsvd1[0] = cases[i].rsvd0;
 		ck_assert_int_eq(sim_psp_set_config(psp, &cfg, &fw), 0);
 		ck_assert_msg(fw == cases[i].fw, "case %zu: 0x%x", i, fw);
@@ -570,7 +594,7 @@ START_TEST(test_set_config_and_commit)
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EPERM);
 
 	/* COMMIT: committed := current, reported := current */
-	cmd = (struct sev_issue_cmd){ .cmd = SNP_CMD_COMMIT };
+	cmd = (struct sev_issue_cmd){.cmd = SNP_CMD_COMMIT};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), 0);
 	ck_assert_uint_eq(cmd.error, 0);
 	ck_assert_int_eq(sim_state_read(state, &d), 0);
@@ -581,8 +605,8 @@ START_TEST(test_set_config_and_commit)
 	assert_signed_by_vcek(raw, cur);
 
 	/* MASK_CHIP_ID zeroes the chip id in reports and GET_ID2 */
-	cfg = (struct sev_user_data_snp_config){ .reported_tcb = cur,
-						 .flags = SNP_CONFIG_F_MASK_CHIP_ID };
+	cfg = (struct sev_user_data_snp_config){.reported_tcb = cur,
+						.flags = SNP_CONFIG_F_MASK_CHIP_ID};
 	ck_assert_int_eq(sim_psp_set_config(psp, &cfg, &fw), 0);
 	ck_assert_uint_eq(fw, 0);
 	get_report(5, 0, raw, &rep);
@@ -620,7 +644,7 @@ START_TEST(test_vlek_load)
 {
 	struct sim_state_data d;
 	uint8_t seed[SIM_VLEK_SEED_LEN], hs[SIM_HASHSTICK_SIZE], raw[REPORT_SIZE];
-	struct sev_user_data_snp_vlek_load hdr = { .len = 16 };
+	struct sev_user_data_snp_vlek_load hdr = {.len = 16};
 	struct sev_user_data_snp_status st;
 	struct report rep;
 	EVP_PKEY *vlek = NULL;
@@ -631,8 +655,9 @@ START_TEST(test_vlek_load)
 	memset(seed, 0x33, sizeof(seed));
 
 	/* refused: bad header, foreign chip, wrong TCB, bad MAC */
-	ck_assert_int_eq(sim_keys_hashstick_wrap(d.secret, d.product, d.chip_id, d.reported_tcb,
-						 seed, hs), 0);
+	ck_assert_int_eq(
+		sim_keys_hashstick_wrap(d.secret, d.product, d.chip_id, d.reported_tcb, seed, hs),
+		0);
 	hdr.len = 12;
 	ck_assert_int_eq(sim_psp_vlek_load(psp, &hdr, hs, &fw), 0);
 	ck_assert_uint_eq(fw, SEV_RET_INVALID_PARAM);
@@ -644,18 +669,20 @@ START_TEST(test_vlek_load)
 	hs[0x70] ^= 1;
 	ck_assert_int_eq(sim_psp_vlek_load(psp, &hdr, hs, &fw), 0);
 	ck_assert_uint_eq(fw, SEV_RET_BAD_SIGNATURE);
-	ck_assert_int_eq(sim_keys_hashstick_wrap(d.secret, d.product, d.chip_id,
-						 d.reported_tcb - 1, seed, hs), 0);
+	ck_assert_int_eq(sim_keys_hashstick_wrap(d.secret, d.product, d.chip_id, d.reported_tcb - 1,
+						 seed, hs),
+			 0);
 	ck_assert_int_eq(sim_psp_vlek_load(psp, &hdr, hs, &fw), 0);
 	ck_assert_uint_eq(fw, SEV_RET_INVALID_PARAM);
 	ck_assert_int_eq(sim_state_read(state, &d), 0);
 	ck_assert(!d.vlek_loaded);
 
 	/* accepted through the ioctl path */
-	ck_assert_int_eq(sim_keys_hashstick_wrap(d.secret, d.product, d.chip_id, d.reported_tcb,
-						 seed, hs), 0);
+	ck_assert_int_eq(
+		sim_keys_hashstick_wrap(d.secret, d.product, d.chip_id, d.reported_tcb, seed, hs),
+		0);
 	hdr.vlek_wrapped_address = (uintptr_t)hs;
-	struct sev_issue_cmd cmd = { .cmd = SNP_CMD_VLEK_LOAD, .data = (uintptr_t)&hdr };
+	struct sev_issue_cmd cmd = {.cmd = SNP_CMD_VLEK_LOAD, .data = (uintptr_t)&hdr};
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, false), -EPERM);
 	ck_assert_int_eq(sim_psp_issue_cmd(psp, &cmd, true), 0);
 	ck_assert_uint_eq(cmd.error, 0);
@@ -674,7 +701,7 @@ START_TEST(test_vlek_load)
 	EVP_PKEY_free(vlek);
 
 	/* a reported-TCB change drops the VLEK */
-	struct sev_user_data_snp_config cfg = { .reported_tcb = d.reported_tcb - 1 };
+	struct sev_user_data_snp_config cfg = {.reported_tcb = d.reported_tcb - 1};
 	ck_assert_int_eq(sim_psp_set_config(psp, &cfg, &fw), 0);
 	ck_assert_uint_eq(fw, 0);
 	get_report(5, 0, raw, &rep);
@@ -705,10 +732,11 @@ START_TEST(test_tcb_change_from_other_process)
 	if (pid == 0) {
 		struct sim_state *cs = NULL;
 		struct sim_psp *cp = NULL;
-		struct sev_user_data_snp_config cfg = { .reported_tcb = lower };
+		struct sev_user_data_snp_config cfg = {.reported_tcb = lower};
 		uint32_t fw = 1;
 		int ok = sim_state_open(dir, SNP_PRODUCT_UNKNOWN, &cs) == 0 &&
-			 sim_psp_new(cs, &cp) == 0 && sim_psp_set_delay(cp, SIM_PSP_OP_SET_CONFIG, 0) == 0 &&
+			 sim_psp_new(cs, &cp) == 0 &&
+			 sim_psp_set_delay(cp, SIM_PSP_OP_SET_CONFIG, 0) == 0 &&
 			 sim_psp_set_config(cp, &cfg, &fw) == 0 && fw == 0;
 		sim_psp_free(cp);
 		sim_state_free(cs);
@@ -738,8 +766,8 @@ static void *thread_main(void *p)
 {
 	struct thread_arg *a = p;
 	uint8_t pt[MSG_REPORT_REQ_SIZE], req[MSG_PAGE_SIZE], resp[MSG_PAGE_SIZE], key[32];
-	struct msg_hdr h = { .algo = 1, .hdr_version = 1, .hdr_sz = 0x60, .type = MSG_REPORT_REQ,
-			     .version = 1 };
+	struct msg_hdr h = {
+		.algo = 1, .hdr_version = 1, .hdr_sz = 0x60, .type = MSG_REPORT_REQ, .version = 1};
 
 	a->ok = sim_psp_vm_vmpck(a->vm, 0, key) == 0;
 	report_req_payload(0, 0, pt);

@@ -56,9 +56,9 @@ START_TEST(test_create_per_product)
 		size_t idlen;
 		uint64_t tcb;
 	} cases[] = {
-		{ SNP_PRODUCT_MILAN, 64, 0x7308000000000003ull },
-		{ SNP_PRODUCT_GENOA, 64, 0x4815000000000007ull },
-		{ SNP_PRODUCT_TURIN, 8, 0x5100000004010101ull },
+		{SNP_PRODUCT_MILAN, 64, 0x7308000000000003ull},
+		{SNP_PRODUCT_GENOA, 64, 0x4815000000000007ull},
+		{SNP_PRODUCT_TURIN, 8, 0x5100000004010101ull},
 	};
 	struct sim_state *s = NULL;
 	struct sim_state_data d;
@@ -130,7 +130,7 @@ START_TEST(test_corrupt_flip)
 	ck_assert_int_eq(sim_state_open(dir, SNP_PRODUCT_MILAN, &live), 0);
 	orig = slurp(file, &len);
 	/* a spread of offsets: magic, values, the newline, the checksum, the last byte */
-	const size_t offs[] = { 0, 3, 20, 40, len / 3, len / 2, len - 70, len - 10, len - 1 };
+	const size_t offs[] = {0, 3, 20, 40, len / 3, len / 2, len - 70, len - 10, len - 1};
 	for (size_t i = 0; i < ELEMENTSOF(offs); i++) {
 		off = offs[i];
 		spew(file, orig, len);
@@ -234,23 +234,23 @@ START_TEST(test_parse_hostile)
 		const char *find, *replace;
 		int ret;
 	} cases[] = {
-		{ "version=1\n", "version=2\n", -EPROTONOSUPPORT },
-		{ "magic=snp-sim-state\n", "magic=something-else\n", -EBADMSG },
-		{ "product=Milan\n", "product=Zen9\n", -EBADMSG },
-		{ "product=Milan\n", "", -EBADMSG },				/* missing key */
-		{ "product=Milan\n", "product=Milan\nproduct=Milan\n", -EBADMSG }, /* duplicate */
-		{ "product=Milan\n", "product=Milan\ncolour=blue\n", -EBADMSG },	  /* unknown */
-		{ "product=Milan\n", "product=Milan\nnoequals\n", -EBADMSG },
-		{ "firmware=0.0.0\n", "firmware=1.2.300\n", -EBADMSG },
-		{ "firmware=0.0.0\n", "firmware=1.2\n", -EBADMSG },
-		{ "current_tcb=7308000000000003\n", "current_tcb=73080000000003\n", -EBADMSG },
-		{ "current_tcb=7308000000000003\n", "current_tcb=-308000000000003\n", -EBADMSG },
-		{ "config_flags=0\n", "config_flags=4\n", -EBADMSG },
-		{ "generation=0\n", "generation=99999999999999999999999\n", -EBADMSG },
-		{ "vlek=\n", "vlek=00\n", -EBADMSG },
-		{ "secret=01", "secret=zz", -EBADMSG },
+		{"version=1\n", "version=2\n", -EPROTONOSUPPORT},
+		{"magic=snp-sim-state\n", "magic=something-else\n", -EBADMSG},
+		{"product=Milan\n", "product=Zen9\n", -EBADMSG},
+		{"product=Milan\n", "", -EBADMSG},				 /* missing key */
+		{"product=Milan\n", "product=Milan\nproduct=Milan\n", -EBADMSG}, /* duplicate */
+		{"product=Milan\n", "product=Milan\ncolour=blue\n", -EBADMSG},	 /* unknown */
+		{"product=Milan\n", "product=Milan\nnoequals\n", -EBADMSG},
+		{"firmware=0.0.0\n", "firmware=1.2.300\n", -EBADMSG},
+		{"firmware=0.0.0\n", "firmware=1.2\n", -EBADMSG},
+		{"current_tcb=7308000000000003\n", "current_tcb=73080000000003\n", -EBADMSG},
+		{"current_tcb=7308000000000003\n", "current_tcb=-308000000000003\n", -EBADMSG},
+		{"config_flags=0\n", "config_flags=4\n", -EBADMSG},
+		{"generation=0\n", "generation=99999999999999999999999\n", -EBADMSG},
+		{"vlek=\n", "vlek=00\n", -EBADMSG},
+		{"secret=01", "secret=zz", -EBADMSG},
 		/* the product may be any known one as long as the chip id fits it */
-		{ "product=Milan\n", "product=Turin\n", 0 },
+		{"product=Milan\n", "product=Turin\n", 0},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		char *pos = strstr(body, cases[i].find), *mod = NULL, *f;
@@ -282,7 +282,7 @@ END_TEST
 /* A Turin state whose chip id has bytes beyond the 8-byte id is malformed. */
 START_TEST(test_parse_turin_chip_id)
 {
-	struct sim_state_data t = { 0 }, d;
+	struct sim_state_data t = {0}, d;
 	char buf[8192];
 	int n;
 
@@ -376,17 +376,17 @@ START_TEST(test_platform_file)
 		int err;
 		unsigned sockets;
 	} cases[] = {
-		{ "", 0, true, EINVAL, 1 },
-		{ "# comment\n\n  snp = off \n", 0, false, EINVAL, 1 },
-		{ "snp=off\nuninit_errno=ENODEV\nsockets=2\n", 0, false, ENODEV, 2 },
-		{ "sockets = 2", 0, true, EINVAL, 2 }, /* no final newline */
-		{ "snp = maybe\n", -EBADMSG, true, 0, 0 },
-		{ "sockets = 3\n", -EBADMSG, true, 0, 0 },
-		{ "sockets = 02\n", -EBADMSG, true, 0, 0 },
-		{ "uninit_errno = EPERM\n", -EBADMSG, true, 0, 0 },
-		{ "snp = on\nsnp = off\n", -EBADMSG, true, 0, 0 }, /* duplicate */
-		{ "cores = 4\n", -EBADMSG, true, 0, 0 },           /* unknown key */
-		{ "snp off\n", -EBADMSG, true, 0, 0 },             /* no '=' */
+		{"", 0, true, EINVAL, 1},
+		{"# comment\n\n  snp = off \n", 0, false, EINVAL, 1},
+		{"snp=off\nuninit_errno=ENODEV\nsockets=2\n", 0, false, ENODEV, 2},
+		{"sockets = 2", 0, true, EINVAL, 2}, /* no final newline */
+		{"snp = maybe\n", -EBADMSG, true, 0, 0},
+		{"sockets = 3\n", -EBADMSG, true, 0, 0},
+		{"sockets = 02\n", -EBADMSG, true, 0, 0},
+		{"uninit_errno = EPERM\n", -EBADMSG, true, 0, 0},
+		{"snp = on\nsnp = off\n", -EBADMSG, true, 0, 0}, /* duplicate */
+		{"cores = 4\n", -EBADMSG, true, 0, 0},		 /* unknown key */
+		{"snp off\n", -EBADMSG, true, 0, 0},		 /* no '=' */
 	};
 	struct sim_platform p;
 	char big[SIM_PLATFORM_MAX_SIZE + 2], path[4096];

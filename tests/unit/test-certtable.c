@@ -14,11 +14,11 @@ START_TEST(test_guids)
 		enum certtable_kind kind;
 		const char *uuid, *name;
 	} cases[] = {
-		{ CERTTABLE_ARK, "c0b406a4-a803-4952-9743-3fb6014cd0ae", "ARK" },
-		{ CERTTABLE_ASK, "4ab7b379-bbac-4fe4-a02f-05aef327c782", "ASK" },
-		{ CERTTABLE_VCEK, "63da758d-e664-4564-adc5-f4b93be8accd", "VCEK" },
-		{ CERTTABLE_VLEK, "a8074bc2-a25a-483e-aae6-39c045a0b8a1", "VLEK" },
-		{ CERTTABLE_CRL, "92f81bc3-5811-4d3d-97ff-d19f88dc67ea", "CRL" },
+		{CERTTABLE_ARK, "c0b406a4-a803-4952-9743-3fb6014cd0ae", "ARK"},
+		{CERTTABLE_ASK, "4ab7b379-bbac-4fe4-a02f-05aef327c782", "ASK"},
+		{CERTTABLE_VCEK, "63da758d-e664-4564-adc5-f4b93be8accd", "VCEK"},
+		{CERTTABLE_VLEK, "a8074bc2-a25a-483e-aae6-39c045a0b8a1", "VLEK"},
+		{CERTTABLE_CRL, "92f81bc3-5811-4d3d-97ff-d19f88dc67ea", "CRL"},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		char hex[33];
@@ -39,11 +39,11 @@ START_TEST(test_guids)
 	}
 	{
 		/* GSG's private "extra platform info" GUID and a byte-swapped ARK are unknown. */
-		static const uint8_t gsg[16] = { 0xec, 0xae, 0x0c, 0x0f, 0x95, 0x02, 0x43, 0xb1,
-						 0xaf, 0xa2, 0x0a, 0xe2, 0xe0, 0xd5, 0x65, 0xb6 };
-		static const uint8_t ark_le[16] = { 0xa4, 0x06, 0xb4, 0xc0, 0x03, 0xa8, 0x52, 0x49,
-						    0x97, 0x43, 0x3f, 0xb6, 0x01, 0x4c, 0xd0, 0xae };
-		static const uint8_t zero[16] = { 0 };
+		static const uint8_t gsg[16] = {0xec, 0xae, 0x0c, 0x0f, 0x95, 0x02, 0x43, 0xb1,
+						0xaf, 0xa2, 0x0a, 0xe2, 0xe0, 0xd5, 0x65, 0xb6};
+		static const uint8_t ark_le[16] = {0xa4, 0x06, 0xb4, 0xc0, 0x03, 0xa8, 0x52, 0x49,
+						   0x97, 0x43, 0x3f, 0xb6, 0x01, 0x4c, 0xd0, 0xae};
+		static const uint8_t zero[16] = {0};
 		ck_assert_int_eq(certtable_kind_from_guid(gsg), CERTTABLE_UNKNOWN);
 		ck_assert_int_eq(certtable_kind_from_guid(ark_le), CERTTABLE_UNKNOWN);
 		ck_assert_int_eq(certtable_kind_from_guid(zero), CERTTABLE_UNKNOWN);
@@ -60,9 +60,9 @@ START_TEST(test_npages)
 	static const struct {
 		size_t len, pages;
 	} cases[] = {
-		{ 0, 0 },      { 1, 1 },      { 24, 1 },     { 4095, 1 },    { 4096, 1 },
-		{ 4097, 2 },   { 8192, 2 },   { 8193, 3 },   { 16383, 4 },   { 16384, 4 },
-		{ 16385, 5 },  { SIZE_MAX, SIZE_MAX / 4096 + 1 },
+		{0, 0},	    {1, 1},	{24, 1},    {4095, 1},
+		{4096, 1},  {4097, 2},	{8192, 2},  {8193, 3},
+		{16383, 4}, {16384, 4}, {16385, 5}, {SIZE_MAX, SIZE_MAX / 4096 + 1},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++)
 		ck_assert_msg(certtable_npages(cases[i].len) == cases[i].pages, "len %zu",
@@ -87,7 +87,7 @@ static void der_done(struct der *d)
 static struct der pem_nth_der(const char *rel, int nth)
 {
 	char path[4096];
-	struct der d = { 0 };
+	struct der d = {0};
 	BIO *bio = BIO_new_file(test_data_path(rel, path, sizeof(path)), "r");
 	X509 *x = NULL;
 	int len;
@@ -147,23 +147,26 @@ START_TEST(test_roundtrip_real_chain)
 		enum certtable_kind leaf_kind;
 		size_t pages;
 	} cases[] = {
-		{ "amd/milan/cert_chain.pem", "amd/milan/report-v3.vcek.der", CERTTABLE_VCEK, 2 },
-		{ "amd/milan/cert_chain.pem", "amd/milan/report-v2.vcek.der", CERTTABLE_VCEK, 2 },
-		{ "amd/milan/vlek_cert_chain.pem", "amd/milan/report-vlek.vlek.der", CERTTABLE_VLEK, 2 },
-		{ "amd/genoa/cert_chain.pem", "amd/genoa/vcek.pem", CERTTABLE_VCEK, 2 },
-		{ "amd/turin/cert_chain.pem", "amd/turin/vcek.der", CERTTABLE_VCEK, 2 },
+		{"amd/milan/cert_chain.pem", "amd/milan/report-v3.vcek.der", CERTTABLE_VCEK, 2},
+		{"amd/milan/cert_chain.pem", "amd/milan/report-v2.vcek.der", CERTTABLE_VCEK, 2},
+		{"amd/milan/vlek_cert_chain.pem", "amd/milan/report-vlek.vlek.der", CERTTABLE_VLEK,
+		 2},
+		{"amd/genoa/cert_chain.pem", "amd/genoa/vcek.pem", CERTTABLE_VCEK, 2},
+		{"amd/turin/cert_chain.pem", "amd/turin/vcek.der", CERTTABLE_VCEK, 2},
 	};
 	for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
 		/* KDS cert_chain is ASK (or ASVK) first, then ARK (facts §7). */
 		struct der ask = pem_nth_der(cases[c].chain, 0);
 		struct der ark = pem_nth_der(cases[c].chain, 1);
 		struct der leaf = leaf_der(cases[c].leaf);
-		const struct der *ders[] = { &ark, &ask, &leaf };
-		struct certtable_entry in[3] = {
-			{ .data = ark.data, .length = (uint32_t)ark.len },
-			{ .data = ask.data, .length = (uint32_t)ask.len },
-			{ .data = leaf.data, .length = (uint32_t)leaf.len },
-		}, out[CERTTABLE_MAX_ENTRIES];
+		const struct der *ders[] = {&ark, &ask, &leaf};
+		struct certtable_entry in[3] =
+			{
+				{.data = ark.data, .length = (uint32_t)ark.len},
+				{.data = ask.data, .length = (uint32_t)ask.len},
+				{.data = leaf.data, .length = (uint32_t)leaf.len},
+			},
+				       out[CERTTABLE_MAX_ENTRIES];
 		_cleanup_(freep) uint8_t *buf = NULL;
 		size_t len = 0, n = 0, expect_off = 4 * CERTTABLE_ENTRY_SIZE;
 
@@ -172,8 +175,8 @@ START_TEST(test_roundtrip_real_chain)
 		memcpy(in[2].guid, certtable_guid(cases[c].leaf_kind), 16);
 		ck_assert_int_eq(certtable_build(in, 3, &buf, &len), 0);
 		ck_assert_uint_eq(len, 4 * 24 + ark.len + ask.len + leaf.len);
-		ck_assert_msg(certtable_npages(len) == cases[c].pages, "%s: %zu bytes", cases[c].leaf,
-			      len);
+		ck_assert_msg(certtable_npages(len) == cases[c].pages, "%s: %zu bytes",
+			      cases[c].leaf, len);
 		ck_assert(mem_is_zero(buf + 3 * 24, 24)); /* terminator */
 
 		ck_assert_int_eq(certtable_parse(buf, len, out, ELEMENTSOF(out), &n), 0);
@@ -197,7 +200,8 @@ START_TEST(test_roundtrip_real_chain)
 			_cleanup_(freep) uint8_t *page = calloc(1, padded);
 			ck_assert_ptr_nonnull(page);
 			memcpy(page, buf, len);
-			ck_assert_int_eq(certtable_parse(page, padded, out, ELEMENTSOF(out), &n), 0);
+			ck_assert_int_eq(certtable_parse(page, padded, out, ELEMENTSOF(out), &n),
+					 0);
 			ck_assert_uint_eq(n, 3);
 		}
 		der_done(&ask);
@@ -290,16 +294,25 @@ static void put_entry(uint8_t *p, const struct raw_entry *e)
 	if (e->guid == T_ZERO_ENTRY)
 		return;
 	if (e->guid != T_NULL)
-		memcpy(p, certtable_guid(e->guid == T_ARK ? CERTTABLE_ARK :
-					 e->guid == T_ASK ? CERTTABLE_ASK : CERTTABLE_VCEK), 16);
+		memcpy(p,
+		       certtable_guid(e->guid == T_ARK	 ? CERTTABLE_ARK
+				      : e->guid == T_ASK ? CERTTABLE_ASK
+							 : CERTTABLE_VCEK),
+		       16);
 	put_le32(p + 16, e->offset);
 	put_le32(p + 20, e->length);
 }
 
 START_TEST(test_hostile_tables)
 {
-#define E(g, o, l) { g, o, l }
-#define TERM { T_ZERO_ENTRY, 0, 0 }
+#define E(g, o, l)                                                                                 \
+	{                                                                                          \
+		g, o, l                                                                            \
+	}
+#define TERM                                                                                       \
+	{                                                                                          \
+		T_ZERO_ENTRY, 0, 0                                                                 \
+	}
 	static const struct {
 		const char *what;
 		size_t len;
@@ -308,44 +321,83 @@ START_TEST(test_hostile_tables)
 		int ret;
 		size_t n; /* entries on success */
 	} cases[] = {
-		{ "valid, one cert", 200, { E(T_ARK, 48, 100), TERM }, 2, 0, 1 },
-		{ "valid, cert ends at len", 148, { E(T_ARK, 48, 100), TERM }, 2, 0, 1 },
-		{ "valid, adjacent certs", 300,
-		  { E(T_ARK, 72, 100), E(T_ASK, 172, 100), TERM }, 3, 0, 2 },
-		{ "valid, reversed order with gap", 300,
-		  { E(T_ARK, 200, 50), E(T_ASK, 72, 10), TERM }, 3, 0, 2 },
-		{ "empty buffer", 0, { TERM }, 0, -EMSGSIZE, 0 },
-		{ "23 bytes", 23, { TERM }, 0, -EMSGSIZE, 0 },
-		{ "over 16 KiB", CERTTABLE_MAX_SIZE + 1, { TERM }, 1, -EFBIG, 0 },
-		{ "missing terminator, exact fit", 24, { E(T_ARK, 24, 0) }, 1, -EBADMSG, 0 },
-		{ "missing terminator, tail too short", 47, { E(T_ARK, 24, 1) }, 1, -EBADMSG, 0 },
-		{ "null GUID with offset", 200, { E(T_NULL, 48, 10), TERM }, 2, -EBADMSG, 0 },
-		{ "null GUID with length only", 200, { E(T_NULL, 0, 10), TERM }, 2, -EBADMSG, 0 },
-		{ "zero length", 200, { E(T_ARK, 48, 0), TERM }, 2, -ENODATA, 0 },
-		{ "offset+length wraps u32", 200, { E(T_ARK, 0xfffffff0u, 0x20), TERM }, 2,
-		  -EOVERFLOW, 0 },
-		{ "max offset and length", 200, { E(T_ARK, 0xffffffffu, 0xffffffffu), TERM }, 2,
-		  -EOVERFLOW, 0 },
-		{ "offset 0 (the table itself)", 200, { E(T_ARK, 0, 24), TERM }, 2, -EFAULT, 0 },
-		{ "offset on the terminator", 200, { E(T_ARK, 24, 24), TERM }, 2, -EFAULT, 0 },
-		{ "offset one byte short of data", 200, { E(T_ARK, 47, 10), TERM }, 2, -EFAULT, 0 },
-		{ "second entry points into header", 300,
-		  { E(T_ARK, 72, 10), E(T_ASK, 60, 5), TERM }, 3, -EFAULT, 0 },
-		{ "length one past end", 148, { E(T_ARK, 48, 101), TERM }, 2, -ERANGE, 0 },
-		{ "offset at end", 148, { E(T_ARK, 148, 1), TERM }, 2, -ERANGE, 0 },
-		{ "offset far away", 200, { E(T_ARK, 0x7fff0000u, 1), TERM }, 2, -ERANGE, 0 },
-		{ "huge length", 200, { E(T_ARK, 48, 0x7fffffffu), TERM }, 2, -ERANGE, 0 },
-		{ "duplicate GUIDs", 300, { E(T_ASK, 72, 10), E(T_ASK, 100, 10), TERM }, 3,
-		  -ENOTUNIQ, 0 },
-		{ "overlap by one byte", 300, { E(T_ARK, 72, 10), E(T_ASK, 81, 10), TERM }, 3,
-		  -EADDRINUSE, 0 },
-		{ "same range twice", 300, { E(T_ARK, 72, 10), E(T_ASK, 72, 10), TERM }, 3,
-		  -EADDRINUSE, 0 },
-		{ "one inside another", 300,
-		  { E(T_ARK, 96, 100), E(T_ASK, 120, 4), E(T_VCEK, 250, 4), TERM }, 4, -EADDRINUSE,
-		  0 },
-		{ "later entry overlaps earlier", 300,
-		  { E(T_ARK, 150, 50), E(T_ASK, 100, 51), TERM }, 3, -EADDRINUSE, 0 },
+		{"valid, one cert", 200, {E(T_ARK, 48, 100), TERM}, 2, 0, 1},
+		{"valid, cert ends at len", 148, {E(T_ARK, 48, 100), TERM}, 2, 0, 1},
+		{"valid, adjacent certs",
+		 300,
+		 {E(T_ARK, 72, 100), E(T_ASK, 172, 100), TERM},
+		 3,
+		 0,
+		 2},
+		{"valid, reversed order with gap",
+		 300,
+		 {E(T_ARK, 200, 50), E(T_ASK, 72, 10), TERM},
+		 3,
+		 0,
+		 2},
+		{"empty buffer", 0, {TERM}, 0, -EMSGSIZE, 0},
+		{"23 bytes", 23, {TERM}, 0, -EMSGSIZE, 0},
+		{"over 16 KiB", CERTTABLE_MAX_SIZE + 1, {TERM}, 1, -EFBIG, 0},
+		{"missing terminator, exact fit", 24, {E(T_ARK, 24, 0)}, 1, -EBADMSG, 0},
+		{"missing terminator, tail too short", 47, {E(T_ARK, 24, 1)}, 1, -EBADMSG, 0},
+		{"null GUID with offset", 200, {E(T_NULL, 48, 10), TERM}, 2, -EBADMSG, 0},
+		{"null GUID with length only", 200, {E(T_NULL, 0, 10), TERM}, 2, -EBADMSG, 0},
+		{"zero length", 200, {E(T_ARK, 48, 0), TERM}, 2, -ENODATA, 0},
+		{"offset+length wraps u32",
+		 200,
+		 {E(T_ARK, 0xfffffff0u, 0x20), TERM},
+		 2,
+		 -EOVERFLOW,
+		 0},
+		{"max offset and length",
+		 200,
+		 {E(T_ARK, 0xffffffffu, 0xffffffffu), TERM},
+		 2,
+		 -EOVERFLOW,
+		 0},
+		{"offset 0 (the table itself)", 200, {E(T_ARK, 0, 24), TERM}, 2, -EFAULT, 0},
+		{"offset on the terminator", 200, {E(T_ARK, 24, 24), TERM}, 2, -EFAULT, 0},
+		{"offset one byte short of data", 200, {E(T_ARK, 47, 10), TERM}, 2, -EFAULT, 0},
+		{"second entry points into header",
+		 300,
+		 {E(T_ARK, 72, 10), E(T_ASK, 60, 5), TERM},
+		 3,
+		 -EFAULT,
+		 0},
+		{"length one past end", 148, {E(T_ARK, 48, 101), TERM}, 2, -ERANGE, 0},
+		{"offset at end", 148, {E(T_ARK, 148, 1), TERM}, 2, -ERANGE, 0},
+		{"offset far away", 200, {E(T_ARK, 0x7fff0000u, 1), TERM}, 2, -ERANGE, 0},
+		{"huge length", 200, {E(T_ARK, 48, 0x7fffffffu), TERM}, 2, -ERANGE, 0},
+		{"duplicate GUIDs",
+		 300,
+		 {E(T_ASK, 72, 10), E(T_ASK, 100, 10), TERM},
+		 3,
+		 -ENOTUNIQ,
+		 0},
+		{"overlap by one byte",
+		 300,
+		 {E(T_ARK, 72, 10), E(T_ASK, 81, 10), TERM},
+		 3,
+		 -EADDRINUSE,
+		 0},
+		{"same range twice",
+		 300,
+		 {E(T_ARK, 72, 10), E(T_ASK, 72, 10), TERM},
+		 3,
+		 -EADDRINUSE,
+		 0},
+		{"one inside another",
+		 300,
+		 {E(T_ARK, 96, 100), E(T_ASK, 120, 4), E(T_VCEK, 250, 4), TERM},
+		 4,
+		 -EADDRINUSE,
+		 0},
+		{"later entry overlaps earlier",
+		 300,
+		 {E(T_ARK, 150, 50), E(T_ASK, 100, 51), TERM},
+		 3,
+		 -EADDRINUSE,
+		 0},
 	};
 #undef E
 #undef TERM

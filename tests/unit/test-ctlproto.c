@@ -25,21 +25,22 @@ START_TEST(test_valid_requests)
 		uint64_t rate_milli;
 		uint32_t burst, weight;
 	} t[] = {
-		{ "{\"cmd\":\"status\"}", CTL_CMD_STATUS, false, 0, 0, 0, 0, 0 },
-		{ " {\"cmd\":\"vm.list\",\"id\":7} ", CTL_CMD_VM_LIST, false, 0, 0, 0, 0, 0 },
-		{ "{\"cmd\":\"vm.show\",\"vm\":42}", CTL_CMD_VM_SHOW, true, 42, 0, 0, 0, 0 },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"18446744073709551615\"}", CTL_CMD_VM_SHOW, true,
-		  UINT64_MAX, 0, 0, 0, 0 },
-		{ "{\"cmd\":\"quota.get\",\"vm\":0}", CTL_CMD_QUOTA_GET, true, 0, 0, 0, 0, 0 },
-		{ "{\"cmd\":\"quota.list\",\"id\":\"abc\"}", CTL_CMD_QUOTA_LIST, false, 0, 0, 0, 0, 0 },
-		{ "{\"cmd\":\"quota.set\",\"vm\":42,\"rate\":\"0.5\",\"burst\":4,\"weight\":2}",
-		  CTL_CMD_QUOTA_SET, true, 42, CTL_QUOTA_RATE | CTL_QUOTA_BURST | CTL_QUOTA_WEIGHT, 500,
-		  4, 2 },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":3}", CTL_CMD_QUOTA_SET, true, 1,
-		  CTL_QUOTA_RATE, 3000, 0, 0 },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"weight\":1000}", CTL_CMD_QUOTA_SET, true, 1,
-		  CTL_QUOTA_WEIGHT, 0, 0, 1000 },
-		{ "{\"vm\":9,\"cmd\":\"quota.reset\"}", CTL_CMD_QUOTA_RESET, true, 9, 0, 0, 0, 0 },
+		{"{\"cmd\":\"status\"}", CTL_CMD_STATUS, false, 0, 0, 0, 0, 0},
+		{" {\"cmd\":\"vm.list\",\"id\":7} ", CTL_CMD_VM_LIST, false, 0, 0, 0, 0, 0},
+		{"{\"cmd\":\"vm.show\",\"vm\":42}", CTL_CMD_VM_SHOW, true, 42, 0, 0, 0, 0},
+		{"{\"cmd\":\"vm.show\",\"vm\":\"18446744073709551615\"}", CTL_CMD_VM_SHOW, true,
+		 UINT64_MAX, 0, 0, 0, 0},
+		{"{\"cmd\":\"quota.get\",\"vm\":0}", CTL_CMD_QUOTA_GET, true, 0, 0, 0, 0, 0},
+		{"{\"cmd\":\"quota.list\",\"id\":\"abc\"}", CTL_CMD_QUOTA_LIST, false, 0, 0, 0, 0,
+		 0},
+		{"{\"cmd\":\"quota.set\",\"vm\":42,\"rate\":\"0.5\",\"burst\":4,\"weight\":2}",
+		 CTL_CMD_QUOTA_SET, true, 42, CTL_QUOTA_RATE | CTL_QUOTA_BURST | CTL_QUOTA_WEIGHT,
+		 500, 4, 2},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":3}", CTL_CMD_QUOTA_SET, true, 1,
+		 CTL_QUOTA_RATE, 3000, 0, 0},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"weight\":1000}", CTL_CMD_QUOTA_SET, true, 1,
+		 CTL_QUOTA_WEIGHT, 0, 0, 1000},
+		{"{\"vm\":9,\"cmd\":\"quota.reset\"}", CTL_CMD_QUOTA_RESET, true, 9, 0, 0, 0, 0},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
@@ -71,11 +72,11 @@ START_TEST(test_vm_references)
 	static const struct {
 		const char *line, *ref;
 	} t[] = {
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\"}",
-		  "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0" },
-		{ "{\"cmd\":\"quota.get\",\"vm\":\"web-01\"}", "web-01" },
-		{ "{\"cmd\":\"quota.reset\",\"vm\":\"0x10\"}", "0x10" },
-		{ "{\"cmd\":\"quota.set\",\"vm\":\"-1\",\"burst\":2}", "-1" },
+		{"{\"cmd\":\"vm.show\",\"vm\":\"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\"}",
+		 "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"},
+		{"{\"cmd\":\"quota.get\",\"vm\":\"web-01\"}", "web-01"},
+		{"{\"cmd\":\"quota.reset\",\"vm\":\"0x10\"}", "0x10"},
+		{"{\"cmd\":\"quota.set\",\"vm\":\"-1\",\"burst\":2}", "-1"},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
@@ -106,64 +107,68 @@ START_TEST(test_hostile_requests)
 		int r;
 		bool id_echoed;
 	} t[] = {
-		{ "", -EBADMSG, false },
-		{ "   ", -EBADMSG, false },
-		{ "[\"status\"]", -EBADMSG, false },
-		{ "\"status\"", -EBADMSG, false },
-		{ "42", -EBADMSG, false },
-		{ "null", -EBADMSG, false },
-		{ "{\"cmd\":\"status\"", -EBADMSG, false },
-		{ "{\"cmd\":\"status\"} {}", -EBADMSG, false },
-		{ "{\"cmd\":\"status\",\"cmd\":\"quota.set\"}", -EBADMSG, false },
-		{ "{\"cmd\":\"st\\u0000atus\"}", -EBADMSG, false },
-		{ "{}", -EINVAL, false },
-		{ "{\"id\":5}", -EINVAL, true },
-		{ "{\"cmd\":1}", -EINVAL, false },
-		{ "{\"cmd\":null}", -EINVAL, false },
-		{ "{\"cmd\":[\"status\"]}", -EINVAL, false },
-		{ "{\"cmd\":\"reboot\",\"id\":\"x\"}", -EOPNOTSUPP, true },
-		{ "{\"cmd\":\"STATUS\"}", -EOPNOTSUPP, false },
-		{ "{\"cmd\":\"status\",\"extra\":1}", -EINVAL, false },
-		{ "{\"cmd\":\"status\",\"vm\":1}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.list\",\"rate\":\"1\"}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\"}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":-1}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":1.5}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":true}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"\"}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"vm one\"}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"caf\\u00e9\"}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"a\\u0000b\"}", -EBADMSG, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"18446744073709551616\"}", -EINVAL, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":\"99999999999999999999999999\"}", -EINVAL, false },
-		/* Larger than any JSON integer jansson holds: a parse error, not a wrapped value. */
-		{ "{\"cmd\":\"vm.show\",\"vm\":99999999999999999999999999}", -EBADMSG, false },
-		{ "{\"cmd\":\"vm.show\",\"vm\":1e30}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"0\"}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":0}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"-1\"}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"0.0001\"}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"1e3\"}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"1000000.001\"}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":0.5}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":9223372036854775807}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"burst\":0}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"burst\":1000001}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"burst\":\"4\"}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"weight\":1001}", -EINVAL, false },
-		{ "{\"cmd\":\"quota.set\",\"vm\":1,\"weight\":4294967297}", -EINVAL, false },
-		{ "{\"cmd\":\"status\",\"id\":{\"a\":1}}", -EINVAL, false },
-		{ "{\"cmd\":\"status\",\"id\":1.5}", -EINVAL, false },
+		{"", -EBADMSG, false},
+		{"   ", -EBADMSG, false},
+		{"[\"status\"]", -EBADMSG, false},
+		{"\"status\"", -EBADMSG, false},
+		{"42", -EBADMSG, false},
+		{"null", -EBADMSG, false},
+		{"{\"cmd\":\"status\"", -EBADMSG, false},
+		{"{\"cmd\":\"status\"} {}", -EBADMSG, false},
+		{"{\"cmd\":\"status\",\"cmd\":\"quota.set\"}", -EBADMSG, false},
+		{"{\"cmd\":\"st\\u0000atus\"}", -EBADMSG, false},
+		{"{}", -EINVAL, false},
+		{"{\"id\":5}", -EINVAL, true},
+		{"{\"cmd\":1}", -EINVAL, false},
+		{"{\"cmd\":null}", -EINVAL, false},
+		{"{\"cmd\":[\"status\"]}", -EINVAL, false},
+		{"{\"cmd\":\"reboot\",\"id\":\"x\"}", -EOPNOTSUPP, true},
+		{"{\"cmd\":\"STATUS\"}", -EOPNOTSUPP, false},
+		{"{\"cmd\":\"status\",\"extra\":1}", -EINVAL, false},
+		{"{\"cmd\":\"status\",\"vm\":1}", -EINVAL, false},
+		{"{\"cmd\":\"quota.list\",\"rate\":\"1\"}", -EINVAL, false},
+		{"{\"cmd\":\"vm.show\"}", -EINVAL, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":-1}", -EINVAL, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":1.5}", -EINVAL, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":true}", -EINVAL, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":\"\"}", -EINVAL, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":\"vm one\"}", -EINVAL, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":\"caf\\u00e9\"}", -EINVAL, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":\"a\\u0000b\"}", -EBADMSG, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":"
+		 "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}",
+		 -EINVAL, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":\"18446744073709551616\"}", -EINVAL, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":\"99999999999999999999999999\"}", -EINVAL, false},
+		/* Larger than any JSON integer jansson holds: a parse error, not a wrapped value.
+		 */
+		{"{\"cmd\":\"vm.show\",\"vm\":99999999999999999999999999}", -EBADMSG, false},
+		{"{\"cmd\":\"vm.show\",\"vm\":1e30}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"0\"}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":0}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"-1\"}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"0.0001\"}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"1e3\"}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":\"1000000.001\"}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":0.5}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"rate\":9223372036854775807}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"burst\":0}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"burst\":1000001}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"burst\":\"4\"}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"weight\":1001}", -EINVAL, false},
+		{"{\"cmd\":\"quota.set\",\"vm\":1,\"weight\":4294967297}", -EINVAL, false},
+		{"{\"cmd\":\"status\",\"id\":{\"a\":1}}", -EINVAL, false},
+		{"{\"cmd\":\"status\",\"id\":1.5}", -EINVAL, false},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
-		struct ctl_request q = { .cmd = CTL_CMD_STATUS, .vm_id = 77 };
+		struct ctl_request q = {.cmd = CTL_CMD_STATUS, .vm_id = 77};
 		struct ctl_parse_error err;
 		int r = parse_str(t[i].line, &q, &err);
 
-		ck_assert_msg(r == t[i].r, "case %zu (%s): got %d, want %d", i, t[i].line, r, t[i].r);
+		ck_assert_msg(r == t[i].r, "case %zu (%s): got %d, want %d", i, t[i].line, r,
+			      t[i].r);
 		ck_assert_msg(err.msg && *err.msg, "case %zu: no reason", i);
 		ck_assert_msg((err.id != NULL) == t[i].id_echoed, "case %zu: id", i);
 		/* ret is untouched on failure. */
@@ -211,13 +216,13 @@ START_TEST(test_roles)
 		const char *name;
 		enum ctl_role role;
 	} t[] = {
-		{ CTL_CMD_STATUS, "status", CTL_ROLE_READER },
-		{ CTL_CMD_VM_LIST, "vm.list", CTL_ROLE_READER },
-		{ CTL_CMD_VM_SHOW, "vm.show", CTL_ROLE_READER },
-		{ CTL_CMD_QUOTA_GET, "quota.get", CTL_ROLE_READER },
-		{ CTL_CMD_QUOTA_LIST, "quota.list", CTL_ROLE_READER },
-		{ CTL_CMD_QUOTA_SET, "quota.set", CTL_ROLE_ADMIN },
-		{ CTL_CMD_QUOTA_RESET, "quota.reset", CTL_ROLE_ADMIN },
+		{CTL_CMD_STATUS, "status", CTL_ROLE_READER},
+		{CTL_CMD_VM_LIST, "vm.list", CTL_ROLE_READER},
+		{CTL_CMD_VM_SHOW, "vm.show", CTL_ROLE_READER},
+		{CTL_CMD_QUOTA_GET, "quota.get", CTL_ROLE_READER},
+		{CTL_CMD_QUOTA_LIST, "quota.list", CTL_ROLE_READER},
+		{CTL_CMD_QUOTA_SET, "quota.set", CTL_ROLE_ADMIN},
+		{CTL_CMD_QUOTA_RESET, "quota.reset", CTL_ROLE_ADMIN},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
@@ -236,14 +241,14 @@ END_TEST
 START_TEST(test_request_roundtrip)
 {
 	static const struct ctl_request t[] = {
-		{ .cmd = CTL_CMD_STATUS },
-		{ .cmd = CTL_CMD_VM_SHOW, .has_vm = true, .vm_id = UINT64_MAX },
-		{ .cmd = CTL_CMD_QUOTA_SET,
-		  .has_vm = true,
-		  .vm_id = 42,
-		  .quota_fields = CTL_QUOTA_RATE | CTL_QUOTA_WEIGHT,
-		  .quota = { .rate_milli = 125, .weight = 3 } },
-		{ .cmd = CTL_CMD_QUOTA_RESET, .has_vm = true, .vm_id = 0 },
+		{.cmd = CTL_CMD_STATUS},
+		{.cmd = CTL_CMD_VM_SHOW, .has_vm = true, .vm_id = UINT64_MAX},
+		{.cmd = CTL_CMD_QUOTA_SET,
+		 .has_vm = true,
+		 .vm_id = 42,
+		 .quota_fields = CTL_QUOTA_RATE | CTL_QUOTA_WEIGHT,
+		 .quota = {.rate_milli = 125, .weight = 3}},
+		{.cmd = CTL_CMD_QUOTA_RESET, .has_vm = true, .vm_id = 0},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
@@ -306,23 +311,23 @@ START_TEST(test_hostile_replies)
 		const char *line;
 		int r;
 	} t[] = {
-		{ "", -EBADMSG },
-		{ "[]", -EBADMSG },
-		{ "{\"error\":\"x\"}", -EBADMSG },
-		{ "{\"ok\":1}", -EBADMSG },
-		{ "{\"ok\":true,\"ok\":false}", -EBADMSG },
-		{ "{\"ok\":false}", -EIO },
-		{ "{\"ok\":false,\"code\":\"EWHATEVER\",\"error\":\"x\"}", -EIO },
-		{ "{\"ok\":false,\"code\":\"ENOENT\",\"error\":7}", -ENOENT },
+		{"", -EBADMSG},
+		{"[]", -EBADMSG},
+		{"{\"error\":\"x\"}", -EBADMSG},
+		{"{\"ok\":1}", -EBADMSG},
+		{"{\"ok\":true,\"ok\":false}", -EBADMSG},
+		{"{\"ok\":false}", -EIO},
+		{"{\"ok\":false,\"code\":\"EWHATEVER\",\"error\":\"x\"}", -EIO},
+		{"{\"ok\":false,\"code\":\"ENOENT\",\"error\":7}", -ENOENT},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
 		json_t *body = (json_t *)0x1;
 		char err[64];
 
-		ck_assert_int_eq(ctl_reply_parse(t[i].line, strlen(t[i].line), &body, err,
-						 sizeof(err)),
-				 t[i].r);
+		ck_assert_int_eq(
+			ctl_reply_parse(t[i].line, strlen(t[i].line), &body, err, sizeof(err)),
+			t[i].r);
 		ck_assert_msg(body == (json_t *)0x1, "case %zu wrote ret_body", i);
 		ck_assert_msg(err[0], "case %zu: no message", i);
 	}
@@ -331,8 +336,8 @@ END_TEST
 
 START_TEST(test_errno_names)
 {
-	static const int known[] = { EINVAL, EBADMSG, EMSGSIZE, EOPNOTSUPP, EACCES, EPERM, ENOENT,
-				     ENOMEM, EBUSY, EAGAIN, ERANGE, ENOSPC, EIO };
+	static const int known[] = {EINVAL, EBADMSG, EMSGSIZE, EOPNOTSUPP, EACCES, EPERM, ENOENT,
+				    ENOMEM, EBUSY,   EAGAIN,   ERANGE,	   ENOSPC, EIO};
 
 	for (size_t i = 0; i < ELEMENTSOF(known); i++)
 		ck_assert_int_eq(ctl_errno_from_name(ctl_errno_name(-known[i])), -known[i]);
@@ -349,20 +354,21 @@ START_TEST(test_cert_requests)
 		const char *line;
 		int r;
 	} t[] = {
-		{ "{\"cmd\":\"cert.show\"}", 0 },
-		{ "{\"cmd\":\"cert.fetch\",\"id\":3}", 0 },
-		{ "{\"cmd\":\"cert.import\",\"leaf\":\"TUlJ\",\"ask\":\"-----BEGIN\\nx\","
-		  "\"ark\":\"QQ==\"}", 0 },
-		{ "{\"cmd\":\"cert.import\",\"leaf\":\"a\",\"ask\":\"b\"}", -EINVAL },
-		{ "{\"cmd\":\"cert.import\"}", -EINVAL },
-		{ "{\"cmd\":\"cert.import\",\"leaf\":\"\",\"ask\":\"b\",\"ark\":\"c\"}", -EINVAL },
-		{ "{\"cmd\":\"cert.import\",\"leaf\":1,\"ask\":\"b\",\"ark\":\"c\"}", -EINVAL },
-		{ "{\"cmd\":\"cert.import\",\"leaf\":\"a\\u0001\",\"ask\":\"b\",\"ark\":\"c\"}",
-		  -EINVAL },
-		{ "{\"cmd\":\"cert.import\",\"leaf\":\"a\\u0000b\",\"ask\":\"b\",\"ark\":\"c\"}",
-		  -EBADMSG }, /* jansson refuses NUL in strings */
-		{ "{\"cmd\":\"cert.show\",\"leaf\":\"a\"}", -EINVAL },
-		{ "{\"cmd\":\"cert.fetch\",\"vm\":1}", -EINVAL },
+		{"{\"cmd\":\"cert.show\"}", 0},
+		{"{\"cmd\":\"cert.fetch\",\"id\":3}", 0},
+		{"{\"cmd\":\"cert.import\",\"leaf\":\"TUlJ\",\"ask\":\"-----BEGIN\\nx\","
+		 "\"ark\":\"QQ==\"}",
+		 0},
+		{"{\"cmd\":\"cert.import\",\"leaf\":\"a\",\"ask\":\"b\"}", -EINVAL},
+		{"{\"cmd\":\"cert.import\"}", -EINVAL},
+		{"{\"cmd\":\"cert.import\",\"leaf\":\"\",\"ask\":\"b\",\"ark\":\"c\"}", -EINVAL},
+		{"{\"cmd\":\"cert.import\",\"leaf\":1,\"ask\":\"b\",\"ark\":\"c\"}", -EINVAL},
+		{"{\"cmd\":\"cert.import\",\"leaf\":\"a\\u0001\",\"ask\":\"b\",\"ark\":\"c\"}",
+		 -EINVAL},
+		{"{\"cmd\":\"cert.import\",\"leaf\":\"a\\u0000b\",\"ask\":\"b\",\"ark\":\"c\"}",
+		 -EBADMSG}, /* jansson refuses NUL in strings */
+		{"{\"cmd\":\"cert.show\",\"leaf\":\"a\"}", -EINVAL},
+		{"{\"cmd\":\"cert.fetch\",\"vm\":1}", -EINVAL},
 	};
 	struct ctl_request q, back;
 	char *big, *line;
@@ -385,8 +391,8 @@ START_TEST(test_cert_requests)
 	ck_assert_ptr_nonnull(big);
 	memset(big, 'A', CTL_CERT_TEXT_MAX + 1);
 	big[CTL_CERT_TEXT_MAX + 1] = '\0';
-	q = (struct ctl_request){ .cmd = CTL_CMD_CERT_IMPORT, .leaf = big, .ask = "x\ny",
-				  .ark = "z" };
+	q = (struct ctl_request){
+		.cmd = CTL_CMD_CERT_IMPORT, .leaf = big, .ask = "x\ny", .ark = "z"};
 	line = ctl_request_build(&q);
 	ck_assert_ptr_nonnull(line);
 	ck_assert_int_eq(ctl_request_parse(line, strlen(line) - 1, &back, NULL), -EINVAL);
@@ -408,9 +414,9 @@ END_TEST
 
 START_TEST(test_u64_and_quota_json)
 {
-	static const uint64_t vals[] = { 0, 1, 42, (uint64_t)INT64_MAX, (uint64_t)INT64_MAX + 1,
-					 UINT64_MAX };
-	struct sched_quota q = { .rate_milli = 2500, .burst = 8, .weight = 3 }, back;
+	static const uint64_t vals[] = {
+		0, 1, 42, (uint64_t)INT64_MAX, (uint64_t)INT64_MAX + 1, UINT64_MAX};
+	struct sched_quota q = {.rate_milli = 2500, .burst = 8, .weight = 3}, back;
 	const char *why = NULL;
 	json_t *o;
 

@@ -8,8 +8,9 @@
 #include <openssl/evp.h>
 
 static const uint8_t test_key[MSG_KEY_LEN] = {
-	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
-	0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a,
+	0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15,
+	0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
 };
 
 static struct msg_hdr good_hdr(uint8_t type, uint8_t version, uint64_t seqno)
@@ -33,28 +34,17 @@ START_TEST(test_type_names)
 		bool req, rsp;
 		uint8_t pair;
 	} cases[] = {
-		{ 0, "INVALID", false, false, 0 },
-		{ 1, "CPUID_REQ", true, false, 2 },
-		{ 2, "CPUID_RSP", false, true, 0 },
-		{ 3, "KEY_REQ", true, false, 4 },
-		{ 4, "KEY_RSP", false, true, 0 },
-		{ 5, "REPORT_REQ", true, false, 6 },
-		{ 6, "REPORT_RSP", false, true, 0 },
-		{ 7, "EXPORT_REQ", true, false, 8 },
-		{ 8, "EXPORT_RSP", false, true, 0 },
-		{ 9, "IMPORT_REQ", true, false, 10 },
-		{ 10, "IMPORT_RSP", false, true, 0 },
-		{ 11, "ABSORB_REQ", true, false, 12 },
-		{ 12, "ABSORB_RSP", false, true, 0 },
-		{ 13, "VMRK_REQ", true, false, 14 },
-		{ 14, "VMRK_RSP", false, true, 0 },
-		{ 15, "ABSORB_NOMA_REQ", true, false, 16 },
-		{ 16, "ABSORB_NOMA_RSP", false, true, 0 },
-		{ 17, "TSC_INFO_REQ", true, false, 18 },
-		{ 18, "TSC_INFO_RSP", false, true, 0 },
-		{ 19, "UNKNOWN", false, false, 0 },
-		{ 0x80, "UNKNOWN", false, false, 0 },
-		{ 0xff, "UNKNOWN", false, false, 0 },
+		{0, "INVALID", false, false, 0},	 {1, "CPUID_REQ", true, false, 2},
+		{2, "CPUID_RSP", false, true, 0},	 {3, "KEY_REQ", true, false, 4},
+		{4, "KEY_RSP", false, true, 0},		 {5, "REPORT_REQ", true, false, 6},
+		{6, "REPORT_RSP", false, true, 0},	 {7, "EXPORT_REQ", true, false, 8},
+		{8, "EXPORT_RSP", false, true, 0},	 {9, "IMPORT_REQ", true, false, 10},
+		{10, "IMPORT_RSP", false, true, 0},	 {11, "ABSORB_REQ", true, false, 12},
+		{12, "ABSORB_RSP", false, true, 0},	 {13, "VMRK_REQ", true, false, 14},
+		{14, "VMRK_RSP", false, true, 0},	 {15, "ABSORB_NOMA_REQ", true, false, 16},
+		{16, "ABSORB_NOMA_RSP", false, true, 0}, {17, "TSC_INFO_REQ", true, false, 18},
+		{18, "TSC_INFO_RSP", false, true, 0},	 {19, "UNKNOWN", false, false, 0},
+		{0x80, "UNKNOWN", false, false, 0},	 {0xff, "UNKNOWN", false, false, 0},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		ck_assert_str_eq(msg_type_name(cases[i].type), cases[i].name);
@@ -109,7 +99,7 @@ START_TEST(test_hdr_layout)
 
 	/* Truncated input: every length below 96 is refused and leaves the output alone. */
 	for (size_t len = 0; len < MSG_HDR_SIZE; len++) {
-		struct msg_hdr untouched = { .seqno = 42 };
+		struct msg_hdr untouched = {.seqno = 42};
 		ck_assert_int_eq(msg_hdr_parse(buf, len, &untouched), -EMSGSIZE);
 		ck_assert_uint_eq(untouched.seqno, 42);
 	}
@@ -125,45 +115,63 @@ START_TEST(test_hdr_check)
 		unsigned value;
 		int ret;
 	} cases[] = {
-		/* field: 0 algo, 1 hdr_version, 2 hdr_sz, 3 type, 4 sz, 5 vmpck, 6 seqno, 7 version */
-		{ "valid", -1, 0, 0 },
-		{ "algo 0 (invalid)", 0, 0, -EBADMSG },
-		{ "algo 2", 0, 2, -EBADMSG },
-		{ "hdr_version 0", 1, 0, -EBADMSG },
-		{ "hdr_version 2", 1, 2, -EBADMSG },
-		{ "hdr_sz 0x5f", 2, 0x5f, -EBADMSG },
-		{ "hdr_sz 0x61", 2, 0x61, -EBADMSG },
-		{ "hdr_sz 0xffff", 2, 0xffff, -EBADMSG },
-		{ "type INVALID", 3, 0, -EBADMSG },
-		{ "type 19", 3, 19, -EBADMSG },
-		{ "type 255", 3, 255, -EBADMSG },
-		{ "type TSC_INFO_RSP", 3, MSG_TSC_INFO_RSP, 0 },
-		{ "sz 0", 4, 0, 0 },
-		{ "sz 4000", 4, MSG_PAYLOAD_MAX, 0 },
-		{ "sz 4001", 4, MSG_PAYLOAD_MAX + 1, -EBADMSG },
-		{ "sz 0xffff", 4, 0xffff, -EBADMSG },
-		{ "vmpck 0", 5, 0, 0 },
-		{ "vmpck 3", 5, 3, 0 },
-		{ "vmpck 4", 5, 4, -EBADMSG },
-		{ "vmpck 255", 5, 255, -EBADMSG },
-		{ "seqno 0", 6, 0, -EBADMSG },
-		{ "seqno 1", 6, 1, 0 },
-		{ "msg_version 0 is payload business", 7, 0, 0 },
+		/* field: 0 algo, 1 hdr_version, 2 hdr_sz, 3 type, 4 sz, 5 vmpck, 6 seqno, 7 version
+		 */
+		{"valid", -1, 0, 0},
+		{"algo 0 (invalid)", 0, 0, -EBADMSG},
+		{"algo 2", 0, 2, -EBADMSG},
+		{"hdr_version 0", 1, 0, -EBADMSG},
+		{"hdr_version 2", 1, 2, -EBADMSG},
+		{"hdr_sz 0x5f", 2, 0x5f, -EBADMSG},
+		{"hdr_sz 0x61", 2, 0x61, -EBADMSG},
+		{"hdr_sz 0xffff", 2, 0xffff, -EBADMSG},
+		{"type INVALID", 3, 0, -EBADMSG},
+		{"type 19", 3, 19, -EBADMSG},
+		{"type 255", 3, 255, -EBADMSG},
+		{"type TSC_INFO_RSP", 3, MSG_TSC_INFO_RSP, 0},
+		{"sz 0", 4, 0, 0},
+		{"sz 4000", 4, MSG_PAYLOAD_MAX, 0},
+		{"sz 4001", 4, MSG_PAYLOAD_MAX + 1, -EBADMSG},
+		{"sz 0xffff", 4, 0xffff, -EBADMSG},
+		{"vmpck 0", 5, 0, 0},
+		{"vmpck 3", 5, 3, 0},
+		{"vmpck 4", 5, 4, -EBADMSG},
+		{"vmpck 255", 5, 255, -EBADMSG},
+		{"seqno 0", 6, 0, -EBADMSG},
+		{"seqno 1", 6, 1, 0},
+		{"msg_version 0 is payload business", 7, 0, 0},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		struct msg_hdr h = good_hdr(MSG_REPORT_REQ, 1, 5);
 
 		h.sz = MSG_REPORT_REQ_SIZE;
 		switch (cases[i].field) {
-		case 0: h.algo = (uint8_t)cases[i].value; break;
-		case 1: h.hdr_version = (uint8_t)cases[i].value; break;
-		case 2: h.hdr_sz = (uint16_t)cases[i].value; break;
-		case 3: h.type = (uint8_t)cases[i].value; break;
-		case 4: h.sz = (uint16_t)cases[i].value; break;
-		case 5: h.vmpck = (uint8_t)cases[i].value; break;
-		case 6: h.seqno = cases[i].value; break;
-		case 7: h.version = (uint8_t)cases[i].value; break;
-		default: break;
+		case 0:
+			h.algo = (uint8_t)cases[i].value;
+			break;
+		case 1:
+			h.hdr_version = (uint8_t)cases[i].value;
+			break;
+		case 2:
+			h.hdr_sz = (uint16_t)cases[i].value;
+			break;
+		case 3:
+			h.type = (uint8_t)cases[i].value;
+			break;
+		case 4:
+			h.sz = (uint16_t)cases[i].value;
+			break;
+		case 5:
+			h.vmpck = (uint8_t)cases[i].value;
+			break;
+		case 6:
+			h.seqno = cases[i].value;
+			break;
+		case 7:
+			h.version = (uint8_t)cases[i].value;
+			break;
+		default:
+			break;
 		}
 		ck_assert_msg(msg_hdr_check(&h) == cases[i].ret, "%s", cases[i].what);
 	}
@@ -177,21 +185,23 @@ START_TEST(test_hdr_check_response)
 		uint64_t req_seq, rsp_seq;
 		int ret;
 	} cases[] = {
-		{ MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, 1, 2, 0 },
-		{ MSG_KEY_REQ, MSG_KEY_RSP, 2, 2, 9, 10, 0 },
-		{ MSG_TSC_INFO_REQ, MSG_TSC_INFO_RSP, 1, 1, 0xfffffffdull, 0xfffffffeull, 0 },
-		{ MSG_REPORT_REQ, MSG_KEY_RSP, 1, 1, 1, 2, -EBADMSG },    /* wrong type */
-		{ MSG_REPORT_REQ, MSG_REPORT_REQ, 1, 1, 1, 2, -EBADMSG }, /* echo */
-		{ MSG_REPORT_RSP, 7, 1, 1, 1, 2, -EBADMSG },              /* "request" is a response */
-		{ MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, 1, 1, -EBADMSG }, /* same seqno */
-		{ MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, 1, 3, -EBADMSG }, /* skipped seqno */
-		{ MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, 2, 1, -EBADMSG }, /* backwards */
-		{ MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, UINT64_MAX, 0, -EBADMSG }, /* wraps */
-		{ MSG_KEY_REQ, MSG_KEY_RSP, 1, 2, 1, 2, -EBADMSG },       /* version changed */
+		{MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, 1, 2, 0},
+		{MSG_KEY_REQ, MSG_KEY_RSP, 2, 2, 9, 10, 0},
+		{MSG_TSC_INFO_REQ, MSG_TSC_INFO_RSP, 1, 1, 0xfffffffdull, 0xfffffffeull, 0},
+		{MSG_REPORT_REQ, MSG_KEY_RSP, 1, 1, 1, 2, -EBADMSG},	/* wrong type */
+		{MSG_REPORT_REQ, MSG_REPORT_REQ, 1, 1, 1, 2, -EBADMSG}, /* echo */
+		{MSG_REPORT_RSP, 7, 1, 1, 1, 2, -EBADMSG}, /* "request" is a response */
+		{MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, 1, 1, -EBADMSG},		 /* same seqno */
+		{MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, 1, 3, -EBADMSG},		 /* skipped seqno */
+		{MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, 2, 1, -EBADMSG},		 /* backwards */
+		{MSG_REPORT_REQ, MSG_REPORT_RSP, 1, 1, UINT64_MAX, 0, -EBADMSG}, /* wraps */
+		{MSG_KEY_REQ, MSG_KEY_RSP, 1, 2, 1, 2, -EBADMSG}, /* version changed */
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-		struct msg_hdr req = good_hdr(cases[i].req_type, cases[i].req_ver, cases[i].req_seq);
-		struct msg_hdr rsp = good_hdr(cases[i].rsp_type, cases[i].rsp_ver, cases[i].rsp_seq);
+		struct msg_hdr req =
+			good_hdr(cases[i].req_type, cases[i].req_ver, cases[i].req_seq);
+		struct msg_hdr rsp =
+			good_hdr(cases[i].rsp_type, cases[i].rsp_ver, cases[i].rsp_seq);
 		ck_assert_msg(msg_hdr_check_response(&req, &rsp) == cases[i].ret, "case %zu", i);
 	}
 }
@@ -204,20 +214,22 @@ START_TEST(test_seqno_helpers)
 		uint64_t req, rsp, next;
 		bool exhausted;
 	} cases[] = {
-		{ 0, 1, 2, 2, false },
-		{ 2, 3, 4, 4, false },
-		{ 100, 101, 102, 102, false },
-		{ UINT32_MAX - 2, UINT32_MAX - 1, UINT32_MAX, UINT32_MAX, false },
-		{ UINT32_MAX - 1, UINT32_MAX, (uint64_t)UINT32_MAX + 1, (uint64_t)UINT32_MAX + 1, true },
-		{ UINT32_MAX, (uint64_t)UINT32_MAX + 1, (uint64_t)UINT32_MAX + 2,
-		  (uint64_t)UINT32_MAX + 2, true },
+		{0, 1, 2, 2, false},
+		{2, 3, 4, 4, false},
+		{100, 101, 102, 102, false},
+		{UINT32_MAX - 2, UINT32_MAX - 1, UINT32_MAX, UINT32_MAX, false},
+		{UINT32_MAX - 1, UINT32_MAX, (uint64_t)UINT32_MAX + 1, (uint64_t)UINT32_MAX + 1,
+		 true},
+		{UINT32_MAX, (uint64_t)UINT32_MAX + 1, (uint64_t)UINT32_MAX + 2,
+		 (uint64_t)UINT32_MAX + 2, true},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		uint64_t req = msg_seqno_request(cases[i].counter);
 		ck_assert_uint_eq(req, cases[i].req);
 		ck_assert_uint_eq(msg_seqno_response(req), cases[i].rsp);
 		ck_assert_uint_eq(msg_seqno_next_counter(cases[i].counter), cases[i].next);
-		ck_assert_msg(msg_seqno_exhausted(cases[i].counter) == cases[i].exhausted, "%zu", i);
+		ck_assert_msg(msg_seqno_exhausted(cases[i].counter) == cases[i].exhausted, "%zu",
+			      i);
 	}
 }
 END_TEST
@@ -233,7 +245,7 @@ static const char kat_tag_hex[] = "59d6194c68486d28368335362d3ca324";
 
 static void kat_plaintext(uint8_t pt[MSG_REPORT_REQ_SIZE])
 {
-	struct msg_report_req r = { .vmpl = 1 };
+	struct msg_report_req r = {.vmpl = 1};
 
 	for (size_t i = 0; i < 64; i++)
 		r.report_data[i] = (uint8_t)(0x40 + i);
@@ -275,7 +287,7 @@ END_TEST
  * rather than through msg.c. Returns true if the tag verifies. */
 static bool raw_evp_open(const uint8_t *page, uint8_t *out)
 {
-	uint8_t iv[12] = { 0 }, scratch[16];
+	uint8_t iv[12] = {0}, scratch[16];
 	uint16_t sz = get_le16(page + 0x36);
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	int outl = 0;
@@ -302,11 +314,14 @@ struct payload_case {
 static size_t make_payloads(struct payload_case *c)
 {
 	size_t n = 0;
-	struct msg_report_req rr = { .vmpl = 3, .key_sel = 2 };
-	struct msg_key_req kr = { .root_key_select = 1, .guest_field_select = 0x3f, .vmpl = 1,
-				  .guest_svn = 5, .tcb_version = 0xdb18000000000004ull };
-	struct msg_key_rsp ks = { .status = 0 };
-	struct msg_tsc_info_rsp ts = { .tsc_scale = 1ull << 32, .tsc_offset = 77, .tsc_factor = 9 };
+	struct msg_report_req rr = {.vmpl = 3, .key_sel = 2};
+	struct msg_key_req kr = {.root_key_select = 1,
+				 .guest_field_select = 0x3f,
+				 .vmpl = 1,
+				 .guest_svn = 5,
+				 .tcb_version = 0xdb18000000000004ull};
+	struct msg_key_rsp ks = {.status = 0};
+	struct msg_tsc_info_rsp ts = {.tsc_scale = 1ull << 32, .tsc_offset = 77, .tsc_factor = 9};
 	uint8_t report[0x4a0];
 	int r;
 
@@ -315,29 +330,29 @@ static size_t make_payloads(struct payload_case *c)
 	for (size_t i = 0; i < sizeof(report); i++)
 		report[i] = (uint8_t)(i * 7);
 
-	c[n] = (struct payload_case){ MSG_REPORT_REQ, 1, { 0 }, MSG_REPORT_REQ_SIZE };
+	c[n] = (struct payload_case){MSG_REPORT_REQ, 1, {0}, MSG_REPORT_REQ_SIZE};
 	msg_report_req_build(&rr, c[n++].buf);
-	c[n] = (struct payload_case){ MSG_KEY_REQ, 1, { 0 }, 0 };
+	c[n] = (struct payload_case){MSG_KEY_REQ, 1, {0}, 0};
 	r = msg_key_req_build(&kr, 1, c[n].buf, sizeof(c[n].buf));
 	ck_assert_int_eq(r, MSG_KEY_REQ_SIZE_V1);
 	c[n++].len = (size_t)r;
 	kr.guest_field_select = 0x7f;
 	kr.launch_mit_vector = 0x3f;
-	c[n] = (struct payload_case){ MSG_KEY_REQ, 2, { 0 }, 0 };
+	c[n] = (struct payload_case){MSG_KEY_REQ, 2, {0}, 0};
 	r = msg_key_req_build(&kr, 2, c[n].buf, sizeof(c[n].buf));
 	ck_assert_int_eq(r, MSG_KEY_REQ_SIZE_V2);
 	c[n++].len = (size_t)r;
-	c[n] = (struct payload_case){ MSG_KEY_RSP, 1, { 0 }, MSG_KEY_RSP_SIZE };
+	c[n] = (struct payload_case){MSG_KEY_RSP, 1, {0}, MSG_KEY_RSP_SIZE};
 	msg_key_rsp_build(&ks, c[n++].buf);
-	c[n] = (struct payload_case){ MSG_TSC_INFO_REQ, 1, { 0 }, MSG_TSC_INFO_REQ_SIZE };
+	c[n] = (struct payload_case){MSG_TSC_INFO_REQ, 1, {0}, MSG_TSC_INFO_REQ_SIZE};
 	msg_tsc_info_req_build(c[n++].buf);
-	c[n] = (struct payload_case){ MSG_TSC_INFO_RSP, 1, { 0 }, MSG_TSC_INFO_RSP_SIZE };
+	c[n] = (struct payload_case){MSG_TSC_INFO_RSP, 1, {0}, MSG_TSC_INFO_RSP_SIZE};
 	msg_tsc_info_rsp_build(&ts, c[n++].buf);
-	c[n] = (struct payload_case){ MSG_REPORT_RSP, 1, { 0 }, 0 };
+	c[n] = (struct payload_case){MSG_REPORT_RSP, 1, {0}, 0};
 	r = msg_report_rsp_build(0, report, sizeof(report), c[n].buf, sizeof(c[n].buf));
 	ck_assert_int_eq(r, MSG_REPORT_RSP_HDR_SIZE + 0x4a0);
 	c[n++].len = (size_t)r;
-	c[n] = (struct payload_case){ MSG_REPORT_RSP, 1, { 0 }, 0 };
+	c[n] = (struct payload_case){MSG_REPORT_RSP, 1, {0}, 0};
 	r = msg_report_rsp_build(0x16 /* INVALID_PARAM */, NULL, 0, c[n].buf, sizeof(c[n].buf));
 	ck_assert_int_eq(r, MSG_REPORT_RSP_HDR_SIZE);
 	c[n++].len = (size_t)r;
@@ -359,12 +374,13 @@ START_TEST(test_seal_open_roundtrip)
 		int r = -1;
 
 		h.sz = 0xffff; /* seal must overwrite it with the real length */
-		ck_assert_int_eq(msg_seal(test_key, &h, cases[i].buf, cases[i].len, page,
-					  sizeof(page)), 0);
+		ck_assert_int_eq(
+			msg_seal(test_key, &h, cases[i].buf, cases[i].len, page, sizeof(page)), 0);
 		ck_assert_msg(memcmp(page + MSG_HDR_SIZE, cases[i].buf, cases[i].len) != 0,
 			      "case %zu: payload left in clear", i);
 		ck_assert_int_eq(msg_open(test_key, page, MSG_HDR_SIZE + cases[i].len, &oh, out,
-					  sizeof(out), &olen), 0);
+					  sizeof(out), &olen),
+				 0);
 		ck_assert_uint_eq(olen, cases[i].len);
 		ck_assert_mem_eq(out, cases[i].buf, olen);
 		ck_assert_uint_eq(oh.type, cases[i].type);
@@ -413,7 +429,8 @@ START_TEST(test_seal_open_roundtrip)
 		default:
 			ck_abort_msg("unexpected type %u", cases[i].type);
 		}
-		ck_assert_msg(r == 0, "case %zu (%s): parse %d", i, msg_type_name(cases[i].type), r);
+		ck_assert_msg(r == 0, "case %zu (%s): parse %d", i, msg_type_name(cases[i].type),
+			      r);
 	}
 }
 END_TEST
@@ -426,10 +443,11 @@ START_TEST(test_seal_in_place_and_empty)
 
 	kat_plaintext(pt);
 	memcpy(page + MSG_HDR_SIZE, pt, sizeof(pt));
-	ck_assert_int_eq(msg_seal(test_key, &h, page + MSG_HDR_SIZE, sizeof(pt), page,
-				  sizeof(page)), 0);
+	ck_assert_int_eq(
+		msg_seal(test_key, &h, page + MSG_HDR_SIZE, sizeof(pt), page, sizeof(page)), 0);
 	ck_assert_int_eq(msg_open(test_key, page, sizeof(page), &oh, page + MSG_HDR_SIZE,
-				  MSG_PAYLOAD_MAX, &olen), 0);
+				  MSG_PAYLOAD_MAX, &olen),
+			 0);
 	ck_assert_mem_eq(page + MSG_HDR_SIZE, pt, sizeof(pt));
 
 	/* An empty payload still carries an authenticated header. */
@@ -451,19 +469,19 @@ START_TEST(test_open_tamper)
 		const char *what;
 		size_t from, to; /* byte range to flip, one at a time */
 	} ranges[] = {
-		{ "authtag", 0x00, 0x10 },
-		{ "seqno", 0x20, 0x28 },
-		{ "aad", 0x30, 0x60 },
-		{ "ciphertext", 0x60, 0x60 + MSG_REPORT_REQ_SIZE },
+		{"authtag", 0x00, 0x10},
+		{"seqno", 0x20, 0x28},
+		{"aad", 0x30, 0x60},
+		{"ciphertext", 0x60, 0x60 + MSG_REPORT_REQ_SIZE},
 	};
-	static const uint8_t flips[] = { 0x01, 0x80, 0xff };
+	static const uint8_t flips[] = {0x01, 0x80, 0xff};
 
 	kat_plaintext(pt);
 	ck_assert_int_eq(msg_seal(test_key, &h, pt, sizeof(pt), page, sizeof(page)), 0);
 	for (size_t r = 0; r < ELEMENTSOF(ranges); r++) {
 		for (size_t off = ranges[r].from; off < ranges[r].to; off++) {
 			for (size_t f = 0; f < ELEMENTSOF(flips); f++) {
-				struct msg_hdr oh = { .seqno = 4242 };
+				struct msg_hdr oh = {.seqno = 4242};
 				size_t olen = 4242;
 				int ret;
 
@@ -477,7 +495,8 @@ START_TEST(test_open_tamper)
 				ck_assert_uint_eq(oh.seqno, 4242);
 				ck_assert_uint_eq(olen, 4242);
 				/* no unauthenticated plaintext escapes */
-				ck_assert_msg(memcmp(out, pt, 16) != 0, "%s 0x%zx", ranges[r].what, off);
+				ck_assert_msg(memcmp(out, pt, 16) != 0, "%s 0x%zx", ranges[r].what,
+					      off);
 			}
 		}
 	}
@@ -496,16 +515,16 @@ START_TEST(test_open_tamper)
 	{
 		struct msg_hdr oh;
 		size_t olen;
-		ck_assert_int_eq(msg_open(test_key, page, sizeof(page), &oh, out, sizeof(out),
-					  &olen), 0);
+		ck_assert_int_eq(
+			msg_open(test_key, page, sizeof(page), &oh, out, sizeof(out), &olen), 0);
 	}
 }
 END_TEST
 
 START_TEST(test_seal_open_errors)
 {
-	uint8_t page[MSG_PAGE_SIZE + 16], pt[MSG_PAYLOAD_MAX + 1] = { 0 }, out[MSG_PAYLOAD_MAX];
-	struct msg_hdr h = good_hdr(MSG_REPORT_REQ, 1, 3), bad, oh = { .seqno = 1234 };
+	uint8_t page[MSG_PAGE_SIZE + 16], pt[MSG_PAYLOAD_MAX + 1] = {0}, out[MSG_PAYLOAD_MAX];
+	struct msg_hdr h = good_hdr(MSG_REPORT_REQ, 1, 3), bad, oh = {.seqno = 1234};
 	size_t olen = 1234;
 
 	/* seal */
@@ -530,8 +549,9 @@ START_TEST(test_seal_open_errors)
 			 -EMSGSIZE);
 	ck_assert_int_eq(msg_open(test_key, page, MSG_HDR_SIZE - 1, &oh, out, sizeof(out), &olen),
 			 -EMSGSIZE);
-	ck_assert_int_eq(msg_open(test_key, page, MSG_PAGE_SIZE, &oh, out, MSG_PAYLOAD_MAX - 1,
-				  &olen), -ENOSPC);
+	ck_assert_int_eq(
+		msg_open(test_key, page, MSG_PAGE_SIZE, &oh, out, MSG_PAYLOAD_MAX - 1, &olen),
+		-ENOSPC);
 	ck_assert_int_eq(msg_open(test_key, NULL, MSG_PAGE_SIZE, &oh, out, sizeof(out), &olen),
 			 -EMSGSIZE);
 	/* a header that claims more than a page is refused before any decryption */
@@ -552,22 +572,22 @@ START_TEST(test_report_req_codec)
 		size_t dirty; /* non-zero byte at this reserved offset (0 = none) */
 		int ret;
 	} cases[] = {
-		{ "vmpl 0 default key", 96, 0, 0, 0, 0 },
-		{ "vmpl 3 vlek", 96, 3, 2, 0, 0 },
-		{ "vcek", 96, 1, 1, 0, 0 },
-		{ "short", 95, 0, 0, 0, -EMSGSIZE },
-		{ "long", 97, 0, 0, 0, -EMSGSIZE },
-		{ "empty", 0, 0, 0, 0, -EMSGSIZE },
-		{ "vmpl 4", 96, 4, 0, 0, -EBADMSG },
-		{ "vmpl huge", 96, 0xffffffff, 0, 0, -EBADMSG },
-		{ "key_sel 3", 96, 0, 3, 0, -EBADMSG },
-		{ "word 0x44 bit 2", 96, 0, 4, 0, -EBADMSG },
-		{ "reserved 0x48", 96, 0, 0, 0x48, -EBADMSG },
-		{ "reserved 0x5f", 96, 0, 0, 0x5f, -EBADMSG },
+		{"vmpl 0 default key", 96, 0, 0, 0, 0},
+		{"vmpl 3 vlek", 96, 3, 2, 0, 0},
+		{"vcek", 96, 1, 1, 0, 0},
+		{"short", 95, 0, 0, 0, -EMSGSIZE},
+		{"long", 97, 0, 0, 0, -EMSGSIZE},
+		{"empty", 0, 0, 0, 0, -EMSGSIZE},
+		{"vmpl 4", 96, 4, 0, 0, -EBADMSG},
+		{"vmpl huge", 96, 0xffffffff, 0, 0, -EBADMSG},
+		{"key_sel 3", 96, 0, 3, 0, -EBADMSG},
+		{"word 0x44 bit 2", 96, 0, 4, 0, -EBADMSG},
+		{"reserved 0x48", 96, 0, 0, 0x48, -EBADMSG},
+		{"reserved 0x5f", 96, 0, 0, 0x5f, -EBADMSG},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-		uint8_t buf[128] = { 0 };
-		struct msg_report_req p = { .vmpl = 99 };
+		uint8_t buf[128] = {0};
+		struct msg_report_req p = {.vmpl = 99};
 
 		memset(buf, 0xab, 64);
 		put_le32(buf + 0x40, cases[i].vmpl);
@@ -639,23 +659,23 @@ START_TEST(test_key_req_codec)
 		uint64_t fields;
 		int ret;
 	} cases[] = {
-		{ "v1", 1, 32, 0, 0, 0, 0x3f, 0 },
-		{ "v1 vmrk", 1, 32, 1, 0, 3, 0x01, 0 },
-		{ "v2 with mit vector", 2, 40, 0, 0, 0, 0x7f, 0 },
-		{ "v1 asks for mit vector", 1, 32, 0, 0, 0, 0x40, -EBADMSG },
-		{ "v2 unknown field bit", 2, 40, 0, 0, 0, 0x80, -EBADMSG },
-		{ "root bit 1", 1, 32, 2, 0, 0, 0, -EBADMSG },
-		{ "reserved word", 1, 32, 0, 1, 0, 0, -EBADMSG },
-		{ "vmpl 4", 2, 40, 0, 0, 4, 0, -EBADMSG },
-		{ "v1 with 40 bytes", 1, 40, 0, 0, 0, 0, -EMSGSIZE },
-		{ "v2 with 32 bytes", 2, 32, 0, 0, 0, 0, -EMSGSIZE },
-		{ "v1 short", 1, 31, 0, 0, 0, 0, -EMSGSIZE },
-		{ "version 0", 0, 32, 0, 0, 0, 0, -EPROTONOSUPPORT },
-		{ "version 3", 3, 40, 0, 0, 0, 0, -EPROTONOSUPPORT },
+		{"v1", 1, 32, 0, 0, 0, 0x3f, 0},
+		{"v1 vmrk", 1, 32, 1, 0, 3, 0x01, 0},
+		{"v2 with mit vector", 2, 40, 0, 0, 0, 0x7f, 0},
+		{"v1 asks for mit vector", 1, 32, 0, 0, 0, 0x40, -EBADMSG},
+		{"v2 unknown field bit", 2, 40, 0, 0, 0, 0x80, -EBADMSG},
+		{"root bit 1", 1, 32, 2, 0, 0, 0, -EBADMSG},
+		{"reserved word", 1, 32, 0, 1, 0, 0, -EBADMSG},
+		{"vmpl 4", 2, 40, 0, 0, 4, 0, -EBADMSG},
+		{"v1 with 40 bytes", 1, 40, 0, 0, 0, 0, -EMSGSIZE},
+		{"v2 with 32 bytes", 2, 32, 0, 0, 0, 0, -EMSGSIZE},
+		{"v1 short", 1, 31, 0, 0, 0, 0, -EMSGSIZE},
+		{"version 0", 0, 32, 0, 0, 0, 0, -EPROTONOSUPPORT},
+		{"version 3", 3, 40, 0, 0, 0, 0, -EPROTONOSUPPORT},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-		uint8_t buf[48] = { 0 };
-		struct msg_key_req p = { .guest_svn = 99 };
+		uint8_t buf[48] = {0};
+		struct msg_key_req p = {.guest_svn = 99};
 
 		put_le32(buf, cases[i].root);
 		put_le32(buf + 4, cases[i].rsvd);
@@ -666,21 +686,23 @@ START_TEST(test_key_req_codec)
 		if (cases[i].len == 40)
 			put_le64(buf + 0x20, 0x3f);
 		ck_assert_msg(msg_key_req_parse(buf, cases[i].len, cases[i].version, &p) ==
-				      cases[i].ret, "%s", cases[i].what);
+				      cases[i].ret,
+			      "%s", cases[i].what);
 		if (cases[i].ret == 0) {
 			uint8_t back[48];
 			ck_assert_uint_eq(p.guest_svn, 0x11);
 			ck_assert_uint_eq(p.tcb_version, 0x7308000000000003ull);
 			ck_assert_uint_eq(p.launch_mit_vector, cases[i].version == 2 ? 0x3f : 0);
-			ck_assert_int_eq(msg_key_req_build(&p, cases[i].version, back, sizeof(back)),
-					 (int)cases[i].len);
+			ck_assert_int_eq(
+				msg_key_req_build(&p, cases[i].version, back, sizeof(back)),
+				(int)cases[i].len);
 			ck_assert_mem_eq(back, buf, cases[i].len);
 		} else {
 			ck_assert_uint_eq(p.guest_svn, 99);
 		}
 	}
 	{
-		struct msg_key_req k = { .launch_mit_vector = 1 };
+		struct msg_key_req k = {.launch_mit_vector = 1};
 		uint8_t out[40];
 		ck_assert_int_eq(msg_key_req_build(&k, 1, out, sizeof(out)), -EINVAL);
 		ck_assert_int_eq(msg_key_req_build(&k, 2, out, 39), -ENOSPC);
@@ -691,9 +713,11 @@ END_TEST
 
 START_TEST(test_key_and_tsc_rsp_codec)
 {
-	struct msg_key_rsp k = { .status = 0x16 }, kp;
-	struct msg_tsc_info_rsp t = { .status = 0, .tsc_scale = 0x0102030405060708ull,
-				      .tsc_offset = 0xfffffffffffffff0ull, .tsc_factor = 0x55 },
+	struct msg_key_rsp k = {.status = 0x16}, kp;
+	struct msg_tsc_info_rsp t = {.status = 0,
+				     .tsc_scale = 0x0102030405060708ull,
+				     .tsc_offset = 0xfffffffffffffff0ull,
+				     .tsc_factor = 0x55},
 				tp;
 	uint8_t kb[MSG_KEY_RSP_SIZE], tb[MSG_TSC_INFO_RSP_SIZE], req[MSG_TSC_INFO_REQ_SIZE + 1];
 

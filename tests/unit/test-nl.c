@@ -13,47 +13,94 @@
 
 #define A(x) (1u << SNPA_A_##x)
 #define FAM SNPA_USERSOCK_FAMILY
-#define GUEST_REQ_ATTRS                                                                    \
-	(A(REQ_ID) | A(VM_ID) | A(EXIT_CODE) | A(MSG_SEQNO) | A(MSG_TYPE) | A(MSG_VERSION) | \
+#define GUEST_REQ_ATTRS                                                                            \
+	(A(REQ_ID) | A(VM_ID) | A(EXIT_CODE) | A(MSG_SEQNO) | A(MSG_TYPE) | A(MSG_VERSION) |       \
 	 A(MSG_VMPCK) | A(MSG_SIZE))
 
-static const uint8_t small_table[40] = { 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99 };
+static const uint8_t small_table[40] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99};
 
 /* One valid message of every command and every variant. */
 static const struct snpa_msg templates[] = {
-	{ .cmd = SNPA_CMD_REGISTER, .present = A(ABI_VERSION) | A(FEATURES),
-	  .abi_version = SNPA_ABI_VERSION, .features = SNPA_F_CERT_TABLE },
-	{ .cmd = SNPA_CMD_VM_ADD, .present = A(VM_ID) | A(VMM_PID) | A(ASID) | A(POLICY),
-	  .vm_id = 0x1122334455667788ull, .vmm_pid = 4242, .asid = 17, .policy = 0x30000 },
-	{ .cmd = SNPA_CMD_VM_ADD,
-	  .present = A(VM_ID) | A(VMM_PID) | A(ASID) | A(POLICY) | A(DUMP) | A(INFLIGHT_REQ),
-	  .vm_id = 7, .vmm_pid = 1, .asid = 1, .policy = 0x1f0000ull, .inflight_req = 99 },
-	{ .cmd = SNPA_CMD_VM_REMOVE, .present = A(VM_ID), .vm_id = UINT64_MAX },
-	{ .cmd = SNPA_CMD_VM_DUMP, .present = 0 },
-	{ .cmd = SNPA_CMD_VM_DUMP, .present = A(VM_COUNT), .vm_count = 3 },
-	{ .cmd = SNPA_CMD_GUEST_REQ, .present = GUEST_REQ_ATTRS, .req_id = 1, .vm_id = 7,
-	  .exit_code = SVM_VMGEXIT_GUEST_REQUEST, .msg_seqno = 5, .msg_type = 5, .msg_version = 1,
-	  .msg_vmpck = 0, .msg_size = 96 },
-	{ .cmd = SNPA_CMD_GUEST_REQ, .present = GUEST_REQ_ATTRS | A(DATA_NPAGES), .req_id = 2,
-	  .vm_id = 7, .exit_code = SVM_VMGEXIT_EXT_GUEST_REQUEST, .msg_seqno = 0xfffffffdull,
-	  .msg_type = 5, .msg_version = 1, .msg_vmpck = 3, .msg_size = 0xffff, .data_npages = 0 },
-	{ .cmd = SNPA_CMD_VERDICT, .present = A(REQ_ID) | A(VERDICT), .req_id = 1,
-	  .verdict = SNPA_VERDICT_ALLOW },
-	{ .cmd = SNPA_CMD_VERDICT, .present = A(REQ_ID) | A(VERDICT) | A(EXITINFO2) | A(CERT_TABLE),
-	  .req_id = 2, .verdict = SNPA_VERDICT_ALLOW, .exitinfo2 = 0, .cert_table = small_table,
-	  .cert_table_len = 37 /* odd: exercises padding */ },
-	{ .cmd = SNPA_CMD_VERDICT, .present = A(REQ_ID) | A(VERDICT) | A(EXITINFO2), .req_id = 3,
-	  .verdict = SNPA_VERDICT_ANSWER, .exitinfo2 = EXITINFO2_BUSY },
-	{ .cmd = SNPA_CMD_VERDICT, .present = A(REQ_ID) | A(VERDICT) | A(EXITINFO2) | A(NPAGES),
-	  .req_id = 4, .verdict = SNPA_VERDICT_ANSWER, .exitinfo2 = EXITINFO2_INVALID_LEN,
-	  .npages = 4 },
-	{ .cmd = SNPA_CMD_GUEST_DONE,
-	  .present = A(REQ_ID) | A(VM_ID) | A(OUTCOME) | A(FW_STATUS) | A(FW_TIME_NS), .req_id = 1,
-	  .vm_id = 7, .outcome = SNPA_OUTCOME_FIRMWARE, .fw_status = 0x16, .fw_time_ns = 8000000 },
-	{ .cmd = SNPA_CMD_GUEST_DONE, .present = A(REQ_ID) | A(VM_ID) | A(OUTCOME), .req_id = 5,
-	  .vm_id = 8, .outcome = SNPA_OUTCOME_EXPIRED },
-	{ .cmd = SNPA_CMD_GUEST_DONE, .present = A(REQ_ID) | A(VM_ID) | A(OUTCOME), .req_id = 6,
-	  .vm_id = 9, .outcome = SNPA_OUTCOME_NO_FW },
+	{.cmd = SNPA_CMD_REGISTER,
+	 .present = A(ABI_VERSION) | A(FEATURES),
+	 .abi_version = SNPA_ABI_VERSION,
+	 .features = SNPA_F_CERT_TABLE},
+	{.cmd = SNPA_CMD_VM_ADD,
+	 .present = A(VM_ID) | A(VMM_PID) | A(ASID) | A(POLICY),
+	 .vm_id = 0x1122334455667788ull,
+	 .vmm_pid = 4242,
+	 .asid = 17,
+	 .policy = 0x30000},
+	{.cmd = SNPA_CMD_VM_ADD,
+	 .present = A(VM_ID) | A(VMM_PID) | A(ASID) | A(POLICY) | A(DUMP) | A(INFLIGHT_REQ),
+	 .vm_id = 7,
+	 .vmm_pid = 1,
+	 .asid = 1,
+	 .policy = 0x1f0000ull,
+	 .inflight_req = 99},
+	{.cmd = SNPA_CMD_VM_REMOVE, .present = A(VM_ID), .vm_id = UINT64_MAX},
+	{.cmd = SNPA_CMD_VM_DUMP, .present = 0},
+	{.cmd = SNPA_CMD_VM_DUMP, .present = A(VM_COUNT), .vm_count = 3},
+	{.cmd = SNPA_CMD_GUEST_REQ,
+	 .present = GUEST_REQ_ATTRS,
+	 .req_id = 1,
+	 .vm_id = 7,
+	 .exit_code = SVM_VMGEXIT_GUEST_REQUEST,
+	 .msg_seqno = 5,
+	 .msg_type = 5,
+	 .msg_version = 1,
+	 .msg_vmpck = 0,
+	 .msg_size = 96},
+	{.cmd = SNPA_CMD_GUEST_REQ,
+	 .present = GUEST_REQ_ATTRS | A(DATA_NPAGES),
+	 .req_id = 2,
+	 .vm_id = 7,
+	 .exit_code = SVM_VMGEXIT_EXT_GUEST_REQUEST,
+	 .msg_seqno = 0xfffffffdull,
+	 .msg_type = 5,
+	 .msg_version = 1,
+	 .msg_vmpck = 3,
+	 .msg_size = 0xffff,
+	 .data_npages = 0},
+	{.cmd = SNPA_CMD_VERDICT,
+	 .present = A(REQ_ID) | A(VERDICT),
+	 .req_id = 1,
+	 .verdict = SNPA_VERDICT_ALLOW},
+	{.cmd = SNPA_CMD_VERDICT,
+	 .present = A(REQ_ID) | A(VERDICT) | A(EXITINFO2) | A(CERT_TABLE),
+	 .req_id = 2,
+	 .verdict = SNPA_VERDICT_ALLOW,
+	 .exitinfo2 = 0,
+	 .cert_table = small_table,
+	 .cert_table_len = 37 /* odd: exercises padding */},
+	{.cmd = SNPA_CMD_VERDICT,
+	 .present = A(REQ_ID) | A(VERDICT) | A(EXITINFO2),
+	 .req_id = 3,
+	 .verdict = SNPA_VERDICT_ANSWER,
+	 .exitinfo2 = EXITINFO2_BUSY},
+	{.cmd = SNPA_CMD_VERDICT,
+	 .present = A(REQ_ID) | A(VERDICT) | A(EXITINFO2) | A(NPAGES),
+	 .req_id = 4,
+	 .verdict = SNPA_VERDICT_ANSWER,
+	 .exitinfo2 = EXITINFO2_INVALID_LEN,
+	 .npages = 4},
+	{.cmd = SNPA_CMD_GUEST_DONE,
+	 .present = A(REQ_ID) | A(VM_ID) | A(OUTCOME) | A(FW_STATUS) | A(FW_TIME_NS),
+	 .req_id = 1,
+	 .vm_id = 7,
+	 .outcome = SNPA_OUTCOME_FIRMWARE,
+	 .fw_status = 0x16,
+	 .fw_time_ns = 8000000},
+	{.cmd = SNPA_CMD_GUEST_DONE,
+	 .present = A(REQ_ID) | A(VM_ID) | A(OUTCOME),
+	 .req_id = 5,
+	 .vm_id = 8,
+	 .outcome = SNPA_OUTCOME_EXPIRED},
+	{.cmd = SNPA_CMD_GUEST_DONE,
+	 .present = A(REQ_ID) | A(VM_ID) | A(OUTCOME),
+	 .req_id = 6,
+	 .vm_id = 9,
+	 .outcome = SNPA_OUTCOME_NO_FW},
 };
 
 /* The wire length of each attribute, restated from the comments in nl.h (not from nl.c). */
@@ -97,33 +144,78 @@ static int expected_len(uint16_t type)
 static void set_field(struct snpa_msg *m, uint16_t type, uint64_t v)
 {
 	switch (type) {
-	case SNPA_A_ABI_VERSION: m->abi_version = (uint32_t)v; break;
-	case SNPA_A_FEATURES: m->features = (uint32_t)v; break;
-	case SNPA_A_VM_ID: m->vm_id = v; break;
-	case SNPA_A_VMM_PID: m->vmm_pid = (uint32_t)v; break;
-	case SNPA_A_ASID: m->asid = (uint32_t)v; break;
-	case SNPA_A_POLICY: m->policy = v; break;
-	case SNPA_A_REQ_ID: m->req_id = v; break;
-	case SNPA_A_EXIT_CODE: m->exit_code = (uint32_t)v; break;
-	case SNPA_A_MSG_SEQNO: m->msg_seqno = v; break;
-	case SNPA_A_MSG_TYPE: m->msg_type = (uint8_t)v; break;
-	case SNPA_A_MSG_VERSION: m->msg_version = (uint8_t)v; break;
-	case SNPA_A_MSG_VMPCK: m->msg_vmpck = (uint8_t)v; break;
-	case SNPA_A_MSG_SIZE: m->msg_size = (uint16_t)v; break;
-	case SNPA_A_DATA_NPAGES: m->data_npages = (uint32_t)v; break;
-	case SNPA_A_VERDICT: m->verdict = (uint32_t)v; break;
-	case SNPA_A_EXITINFO2: m->exitinfo2 = v; break;
-	case SNPA_A_NPAGES: m->npages = (uint32_t)v; break;
-	case SNPA_A_OUTCOME: m->outcome = (uint32_t)v; break;
-	case SNPA_A_FW_STATUS: m->fw_status = (uint32_t)v; break;
-	case SNPA_A_FW_TIME_NS: m->fw_time_ns = v; break;
-	case SNPA_A_INFLIGHT_REQ: m->inflight_req = v; break;
-	case SNPA_A_VM_COUNT: m->vm_count = (uint32_t)v; break;
+	case SNPA_A_ABI_VERSION:
+		m->abi_version = (uint32_t)v;
+		break;
+	case SNPA_A_FEATURES:
+		m->features = (uint32_t)v;
+		break;
+	case SNPA_A_VM_ID:
+		m->vm_id = v;
+		break;
+	case SNPA_A_VMM_PID:
+		m->vmm_pid = (uint32_t)v;
+		break;
+	case SNPA_A_ASID:
+		m->asid = (uint32_t)v;
+		break;
+	case SNPA_A_POLICY:
+		m->policy = v;
+		break;
+	case SNPA_A_REQ_ID:
+		m->req_id = v;
+		break;
+	case SNPA_A_EXIT_CODE:
+		m->exit_code = (uint32_t)v;
+		break;
+	case SNPA_A_MSG_SEQNO:
+		m->msg_seqno = v;
+		break;
+	case SNPA_A_MSG_TYPE:
+		m->msg_type = (uint8_t)v;
+		break;
+	case SNPA_A_MSG_VERSION:
+		m->msg_version = (uint8_t)v;
+		break;
+	case SNPA_A_MSG_VMPCK:
+		m->msg_vmpck = (uint8_t)v;
+		break;
+	case SNPA_A_MSG_SIZE:
+		m->msg_size = (uint16_t)v;
+		break;
+	case SNPA_A_DATA_NPAGES:
+		m->data_npages = (uint32_t)v;
+		break;
+	case SNPA_A_VERDICT:
+		m->verdict = (uint32_t)v;
+		break;
+	case SNPA_A_EXITINFO2:
+		m->exitinfo2 = v;
+		break;
+	case SNPA_A_NPAGES:
+		m->npages = (uint32_t)v;
+		break;
+	case SNPA_A_OUTCOME:
+		m->outcome = (uint32_t)v;
+		break;
+	case SNPA_A_FW_STATUS:
+		m->fw_status = (uint32_t)v;
+		break;
+	case SNPA_A_FW_TIME_NS:
+		m->fw_time_ns = v;
+		break;
+	case SNPA_A_INFLIGHT_REQ:
+		m->inflight_req = v;
+		break;
+	case SNPA_A_VM_COUNT:
+		m->vm_count = (uint32_t)v;
+		break;
 	case SNPA_A_CERT_TABLE:
 		m->cert_table = small_table;
 		m->cert_table_len = (uint32_t)v;
 		break;
-	default: break;
+	default:
+		break;
 	}
 	m->present |= 1u << type;
 }
@@ -134,10 +226,29 @@ static void assert_msg_eq(const struct snpa_msg *a, const struct snpa_msg *b, si
 	ck_assert_msg(a->present == b->present, "%zu: present %#x != %#x", i, a->present,
 		      b->present);
 #define EQ(f) ck_assert_msg(a->f == b->f, "%zu: " #f, i)
-	EQ(abi_version); EQ(features); EQ(vm_id); EQ(vmm_pid); EQ(asid); EQ(policy); EQ(req_id);
-	EQ(exit_code); EQ(msg_seqno); EQ(msg_type); EQ(msg_version); EQ(msg_vmpck); EQ(msg_size);
-	EQ(data_npages); EQ(verdict); EQ(exitinfo2); EQ(cert_table_len); EQ(npages); EQ(outcome);
-	EQ(fw_status); EQ(fw_time_ns); EQ(inflight_req); EQ(vm_count);
+	EQ(abi_version);
+	EQ(features);
+	EQ(vm_id);
+	EQ(vmm_pid);
+	EQ(asid);
+	EQ(policy);
+	EQ(req_id);
+	EQ(exit_code);
+	EQ(msg_seqno);
+	EQ(msg_type);
+	EQ(msg_version);
+	EQ(msg_vmpck);
+	EQ(msg_size);
+	EQ(data_npages);
+	EQ(verdict);
+	EQ(exitinfo2);
+	EQ(cert_table_len);
+	EQ(npages);
+	EQ(outcome);
+	EQ(fw_status);
+	EQ(fw_time_ns);
+	EQ(inflight_req);
+	EQ(vm_count);
 #undef EQ
 	if (a->cert_table_len)
 		ck_assert_msg(memcmp(a->cert_table, b->cert_table, a->cert_table_len) == 0,
@@ -167,7 +278,8 @@ static bool strip_attr(void *buf, uint16_t type)
 	struct nlmsghdr *nlh = hdr(buf);
 	struct nlattr *a;
 
-	mnl_attr_for_each(a, nlh, GENL_HDRLEN) {
+	mnl_attr_for_each(a, nlh, GENL_HDRLEN)
+	{
 		if (mnl_attr_get_type(a) == type) {
 			size_t sz = MNL_ALIGN(a->nla_len);
 			uint8_t *p = (uint8_t *)a, *end = (uint8_t *)buf + nlh->nlmsg_len;
@@ -183,9 +295,7 @@ static const struct nlattr *find_attr(void *buf, uint16_t type)
 {
 	struct nlattr *a;
 
-	mnl_attr_for_each(a, hdr(buf), GENL_HDRLEN)
-		if (mnl_attr_get_type(a) == type)
-			return a;
+	mnl_attr_for_each(a, hdr(buf), GENL_HDRLEN) if (mnl_attr_get_type(a) == type) return a;
 	return NULL;
 }
 
@@ -208,8 +318,10 @@ static void wire_set(void *buf, uint16_t type, uint64_t v)
 		append_attr(buf, type, (size_t)v, NULL);
 	else
 		append_attr(buf, type, (size_t)len,
-			    len == 1 ? (void *)&b8 : len == 2 ? (void *)&b16 :
-			    len == 4 ? (void *)&b32 : (void *)&v);
+			    len == 1   ? (void *)&b8
+			    : len == 2 ? (void *)&b16
+			    : len == 4 ? (void *)&b32
+				       : (void *)&v);
 }
 
 static int parse_expect_fail(const void *buf, size_t len, const char *reason, size_t i)
@@ -273,7 +385,8 @@ START_TEST(test_wire_widths)
 		int last = 0;
 
 		build_template(i, wire);
-		mnl_attr_for_each(a, hdr(wire), GENL_HDRLEN) {
+		mnl_attr_for_each(a, hdr(wire), GENL_HDRLEN)
+		{
 			uint16_t t = mnl_attr_get_type(a);
 			int want = expected_len(t);
 
@@ -281,7 +394,8 @@ START_TEST(test_wire_widths)
 			last = t;
 			seen |= 1u << t;
 			if (want >= 0)
-				ck_assert_msg(mnl_attr_get_payload_len(a) == want, "%zu: attr %u", i, t);
+				ck_assert_msg(mnl_attr_get_payload_len(a) == want, "%zu: attr %u",
+					      i, t);
 			else
 				ck_assert_uint_eq(mnl_attr_get_payload_len(a),
 						  templates[i].cert_table_len);
@@ -337,7 +451,8 @@ START_TEST(test_truncated_nlmsg_len)
 			}
 			ck_assert_msg((out.present & ~templates[i].present) == 0, "%zu/%u", i, cut);
 			ck_assert_msg((out.present & nl_required_attrs(out.cmd)) ==
-					      nl_required_attrs(out.cmd), "%zu/%u", i, cut);
+					      nl_required_attrs(out.cmd),
+				      "%zu/%u", i, cut);
 			/* Only the final attribute's padding may be cut without losing it. */
 			if (out.present == templates[i].present)
 				ck_assert_msg(cut + 3 >= (uint32_t)r, "%zu/%u", i, cut);
@@ -441,11 +556,11 @@ START_TEST(test_unknown_attrs_skipped)
 		uint16_t type;
 		size_t len;
 	} unknown[] = {
-		{ SNPA_A_MAX + 1, 3 },
-		{ SNPA_A_MAX + 1, 0 },
-		{ 0x3fff, 64 },
-		{ SNPA_A_UNSPEC, 8 },
-		{ (SNPA_A_MAX + 2) | NLA_F_NESTED, 4 },
+		{SNPA_A_MAX + 1, 3},
+		{SNPA_A_MAX + 1, 0},
+		{0x3fff, 64},
+		{SNPA_A_UNSPEC, 8},
+		{(SNPA_A_MAX + 2) | NLA_F_NESTED, 4},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(templates); i++) {
 		uint32_t req = nl_required_attrs(templates[i].cmd);
@@ -480,7 +595,7 @@ END_TEST
 enum patch {
 	P_FAMILY,      /* parse expecting another family */
 	P_VERSION,     /* genl version byte */
-	P_CMD,         /* genl cmd byte */
+	P_CMD,	       /* genl cmd byte */
 	P_NESTED_FLAG, /* NLA_F_NESTED on the first (known) attribute */
 	P_BYTEORDER_FLAG,
 	P_GARBAGE_TAIL, /* 1..3 bytes after the last attribute, inside nlmsg_len */
@@ -493,19 +608,19 @@ START_TEST(test_header_rejects)
 		unsigned v;
 		const char *reason;
 	} cases[] = {
-		{ P_FAMILY, FAM + 1, "wrong family" },
-		{ P_FAMILY, NLMSG_ERROR, "wrong family" },
-		{ P_FAMILY, 0, "wrong family" },
-		{ P_VERSION, 0, "unsupported genl version" },
-		{ P_VERSION, 2, "unsupported genl version" },
-		{ P_VERSION, 255, "unsupported genl version" },
-		{ P_CMD, SNPA_CMD_UNSPEC, "unknown command" },
-		{ P_CMD, SNPA_CMD_MAX + 1, "unknown command" },
-		{ P_CMD, 255, "unknown command" },
-		{ P_NESTED_FLAG, 0, "nested or byte-order flag on attribute" },
-		{ P_BYTEORDER_FLAG, 0, "nested or byte-order flag on attribute" },
-		{ P_GARBAGE_TAIL, 1, "truncated attribute" },
-		{ P_GARBAGE_TAIL, 3, "truncated attribute" },
+		{P_FAMILY, FAM + 1, "wrong family"},
+		{P_FAMILY, NLMSG_ERROR, "wrong family"},
+		{P_FAMILY, 0, "wrong family"},
+		{P_VERSION, 0, "unsupported genl version"},
+		{P_VERSION, 2, "unsupported genl version"},
+		{P_VERSION, 255, "unsupported genl version"},
+		{P_CMD, SNPA_CMD_UNSPEC, "unknown command"},
+		{P_CMD, SNPA_CMD_MAX + 1, "unknown command"},
+		{P_CMD, 255, "unknown command"},
+		{P_NESTED_FLAG, 0, "nested or byte-order flag on attribute"},
+		{P_BYTEORDER_FLAG, 0, "nested or byte-order flag on attribute"},
+		{P_GARBAGE_TAIL, 1, "truncated attribute"},
+		{P_GARBAGE_TAIL, 3, "truncated attribute"},
 	};
 	for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
 		for (size_t i = 0; i < ELEMENTSOF(templates); i++) {
@@ -530,8 +645,8 @@ START_TEST(test_header_rejects)
 				struct nlattr *a = (struct nlattr *)(gh + 1);
 				if (templates[i].present == 0)
 					continue;
-				a->nla_type |= cases[c].p == P_NESTED_FLAG ? NLA_F_NESTED :
-									     NLA_F_NET_BYTEORDER;
+				a->nla_type |= cases[c].p == P_NESTED_FLAG ? NLA_F_NESTED
+									   : NLA_F_NET_BYTEORDER;
 				break;
 			}
 			case P_GARBAGE_TAIL:
@@ -542,8 +657,10 @@ START_TEST(test_header_rejects)
 			}
 			memset(&out, 0x5a, sizeof(out));
 			before = out;
-			ck_assert_int_eq(nl_parse_reason(wire, (size_t)r, fam, &out, &why), -EBADMSG);
-			ck_assert_msg(strcmp(why, cases[c].reason) == 0, "case %zu/%zu: %s", c, i, why);
+			ck_assert_int_eq(nl_parse_reason(wire, (size_t)r, fam, &out, &why),
+					 -EBADMSG);
+			ck_assert_msg(strcmp(why, cases[c].reason) == 0, "case %zu/%zu: %s", c, i,
+				      why);
 			ck_assert(memcmp(&out, &before, sizeof(out)) == 0);
 		}
 	}
@@ -557,16 +674,17 @@ START_TEST(test_hostile_headers)
 		size_t len;
 		int ret;
 	} cases[] = {
-		{ 0, 64, -EBADMSG }, { 15, 64, -EBADMSG }, { 16, 64, -EBADMSG },
-		{ 19, 64, -EBADMSG }, { 65, 64, -EMSGSIZE }, { UINT32_MAX, 64, -EMSGSIZE },
-		{ 20, 19, -EMSGSIZE },
+		{0, 64, -EBADMSG},   {15, 64, -EBADMSG},  {16, 64, -EBADMSG},
+		{19, 64, -EBADMSG},  {65, 64, -EMSGSIZE}, {UINT32_MAX, 64, -EMSGSIZE},
+		{20, 19, -EMSGSIZE},
 	};
 	struct snpa_msg out;
 
 	for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
 		build_template(4, wire); /* VM_DUMP: a bare header is a valid message */
 		hdr(wire)->nlmsg_len = cases[c].nlmsg_len;
-		ck_assert_msg(nl_parse(wire, cases[c].len, FAM, &out) == cases[c].ret, "case %zu", c);
+		ck_assert_msg(nl_parse(wire, cases[c].len, FAM, &out) == cases[c].ret, "case %zu",
+			      c);
 	}
 	/* Headers are read in place: a misaligned buffer is refused, not read. */
 	build_template(1, wire);
@@ -594,45 +712,55 @@ START_TEST(test_semantics)
 		const char *reason;
 	} cases[] = {
 		/* GUEST_REQ */
-		{ 6, { { SET, SNPA_A_EXIT_CODE, 0x80000013u } }, "unknown EXIT_CODE" },
-		{ 6, { { SET, SNPA_A_EXIT_CODE, 0 } }, "unknown EXIT_CODE" },
-		{ 6, { { SET, SNPA_A_DATA_NPAGES, 1 } }, "DATA_NPAGES must be present iff extended" },
-		{ 7, { { DEL, SNPA_A_DATA_NPAGES, 0 } }, "DATA_NPAGES must be present iff extended" },
-		{ 6, { { SET, SNPA_A_EXIT_CODE, SVM_VMGEXIT_EXT_GUEST_REQUEST } },
-		  "DATA_NPAGES must be present iff extended" },
+		{6, {{SET, SNPA_A_EXIT_CODE, 0x80000013u}}, "unknown EXIT_CODE"},
+		{6, {{SET, SNPA_A_EXIT_CODE, 0}}, "unknown EXIT_CODE"},
+		{6, {{SET, SNPA_A_DATA_NPAGES, 1}}, "DATA_NPAGES must be present iff extended"},
+		{7, {{DEL, SNPA_A_DATA_NPAGES, 0}}, "DATA_NPAGES must be present iff extended"},
+		{6,
+		 {{SET, SNPA_A_EXIT_CODE, SVM_VMGEXIT_EXT_GUEST_REQUEST}},
+		 "DATA_NPAGES must be present iff extended"},
 		/* VERDICT */
-		{ 8, { { SET, SNPA_A_VERDICT, 0 } }, "unknown VERDICT" },
-		{ 8, { { SET, SNPA_A_VERDICT, 3 } }, "unknown VERDICT" },
-		{ 8, { { SET, SNPA_A_NPAGES, 1 } }, "NPAGES with ALLOW" },
-		{ 8, { { SET, SNPA_A_EXITINFO2, EXITINFO2_BUSY } }, "non-zero EXITINFO2 with ALLOW" },
-		{ 10, { { DEL, SNPA_A_EXITINFO2, 0 } }, "ANSWER without EXITINFO2" },
-		{ 10, { { SET, SNPA_A_CERT_TABLE, 8 } }, "CERT_TABLE with ANSWER" },
-		{ 10, { { SET, SNPA_A_NPAGES, 2 } }, "NPAGES with a BUSY answer" },
-		{ 10, { { SET, SNPA_A_EXITINFO2, 0 } }, "EXITINFO2 is neither BUSY nor INVALID_LEN" },
-		{ 10, { { SET, SNPA_A_EXITINFO2, 0xffffffff00000000ull } },
-		  "EXITINFO2 is neither BUSY nor INVALID_LEN" },
-		{ 10, { { SET, SNPA_A_EXITINFO2, 0x16 } },
-		  "EXITINFO2 is neither BUSY nor INVALID_LEN" },
-		{ 10, { { SET, SNPA_A_EXITINFO2, EXITINFO2_BUSY | 1 } },
-		  "EXITINFO2 is neither BUSY nor INVALID_LEN" },
-		{ 11, { { DEL, SNPA_A_NPAGES, 0 } }, "INVALID_LEN answer without NPAGES" },
-		{ 11, { { SET, SNPA_A_NPAGES, 0 } }, "NPAGES out of range" },
-		{ 11, { { SET, SNPA_A_NPAGES, SNPA_NPAGES_MAX + 1 } }, "NPAGES out of range" },
-		{ 11, { { SET, SNPA_A_NPAGES, UINT32_MAX } }, "NPAGES out of range" },
+		{8, {{SET, SNPA_A_VERDICT, 0}}, "unknown VERDICT"},
+		{8, {{SET, SNPA_A_VERDICT, 3}}, "unknown VERDICT"},
+		{8, {{SET, SNPA_A_NPAGES, 1}}, "NPAGES with ALLOW"},
+		{8, {{SET, SNPA_A_EXITINFO2, EXITINFO2_BUSY}}, "non-zero EXITINFO2 with ALLOW"},
+		{10, {{DEL, SNPA_A_EXITINFO2, 0}}, "ANSWER without EXITINFO2"},
+		{10, {{SET, SNPA_A_CERT_TABLE, 8}}, "CERT_TABLE with ANSWER"},
+		{10, {{SET, SNPA_A_NPAGES, 2}}, "NPAGES with a BUSY answer"},
+		{10, {{SET, SNPA_A_EXITINFO2, 0}}, "EXITINFO2 is neither BUSY nor INVALID_LEN"},
+		{10,
+		 {{SET, SNPA_A_EXITINFO2, 0xffffffff00000000ull}},
+		 "EXITINFO2 is neither BUSY nor INVALID_LEN"},
+		{10, {{SET, SNPA_A_EXITINFO2, 0x16}}, "EXITINFO2 is neither BUSY nor INVALID_LEN"},
+		{10,
+		 {{SET, SNPA_A_EXITINFO2, EXITINFO2_BUSY | 1}},
+		 "EXITINFO2 is neither BUSY nor INVALID_LEN"},
+		{11, {{DEL, SNPA_A_NPAGES, 0}}, "INVALID_LEN answer without NPAGES"},
+		{11, {{SET, SNPA_A_NPAGES, 0}}, "NPAGES out of range"},
+		{11, {{SET, SNPA_A_NPAGES, SNPA_NPAGES_MAX + 1}}, "NPAGES out of range"},
+		{11, {{SET, SNPA_A_NPAGES, UINT32_MAX}}, "NPAGES out of range"},
 		/* GUEST_DONE */
-		{ 12, { { SET, SNPA_A_OUTCOME, 0 } }, "unknown OUTCOME" },
-		{ 12, { { SET, SNPA_A_OUTCOME, 4 } }, "unknown OUTCOME" },
-		{ 12, { { DEL, SNPA_A_FW_STATUS, 0 } }, "FW_STATUS/FW_TIME_NS must be present iff FIRMWARE" },
-		{ 12, { { DEL, SNPA_A_FW_TIME_NS, 0 } }, "FW_STATUS/FW_TIME_NS must be present iff FIRMWARE" },
-		{ 13, { { SET, SNPA_A_FW_STATUS, 0 } }, "FW_STATUS/FW_TIME_NS must be present iff FIRMWARE" },
-		{ 14, { { SET, SNPA_A_FW_TIME_NS, 5 } }, "FW_STATUS/FW_TIME_NS must be present iff FIRMWARE" },
+		{12, {{SET, SNPA_A_OUTCOME, 0}}, "unknown OUTCOME"},
+		{12, {{SET, SNPA_A_OUTCOME, 4}}, "unknown OUTCOME"},
+		{12,
+		 {{DEL, SNPA_A_FW_STATUS, 0}},
+		 "FW_STATUS/FW_TIME_NS must be present iff FIRMWARE"},
+		{12,
+		 {{DEL, SNPA_A_FW_TIME_NS, 0}},
+		 "FW_STATUS/FW_TIME_NS must be present iff FIRMWARE"},
+		{13,
+		 {{SET, SNPA_A_FW_STATUS, 0}},
+		 "FW_STATUS/FW_TIME_NS must be present iff FIRMWARE"},
+		{14,
+		 {{SET, SNPA_A_FW_TIME_NS, 5}},
+		 "FW_STATUS/FW_TIME_NS must be present iff FIRMWARE"},
 		/* VM_ADD and attributes foreign to a command */
-		{ 2, { { DEL, SNPA_A_DUMP, 0 } }, "INFLIGHT_REQ outside a dump" },
-		{ 1, { { SET, SNPA_A_VM_COUNT, 1 } }, "attribute not allowed in this command" },
-		{ 0, { { SET, SNPA_A_VM_ID, 1 } }, "attribute not allowed in this command" },
-		{ 4, { { SET, SNPA_A_DUMP, 0 } }, "attribute not allowed in this command" },
-		{ 6, { { SET, SNPA_A_CERT_TABLE, 4 } }, "attribute not allowed in this command" },
-		{ 3, { { SET, SNPA_A_FEATURES, 1 } }, "attribute not allowed in this command" },
+		{2, {{DEL, SNPA_A_DUMP, 0}}, "INFLIGHT_REQ outside a dump"},
+		{1, {{SET, SNPA_A_VM_COUNT, 1}}, "attribute not allowed in this command"},
+		{0, {{SET, SNPA_A_VM_ID, 1}}, "attribute not allowed in this command"},
+		{4, {{SET, SNPA_A_DUMP, 0}}, "attribute not allowed in this command"},
+		{6, {{SET, SNPA_A_CERT_TABLE, 4}}, "attribute not allowed in this command"},
+		{3, {{SET, SNPA_A_FEATURES, 1}}, "attribute not allowed in this command"},
 	};
 	for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
 		struct snpa_msg m = templates[cases[c].tmpl];
@@ -696,7 +824,8 @@ START_TEST(test_build_nospc)
 		int r = build_template(i, wire);
 
 		for (size_t size = 0; size < (size_t)r; size++)
-			ck_assert_int_eq(nl_build(wire2, size, FAM, 0, 0, 0, &templates[i]), -ENOSPC);
+			ck_assert_int_eq(nl_build(wire2, size, FAM, 0, 0, 0, &templates[i]),
+					 -ENOSPC);
 		ck_assert_int_eq(nl_build(wire2, (size_t)r, FAM, 0, 0, 0, &templates[i]), r);
 	}
 }
@@ -704,10 +833,12 @@ END_TEST
 
 START_TEST(test_ack)
 {
-	static const int errs[] = { 0, -EBUSY, -EPROTONOSUPPORT, -EPERM, -4095 };
-	struct nlmsghdr req = { .nlmsg_len = 36, .nlmsg_type = FAM,
-				.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK, .nlmsg_seq = 77,
-				.nlmsg_pid = 1234 };
+	static const int errs[] = {0, -EBUSY, -EPROTONOSUPPORT, -EPERM, -4095};
+	struct nlmsghdr req = {.nlmsg_len = 36,
+			       .nlmsg_type = FAM,
+			       .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
+			       .nlmsg_seq = 77,
+			       .nlmsg_pid = 1234};
 
 	for (size_t i = 0; i < ELEMENTSOF(errs); i++) {
 		uint32_t seq = 0;
@@ -721,7 +852,7 @@ START_TEST(test_ack)
 		ck_assert_int_eq(err, errs[i]);
 		ck_assert_uint_eq(hdr(wire)->nlmsg_pid, 1234);
 		/* An ACK is not an snp_attest message. */
-		ck_assert_int_eq(nl_parse(wire, (size_t)r, FAM, &(struct snpa_msg){ 0 }), -EBADMSG);
+		ck_assert_int_eq(nl_parse(wire, (size_t)r, FAM, &(struct snpa_msg){0}), -EBADMSG);
 		for (size_t len = 0; len < (size_t)r; len++)
 			ck_assert_int_eq(nl_parse_ack(wire, len, &seq, &err), -EMSGSIZE);
 	}
@@ -739,19 +870,19 @@ START_TEST(test_ack_hostile)
 		int error;
 		int ret;
 	} cases[] = {
-		{ NLMSG_ERROR, 36, 0, 0 },
-		{ NLMSG_ERROR, 35, -EBUSY, -EBADMSG },  /* echoed header cut (the kernel never does) */
-		{ NLMSG_ERROR, 20, -EBUSY, -EBADMSG },
-		{ NLMSG_ERROR, 19, 0, -EBADMSG },       /* error field cut */
-		{ NLMSG_ERROR, 16, 0, -EBADMSG },
-		{ NLMSG_ERROR, 8, 0, -EBADMSG },
-		{ NLMSG_ERROR, 36, 5, -EBADMSG },       /* positive errno */
-		{ NLMSG_ERROR, 36, -4096, -EBADMSG },
-		{ NLMSG_ERROR, 36, INT32_MIN, -EBADMSG },
-		{ NLMSG_DONE, 36, 0, -EBADMSG },
-		{ FAM, 36, 0, -EBADMSG },
+		{NLMSG_ERROR, 36, 0, 0},
+		{NLMSG_ERROR, 35, -EBUSY, -EBADMSG}, /* echoed header cut (the kernel never does) */
+		{NLMSG_ERROR, 20, -EBUSY, -EBADMSG},
+		{NLMSG_ERROR, 19, 0, -EBADMSG}, /* error field cut */
+		{NLMSG_ERROR, 16, 0, -EBADMSG},
+		{NLMSG_ERROR, 8, 0, -EBADMSG},
+		{NLMSG_ERROR, 36, 5, -EBADMSG}, /* positive errno */
+		{NLMSG_ERROR, 36, -4096, -EBADMSG},
+		{NLMSG_ERROR, 36, INT32_MIN, -EBADMSG},
+		{NLMSG_DONE, 36, 0, -EBADMSG},
+		{FAM, 36, 0, -EBADMSG},
 	};
-	struct nlmsghdr req = { .nlmsg_seq = 9 };
+	struct nlmsghdr req = {.nlmsg_seq = 9};
 
 	for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
 		uint32_t seq = 0xdead;
@@ -780,9 +911,10 @@ START_TEST(test_msg_class)
 		uint16_t type;
 		int cls;
 	} cases[] = {
-		{ NLMSG_NOOP, NL_MSG_NOOP }, { NLMSG_ERROR, NL_MSG_ACK }, { NLMSG_DONE, NL_MSG_DONE },
-		{ NLMSG_OVERRUN, NL_MSG_OVERRUN }, { FAM, NL_MSG_SNPA }, { 0x10, NL_MSG_OTHER },
-		{ FAM + 1, NL_MSG_OTHER },
+		{NLMSG_NOOP, NL_MSG_NOOP}, {NLMSG_ERROR, NL_MSG_ACK},
+		{NLMSG_DONE, NL_MSG_DONE}, {NLMSG_OVERRUN, NL_MSG_OVERRUN},
+		{FAM, NL_MSG_SNPA},	   {0x10, NL_MSG_OTHER},
+		{FAM + 1, NL_MSG_OTHER},
 	};
 	for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
 		struct nlmsghdr *nlh = mnl_nlmsg_put_header(wire);
@@ -879,7 +1011,8 @@ static int write_corpus(const char *dir)
 		FILE *f;
 		int r;
 
-		r = nl_build(wire, SNPA_MSG_MAX, FAM, NLM_F_REQUEST, (uint32_t)i + 1, 0, &templates[i]);
+		r = nl_build(wire, SNPA_MSG_MAX, FAM, NLM_F_REQUEST, (uint32_t)i + 1, 0,
+			     &templates[i]);
 		if (r < 0)
 			return 1;
 		for (int v = 0; v < 3; v++) {

@@ -21,7 +21,7 @@ static char *finish_ok(struct metrics_writer *w)
 
 START_TEST(test_counter_and_gauge_text)
 {
-	const struct metrics_label l[] = { { "vm", "7" }, { "type", "report" } };
+	const struct metrics_label l[] = {{"vm", "7"}, {"type", "report"}};
 	struct metrics_writer w;
 	char *text;
 
@@ -50,18 +50,18 @@ START_TEST(test_escaping)
 		const char *value;
 		const char *expect;
 	} cases[] = {
-		{ "plain", "x{v=\"plain\"} 1\n" },
-		{ "a\"b", "x{v=\"a\\\"b\"} 1\n" },
-		{ "back\\slash", "x{v=\"back\\\\slash\"} 1\n" },
-		{ "two\nlines", "x{v=\"two\\nlines\"} 1\n" },
-		{ "tab\there\r", "x{v=\"tab?here?\"} 1\n" },
-		{ "\xc3\xa9\xff", "x{v=\"???\"} 1\n" },
-		{ "", "x{v=\"\"} 1\n" },
-		{ "} 99\nfake_metric 1", "x{v=\"} 99\\nfake_metric 1\"} 1\n" },
+		{"plain", "x{v=\"plain\"} 1\n"},
+		{"a\"b", "x{v=\"a\\\"b\"} 1\n"},
+		{"back\\slash", "x{v=\"back\\\\slash\"} 1\n"},
+		{"two\nlines", "x{v=\"two\\nlines\"} 1\n"},
+		{"tab\there\r", "x{v=\"tab?here?\"} 1\n"},
+		{"\xc3\xa9\xff", "x{v=\"???\"} 1\n"},
+		{"", "x{v=\"\"} 1\n"},
+		{"} 99\nfake_metric 1", "x{v=\"} 99\\nfake_metric 1\"} 1\n"},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-		struct metrics_label l = { "v", cases[i].value };
+		struct metrics_label l = {"v", cases[i].value};
 		struct metrics_writer w;
 		char *text, *sample;
 
@@ -95,24 +95,24 @@ START_TEST(test_misuse_is_refused)
 		bool hist_sample;
 		int expect;
 	} cases[] = {
-		{ "ok_total", METRICS_COUNTER, "vm", false, 0 },
-		{ "no_suffix", METRICS_COUNTER, "vm", false, -EINVAL },
-		{ "9starts_with_digit", METRICS_GAUGE, "vm", false, -EINVAL },
-		{ "has-dash", METRICS_GAUGE, "vm", false, -EINVAL },
-		{ "", METRICS_GAUGE, "vm", false, -EINVAL },
-		{ "ns:ok", METRICS_GAUGE, "vm", false, 0 },
-		{ "g", METRICS_GAUGE, "__reserved", false, -EINVAL },
-		{ "g", METRICS_GAUGE, "a:b", false, -EINVAL },
-		{ "g", METRICS_GAUGE, "1x", false, -EINVAL },
-		{ "g", METRICS_GAUGE, "vm", true, -EINVAL },     /* histogram sample in a gauge */
-		{ "h", METRICS_HISTOGRAM, "vm", false, -EINVAL }, /* plain sample in a histogram */
-		{ "h", METRICS_HISTOGRAM, "le", true, -EINVAL },  /* le is the writer's */
-		{ "h", METRICS_HISTOGRAM, "vm", true, 0 },
+		{"ok_total", METRICS_COUNTER, "vm", false, 0},
+		{"no_suffix", METRICS_COUNTER, "vm", false, -EINVAL},
+		{"9starts_with_digit", METRICS_GAUGE, "vm", false, -EINVAL},
+		{"has-dash", METRICS_GAUGE, "vm", false, -EINVAL},
+		{"", METRICS_GAUGE, "vm", false, -EINVAL},
+		{"ns:ok", METRICS_GAUGE, "vm", false, 0},
+		{"g", METRICS_GAUGE, "__reserved", false, -EINVAL},
+		{"g", METRICS_GAUGE, "a:b", false, -EINVAL},
+		{"g", METRICS_GAUGE, "1x", false, -EINVAL},
+		{"g", METRICS_GAUGE, "vm", true, -EINVAL},	/* histogram sample in a gauge */
+		{"h", METRICS_HISTOGRAM, "vm", false, -EINVAL}, /* plain sample in a histogram */
+		{"h", METRICS_HISTOGRAM, "le", true, -EINVAL},	/* le is the writer's */
+		{"h", METRICS_HISTOGRAM, "vm", true, 0},
 	};
-	static const uint64_t bounds[] = { 1, 2 };
+	static const uint64_t bounds[] = {1, 2};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-		struct metrics_label l = { cases[i].label, "1" };
+		struct metrics_label l = {cases[i].label, "1"};
 		struct metrics_writer w;
 		struct metrics_hist h;
 		char *text = NULL;
@@ -171,10 +171,20 @@ START_TEST(test_format_double)
 		double v;
 		const char *s;
 	} cases[] = {
-		{ 0, "0" }, { 70, "70" }, { -3, "-3" }, { 1e15, "1000000000000000" },
-		{ 1e300, "1e+300" }, { 0.0001, "0.0001" }, { 0.0025, "0.0025" }, { 1, "1" },
-		{ 1e-9, "1e-09" }, { 123456.789, "123456.789" }, { 0.1 + 0.2, "0.30000000000000004" },
-		{ INFINITY, "+Inf" }, { -INFINITY, "-Inf" }, { NAN, "NaN" },
+		{0, "0"},
+		{70, "70"},
+		{-3, "-3"},
+		{1e15, "1000000000000000"},
+		{1e300, "1e+300"},
+		{0.0001, "0.0001"},
+		{0.0025, "0.0025"},
+		{1, "1"},
+		{1e-9, "1e-09"},
+		{123456.789, "123456.789"},
+		{0.1 + 0.2, "0.30000000000000004"},
+		{INFINITY, "+Inf"},
+		{-INFINITY, "-Inf"},
+		{NAN, "NaN"},
 	};
 	char buf[64];
 
@@ -185,13 +195,13 @@ END_TEST
 
 START_TEST(test_hist_buckets)
 {
-	static const uint64_t bounds[] = { 100, 1000, 5000 }; /* usec */
+	static const uint64_t bounds[] = {100, 1000, 5000}; /* usec */
 	static const struct {
 		uint64_t value;
 		size_t bucket;
 	} obs[] = {
-		{ 0, 0 }, { 100, 0 }, { 101, 1 }, { 1000, 1 }, { 4999, 2 }, { 5000, 2 },
-		{ 5001, 3 }, { UINT64_MAX, 3 },
+		{0, 0},	   {100, 0},  {101, 1},	 {1000, 1},
+		{4999, 2}, {5000, 2}, {5001, 3}, {UINT64_MAX, 3},
 	};
 	struct metrics_hist h;
 
@@ -208,8 +218,8 @@ END_TEST
 
 START_TEST(test_hist_text)
 {
-	static const uint64_t bounds[] = { 100, 2500 };
-	const struct metrics_label l = { "vm", "3" };
+	static const uint64_t bounds[] = {100, 2500};
+	const struct metrics_label l = {"vm", "3"};
 	struct metrics_writer w;
 	struct metrics_hist h;
 	char *text;
@@ -243,7 +253,7 @@ END_TEST
 
 START_TEST(test_hist_init_and_merge)
 {
-	static const uint64_t good[] = { 1, 2, 3 }, flat[] = { 1, 1 }, down[] = { 2, 1 };
+	static const uint64_t good[] = {1, 2, 3}, flat[] = {1, 1}, down[] = {2, 1};
 	uint64_t many[METRICS_HIST_MAX_BOUNDS + 1];
 	struct metrics_hist a, b, c;
 
@@ -315,23 +325,22 @@ START_TEST(test_vmset_rounds)
 		uint64_t other0, other1, other_vms;
 	} rounds[] = {
 		/* 1 and 2 take the two slots; 3 goes to other. */
-		{ { { 1, 5, 0 }, { 2, 1, 1 }, { 3, 4, 2 } }, 3, "1=5,0;2=1,1;", 4, 2, 1 },
+		{{{1, 5, 0}, {2, 1, 1}, {3, 4, 2}}, 3, "1=5,0;2=1,1;", 4, 2, 1},
 		/* 3 moves on by (3, 1): other grows by the delta only. */
-		{ { { 1, 6, 0 }, { 2, 1, 1 }, { 3, 7, 3 } }, 3, "1=6,0;2=1,1;", 7, 3, 1 },
+		{{{1, 6, 0}, {2, 1, 1}, {3, 7, 3}}, 3, "1=6,0;2=1,1;", 7, 3, 1},
 		/* 2 goes away: its series is removed at the end of the round; other counts 3's
 		 * last delta. */
-		{ { { 1, 6, 0 }, { 3, 8, 3 } }, 2, "1=6,0;", 8, 3, 1 },
+		{{{1, 6, 0}, {3, 8, 3}}, 2, "1=6,0;", 8, 3, 1},
 		/* 3 takes the freed slot with its full count and "other" keeps what it counted
 		 * (still monotonic); 4 and 5 arrive: no slot, both in other. */
-		{ { { 1, 6, 0 }, { 3, 8, 3 }, { 4, 2, 0 }, { 5, 1, 9 } }, 4, "1=6,0;3=8,3;", 11,
-		  12, 2 },
+		{{{1, 6, 0}, {3, 8, 3}, {4, 2, 0}, {5, 1, 9}}, 4, "1=6,0;3=8,3;", 11, 12, 2},
 		/* 4 leaves: other keeps its share; 5 was re-created (a counter went down): all it
 		 * reports is new. */
-		{ { { 1, 6, 0 }, { 3, 8, 3 }, { 5, 1, 1 } }, 3, "1=6,0;3=8,3;", 12, 13, 1 },
+		{{{1, 6, 0}, {3, 8, 3}, {5, 1, 1}}, 3, "1=6,0;3=8,3;", 12, 13, 1},
 		/* Everyone leaves. */
-		{ { { 0, 0, 0 } }, 0, "", 12, 13, 0 },
+		{{{0, 0, 0}}, 0, "", 12, 13, 0},
 		/* A fresh VM 2 gets a slot again, with new values (the old series is gone). */
-		{ { { 2, 1, 0 } }, 1, "2=1,0;", 12, 13, 0 },
+		{{{2, 1, 0}}, 1, "2=1,0;", 12, 13, 0},
 	};
 	struct metrics_vmset s;
 	char got[512];
@@ -340,7 +349,7 @@ START_TEST(test_vmset_rounds)
 	for (size_t r = 0; r < ELEMENTSOF(rounds); r++) {
 		metrics_vmset_begin(&s);
 		for (size_t i = 0; i < rounds[r].n; i++) {
-			uint64_t c[2] = { rounds[r].vms[i].c0, rounds[r].vms[i].c1 };
+			uint64_t c[2] = {rounds[r].vms[i].c0, rounds[r].vms[i].c1};
 			ck_assert_int_eq(metrics_vmset_update(&s, rounds[r].vms[i].id, c), 0);
 		}
 		metrics_vmset_end(&s);
@@ -398,27 +407,27 @@ START_TEST(test_listen_split)
 		const char *host;
 		uint16_t port;
 	} cases[] = {
-		{ "127.0.0.1:9477", 0, "127.0.0.1", 9477 },
-		{ "0.0.0.0:1", 0, "0.0.0.0", 1 },
-		{ "[::1]:9477", 0, "::1", 9477 },
-		{ "[fe80::1:2]:65535", 0, "fe80::1:2", 65535 },
-		{ "", -EINVAL, NULL, 0 },
-		{ "127.0.0.1", -EINVAL, NULL, 0 },
-		{ "127.0.0.1:", -EINVAL, NULL, 0 },
-		{ "127.0.0.1:0", -EINVAL, NULL, 0 },
-		{ "127.0.0.1:65536", -EINVAL, NULL, 0 },
-		{ "127.0.0.1:0x10", -EINVAL, NULL, 0 },
-		{ "127.0.0.1:+80", -EINVAL, NULL, 0 },
-		{ "127.0.0.1:80 ", -EINVAL, NULL, 0 },
-		{ "::1:9477", -EINVAL, NULL, 0 },
-		{ "[::1]9477", -EINVAL, NULL, 0 },
-		{ "[::1:9477", -EINVAL, NULL, 0 },
-		{ "[]:9477", -EINVAL, NULL, 0 },
-		{ ":9477", -EINVAL, NULL, 0 },
-		{ "localhost:9477", -EINVAL, NULL, 0 },
-		{ "1.2.3.4/8:80", -EINVAL, NULL, 0 },
-		{ "[0000000000000000000000000000000000000000000000000000000000000000]:1", -EINVAL,
-		  NULL, 0 },
+		{"127.0.0.1:9477", 0, "127.0.0.1", 9477},
+		{"0.0.0.0:1", 0, "0.0.0.0", 1},
+		{"[::1]:9477", 0, "::1", 9477},
+		{"[fe80::1:2]:65535", 0, "fe80::1:2", 65535},
+		{"", -EINVAL, NULL, 0},
+		{"127.0.0.1", -EINVAL, NULL, 0},
+		{"127.0.0.1:", -EINVAL, NULL, 0},
+		{"127.0.0.1:0", -EINVAL, NULL, 0},
+		{"127.0.0.1:65536", -EINVAL, NULL, 0},
+		{"127.0.0.1:0x10", -EINVAL, NULL, 0},
+		{"127.0.0.1:+80", -EINVAL, NULL, 0},
+		{"127.0.0.1:80 ", -EINVAL, NULL, 0},
+		{"::1:9477", -EINVAL, NULL, 0},
+		{"[::1]9477", -EINVAL, NULL, 0},
+		{"[::1:9477", -EINVAL, NULL, 0},
+		{"[]:9477", -EINVAL, NULL, 0},
+		{":9477", -EINVAL, NULL, 0},
+		{"localhost:9477", -EINVAL, NULL, 0},
+		{"1.2.3.4/8:80", -EINVAL, NULL, 0},
+		{"[0000000000000000000000000000000000000000000000000000000000000000]:1", -EINVAL,
+		 NULL, 0},
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {

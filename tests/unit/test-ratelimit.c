@@ -11,10 +11,9 @@ START_TEST(test_window)
 		bool pass;
 		uint64_t suppressed; /* reported at this step */
 	} steps[] = {
-		{ 1000, true, 0 },      { 1001, true, 0 },       { 1002, false, 0 },
-		{ 500000, false, 0 },   { 1000999, false, 0 },  /* window is [1000, 1001000) */
-		{ 1001000, true, 3 },   { 1001001, true, 0 },   { 1001002, false, 0 },
-		{ 5000000, true, 1 },
+		{1000, true, 0},     {1001, true, 0},	 {1002, false, 0},    {500000, false, 0},
+		{1000999, false, 0}, /* window is [1000, 1001000) */
+		{1001000, true, 3},  {1001001, true, 0}, {1001002, false, 0}, {5000000, true, 1},
 	};
 	struct ratelimit rl;
 

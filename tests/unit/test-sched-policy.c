@@ -492,7 +492,8 @@ START_TEST(test_quiet_wait_one_slot_under_two_flooders)
 			if (d.verdict == SCHED_ADMIT) {
 				bursts_admit(&b, v, id);
 			} else if (d.verdict == SCHED_BUSY) {
-				ck_assert_msg(v < 2, "quiet VM %" PRIu64 " refused (%d)", v, d.reason);
+				ck_assert_msg(v < 2, "quiet VM %" PRIu64 " refused (%d)", v,
+					      d.reason);
 				bursts_refused(&b, v);
 			}
 			id++;
@@ -508,8 +509,7 @@ START_TEST(test_quiet_wait_one_slot_under_two_flooders)
 	ck_assert_uint_lt(b.known_at, 3 * SEC);
 	ck_assert_uint_gt(b.quiet_waited, 10);
 	/* ...yet none waits longer than the one request already running. */
-	ck_assert_msg(b.max_quiet_wait <= 7500, "quiet VM waited %" PRIu64 " us",
-		      b.max_quiet_wait);
+	ck_assert_msg(b.max_quiet_wait <= 7500, "quiet VM waited %" PRIu64 " us", b.max_quiet_wait);
 	sched_free(s);
 }
 END_TEST
@@ -805,8 +805,8 @@ static const struct fleet_params overload_cases[] = {
 	 * budget rule must admit over the slots (time scale 0.5 as in the short fault campaign). */
 	{"lockstep 1000, retry 2 s", 1000, 1, 8 * MS, 2 * SEC, 20 * SEC, 0, 150 * SEC, true, 0,
 	 true, 90},
-	{"lockstep 1000, retry 1 s, budget 15 s", 1000, 1, 8 * MS, SEC, 15 * SEC, 0, 100 * SEC, true,
-	 0, true, 90},
+	{"lockstep 1000, retry 1 s, budget 15 s", 1000, 1, 8 * MS, SEC, 15 * SEC, 0, 100 * SEC,
+	 true, 0, true, 90},
 	/* slowest quota allowed (1 per 20 s): streaks come from the quota, bounded by debt */
 	{"random 200, quota 1 per 20 s", 200, 1, 8 * MS, 2 * SEC, 20 * SEC, 0, 150 * SEC, false, 50,
 	 true, 0},

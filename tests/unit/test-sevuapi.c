@@ -6,9 +6,11 @@
 #include "testutil.h"
 #include "util.h"
 
-#define FIELD(type, member, off, size)                                                     \
-	{ #type "." #member, offsetof(struct type, member), off,                             \
-	  sizeof(((struct type *)0)->member), size }
+#define FIELD(type, member, off, size)                                                             \
+	{                                                                                          \
+#type "." #member, offsetof(struct type, member), off,                             \
+			sizeof(((struct type *)0)->member), size                                   \
+	}
 
 START_TEST(test_layouts)
 {
@@ -54,12 +56,12 @@ START_TEST(test_sizes)
 		const char *name;
 		size_t size, want;
 	} sizes[] = {
-		{ "sev_issue_cmd", sizeof(struct sev_issue_cmd), 16 },
-		{ "get_id2", sizeof(struct sev_user_data_get_id2), 12 },
-		{ "snp_status", sizeof(struct sev_user_data_snp_status), 32 },
-		{ "snp_config", sizeof(struct sev_user_data_snp_config), 64 },
-		{ "vlek_load", sizeof(struct sev_user_data_snp_vlek_load), 16 },
-		{ "hashstick", sizeof(struct sev_user_data_snp_wrapped_vlek_hashstick), 432 },
+		{"sev_issue_cmd", sizeof(struct sev_issue_cmd), 16},
+		{"get_id2", sizeof(struct sev_user_data_get_id2), 12},
+		{"snp_status", sizeof(struct sev_user_data_snp_status), 32},
+		{"snp_config", sizeof(struct sev_user_data_snp_config), 64},
+		{"vlek_load", sizeof(struct sev_user_data_snp_vlek_load), 16},
+		{"hashstick", sizeof(struct sev_user_data_snp_wrapped_vlek_hashstick), 432},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(sizes); i++)
 		ck_assert_msg(sizes[i].size == sizes[i].want, "%s: %zu, want %zu", sizes[i].name,
@@ -73,18 +75,18 @@ START_TEST(test_ioctl_and_ids)
 		const char *name;
 		unsigned long v, want;
 	} consts[] = {
-		{ "SEV_ISSUE_CMD", SEV_ISSUE_CMD, 0xC0105300ul },
-		{ "SEV_CMD_PLATFORM_STATUS", SEV_CMD_PLATFORM_STATUS, 1 },
-		{ "SEV_CMD_GET_ID2", SEV_CMD_GET_ID2, 8 },
-		{ "SNP_CMD_PLATFORM_STATUS", SNP_CMD_PLATFORM_STATUS, 9 },
+		{"SEV_ISSUE_CMD", SEV_ISSUE_CMD, 0xC0105300ul},
+		{"SEV_CMD_PLATFORM_STATUS", SEV_CMD_PLATFORM_STATUS, 1},
+		{"SEV_CMD_GET_ID2", SEV_CMD_GET_ID2, 8},
+		{"SNP_CMD_PLATFORM_STATUS", SNP_CMD_PLATFORM_STATUS, 9},
 		/* facts §8.1: 10/11 are COMMIT/SET_CONFIG upstream, not the old EXT_CONFIG pair */
-		{ "SNP_CMD_COMMIT", SNP_CMD_COMMIT, 10 },
-		{ "SNP_CMD_SET_CONFIG", SNP_CMD_SET_CONFIG, 11 },
-		{ "SNP_CMD_VLEK_LOAD", SNP_CMD_VLEK_LOAD, 12 },
-		{ "SEV_CMD_MAX_ID", SEV_CMD_MAX_ID, 13 },
-		{ "SNP_STATUS_F_VLEK_EN", SNP_STATUS_F_VLEK_EN, 1u << 2 },
-		{ "SNP_STATUS_F_CIPHERTEXT_HIDING_EN", SNP_STATUS_F_CIPHERTEXT_HIDING_EN, 1u << 6 },
-		{ "SNP_CONFIG_F_MASK_CHIP_KEY", SNP_CONFIG_F_MASK_CHIP_KEY, 1u << 1 },
+		{"SNP_CMD_COMMIT", SNP_CMD_COMMIT, 10},
+		{"SNP_CMD_SET_CONFIG", SNP_CMD_SET_CONFIG, 11},
+		{"SNP_CMD_VLEK_LOAD", SNP_CMD_VLEK_LOAD, 12},
+		{"SEV_CMD_MAX_ID", SEV_CMD_MAX_ID, 13},
+		{"SNP_STATUS_F_VLEK_EN", SNP_STATUS_F_VLEK_EN, 1u << 2},
+		{"SNP_STATUS_F_CIPHERTEXT_HIDING_EN", SNP_STATUS_F_CIPHERTEXT_HIDING_EN, 1u << 6},
+		{"SNP_CONFIG_F_MASK_CHIP_KEY", SNP_CONFIG_F_MASK_CHIP_KEY, 1u << 1},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(consts); i++)
 		ck_assert_msg(consts[i].v == consts[i].want, "%s = %#lx, want %#lx", consts[i].name,
@@ -96,8 +98,8 @@ END_TEST
 START_TEST(test_status_bytes)
 {
 	static const uint8_t raw[32] = {
-		1, 55, 2, 1, 0x28, 0, 0, 0, 0x05, 0, 0, 0, 3, 0, 0, 0,
-		0x03, 0, 0, 0, 0, 0, 0x08, 0x73, 0x04, 0, 0, 0, 0, 0, 0x08, 0x73,
+		1,    55, 2, 1, 0x28, 0, 0,    0,    0x05, 0, 0, 0, 3, 0, 0,	0,
+		0x03, 0,  0, 0, 0,    0, 0x08, 0x73, 0x04, 0, 0, 0, 0, 0, 0x08, 0x73,
 	};
 	struct sev_user_data_snp_status st;
 

@@ -26,8 +26,9 @@ START_TEST(test_hex)
 		int ret;
 		size_t len;
 	} cases[] = {
-		{ "00ff10", 0, 3 }, { "ABcd", 0, 2 }, { "", 0, 0 }, { "0", -EINVAL, 0 },
-		{ "zz", -EINVAL, 0 }, { "0011223344", -EINVAL, 0 }, /* longer than max 4 */
+		{"00ff10", 0, 3},   {"ABcd", 0, 2},
+		{"", 0, 0},	    {"0", -EINVAL, 0},
+		{"zz", -EINVAL, 0}, {"0011223344", -EINVAL, 0}, /* longer than max 4 */
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		uint8_t out[4];
@@ -48,8 +49,8 @@ END_TEST
 
 START_TEST(test_strerror_distinct)
 {
-	static const int codes[] = { -EMSGSIZE, -EBADMSG, -EPROTONOSUPPORT, -EKEYREJECTED,
-				     -ENOKEY,    -EXDEV,   -EPERM,           -EKEYEXPIRED };
+	static const int codes[] = {-EMSGSIZE, -EBADMSG, -EPROTONOSUPPORT, -EKEYREJECTED,
+				    -ENOKEY,   -EXDEV,	 -EPERM,	   -EKEYEXPIRED};
 	for (size_t i = 0; i < ELEMENTSOF(codes); i++)
 		for (size_t j = i + 1; j < ELEMENTSOF(codes); j++)
 			ck_assert_str_ne(snp_verify_strerror(codes[i]),

@@ -135,8 +135,8 @@ START_TEST(test_round_trip)
 		/* Every truncation and a trailing byte are refused. */
 		for (size_t cut = 0; cut < len; cut++) {
 			put_le32(buf + 8, (uint32_t)cut);
-			ck_assert_msg(vmmproto_parse(buf, cut, &back, NULL) < 0, "sample %zu cut %zu",
-				      i, cut);
+			ck_assert_msg(vmmproto_parse(buf, cut, &back, NULL) < 0,
+				      "sample %zu cut %zu", i, cut);
 		}
 		put_le32(buf + 8, (uint32_t)len + 1);
 		buf[len] = 0;
@@ -151,11 +151,10 @@ START_TEST(test_wire_bytes)
 {
 	/* CERTS req 0x1122334455667788, 3 pages: the layout docs/vmm-protocol.md shows. */
 	static const uint8_t want[] = {
-		'S', 'N', 'P', 'V', 0x01, 0x00, 0x03, 0x00, 0x1c, 0x00, 0x00, 0x00,
-		0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x03, 0x00, 0x00, 0x00,
-		0x00, 0x00, 0x00, 0x00,
+		'S',  'N',  'P',  'V',	0x01, 0x00, 0x03, 0x00, 0x1c, 0x00, 0x00, 0x00, 0x88, 0x77,
+		0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	};
-	struct vmmproto_msg m = { .type = VMMPROTO_CERTS };
+	struct vmmproto_msg m = {.type = VMMPROTO_CERTS};
 	uint8_t buf[64];
 	size_t len;
 
@@ -179,27 +178,27 @@ struct patch {
 START_TEST(test_hostile)
 {
 	static const struct patch cases[] = {
-		{ 6, 0, 'X', -EBADMSG, "magic" },
-		{ 6, 8, 0x13, -EBADMSG, "length field != datagram" },
-		{ 6, 4, 2, -EPROTONOSUPPORT, "version 2" },
-		{ 6, 4, 0, -EPROTONOSUPPORT, "version 0" },
-		{ 6, 6, 0, -EOPNOTSUPP, "type 0" },
-		{ 6, 6, 9, -EOPNOTSUPP, "type 9" },
-		{ 6, 7, 1, -EOPNOTSUPP, "type 0x105" },
-		{ 6, 6, 2, 0, "BUSY body read as HELLO_ACK is fine" },
-		{ 0, 12 + 22, 1, -EINVAL, "HELLO reserved" },
-		{ 0, 12 + 24, ' ', -EINVAL, "HELLO name with a space" },
-		{ 0, 12 + 24, 0, -EINVAL, "HELLO name with a NUL" },
-		{ 0, 12 + 24, 0x80, -EINVAL, "HELLO name not ASCII" },
-		{ 0, 12 + 20, 6, -EMSGSIZE, "HELLO name length past the body" },
-		{ 3, 12 + 12, 1, -EINVAL, "CERTS reserved" },
-		{ 4, 12 + 12, 1, -EINVAL, "ALLOW reserved" },
-		{ 4, 12 + 8, 65, -EMSGSIZE, "ALLOW table length past the body" },
-		{ 6, 12, 0, -EINVAL, "BUSY request id 0" },
-		{ 7, 12 + 8, 0, -EINVAL, "ENOSPC 0 pages" },
-		{ 8, 12 + 8, 2, -EINVAL, "DONE unknown outcome" },
-		{ 9, 12 + 8, 0, -EINVAL, "ERROR code 0" },
-		{ 9, 12 + 8, 10, -EINVAL, "ERROR code 10" },
+		{6, 0, 'X', -EBADMSG, "magic"},
+		{6, 8, 0x13, -EBADMSG, "length field != datagram"},
+		{6, 4, 2, -EPROTONOSUPPORT, "version 2"},
+		{6, 4, 0, -EPROTONOSUPPORT, "version 0"},
+		{6, 6, 0, -EOPNOTSUPP, "type 0"},
+		{6, 6, 9, -EOPNOTSUPP, "type 9"},
+		{6, 7, 1, -EOPNOTSUPP, "type 0x105"},
+		{6, 6, 2, 0, "BUSY body read as HELLO_ACK is fine"},
+		{0, 12 + 22, 1, -EINVAL, "HELLO reserved"},
+		{0, 12 + 24, ' ', -EINVAL, "HELLO name with a space"},
+		{0, 12 + 24, 0, -EINVAL, "HELLO name with a NUL"},
+		{0, 12 + 24, 0x80, -EINVAL, "HELLO name not ASCII"},
+		{0, 12 + 20, 6, -EMSGSIZE, "HELLO name length past the body"},
+		{3, 12 + 12, 1, -EINVAL, "CERTS reserved"},
+		{4, 12 + 12, 1, -EINVAL, "ALLOW reserved"},
+		{4, 12 + 8, 65, -EMSGSIZE, "ALLOW table length past the body"},
+		{6, 12, 0, -EINVAL, "BUSY request id 0"},
+		{7, 12 + 8, 0, -EINVAL, "ENOSPC 0 pages"},
+		{8, 12 + 8, 2, -EINVAL, "DONE unknown outcome"},
+		{9, 12 + 8, 0, -EINVAL, "ERROR code 0"},
+		{9, 12 + 8, 10, -EINVAL, "ERROR code 10"},
 	};
 	uint8_t buf[VMMPROTO_MSG_MAX];
 
