@@ -15,6 +15,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
 
+#include "exitinfo.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"
@@ -405,14 +406,7 @@ static void answer_malformed(struct nlsock *s, const struct nlmsghdr *nlh)
 	}
 	if (found != 1 || !s->registered)
 		return;
-	struct snpa_msg v = {
-		.cmd = SNPA_CMD_VERDICT,
-		.present =
-			(1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT) | (1u << SNPA_A_EXITINFO2),
-		.req_id = req_id,
-		.verdict = SNPA_VERDICT_ANSWER,
-		.exitinfo2 = 0x0000000200000000ull,
-	};
+	struct snpa_msg v = nl_answer_msg(req_id, EXITINFO2_BUSY, 0);
 	if (build_and_send(s, &v, NLM_F_REQUEST, NULL) == 0)
 		s->stats.malformed_answered++;
 }

@@ -31,19 +31,8 @@ static struct nltransport *of(struct adm_transport *t)
 
 static int nl_answer(struct nltransport *n, uint64_t req_id, uint64_t exitinfo2, uint32_t npages)
 {
-	struct snpa_msg v = {
-		.cmd = SNPA_CMD_VERDICT,
-		.present =
-			(1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT) | (1u << SNPA_A_EXITINFO2),
-		.req_id = req_id,
-		.verdict = SNPA_VERDICT_ANSWER,
-		.exitinfo2 = exitinfo2,
-	};
+	struct snpa_msg v = nl_answer_msg(req_id, exitinfo2, npages);
 
-	if (exitinfo2 == EXITINFO2_INVALID_LEN) {
-		v.present |= 1u << SNPA_A_NPAGES;
-		v.npages = npages;
-	}
 	return nlsock_send(n->nl, &v);
 }
 

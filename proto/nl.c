@@ -318,6 +318,24 @@ int nl_parse(const void *buf, size_t len, uint16_t family, struct snpa_msg *ret)
 	return nl_parse_reason(buf, len, family, ret, NULL);
 }
 
+struct snpa_msg nl_answer_msg(uint64_t req_id, uint64_t exitinfo2, uint32_t npages)
+{
+	struct snpa_msg v = {
+		.cmd = SNPA_CMD_VERDICT,
+		.present =
+			(1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VERDICT) | (1u << SNPA_A_EXITINFO2),
+		.req_id = req_id,
+		.verdict = SNPA_VERDICT_ANSWER,
+		.exitinfo2 = exitinfo2,
+	};
+
+	if (exitinfo2 == EXITINFO2_INVALID_LEN) {
+		v.present |= 1u << SNPA_A_NPAGES;
+		v.npages = npages;
+	}
+	return v;
+}
+
 int nl_build(void *buf, size_t size, uint16_t family, uint16_t flags, uint32_t seq, uint32_t portid,
 	     const struct snpa_msg *m)
 {

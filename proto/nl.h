@@ -189,6 +189,10 @@ int nl_validate(const struct snpa_msg *m, const char **ret_reason);
 int nl_build(void *buf, size_t size, uint16_t family, uint16_t flags, uint32_t seq, uint32_t portid,
 	     const struct snpa_msg *m);
 
+/* A VERDICT of type ANSWER for req_id with exitinfo2 (BUSY, INVALID_LEN, ...); with
+ * INVALID_LEN it also carries npages (the pages the certificate table needs). */
+struct snpa_msg nl_answer_msg(uint64_t req_id, uint64_t exitinfo2, uint32_t npages);
+
 /* Bitmask of attributes required for cmd (sent by the appropriate side); 0 for an unknown
  * cmd. Conditional requirements (DATA_NPAGES, EXITINFO2, NPAGES, FW_*) are not included. */
 uint32_t nl_required_attrs(uint8_t cmd);

@@ -96,6 +96,18 @@ static int send_msg(struct kvs *k, const struct snpa_msg *m)
 
 /* --- the PSP worker: one thread, requests in admission order (the host driver's mutex) --- */
 
+/* Appends g to a guest job list (the PSP worker's queue or its done list); the caller holds
+ * k->mtx. */
+static void job_append(struct kvs_guest **head, struct kvs_guest **tail, struct kvs_guest *g)
+{
+	g->job_next = NULL;
+	if (*tail)
+		(*tail)->job_next = g;
+	else
+		*head = g;
+	*tail = g;
+}
+
 static void *worker_main(void *arg)
 {
 	struct kvs *k = arg;
@@ -126,12 +138,7 @@ static void *worker_main(void *arg)
 					   (t1.tv_nsec - t0.tv_nsec));
 
 		pthread_mutex_lock(&k->mtx);
-		g->job_next = NULL;
-		if (k->done_tail)
-			k->done_tail->job_next = g;
-		else
-			k->done_head = g;
-		k->done_tail = g;
+		job_append(&k->done_head, &k->done_tail, g);
 		pthread_mutex_unlock(&k->mtx);
 		ev_async_send(k->loop, &k->async);
 	}
@@ -206,12 +213,7 @@ void kvs_kernel_run_psp(struct kvs *k, struct kvs_guest *g)
 		return;
 	}
 	pthread_mutex_lock(&k->mtx);
-	g->job_next = NULL;
-	if (k->jobs_tail)
-		k->jobs_tail->job_next = g;
-	else
-		k->jobs_head = g;
-	k->jobs_tail = g;
+	job_append(&k->jobs_head, &k->jobs_tail, g);
 	pthread_cond_signal(&k->cond);
 	pthread_mutex_unlock(&k->mtx);
 }

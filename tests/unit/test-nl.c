@@ -342,6 +342,24 @@ static int parse_expect_fail(const void *buf, size_t len, const char *reason, si
 	return r;
 }
 
+START_TEST(test_answer_msg)
+{
+	const char *why = NULL;
+	struct snpa_msg busy = nl_answer_msg(7, EXITINFO2_BUSY, 99);
+	struct snpa_msg len = nl_answer_msg(8, EXITINFO2_INVALID_LEN, 3);
+
+	ck_assert_int_eq(busy.cmd, SNPA_CMD_VERDICT);
+	ck_assert_int_eq(busy.verdict, SNPA_VERDICT_ANSWER);
+	ck_assert_uint_eq(busy.req_id, 7);
+	ck_assert_uint_eq(busy.exitinfo2, EXITINFO2_BUSY);
+	ck_assert_uint_eq(busy.present & (1u << SNPA_A_NPAGES), 0); /* BUSY carries no pages */
+	ck_assert_int_eq(nl_validate(&busy, &why), 0);
+	ck_assert_uint_ne(len.present & (1u << SNPA_A_NPAGES), 0);
+	ck_assert_uint_eq(len.npages, 3);
+	ck_assert_int_eq(nl_validate(&len, &why), 0);
+}
+END_TEST
+
 START_TEST(test_roundtrip)
 {
 	for (size_t i = 0; i < ELEMENTSOF(templates); i++) {
@@ -1049,6 +1067,7 @@ static Suite *nl_suite(void)
 	TCase *tc = tcase_create("codec");
 
 	tcase_add_test(tc, test_roundtrip);
+	tcase_add_test(tc, test_answer_msg);
 	tcase_add_test(tc, test_wire_widths);
 	tcase_add_test(tc, test_truncated_buffer);
 	tcase_add_test(tc, test_truncated_nlmsg_len);
