@@ -14,6 +14,7 @@
 #include <ev.h>
 
 #include "admission.h"
+#include "bench-util.h"
 #include "msg.h"
 
 #define BH_SIZES_MAX 8
@@ -113,26 +114,23 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	unsigned sizes[BH_SIZES_MAX] = {10, 100, 1000, 10000}, n_sizes = 4, calls = 20;
+	uint64_t sizes[BH_SIZES_MAX] = {10, 100, 1000, 10000};
+	size_t n_sizes = 4;
+	unsigned calls = 20;
 	const unsigned inflight = 8;
 	unsigned char *evict;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		char *s, *end;
+		char *end;
 
 		switch (c) {
 		case 'v':
-			n_sizes = 0;
-			for (s = optarg; *s && n_sizes < BH_SIZES_MAX; s = *end ? end + 1 : end) {
-				unsigned long v = strtoul(s, &end, 10);
-				if (end == s || v < inflight || v > 1000000 ||
-				    (*end && *end != ',')) {
-					fprintf(stderr, "bench-housekeeping: bad --vms "
-							"(8..1000000, up to 8)\n");
-					return 2;
-				}
-				sizes[n_sizes++] = (unsigned)v;
+			if (bench_parse_sizes(optarg, inflight, 1000000, sizes, BH_SIZES_MAX,
+					      &n_sizes) < 0) {
+				fprintf(stderr,
+					"bench-housekeeping: bad --vms (8..1000000, up to 8)\n");
+				return 2;
 			}
 			break;
 		case 'c':
@@ -160,18 +158,19 @@ int main(int argc, char **argv)
 	if (!evict)
 		return 1;
 	printf("{\"calls\":%u,\"inflight\":%u,\"results\":[", calls, inflight);
-	for (unsigned k = 0; k < n_sizes; k++) {
+	for (size_t k = 0; k < n_sizes; k++) {
 		double mean, best;
-		int r = bh_measure(sizes[k], inflight, calls, evict, &mean, &best);
+		int r = bh_measure((unsigned)sizes[k], inflight, calls, evict, &mean, &best);
 
 		if (r < 0) {
 			printf("]}\n");
-			fprintf(stderr, "bench-housekeeping: %u VMs: %s\n", sizes[k], strerror(-r));
+			fprintf(stderr, "bench-housekeeping: %u VMs: %s\n", (unsigned)sizes[k],
+				strerror(-r));
 			free(evict);
 			return 1;
 		}
-		printf("%s{\"vms\":%u,\"mean_us\":%.1f,\"best_us\":%.1f}", k ? "," : "", sizes[k],
-		       mean, best);
+		printf("%s{\"vms\":%u,\"mean_us\":%.1f,\"best_us\":%.1f}", k ? "," : "",
+		       (unsigned)sizes[k], mean, best);
 	}
 	printf("]}\n");
 	free(evict);

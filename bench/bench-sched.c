@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench-util.h"
 #include "msg.h"
 #include "sched-policy.h"
 #include "util.h"
@@ -219,21 +220,13 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'v': {
-			char *save = NULL, *tok;
-			n_sizes = 0;
-			for (tok = strtok_r(optarg, ",", &save); tok;
-			     tok = strtok_r(NULL, ",", &save)) {
-				if (n_sizes == ELEMENTSOF(sizes) || parse_u64(tok, &v) < 0 ||
-				    v < 2 || v > 1000000) {
-					fprintf(stderr,
-						"bench-sched: bad --vms (2..1000000, up to 8)\n");
-					return 2;
-				}
-				sizes[n_sizes++] = v;
+		case 'v':
+			if (bench_parse_sizes(optarg, 2, 1000000, sizes, ELEMENTSOF(sizes),
+					      &n_sizes) < 0) {
+				fprintf(stderr, "bench-sched: bad --vms (2..1000000, up to 8)\n");
+				return 2;
 			}
 			break;
-		}
 		case 'i':
 			if (parse_u64(optarg, &iters) < 0 || iters == 0 || iters > 1000000000) {
 				fprintf(stderr, "bench-sched: bad --iterations\n");
