@@ -96,6 +96,20 @@ static int send_msg(struct kvs *k, const struct snpa_msg *m)
 
 /* --- the PSP worker: one thread, requests in admission order (the host driver's mutex) --- */
 
+/* The GUEST_DONE for g's request with the given outcome (firmware fields added by the caller). */
+static struct snpa_msg guest_done_msg(const struct kvs_guest *g, uint32_t outcome)
+{
+	struct snpa_msg d = {
+		.cmd = SNPA_CMD_GUEST_DONE,
+		.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VM_ID) | (1u << SNPA_A_OUTCOME),
+		.req_id = g->req_id,
+		.vm_id = g->vm_id,
+		.outcome = outcome,
+	};
+
+	return d;
+}
+
 /* Appends g to a guest job list (the PSP worker's queue or its done list); the caller holds
  * k->mtx. */
 static void job_append(struct kvs_guest **head, struct kvs_guest **tail, struct kvs_guest *g)
@@ -150,17 +164,9 @@ static void psp_finished(struct kvs *k, struct kvs_guest *g)
 
 	k->in_psp--;
 	if (g->allowed) {
-		struct snpa_msg d = {
-			.cmd = SNPA_CMD_GUEST_DONE,
-			.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VM_ID) |
-				   (1u << SNPA_A_OUTCOME),
-			.req_id = g->req_id,
-			.vm_id = g->vm_id,
-		};
-		if (g->psp_rc < 0) {
-			d.outcome = SNPA_OUTCOME_NO_FW;
-		} else {
-			d.outcome = SNPA_OUTCOME_FIRMWARE;
+		struct snpa_msg d = guest_done_msg(g, g->psp_rc < 0 ? SNPA_OUTCOME_NO_FW
+								    : SNPA_OUTCOME_FIRMWARE);
+		if (g->psp_rc >= 0) {
 			d.present |= (1u << SNPA_A_FW_STATUS) | (1u << SNPA_A_FW_TIME_NS);
 			d.fw_status = g->fw_status;
 			d.fw_time_ns = g->fw_time_ns;
@@ -254,13 +260,7 @@ void kvs_psp_worker_stop(struct kvs *k)
 
 void kvs_kernel_verdict_timeout(struct kvs *k, struct kvs_guest *g)
 {
-	struct snpa_msg d = {
-		.cmd = SNPA_CMD_GUEST_DONE,
-		.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VM_ID) | (1u << SNPA_A_OUTCOME),
-		.req_id = g->req_id,
-		.vm_id = g->vm_id,
-		.outcome = SNPA_OUTCOME_EXPIRED,
-	};
+	struct snpa_msg d = guest_done_msg(g, SNPA_OUTCOME_EXPIRED);
 
 	u64map_remove(&k->waiting, g->req_id);
 	k->ks.verdict_timeouts++;
@@ -391,14 +391,7 @@ static void handle_verdict(struct kvs *k, const struct snpa_msg *m)
 			/* The broker must answer INVALID_LEN itself. Nothing reached the firmware
 			 * yet, so the guest can safely get INVALID_LEN with the page count the
 			 * table needs; the slot is freed with NO_FW. */
-			struct snpa_msg d = {
-				.cmd = SNPA_CMD_GUEST_DONE,
-				.present = (1u << SNPA_A_REQ_ID) | (1u << SNPA_A_VM_ID) |
-					   (1u << SNPA_A_OUTCOME),
-				.req_id = g->req_id,
-				.vm_id = g->vm_id,
-				.outcome = SNPA_OUTCOME_NO_FW,
-			};
+			struct snpa_msg d = guest_done_msg(g, SNPA_OUTCOME_NO_FW);
 			k->ks.broker_bugs++;
 			g->allowed = false;
 			(void)send_msg(k, &d);
