@@ -71,6 +71,17 @@ for f in "${files[@]}"; do
 			"$cf" --style=file "$f" | diff -u "$f" - | sed -n '3,12p' | sed 's/^/#   /'
 	fi
 done
+# clang-format leaves a missing final newline alone; clang's -Wnewline-eof (the fuzzing build)
+# refuses it.
+noeol=()
+for f in "${files[@]}"; do
+	[ -s "$f" ] && [ -n "$(tail -c1 "$f")" ] && noeol+=("$f")
+done
+if [ ${#noeol[@]} -eq 0 ]; then
+	tap ok "every file ends with a newline"
+else
+	tap not-ok "every file ends with a newline: ${noeol[*]}"
+fi
 [ "$nfiles" -gt 0 ] && tap ok "C files found ($nfiles)" || tap not-ok "C files found"
 echo "# $bad of $nfiles files would be changed by clang-format${enforced:+ (not enforced yet)}"
 echo "1..$n"
