@@ -27,6 +27,7 @@
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "peercred.h"
 #include "ratelimit.h"
 #include "unixsock.h"
 #include "util.h"
@@ -84,35 +85,25 @@ enum ctl_role ctl_role_for(uid_t uid, gid_t gid, const gid_t *groups, size_t n_g
 	return CTL_ROLE_NONE;
 }
 
-/* The peer's groups as the kernel saw them at connect time (SO_PEERGROUPS); on kernels without
- * it, the user's groups from the user database. */
+/* The peer's credentials and role, from its groups at connect time (peercred.h). */
 static enum ctl_role peer_role(struct ctl *c, int fd, uid_t *ret_uid, gid_t *ret_gid,
 			       pid_t *ret_pid)
 {
-	struct ucred uc;
-	socklen_t len = sizeof(uc);
+	struct peercred pc;
 	gid_t *groups;
 	enum ctl_role role;
-	int n = 0;
+	int n;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc))
+	if (peercred_get(fd, &pc) < 0)
 		return CTL_ROLE_NONE;
-	*ret_uid = uc.uid;
-	*ret_gid = uc.gid;
-	*ret_pid = uc.pid;
+	*ret_uid = pc.uid;
+	*ret_gid = pc.gid;
+	*ret_pid = pc.pid;
 	groups = calloc(CTL_PEER_GROUPS_MAX, sizeof(gid_t));
 	if (!groups)
 		return CTL_ROLE_NONE;
-	len = CTL_PEER_GROUPS_MAX * sizeof(gid_t);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
-		n = (int)(len / sizeof(gid_t));
-	} else if (errno == ENOPROTOOPT) {
-		struct passwd *pw = getpwuid(uc.uid);
-		n = CTL_PEER_GROUPS_MAX;
-		if (!pw || getgrouplist(pw->pw_name, uc.gid, groups, &n) < 0)
-			n = 0;
-	}
-	role = ctl_role_for(uc.uid, uc.gid, groups, (size_t)n, c->m->conf.admin_group,
+	n = peercred_groups(fd, &pc, groups, CTL_PEER_GROUPS_MAX);
+	role = ctl_role_for(pc.uid, pc.gid, groups, (size_t)n, c->m->conf.admin_group,
 			    c->m->conf.readonly_group);
 	free(groups);
 	return role;

@@ -24,12 +24,27 @@ int peercred_get(int fd, struct peercred *ret)
 	return 0;
 }
 
+int peercred_groups(int fd, const struct peercred *pc, gid_t *groups, int max)
+{
+	socklen_t len = (socklen_t)((size_t)max * sizeof(gid_t));
+	int n = 0;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
+		n = (int)(len / sizeof(gid_t));
+	} else if (errno == ENOPROTOOPT) {
+		struct passwd *pw = getpwuid(pc->uid);
+		n = max;
+		if (!pw || getgrouplist(pw->pw_name, pc->gid, groups, &n) < 0)
+			n = 0;
+	}
+	return n;
+}
+
 bool peercred_allowed(int fd, const struct peercred *pc, const char *group)
 {
 	gid_t groups[PEER_GROUPS_MAX];
-	socklen_t len = sizeof(groups);
 	struct group *g;
-	int n = 0;
+	int n;
 
 	if (pc->uid == 0 || pc->uid == geteuid())
 		return true;
@@ -37,14 +52,7 @@ bool peercred_allowed(int fd, const struct peercred *pc, const char *group)
 		return false;
 	if (pc->gid == g->gr_gid)
 		return true;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
-		n = (int)(len / sizeof(gid_t));
-	} else if (errno == ENOPROTOOPT) {
-		struct passwd *pw = getpwuid(pc->uid);
-		n = PEER_GROUPS_MAX;
-		if (!pw || getgrouplist(pw->pw_name, pc->gid, groups, &n) < 0)
-			n = 0;
-	}
+	n = peercred_groups(fd, pc, groups, PEER_GROUPS_MAX);
 	for (int i = 0; i < n; i++)
 		if (groups[i] == g->gr_gid)
 			return true;

@@ -14,6 +14,10 @@ struct peercred {
 
 /* 0 or -errno. */
 int peercred_get(int fd, struct peercred *ret);
+/* The peer's groups as the kernel saw them at connect time (SO_PEERGROUPS); on kernels
+ * without it, the user's groups from the user database. Fills at most max; returns how many
+ * (0 when they cannot be known). */
+int peercred_groups(int fd, const struct peercred *pc, gid_t *groups, int max);
 /* True for root, the daemon's own uid, and members of group (primary or supplementary as the
  * kernel saw them at connect time; from the user database on kernels without SO_PEERGROUPS).
  * An empty or unknown group admits nobody else. */
