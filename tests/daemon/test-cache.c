@@ -585,8 +585,10 @@ static void touch(const char *name)
 {
 	char path[PATH_MAX + 80];
 	FILE *fp;
+	int n;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	ck_assert(n > 0 && (size_t)n < sizeof(path));
 	fp = fopen(path, "w");
 	ck_assert(fp);
 	fclose(fp);
