@@ -17,7 +17,6 @@
 #include "bench-util.h"
 #include "msg.h"
 
-#define BH_SIZES_MAX 8
 #define BH_EVICT_BYTES (32u << 20)
 
 static int bh_allow(struct adm_transport *t, uint64_t vm, void *peer, uint64_t req,
@@ -109,68 +108,53 @@ static int bh_measure(unsigned n, unsigned inflight, unsigned calls, unsigned ch
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"vms", required_argument, NULL, 'v'},
+		BENCH_FLEET_OPTIONS,
 		{"calls", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	uint64_t sizes[BH_SIZES_MAX] = {10, 100, 1000, 10000};
-	size_t n_sizes = 4;
-	unsigned calls = 20;
 	const unsigned inflight = 8;
+	struct bench_fleet fleet = {
+		.prog = "bench-housekeeping",
+		.usage = "Usage: bench-housekeeping [--vms N,N...] [--calls K]\n"
+			 "Times adm_housekeeping at each fleet size (8 requests in flight, caches\n"
+			 "evicted before each of K calls); prints JSON.\n",
+		.vms_min = inflight,
+		.sizes = {10, 100, 1000, 10000},
+		.n_sizes = 4,
+	};
+	unsigned calls = 20;
 	unsigned char *evict;
-	int c;
+	int c, status;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	/* --calls is this program's only option of its own. */
+	while ((c = bench_fleet_getopt(&fleet, argc, argv, opts, &status)) > 0) {
 		char *end;
 
-		switch (c) {
-		case 'v':
-			if (bench_parse_sizes(optarg, inflight, 1000000, sizes, BH_SIZES_MAX,
-					      &n_sizes) < 0) {
-				fprintf(stderr,
-					"bench-housekeeping: bad --vms (8..1000000, up to 8)\n");
-				return 2;
-			}
-			break;
-		case 'c':
-			calls = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || calls < 1 || calls > 100000) {
-				fprintf(stderr, "bench-housekeeping: bad --calls\n");
-				return 2;
-			}
-			break;
-		case 'h':
-			printf("Usage: bench-housekeeping [--vms N,N...] [--calls K]\n"
-			       "Times adm_housekeeping at each fleet size (8 requests in flight, "
-			       "caches\n"
-			       "evicted before each of K calls); prints JSON.\n");
-			return 0;
-		default:
+		calls = (unsigned)strtoul(optarg, &end, 10);
+		if (*end || calls < 1 || calls > 100000) {
+			fprintf(stderr, "bench-housekeeping: bad --calls\n");
 			return 2;
 		}
 	}
-	if (n_sizes == 0) {
-		fprintf(stderr, "bench-housekeeping: --vms is empty\n");
-		return 2;
-	}
+	if (c < 0)
+		return status;
 	evict = calloc(1, BH_EVICT_BYTES);
 	if (!evict)
 		return 1;
 	printf("{\"calls\":%u,\"inflight\":%u,\"results\":[", calls, inflight);
-	for (size_t k = 0; k < n_sizes; k++) {
+	for (size_t k = 0; k < fleet.n_sizes; k++) {
 		double mean, best;
-		int r = bh_measure((unsigned)sizes[k], inflight, calls, evict, &mean, &best);
+		int r = bh_measure((unsigned)fleet.sizes[k], inflight, calls, evict, &mean, &best);
 
 		if (r < 0) {
 			printf("]}\n");
-			fprintf(stderr, "bench-housekeeping: %u VMs: %s\n", (unsigned)sizes[k],
-				strerror(-r));
+			fprintf(stderr, "bench-housekeeping: %u VMs: %s\n",
+				(unsigned)fleet.sizes[k], strerror(-r));
 			free(evict);
 			return 1;
 		}
 		printf("%s{\"vms\":%u,\"mean_us\":%.1f,\"best_us\":%.1f}", k ? "," : "",
-		       (unsigned)sizes[k], mean, best);
+		       (unsigned)fleet.sizes[k], mean, best);
 	}
 	printf("]}\n");
 	free(evict);

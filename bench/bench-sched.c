@@ -206,71 +206,56 @@ static int measure(size_t n, bool queued, uint64_t iters, unsigned rounds, doubl
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"vms", required_argument, NULL, 'v'},
+		BENCH_FLEET_OPTIONS,
 		{"iterations", required_argument, NULL, 'i'},
 		{"rounds", required_argument, NULL, 'r'},
-		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	uint64_t sizes[8] = {10, 10000}, v;
-	size_t n_sizes = 2;
-	uint64_t iters = 200000;
+	struct bench_fleet fleet = {
+		.prog = "bench-sched",
+		.usage = "Usage: bench-sched [--vms N,N...] [--iterations K] [--rounds R]\n"
+			 "CPU time per sched_request+sched_done pair (best of R rounds of K),\n"
+			 "for a free slot (direct) and through the queue (queued). JSON out.\n",
+		.vms_min = 2,
+		.sizes = {10, 10000},
+		.n_sizes = 2,
+	};
+	uint64_t iters = 200000, v;
 	unsigned rounds = 7;
-	int c;
+	int c, status;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'v':
-			if (bench_parse_sizes(optarg, 2, 1000000, sizes, ELEMENTSOF(sizes),
-					      &n_sizes) < 0) {
-				fprintf(stderr, "bench-sched: bad --vms (2..1000000, up to 8)\n");
-				return 2;
-			}
-			break;
-		case 'i':
+	while ((c = bench_fleet_getopt(&fleet, argc, argv, opts, &status)) > 0) {
+		if (c == 'i') {
 			if (parse_u64(optarg, &iters) < 0 || iters == 0 || iters > 1000000000) {
 				fprintf(stderr, "bench-sched: bad --iterations\n");
 				return 2;
 			}
-			break;
-		case 'r':
+		} else { /* 'r' */
 			if (parse_u64(optarg, &v) < 0 || v == 0 || v > 1000) {
 				fprintf(stderr, "bench-sched: bad --rounds\n");
 				return 2;
 			}
 			rounds = (unsigned)v;
-			break;
-		case 'h':
-			printf("Usage: bench-sched [--vms N,N...] [--iterations K] [--rounds R]\n"
-			       "CPU time per sched_request+sched_done pair (best of R rounds of "
-			       "K),\n"
-			       "for a free slot (direct) and through the queue (queued). JSON "
-			       "out.\n");
-			return 0;
-		default:
-			return 2;
 		}
 	}
-	if (n_sizes == 0) {
-		fprintf(stderr, "bench-sched: --vms is empty\n");
-		return 2;
-	}
+	if (c < 0)
+		return status;
 	printf("{\"iterations\":%llu,\"rounds\":%u,\"results\":[", (unsigned long long)iters,
 	       rounds);
-	for (size_t k = 0; k < n_sizes; k++) {
+	for (size_t k = 0; k < fleet.n_sizes; k++) {
 		double direct, queued;
-		int r = measure(sizes[k], false, iters, rounds, &direct);
+		int r = measure(fleet.sizes[k], false, iters, rounds, &direct);
 
 		if (r >= 0)
-			r = measure(sizes[k], true, iters, rounds, &queued);
+			r = measure(fleet.sizes[k], true, iters, rounds, &queued);
 		if (r < 0) {
 			printf("]}\n");
-			fprintf(stderr, "bench-sched: %llu VMs: %s\n", (unsigned long long)sizes[k],
-				snp_strerror(r));
+			fprintf(stderr, "bench-sched: %llu VMs: %s\n",
+				(unsigned long long)fleet.sizes[k], snp_strerror(r));
 			return 1;
 		}
 		printf("%s{\"vms\":%llu,\"direct_ns\":%.1f,\"queued_ns\":%.1f}", k ? "," : "",
-		       (unsigned long long)sizes[k], direct, queued);
+		       (unsigned long long)fleet.sizes[k], direct, queued);
 	}
 	printf("]}\n");
 	return 0;

@@ -215,6 +215,23 @@ fail:
 
 /* --- payloads --- */
 
+/* Every response payload starts with the firmware status as a 32-bit little-endian word.
+ * Reads it if the payload holds at least min bytes; false (nothing read) if it does not. */
+static bool rsp_status_parse(const uint8_t *buf, size_t len, size_t min, uint32_t *ret_status)
+{
+	if (!buf || len < min)
+		return false;
+	*ret_status = get_le32(buf);
+	return true;
+}
+
+/* Zeroes the first size bytes of a response payload and writes its status word. */
+static void rsp_status_build(uint32_t status, uint8_t *out, size_t size)
+{
+	memset(out, 0, size);
+	put_le32(out, status);
+}
+
 int msg_report_req_parse(const uint8_t *buf, size_t len, struct msg_report_req *ret)
 {
 	struct msg_report_req r;
@@ -244,9 +261,8 @@ int msg_report_rsp_parse(const uint8_t *buf, size_t len, struct msg_report_rsp *
 {
 	struct msg_report_rsp r;
 
-	if (!buf || len < MSG_REPORT_RSP_HDR_SIZE)
+	if (!rsp_status_parse(buf, len, MSG_REPORT_RSP_HDR_SIZE, &r.status))
 		return -EMSGSIZE;
-	r.status = get_le32(buf);
 	r.report_size = get_le32(buf + 4);
 	r.report = NULL;
 	if (r.status == 0) {
@@ -272,8 +288,7 @@ int msg_report_rsp_build(uint32_t status, const uint8_t *report, size_t report_l
 	need = MSG_REPORT_RSP_HDR_SIZE + report_len;
 	if (!out || size < need)
 		return -ENOSPC;
-	memset(out, 0, MSG_REPORT_RSP_HDR_SIZE);
-	put_le32(out, status);
+	rsp_status_build(status, out, MSG_REPORT_RSP_HDR_SIZE);
 	put_le32(out + 4, (uint32_t)report_len);
 	if (report_len)
 		memcpy(out + MSG_REPORT_RSP_HDR_SIZE, report, report_len);
@@ -350,9 +365,8 @@ int msg_key_rsp_parse(const uint8_t *buf, size_t len, struct msg_key_rsp *ret)
 {
 	struct msg_key_rsp k;
 
-	if (!buf || len < MSG_KEY_RSP_SIZE)
+	if (!rsp_status_parse(buf, len, MSG_KEY_RSP_SIZE, &k.status))
 		return -EMSGSIZE;
-	k.status = get_le32(buf);
 	memcpy(k.key, buf + 0x20, sizeof(k.key));
 	*ret = k;
 	return 0;
@@ -360,8 +374,7 @@ int msg_key_rsp_parse(const uint8_t *buf, size_t len, struct msg_key_rsp *ret)
 
 void msg_key_rsp_build(const struct msg_key_rsp *r, uint8_t out[MSG_KEY_RSP_SIZE])
 {
-	memset(out, 0, MSG_KEY_RSP_SIZE);
-	put_le32(out, r->status);
+	rsp_status_build(r->status, out, MSG_KEY_RSP_SIZE);
 	memcpy(out + 0x20, r->key, sizeof(r->key));
 }
 
@@ -381,9 +394,8 @@ int msg_tsc_info_rsp_parse(const uint8_t *buf, size_t len, struct msg_tsc_info_r
 {
 	struct msg_tsc_info_rsp t;
 
-	if (!buf || len < MSG_TSC_INFO_RSP_SIZE)
+	if (!rsp_status_parse(buf, len, MSG_TSC_INFO_RSP_SIZE, &t.status))
 		return -EMSGSIZE;
-	t.status = get_le32(buf);
 	t.tsc_scale = get_le64(buf + 0x08);
 	t.tsc_offset = get_le64(buf + 0x10);
 	t.tsc_factor = get_le32(buf + 0x18);
@@ -393,8 +405,7 @@ int msg_tsc_info_rsp_parse(const uint8_t *buf, size_t len, struct msg_tsc_info_r
 
 void msg_tsc_info_rsp_build(const struct msg_tsc_info_rsp *r, uint8_t out[MSG_TSC_INFO_RSP_SIZE])
 {
-	memset(out, 0, MSG_TSC_INFO_RSP_SIZE);
-	put_le32(out, r->status);
+	rsp_status_build(r->status, out, MSG_TSC_INFO_RSP_SIZE);
 	put_le64(out + 0x08, r->tsc_scale);
 	put_le64(out + 0x10, r->tsc_offset);
 	put_le32(out + 0x18, r->tsc_factor);

@@ -772,7 +772,7 @@ void kvs_kernel_vm_remove(struct kvs *k, struct kvs_guest *g)
 
 /* --- hostile traffic for the daemon's robustness tests --- */
 
-static size_t put_genl(uint8_t *buf, uint8_t cmd, struct nlmsghdr **ret)
+static struct nlmsghdr *put_genl(uint8_t *buf, uint8_t cmd)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct genlmsghdr *gh;
@@ -782,12 +782,23 @@ static size_t put_genl(uint8_t *buf, uint8_t cmd, struct nlmsghdr **ret)
 	gh = mnl_nlmsg_put_extra_header(nlh, sizeof(*gh));
 	gh->cmd = cmd;
 	gh->version = SNPA_GENL_VERSION;
-	*ret = nlh;
-	return nlh->nlmsg_len;
+	return nlh;
 }
 
-static void put_req_attrs(struct nlmsghdr *nlh, uint64_t req_id, bool req_id_u32)
+/* A command that carries nothing but the request id. */
+static struct nlmsghdr *put_req_id_cmd(uint8_t *buf, uint8_t cmd, uint64_t req_id)
 {
+	struct nlmsghdr *nlh = put_genl(buf, cmd);
+
+	mnl_attr_put_u64(nlh, SNPA_A_REQ_ID, req_id);
+	return nlh;
+}
+
+/* A complete GUEST_REQ for a report, with the request id optionally at the wrong width. */
+static struct nlmsghdr *put_guest_req(uint8_t *buf, uint64_t req_id, bool req_id_u32)
+{
+	struct nlmsghdr *nlh = put_genl(buf, SNPA_CMD_GUEST_REQ);
+
 	if (req_id_u32)
 		mnl_attr_put_u32(nlh, SNPA_A_REQ_ID, (uint32_t)req_id);
 	else
@@ -799,6 +810,7 @@ static void put_req_attrs(struct nlmsghdr *nlh, uint64_t req_id, bool req_id_u32
 	mnl_attr_put_u8(nlh, SNPA_A_MSG_VERSION, 1);
 	mnl_attr_put_u8(nlh, SNPA_A_MSG_VMPCK, 0);
 	mnl_attr_put_u16(nlh, SNPA_A_MSG_SIZE, MSG_REPORT_REQ_SIZE);
+	return nlh;
 }
 
 /* Kinds, in rotation: 0 truncated datagram, 1 nlmsg_len below the header, 2 attribute of
@@ -810,59 +822,49 @@ void kvs_kernel_send_malformed(struct kvs *k, unsigned kind)
 	uint8_t buf[1024] __attribute__((aligned(4)));
 	struct nlmsghdr *nlh;
 	uint64_t req_id = ++k->next_req_id;
-	size_t len;
+	size_t len = 0; /* 0: the datagram is exactly what the header says */
 
 	if (!k->broker_port)
 		return;
 	memset(buf, 0, sizeof(buf));
 	switch (kind % 8) {
 	case 0:
-		put_genl(buf, SNPA_CMD_GUEST_REQ, &nlh);
-		put_req_attrs(nlh, req_id, false);
+		nlh = put_guest_req(buf, req_id, false);
 		len = nlh->nlmsg_len - 6; /* the header claims more than the datagram holds */
 		break;
 	case 1:
-		put_genl(buf, SNPA_CMD_GUEST_DONE, &nlh);
+		nlh = put_genl(buf, SNPA_CMD_GUEST_DONE);
 		nlh->nlmsg_len = 8;
 		len = 16;
 		break;
 	case 2:
-		put_genl(buf, SNPA_CMD_GUEST_REQ, &nlh);
-		put_req_attrs(nlh, req_id, true);
-		len = nlh->nlmsg_len;
+		nlh = put_guest_req(buf, req_id, true);
 		break;
 	case 3:
-		put_genl(buf, SNPA_CMD_GUEST_REQ, &nlh);
-		put_req_attrs(nlh, req_id, false);
+		nlh = put_guest_req(buf, req_id, false);
 		mnl_attr_put_u64(nlh, SNPA_A_VM_ID, 0xdeadbeefull);
-		len = nlh->nlmsg_len;
 		break;
 	case 4:
-		put_genl(buf, 0x7f, &nlh);
-		mnl_attr_put_u64(nlh, SNPA_A_REQ_ID, req_id);
-		len = nlh->nlmsg_len;
+		nlh = put_req_id_cmd(buf, 0x7f, req_id);
 		break;
 	case 5:
-		put_genl(buf, SNPA_CMD_GUEST_DONE, &nlh);
-		mnl_attr_put_u64(nlh, SNPA_A_REQ_ID, req_id);
-		len = nlh->nlmsg_len;
+		nlh = put_req_id_cmd(buf, SNPA_CMD_GUEST_DONE, req_id);
 		break;
 	case 6: {
 		struct genlmsghdr *gh;
-		put_genl(buf, SNPA_CMD_VM_REMOVE, &nlh);
+		nlh = put_genl(buf, SNPA_CMD_VM_REMOVE);
 		mnl_attr_put_u64(nlh, SNPA_A_VM_ID, 0xdeadbeefull);
 		gh = mnl_nlmsg_get_payload(nlh);
 		gh->version = 7;
-		len = nlh->nlmsg_len;
 		break;
 	}
 	default:
-		put_genl(buf, SNPA_CMD_VERDICT, &nlh);
-		mnl_attr_put_u64(nlh, SNPA_A_REQ_ID, req_id);
+		nlh = put_req_id_cmd(buf, SNPA_CMD_VERDICT, req_id);
 		mnl_attr_put_u32(nlh, SNPA_A_VERDICT, SNPA_VERDICT_ALLOW);
-		len = nlh->nlmsg_len;
 		break;
 	}
+	if (!len)
+		len = nlh->nlmsg_len;
 	if (send_to(k, k->broker_port, buf, len) == 0)
 		k->ks.malformed_sent++;
 }
