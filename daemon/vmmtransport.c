@@ -394,7 +394,8 @@ static void on_done(struct vmm_conn *cn, const struct vmmproto_msg *m)
 		 fw && now > cn->allowed_usec ? (now - cn->allowed_usec) * 1000 : 0);
 }
 
-static void on_message(struct vmm_conn *cn, size_t len)
+/* Returns true when the record was a request (CERTS), answered or not. */
+static bool on_message(struct vmm_conn *cn, size_t len)
 {
 	struct vmmtransport *v = cn->v;
 	struct vmmproto_msg m;
@@ -407,13 +408,13 @@ static void on_message(struct vmm_conn *cn, size_t len)
 		snprintf(detail, sizeof(detail), "protocol version %u (this daemon speaks %u)",
 			 (unsigned)version, VMMPROTO_VERSION);
 		conn_refuse(cn, VMMT_REFUSE_VERSION, VMMPROTO_E_VERSION, 0, detail);
-		return;
+		return false;
 	}
 	if (r < 0) {
 		snprintf(detail, sizeof(detail), "unparsable message of %zu bytes (%s)", len,
 			 snp_strerror(r));
 		conn_refuse(cn, VMMT_REFUSE_MALFORMED, VMMPROTO_E_MALFORMED, 0, detail);
-		return;
+		return false;
 	}
 	switch (m.type) {
 	case VMMPROTO_HELLO:
@@ -421,7 +422,7 @@ static void on_message(struct vmm_conn *cn, size_t len)
 		break;
 	case VMMPROTO_CERTS:
 		on_certs(cn, &m);
-		break;
+		return true;
 	case VMMPROTO_DONE:
 		on_done(cn, &m);
 		break;
@@ -439,6 +440,7 @@ static void on_message(struct vmm_conn *cn, size_t len)
 		conn_refuse(cn, VMMT_REFUSE_STATE, VMMPROTO_E_STATE, 0, detail);
 		break;
 	}
+	return false;
 }
 
 static void on_conn_io(struct ev_loop *loop, ev_io *w, int revents)
@@ -448,7 +450,10 @@ static void on_conn_io(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	/* A few records per wake-up, so that one chatty VMM does not hold the loop. */
+	/* One request per VM per wake-up (the DONE of the last one usually comes just before it,
+	 * so a few records are read): a VMM that answers quickly, on the other CPU, would otherwise
+	 * be served again and again within one pass of the loop while the others wait, and the
+	 * tail of their latency would grow with it. */
 	for (unsigned i = 0; i < 8 && !cn->closing; i++) {
 		ssize_t n = recv(cn->fd, v->rx, sizeof(v->rx), MSG_DONTWAIT | MSG_TRUNC);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -463,7 +468,8 @@ static void on_conn_io(struct ev_loop *loop, ev_io *w, int revents)
 				    "record longer than any message");
 			return;
 		}
-		on_message(cn, (size_t)n);
+		if (on_message(cn, (size_t)n))
+			return;
 	}
 }
 
