@@ -59,6 +59,9 @@ static void usage(FILE *f)
 		"                      registers again (the kernel's fail-open; default %u)\n"
 		"  --broker-required   never fail open: BUSY for as long as no broker is there\n"
 		"  --linger S          keep the VMs S seconds after the run before removing them\n"
+		"  --settle S          after adding every guest, wait S seconds before the first\n"
+		"                      request (the broker absorbs the burst of VM_ADDs first);\n"
+		"                      --duration counts from the end of the wait\n"
 		"  --port N            netlink port id to bind (default 0x%08x)\n"
 		"  --load              no cryptography: pre-built messages, the PSP answers at "
 		"once\n"
@@ -154,7 +157,7 @@ static void start_guests(struct kvs *k)
 	k->t_start = kvs_now();
 	for (unsigned i = 0; i < k->o.vms; i++) {
 		double iv = k->o.rate > 0 ? 1.0 / k->o.rate : 0.01;
-		int r = add_guest(k, kvs_rand01(&k->rng) * iv);
+		int r = add_guest(k, k->o.settle + kvs_rand01(&k->rng) * iv);
 		if (r < 0) {
 			fprintf(stderr, "snp-kvmsim: cannot start guest %u: %s\n", i,
 				snp_strerror(r));
@@ -168,7 +171,7 @@ static void start_guests(struct kvs *k)
 	 * a short run would end before its first request. */
 	ev_now_update(k->loop);
 	if (k->o.duration > 0) {
-		ev_timer_set(&k->end_timer, k->o.duration, 0.);
+		ev_timer_set(&k->end_timer, k->o.settle + k->o.duration, 0.);
 		ev_timer_start(k->loop, &k->end_timer);
 	}
 	if (k->o.total_rate > 0 && k->o.noisy < k->o.vms) {
@@ -176,16 +179,17 @@ static void start_guests(struct kvs *k)
 		 * window starts once every guest is added (10,000 VM_ADDs take a while). */
 		double iv = 1.0 / k->o.total_rate;
 		iv = iv < 0.0002 ? 0.0002 : iv;
-		k->pace_t0 = kvs_now();
-		ev_timer_set(&k->pace_timer, 0., iv);
+		k->pace_t0 = kvs_now() + k->o.settle;
+		ev_timer_set(&k->pace_timer, k->o.settle, iv);
 		ev_timer_start(k->loop, &k->pace_timer);
 	}
 	if (k->o.churn) {
-		ev_timer_set(&k->churn_timer, KVS_CHURN_INTERVAL_S, KVS_CHURN_INTERVAL_S);
+		ev_timer_set(&k->churn_timer, k->o.settle + KVS_CHURN_INTERVAL_S,
+			     KVS_CHURN_INTERVAL_S);
 		ev_timer_start(k->loop, &k->churn_timer);
 	}
 	if (k->o.malformed) {
-		ev_timer_set(&k->malformed_timer, KVS_MALFORMED_INTERVAL_S,
+		ev_timer_set(&k->malformed_timer, k->o.settle + KVS_MALFORMED_INTERVAL_S,
 			     KVS_MALFORMED_INTERVAL_S);
 		ev_timer_start(k->loop, &k->malformed_timer);
 	}
@@ -384,6 +388,7 @@ static int print_json(const struct kvs *k, const struct kvs_vm_stats *t, double 
 	if (!root)
 		return -ENOMEM;
 	json_object_set_new(root, "total_rate", json_real(k->o.total_rate));
+	json_object_set_new(root, "settle_s", json_real(k->o.settle));
 	json_object_set_new(root, "pace_missed", json_integer((json_int_t)k->pace_missed));
 	json_object_set_new(root, "paced_requests", json_integer((json_int_t)k->pace_issued));
 	json_object_set_new(root, "pace_window_s",
@@ -505,6 +510,7 @@ enum {
 	OPT_QUIET,
 	OPT_TOTAL_RATE,
 	OPT_LINGER,
+	OPT_SETTLE,
 	OPT_KERNEL,
 	OPT_VMM_SOCKET,
 	OPT_VMM_CERTS_FILE,
@@ -539,6 +545,7 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 		{"quiet", no_argument, NULL, OPT_QUIET},
 		{"total-rate", required_argument, NULL, OPT_TOTAL_RATE},
 		{"linger", required_argument, NULL, OPT_LINGER},
+		{"settle", required_argument, NULL, OPT_SETTLE},
 		{"kernel", required_argument, NULL, OPT_KERNEL},
 		{"vmm-socket", required_argument, NULL, OPT_VMM_SOCKET},
 		{"vmm-certs-file", required_argument, NULL, OPT_VMM_CERTS_FILE},
@@ -640,6 +647,9 @@ static int parse_args(int argc, char **argv, struct kvs_options *o)
 			break;
 		case OPT_LINGER:
 			r = parse_double(optarg, 0, 3600, &o->linger);
+			break;
+		case OPT_SETTLE:
+			r = parse_double(optarg, 0, 600, &o->settle);
 			break;
 		case OPT_KERNEL:
 			if (!strcmp(optarg, "upstream"))

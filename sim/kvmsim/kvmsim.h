@@ -139,6 +139,7 @@ struct kvs_options {
 	uint64_t seed;
 	double wait_broker;
 	double linger; /* seconds to keep the VMs after the run, before VM_REMOVE */
+	double settle; /* seconds between adding the guests and their first request */
 	uint32_t port;
 	bool quiet;
 	/* --kernel upstream (upstream.c): Linux 7.0 KVM and a VMM using libsnpattest */

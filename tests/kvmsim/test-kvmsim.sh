@@ -97,6 +97,13 @@ run_sim load --vms 8 --requests 20 --no-broker --load --rate 0
 check "--load --no-broker completes every request" jqt "$WORK/load.json" \
 	'.totals.completed==160 and .totals.vmpck_wipes==0 and .totals.reports_verified==0'
 
+# --settle: the guests wait before their first request, and --duration counts after the wait
+run_sim settle --vms 50 --duration 0.5 --settle 0.3 --total-rate 200 --no-broker --load
+check "--settle: recorded, and the paced window still ran its requests" jqt "$WORK/settle.json" \
+	'.settle_s==0.3 and .paced_requests>0 and .totals.completed>0 and .totals.vmpck_wipes==0'
+run_sim settle-bad --vms 1 --duration 1 --settle -1 --no-broker
+check "--settle -1 is a usage error (2)" rc_is settle-bad 2
+
 # --- a broker with a certificate table, BUSY every 5th request, INVALID_LEN for small buffers ---
 start_broker ok --state "$STATE" --busy-every 5
 run_sim brk --vms 16 --requests 6 --time-scale 0.01 --port "$PORT" --wait-broker 30 \
