@@ -44,11 +44,11 @@ done
 if [ "$QUICK" = 1 ]; then
 	T_LOAD=1 OVH_REPS=1 PSP_REPS=1 T_PSP=2 T_IDLE=0.5 T_SCALE=1 SCALE_RATE=1000 T_FAIR=2 STARTUP_RUNS=2
 	SCALE_SIZES="10 100 1000 10000" FAIR_QUIET=7 SCHED_ITERS=20000 SCHED_ROUNDS=1 SCALE_LAT_REPS=1
-	SCALE_SETTLE=0.5
+	SCALE_SETTLE=0.5 VMM_REPS=1
 else
 	T_LOAD=3 OVH_REPS=5 PSP_REPS=5 T_PSP=8 T_IDLE=3 T_SCALE=5 SCALE_RATE=5000 T_FAIR=20 STARTUP_RUNS=9
 	SCALE_SIZES="10 100 1000 10000" FAIR_QUIET=15 SCHED_ITERS=1000000 SCHED_ROUNDS=7 SCALE_LAT_REPS=7
-	SCALE_SETTLE=1
+	SCALE_SETTLE=1 VMM_REPS=7
 fi
 [ -z "$SIZES" ] || SCALE_SIZES=$SIZES
 LOAD_VMS=64
@@ -388,7 +388,7 @@ bench_startup() {
 # 5. The VMM socket (Linux 7.0 path): bench-vmm (VMM_VMS VMs, one libsnpattest handle each,
 # asking back to back: request_certs, done) against a do-nothing peer on the same socket type
 # (tests/libsnpattest/vmm-test-server: ALLOW with the daemon's table to every CERTS) and
-# against the daemon (quota and slots that never limit), alternating OVH_REPS times; then the
+# against the daemon (quota and slots that never limit), alternating VMM_REPS times; then the
 # fairness load of 3. as an upstream-mode fleet (snp-kvmsim --kernel upstream), its per-VM
 # admissions sampled from /metrics (VMM-socket VMs are named in snp_attestd_vmm_vm_info).
 bench_vmm() {
@@ -397,7 +397,7 @@ bench_vmm() {
 		daemon_start "${FREE_CONF[@]}" || return 1
 		simenv_stop_daemon
 	fi
-	for ((i = 1; i <= OVH_REPS; i++)); do
+	for ((i = 1; i <= VMM_REPS; i++)); do
 		rm -f "$null"
 		"$BUILD/tests/libsnpattest/vmm-test-server" "$null" allow "$table" \
 			> "$R/vmm-floor-$i.server.out" 2>&1 &
@@ -456,9 +456,9 @@ jq -n --argjson la "[$LOAD_BEFORE,$LOAD_AFTER]" --argjson quick "$QUICK_JSON" \
 	--arg host "$(uname -r)" --argjson cpus "$(nproc)" \
 	--argjson failed "$FAILED_JSON" \
 	--argjson n "$(printf '{"load_vms":%s,"overhead_reps":%s,"psp_reps":%s,"scale_rate":%s,"fair_quiet":%s,
-		"fair_rate":%s,"flood_rate":%s,"flooders":%s,"startup_runs":%s,"scale_lat_reps":%s}' \
+		"fair_rate":%s,"flood_rate":%s,"flooders":%s,"startup_runs":%s,"scale_lat_reps":%s,"vmm_reps":%s}' \
 		"$LOAD_VMS" "$OVH_REPS" "$PSP_REPS" "$SCALE_RATE" "$FAIR_QUIET" "$FAIR_RATE" \
-		"$FLOOD_RATE" "$FLOODERS" "$STARTUP_RUNS" "$SCALE_LAT_REPS")" \
+		"$FLOOD_RATE" "$FLOODERS" "$STARTUP_RUNS" "$SCALE_LAT_REPS" "$VMM_REPS")" \
 	'{loadavg: $la, quick: $quick, scale_sizes: $sizes, commit: $commit, host: $host,
 	  cpus: $cpus, failed: $failed} + $n' > "$R/run.json"
 python3 "$HERE/report.py" "$R" --results "$OUT" || FAILED+=(report)
