@@ -3,8 +3,9 @@
 # bench/run.sh: runs every benchmark of design §10 against an existing build tree, then
 # bench/report.py writes RESULTS/<name>.json, RESULTS/summary.txt and the plots and prints the
 # table. Usage: run.sh --build DIR --results DIR [--quick] [--keep] [--only "NAME..."]
-# [--sizes "N..."] (bench/run builds first; --only runs some of overhead psp scale sched
-# fairness startup vmm; --sizes replaces the fleet sizes of scale and sched, e.g. --sizes 10000)
+# [--sizes "N..."] [--settle S] (bench/run builds first; --only runs some of overhead psp scale
+# sched fairness startup vmm; --sizes replaces the fleet sizes of scale and sched, e.g. --sizes
+# 10000; --settle replaces the scale step's wait between adding the VMs and measuring)
 # Raw figures go to a work directory; nothing here asserts a speed: the exit status is non-zero
 # only when a benchmark could not run.
 set -u
@@ -17,6 +18,7 @@ OUT=
 KEEP=0
 ONLY=
 SIZES=
+SETTLE=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) BUILD=$2; shift 2 ;;
@@ -25,8 +27,9 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=1; shift ;;
 	--only) ONLY=" $2 "; shift 2 ;;
 	--sizes) SIZES=$2; shift 2 ;;
+	--settle) SETTLE=$2; shift 2 ;;
 	-h | --help)
-		sed -n "3,9p" "$0"
+		sed -n "3,10p" "$0"
 		exit 0
 		;;
 	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
@@ -51,6 +54,7 @@ else
 	SCALE_SETTLE=1 VMM_REPS=7
 fi
 [ -z "$SIZES" ] || SCALE_SIZES=$SIZES
+[ -z "$SETTLE" ] || SCALE_SETTLE=$SETTLE
 LOAD_VMS=64
 # The VMM socket: VMs (one thread and libsnpattest handle each) asking back to back.
 VMM_VMS=16
