@@ -21,6 +21,11 @@
 #include "util.h"
 
 #define ADM_HOUSEKEEPING_SEC 1.0
+/* VM lifecycle lines ("VM added", "VM removed"): one each for up to this many a second; the rest
+ * of a burst (a host starting its VMs, a kernel side replaying thousands) is counted and summed
+ * up by housekeeping. 10,000 lines in a second flood the journal, whose per-service rate limit
+ * then drops the daemon's other messages too, and each line is a write on the loop. */
+#define ADM_LIFECYCLE_LOG_BURST 20
 
 const uint64_t adm_wait_bounds_usec[ADM_WAIT_NBOUNDS] = {
 	10,   50,   100,  250,	 500,	1000,  2000,  2500,  3000,  4000,  5000,  6000,
@@ -90,6 +95,8 @@ struct adm {
 	size_t table_len;
 	uint32_t table_pages;
 	struct adm_stats stats;
+	struct ratelimit lifecycle_rl;
+	uint64_t lifecycle_unlogged[2]; /* [0] added, [1] removed: lines held back this burst */
 	ev_timer deadline;
 	ev_timer housekeeping;
 };
@@ -296,11 +303,33 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 	arm_deadline(a);
 }
 
+/* A VM lifecycle line may be written now (else it is counted for lifecycle_flush). */
+static bool lifecycle_log_pass(struct adm *a, bool removed)
+{
+	if (ratelimit_pass(&a->lifecycle_rl, now_usec(), NULL))
+		return true;
+	a->lifecycle_unlogged[removed]++;
+	return false;
+}
+
+static void lifecycle_flush(struct adm *a)
+{
+	uint64_t *n = a->lifecycle_unlogged;
+
+	if (!n[0] && !n[1])
+		return;
+	log_info("%llu more VMs added and %llu removed, not logged one by one (over %d a second); "
+		 "'snpctl vm list' shows the VMs",
+		 (unsigned long long)n[0], (unsigned long long)n[1], ADM_LIFECYCLE_LOG_BURST);
+	n[0] = n[1] = 0;
+}
+
 void adm_housekeeping(struct adm *a)
 {
 	uint64_t now = now_usec();
 	struct adm_vm *vm;
 
+	lifecycle_flush(a);
 	/* Oldest first: the first one that is not stale ends the look. A slot freed here may
 	 * admit a queued request; it joins the list at the new end, not stale. */
 	while ((vm = a->inflight) && now - vm->inflight_since > ADM_STALE_INFLIGHT_USEC) {
@@ -515,7 +544,7 @@ int adm_vm_add(struct adm *a, struct adm_transport *t, uint64_t vm_id,
 		a->all = vm;
 		a->n_vms++;
 		apply_quota(a, vm_id, now);
-		if (!resync)
+		if (!resync && lifecycle_log_pass(a, false))
 			log_vm(LOG_INFO, vm_id, 0, "VM added (VMM pid %u, ASID %u)",
 			       attrs ? attrs->vmm_pid : 0, attrs ? attrs->asid : 0);
 	}
@@ -570,7 +599,7 @@ static void vm_drop(struct adm *a, struct adm_vm *vm, const char *why)
 	if (vm->next)
 		vm->next->prev = vm->prev;
 	a->n_vms--;
-	if (why)
+	if (why && lifecycle_log_pass(a, true))
 		log_vm(LOG_INFO, vm_id, 0, "VM removed (%s)", why);
 	free(vm);
 }
@@ -862,6 +891,7 @@ int adm_new(struct ev_loop *loop, const struct adm_config *c, const struct adm_h
 		free(a);
 		return r;
 	}
+	ratelimit_init(&a->lifecycle_rl, 1000000, ADM_LIFECYCLE_LOG_BURST);
 	ev_timer_init(&a->deadline, on_deadline, 0., 0.);
 	ev_timer_init(&a->housekeeping, on_housekeeping, ADM_HOUSEKEEPING_SEC,
 		      ADM_HOUSEKEEPING_SEC);
@@ -879,6 +909,7 @@ void adm_free(struct adm *a)
 		return;
 	ev_timer_stop(a->loop, &a->deadline);
 	ev_timer_stop(a->loop, &a->housekeeping);
+	lifecycle_flush(a);
 	/* Queued requests are dropped without events (sched_free). */
 	sched_free(a->sched);
 	while (a->all) {

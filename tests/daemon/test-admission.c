@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <unistd.h>
 
 #include "admission.h"
 #include "msg.h"
@@ -544,6 +545,50 @@ START_TEST(test_two_transports_one_scheduler)
 }
 END_TEST
 
+/* A burst of VM additions and removals (a host starting its VMs) is not logged line by line:
+ * at most a burst's worth of lines pass, the rest are counted and summed up by housekeeping, and
+ * the lines plus the summary account for every VM. */
+START_TEST(test_lifecycle_log_burst)
+{
+	char path[] = "/tmp/test-admission-log.XXXXXX";
+	unsigned long long added = 0, removed = 0, sum_added = 0, sum_removed = 0;
+	int summaries = 0;
+	int fd = mkstemp(path), saved = dup(2);
+	char text[65536];
+	const char *p;
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(fd, 2), 2);
+	for (uint64_t vm = 1; vm <= 100; vm++)
+		add(&ta, vm);
+	for (uint64_t vm = 1; vm <= 30; vm++)
+		ck_assert_int_eq(adm_vm_remove(a, vm, "test"), 0);
+	adm_housekeeping(a);
+	ck_assert_int_eq(dup2(saved, 2), 2);
+	close(saved);
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	unlink(path);
+	ck_assert_int_gt(n, 0);
+	text[n] = 0;
+	for (p = text; (p = strstr(p, ": VM added (")); p++)
+		added++;
+	for (p = text; (p = strstr(p, ": VM removed (")); p++)
+		removed++;
+	for (p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (sscanf(p, "<%*d>snp-attestd: %llu more VMs added and %llu removed", &sum_added,
+			   &sum_removed) == 2)
+			summaries++;
+	ck_assert_msg(added < 100, "every one of 100 additions was logged on its own");
+	ck_assert_msg(summaries == 1, "%d summary lines:\n%s", summaries, text);
+	ck_assert_uint_eq(added + sum_added, 100);
+	ck_assert_uint_eq(removed + sum_removed, 30);
+	ck_assert_uint_eq(adm_vm_count(a), 70);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("admission");
@@ -565,6 +610,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_resync);
 	tcase_add_test(tc, test_transport_lost);
 	tcase_add_test(tc, test_two_transports_one_scheduler);
+	tcase_add_test(tc, test_lifecycle_log_burst);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(tq, setup_burst1, teardown);
 	tcase_add_test(tq, test_busy_quota);
