@@ -270,10 +270,10 @@ bench_scale() {
 	local n probe settle window table=() fleet
 	# Every scale run first adds its N VMs and then waits SCALE_SETTLE seconds before the first
 	# request (snp-kvmsim --settle; the run's duration counts from there): the floor takes the
-	# burst of VM_ADDs for free, the daemon needs ~80 ms for 10,000 of them, and without the wait
-	# the first few hundred requests queued behind that burst made the daemon's p99 at 10,000
-	# VMs (set-up, not turnaround). The quick configuration needs it too: its 1 s runs would
-	# otherwise end before the largest fleet is set up.
+	# burst of VM_ADDs for free, while the daemon's requests in the first ~0.2 s after 10,000 of
+	# them were slow enough to double its p99 (set-up, not turnaround; bench/RESULTS.md, "What
+	# made the tail"). The quick configuration needs it too: its 1 s runs would otherwise end
+	# before the largest fleet is set up.
 	# The floor serves the daemon's certificate table, as in the overhead step, so that both
 	# answer the same requests the same way (extended requests with too small a buffer get
 	# INVALID_LEN from both); with --only scale the daemon has not written it yet.
